@@ -1,0 +1,5 @@
+"""``python -m dragonopsd``."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""HTTP API: route table, middlewares, handlers per resource, OpenAPI."""

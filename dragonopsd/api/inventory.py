@@ -1,0 +1,224 @@
+"""Handlers for /api/clients, /api/projects, /api/environments and /api/servers.
+
+The four resources behave identically, so one factory builds each one's routes from its table
+name and Structs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from ..keys import INVENTORY
+from ..model import (
+    AnyEntity,
+    Client,
+    ClientCreate,
+    ClientPatch,
+    Environment,
+    EnvironmentCreate,
+    EnvironmentPatch,
+    Project,
+    ProjectCreate,
+    ProjectPatch,
+    Server,
+    ServerCreate,
+    ServerPatch,
+)
+from ..problem import Problem, invalid, not_found
+from ..store.inventory import LEVELS, SORTS, ListQuery, camel, include_depth, includes_for
+from .http import encode, etag_matches, etag_of, json_response, read_json
+from .route import Param, Route
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+
+class Page(msgspec.Struct, rename="camel"):
+    """A page of a list: the items and the opaque cursor of the next page (null on the last)."""
+
+    items: list[Any]
+    next_cursor: str | None
+
+
+def _page_of(item: type) -> Any:
+    """A named page type per entity, so OpenAPI shows ``ClientPage`` with typed items."""
+    return msgspec.defstruct(
+        f"{item.__name__}Page",
+        [("items", list[item]), ("next_cursor", str | None)],  # type: ignore[valid-type]
+        rename="camel",
+    )
+
+
+def _ident(request: web.Request, singular: str) -> str:
+    raw = request.match_info["id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise not_found(singular, raw) from None
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    value = request.query.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise invalid(name, "expected true or false")
+    return value in ("true", "1")
+
+
+def _include(request: web.Request, table: str) -> int:
+    raw = request.query.get("include", "")
+    return include_depth(table, [p.strip() for p in raw.split(",") if p.strip()])
+
+
+def _check_params(request: web.Request, allowed: set[str]) -> None:
+    for name in request.query:
+        if name not in allowed:
+            raise invalid(name, f"unknown query parameter (allowed: {', '.join(sorted(allowed))})")
+    for name in allowed:
+        if len(request.query.getall(name, [])) > 1:
+            raise invalid(name, "given more than once")
+
+
+def _list_query(request: web.Request, table: str) -> ListQuery:
+    level = LEVELS[table]
+    parent = camel(level.parent_column) if level.parent_column else None
+    allowed = {"limit", "cursor", "sort", "q", "status", "include"} | ({parent} if parent else set())
+    _check_params(request, allowed)
+    q = request.query
+    try:
+        limit = int(q.get("limit", DEFAULT_LIMIT))
+    except ValueError:
+        raise invalid("limit", "expected an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    sort = q.get("sort", "name")
+    if sort.lstrip("-") not in SORTS:
+        raise invalid("sort", f"unknown sort key (one of {', '.join(SORTS)}, '-' for descending)")
+    statuses = tuple(s for s in q.get("status", "").split(",") if s)
+    for s in statuses:
+        if s not in level.statuses:
+            raise invalid("status", f"unknown status '{s}' (one of {', '.join(level.statuses)})")
+    parent_id = None
+    if parent and parent in q:
+        try:
+            parent_id = str(uuid.UUID(q[parent]))
+        except ValueError:
+            raise invalid(parent, "expected a UUID") from None
+    text = q.get("q")
+    if text is not None and len(text) > 200:
+        raise invalid("q", "at most 200 characters")
+    return ListQuery(
+        parent_id=parent_id,
+        statuses=statuses,
+        q=text or None,
+        sort=sort,
+        limit=limit,
+        cursor=q.get("cursor") or None,
+        depth=_include(request, table),
+    )
+
+
+def _precondition(request: web.Request) -> Callable[[AnyEntity], None] | None:
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+
+    def check(current: AnyEntity) -> None:
+        if not etag_matches(header, etag_of(encode(current))):
+            raise Problem(412, "If-Match does not match the current ETag; GET it again")
+
+    return check
+
+
+def resource_routes(
+    table: str, entity: type, create: type, patch: type, summary_name: str
+) -> list[Route]:
+    """GET/POST on the collection and GET/PATCH/DELETE on one item, for one inventory level."""
+    level = LEVELS[table]
+    singular = level.singular
+    base = f"/api/{table}"
+
+    async def list_items(request: web.Request) -> web.Response:
+        items, cursor = await request.app[INVENTORY].list(table, _list_query(request, table))
+        return json_response(Page(items=items, next_cursor=cursor))
+
+    async def get_item(request: web.Request) -> web.StreamResponse:
+        ident = _ident(request, singular)
+        _check_params(request, {"include"})
+        item = await request.app[INVENTORY].get(table, ident, _include(request, table))
+        body = encode(item)
+        etag = etag_of(body)
+        inm = request.headers.get("If-None-Match")
+        if inm and etag_matches(inm, etag):
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
+
+    async def create_item(request: web.Request) -> web.Response:
+        _check_params(request, set())
+        body = await read_json(request, create)
+        item = await request.app[INVENTORY].create(table, body)
+        return json_response(item, status=201, etag=True, headers={"Location": f"{base}/{item.id}"})
+
+    async def patch_item(request: web.Request) -> web.Response:
+        ident = _ident(request, singular)
+        _check_params(request, set())
+        body = await read_json(request, patch)
+        item = await request.app[INVENTORY].update(table, ident, body, _precondition(request))
+        return json_response(item, etag=True)
+
+    async def delete_item(request: web.Request) -> web.Response:
+        ident = _ident(request, singular)
+        _check_params(request, {"cascade"})
+        await request.app[INVENTORY].delete(
+            table, ident, cascade=_flag(request, "cascade"), precondition=_precondition(request)
+        )
+        return web.Response(status=204)
+
+    includes = sorted(includes_for(table))
+    include_param = Param(
+        "include",
+        f"Comma-separated children to embed: {', '.join(includes)}" if includes else "Nothing to embed",
+        {"type": "string"},
+    )
+    id_param = Param("id", f"The {singular}'s UUID", {"type": "string", "format": "uuid"}, "path", True)
+    list_params = [
+        Param("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+        Param("cursor", "Opaque cursor from the previous page's nextCursor", {"type": "string"}),
+        Param("sort", "Sort key, '-' prefix for descending", {"type": "string", "enum": [*SORTS, *(f"-{s}" for s in SORTS)], "default": "name"}),
+        Param("q", "Case-insensitive substring of the name", {"type": "string", "maxLength": 200}),
+        Param("status", "Comma-separated statuses", {"type": "string"}),
+        include_param,
+    ]
+    if level.parent_column:
+        parent = camel(level.parent_column)
+        list_params.insert(0, Param(parent, "Only children of this parent", {"type": "string", "format": "uuid"}))
+    if_match = Param("If-Match", "ETag from a previous GET; 412 when stale", {"type": "string"}, "header")
+    item_path = f"{base}/{{id}}"
+    return [
+        Route("GET", base, list_items, f"List {table}", summary_name, "viewer",
+              response=_page_of(entity), params=tuple(list_params), errors=(422,)),
+        Route("POST", base, create_item, f"Create a {singular}", summary_name, "operator",
+              body=create, response=entity, status=201, errors=(400, 413, 415, 422)),
+        Route("GET", item_path, get_item, f"Get a {singular}", summary_name, "viewer",
+              response=entity, params=(id_param, include_param), errors=(404, 422)),
+        Route("PATCH", item_path, patch_item, f"Update a {singular}", summary_name, "operator",
+              body=patch, response=entity, params=(id_param, if_match),
+              errors=(400, 404, 412, 413, 415, 422)),
+        Route("DELETE", item_path, delete_item, f"Delete a {singular}", summary_name, "operator",
+              status=204, errors=(404, 409, 412, 422),
+              params=(id_param, if_match, Param("cascade", "Also delete every child", {"type": "boolean", "default": False}))),
+    ]
+
+
+def routes() -> list[Route]:
+    """Routes of the whole inventory."""
+    return [
+        *resource_routes("clients", Client, ClientCreate, ClientPatch, "Clients"),
+        *resource_routes("projects", Project, ProjectCreate, ProjectPatch, "Projects"),
+        *resource_routes("environments", Environment, EnvironmentCreate, EnvironmentPatch, "Environments"),
+        *resource_routes("servers", Server, ServerCreate, ServerPatch, "Servers"),
+    ]

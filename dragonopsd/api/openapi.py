@@ -1,0 +1,103 @@
+"""OpenAPI 3.1 document generated from the route table and the Structs it names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..problem import ProblemBody
+from .route import Route
+
+REF = "#/components/schemas/{name}"
+COMMON_ERRORS = (500,)
+ERROR_TEXT = {
+    400: "Malformed request (e.g. invalid JSON)",
+    401: "Missing or invalid credentials",
+    403: "Not allowed for this role",
+    404: "No such resource",
+    405: "Method not allowed",
+    409: "Conflict with the current state (e.g. children still present)",
+    412: "If-Match precondition failed",
+    413: "Body larger than [server] max_body_bytes",
+    415: "Body is not application/json",
+    422: "Body or parameter failed validation; errors[] names each field",
+    429: "Too many requests",
+    500: "Internal error (no stack trace; quote X-Request-ID)",
+    503: "Not ready",
+}
+
+
+def _op_id(route: Route) -> str:
+    words = [w for w in route.path.replace("{", "").replace("}", "").split("/") if w]
+    words = [w for w in words if w != "api"]
+    name = "".join(w.replace(".", "_").replace("-", "_").title().replace("_", "") for w in words)
+    return route.method.lower() + name
+
+
+def build(routes: list[Route], version: str) -> dict[str, Any]:
+    """The OpenAPI document for these routes."""
+    types = [t for r in routes for t in (r.body, r.response) if t is not None and t is not dict]
+    unique = list(dict.fromkeys([*types, ProblemBody]))
+    schemas, components = msgspec.json.schema_components(unique, ref_template=REF)
+    schema_of = dict(zip(unique, schemas, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for r in routes:
+        op: dict[str, Any] = {
+            "operationId": _op_id(r),
+            "summary": r.summary,
+            "tags": [r.tag],
+            "x-role": r.role,
+            "responses": {},
+        }
+        if r.role != "public":
+            op["security"] = [{"bearerAuth": []}]
+        if r.params:
+            op["parameters"] = [
+                {"name": p.name, "in": p.where, "required": p.required or p.where == "path",
+                 "description": p.description, "schema": p.schema}
+                for p in r.params
+            ]
+        if r.body is not None:
+            op["requestBody"] = {
+                "required": True,
+                "content": {"application/json": {"schema": schema_of[r.body]}},
+            }
+        ok: dict[str, Any] = {"description": "Success"}
+        if r.status != 204:
+            if r.response is dict:
+                schema: dict[str, Any] = {"type": "object"}
+            elif r.response is not None:
+                schema = schema_of[r.response]
+            else:
+                schema = {"type": "string"}
+            ok["content"] = {r.content_type: {"schema": schema}}
+        op["responses"][str(r.status)] = ok
+        for code in (*r.errors, *COMMON_ERRORS):
+            op["responses"][str(code)] = {"$ref": f"#/components/responses/E{code}"}
+        paths.setdefault(r.path, {})[r.method.lower()] = op
+    used = sorted({c for r in routes for c in (*r.errors, *COMMON_ERRORS)})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "dragonopsd",
+            "version": version,
+            "description": "Inventory, monitoring and operations daemon. Errors are RFC 9457 "
+            "application/problem+json documents.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "responses": {
+                f"E{code}": {
+                    "description": ERROR_TEXT.get(code, "Error"),
+                    "content": {"application/problem+json": {"schema": {"$ref": REF.format(name="ProblemBody")}}},
+                }
+                for code in used
+            },
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer",
+                               "description": "API token or Supabase JWT"},
+            },
+        },
+    }

@@ -1,0 +1,43 @@
+"""A route: handler plus everything OpenAPI and the auth layer need to know about it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp.typedefs import Handler
+
+Role = Literal["public", "viewer", "operator", "admin"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query or path parameter, documented in OpenAPI."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+    where: Literal["query", "path", "header"] = "query"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    """One row of the route table.
+
+    ``role`` is the least role that may call it: every route states one, so none can ship
+    without an access decision.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    role: Role
+    body: Any = None
+    response: Any = None
+    status: int = 200
+    params: tuple[Param, ...] = ()
+    errors: tuple[int, ...] = ()
+    content_type: str = "application/json"

@@ -1,0 +1,76 @@
+"""Health, readiness, dashboard stats, and the API's own description."""
+
+from __future__ import annotations
+
+import msgspec
+from aiohttp import web
+
+from ..keys import DASHBOARD, DATABASE, DOCS_PAGE, OPENAPI
+from ..model import DashboardStats
+from ..store import migrations
+from .route import Route
+
+
+class Health(msgspec.Struct):
+    """Liveness: the process answers."""
+
+    status: str
+
+
+class Readiness(msgspec.Struct):
+    """Readiness: each dependency and whether it is usable."""
+
+    status: str
+    checks: dict[str, str]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness probe: answers as long as the loop runs."""
+    return web.Response(body=b'{"status":"ok"}', content_type="application/json")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: the store is open and migrated to this build's schema."""
+    db = request.app[DATABASE]
+    checks = {
+        "store": "ok" if db.is_open else "closed",
+        "migrations": (
+            f"ok (version {db.schema_version})"
+            if db.schema_version == migrations.latest()
+            else f"pending (at {db.schema_version}, want {migrations.latest()})"
+        ),
+    }
+    ready = all(v.startswith("ok") for v in checks.values())
+    body = msgspec.json.encode(Readiness("ready" if ready else "not-ready", checks))
+    return web.Response(body=body, status=200 if ready else 503, content_type="application/json")
+
+
+async def dashboard_stats(request: web.Request) -> web.Response:
+    """Counts of the inventory, served from cache until the next write."""
+    body = await request.app[DASHBOARD].body()
+    return web.Response(body=body, content_type="application/json")
+
+
+async def openapi(request: web.Request) -> web.Response:
+    """The OpenAPI 3.1 document, generated at start from the route table."""
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")
+
+
+async def docs(request: web.Request) -> web.Response:
+    """A self-contained page that renders the OpenAPI document (no CDN)."""
+    return web.Response(body=request.app[DOCS_PAGE], content_type="text/html", charset="utf-8")
+
+
+def routes() -> list[Route]:
+    """Routes that are about the daemon rather than the inventory."""
+    return [
+        Route("GET", "/healthz", healthz, "Liveness", "System", "public", response=Health),
+        Route("GET", "/readyz", readyz, "Readiness", "System", "public", response=Readiness,
+              errors=(503,)),
+        Route("GET", "/api/stats/dashboard", dashboard_stats, "Dashboard counts", "Dashboard",
+              "viewer", response=DashboardStats),
+        Route("GET", "/api/openapi.json", openapi, "This OpenAPI document", "System", "public",
+              response=dict),
+        Route("GET", "/api/docs", docs, "API reference page", "System", "public",
+              content_type="text/html"),
+    ]

@@ -1,0 +1,180 @@
+"""Daemon configuration: a tree of frozen Structs decoded from TOML plus DRAGONOPS_* overrides.
+
+Every problem is reported as ``key: message`` so `dragonopsd check-config` can list them all at
+once instead of making the operator fix one typo per restart.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+ENV_PREFIX = "DRAGONOPS_"
+
+Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
+Origin = Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")]
+
+
+class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
+    """Base of every config table.
+
+    frozen: a loaded config is a value that services may share without copying.
+    forbid_unknown_fields: a misspelt key is an error, never a silently ignored setting.
+    """
+
+
+class ServerConfig(Section):
+    """[server]: where the HTTP API listens and what it accepts."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
+    port: Port = 8750
+    cors_origins: list[Origin] = []
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] = 1024 * 1024
+    shutdown_timeout: Annotated[float, msgspec.Meta(ge=0, le=300)] = 10.0
+
+
+class StorageConfig(Section):
+    """[storage]: the SQLite database."""
+
+    state_dir: str = ""
+    path: Annotated[str, msgspec.Meta(min_length=1)] = "dragonops.db"
+    synchronous: Literal["normal", "full"] = "full"
+    busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 5000
+    readers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
+
+
+class RedisConfig(Section):
+    """[redis]: empty url keeps cache and bus in-process."""
+
+    url: Annotated[str, msgspec.Meta(pattern=r"^$|^(redis|rediss|unix)://")] = ""
+
+
+class LogConfig(Section):
+    """[log]: level and line format (json for log shippers)."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["text", "json"] = "text"
+
+
+class Config(Section):
+    """The whole configuration file."""
+
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    redis: RedisConfig = RedisConfig()
+    log: LogConfig = LogConfig()
+
+    def state_dir(self) -> Path:
+        """The directory every relative path in the config resolves against."""
+        if self.storage.state_dir:
+            return Path(self.storage.state_dir)
+        return Path(os.environ.get("STATE_DIRECTORY", "").split(":")[0] or "var")
+
+    def resolve(self, path: str) -> Path:
+        """Resolve a configured path against the state directory."""
+        p = Path(path)
+        return p if p.is_absolute() else self.state_dir() / p
+
+
+SECTIONS: dict[str, type[Section]] = {
+    "server": ServerConfig,
+    "storage": StorageConfig,
+    "redis": RedisConfig,
+    "log": LogConfig,
+}
+
+
+class ConfigError(Exception):
+    """Raised with every problem found, each as ``key: message``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def _env_value(text: str) -> Any:
+    """Read an env override as a TOML value (so ports are ints, lists are lists), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
+    for name, text in sorted(env.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in SECTIONS:
+            problems.append(f"{name}: unknown section '{section}'")
+            continue
+        table = raw.setdefault(section, {})
+        if not isinstance(table, dict):
+            continue
+        table[key] = _env_value(text)
+
+
+def _check_section(name: str, table: Any, problems: list[str]) -> None:
+    cls = SECTIONS[name]
+    if not isinstance(table, dict):
+        problems.append(f"{name}: expected a table, got {type(table).__name__}")
+        return
+    fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
+    for key, value in table.items():
+        field = fields.get(key)
+        if field is None:
+            problems.append(f"{name}.{key}: unknown key")
+            continue
+        try:
+            msgspec.convert(value, field.type)
+        except msgspec.ValidationError as exc:
+            message = str(exc).split(" - at `", 1)[0]
+            problems.append(f"{name}.{key}: {message}")
+
+
+def from_mapping(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
+    """Validate a decoded TOML document (plus env overrides) into a Config, or raise ConfigError."""
+    problems: list[str] = []
+    raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
+    _apply_env(raw, os.environ if env is None else env, problems)
+    for name, table in raw.items():
+        if name not in SECTIONS:
+            problems.append(f"{name}: unknown section")
+        else:
+            _check_section(name, table, problems)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:  # cross-key problems the per-key pass cannot see
+        raise ConfigError([str(exc)]) from exc
+
+
+def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:
+    """Load the config file (None: built-in defaults) and apply DRAGONOPS_<SECTION>__<KEY>."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError([f"{path}: file not found"]) from exc
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([f"{path}: cannot read: {exc}"]) from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([f"{path}: TOML syntax: {exc}"]) from exc
+    return from_mapping(raw, env)
+
+
+def with_overrides(cfg: Config, **sections: dict[str, Any]) -> Config:
+    """Return cfg with some keys replaced (CLI flags win over file and env)."""
+    changes = {
+        name: msgspec.structs.replace(getattr(cfg, name), **values)
+        for name, values in sections.items()
+        if values
+    }
+    return msgspec.structs.replace(cfg, **changes)

@@ -1,0 +1,1 @@
+"""SQLite persistence: the database, its migrations, one module per aggregate."""
