@@ -77,4 +77,3 @@ def build_app(cfg: Config, *, demo_data: bool = False) -> web.Application:
     app.cleanup_ctx.append(database_ctx)
     app.on_response_prepare.append(middleware.on_response_prepare)
     return app
-

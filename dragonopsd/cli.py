@@ -31,13 +31,18 @@ EPILOG = "exit codes: 0 success, 1 runtime failure, 2 usage or configuration err
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dragonopsd", description=__doc__.splitlines()[0], epilog=EPILOG)
+    p = argparse.ArgumentParser(
+        prog="dragonopsd", description=__doc__.splitlines()[0], epilog=EPILOG
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--config", type=Path, help="TOML config file (default: built-in defaults)")
-        sp.add_argument("--state-dir", help="directory for the database and other state "
-                        "(default: $STATE_DIRECTORY, else ./var)")
+        sp.add_argument(
+            "--state-dir",
+            help="directory for the database and other state "
+            "(default: $STATE_DIRECTORY, else ./var)",
+        )
 
     serve = sub.add_parser("serve", help="run the daemon", epilog=EPILOG)
     common(serve)
@@ -45,16 +50,21 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (default 8750; 0 picks a free one)")
     serve.add_argument("--demo", action="store_true", help="seed a demo inventory on first start")
 
-    check = sub.add_parser("check-config", help="validate the configuration and exit", epilog=EPILOG)
+    check = sub.add_parser(
+        "check-config", help="validate the configuration and exit", epilog=EPILOG
+    )
     common(check)
 
     db = sub.add_parser("db", help="database maintenance", epilog=EPILOG)
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    for name, text in (("migrate", "apply pending migrations"),
-                       ("check", "run PRAGMA quick_check and compare the schema version")):
+    for name, text in (
+        ("migrate", "apply pending migrations"),
+        ("check", "run PRAGMA quick_check and compare the schema version"),
+    ):
         common(dbsub.add_parser(name, help=text, epilog=EPILOG))
-    backup = dbsub.add_parser("backup", help="copy the live database with SQLite's online backup",
-                              epilog=EPILOG)
+    backup = dbsub.add_parser(
+        "backup", help="copy the live database with SQLite's online backup", epilog=EPILOG
+    )
     common(backup)
     backup.add_argument("path", type=Path, help="file to write (must not exist)")
 
@@ -76,16 +86,21 @@ def _config(args: argparse.Namespace) -> Config:
 
 
 def _database(cfg: Config) -> Database:
-    return Database(cfg.resolve(cfg.storage.path), synchronous=cfg.storage.synchronous,
-                    busy_timeout_ms=cfg.storage.busy_timeout_ms, readers=1)
+    return Database(
+        cfg.resolve(cfg.storage.path),
+        synchronous=cfg.storage.synchronous,
+        busy_timeout_ms=cfg.storage.busy_timeout_ms,
+        readers=1,
+    )
 
 
 async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads the log settings from the config file."""
     notifier = Notifier()
     app = build_app(cfg, demo_data=demo)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=cfg.server.shutdown_timeout)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=cfg.server.shutdown_timeout
+    )
     try:
         await runner.setup()
     except migrations.MigrationError as exc:
@@ -188,9 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_USAGE
     if args.command == "check-config":
-        print(f"ok: listen {cfg.server.host}:{cfg.server.port}, "
-              f"database {cfg.resolve(cfg.storage.path)}, "
-              f"redis {cfg.redis.url or 'off (in-process)'}, log {cfg.log.level}/{cfg.log.format}")
+        print(
+            f"ok: listen {cfg.server.host}:{cfg.server.port}, "
+            f"database {cfg.resolve(cfg.storage.path)}, "
+            f"redis {cfg.redis.url or 'off (in-process)'}, log {cfg.log.level}/{cfg.log.format}"
+        )
         return EXIT_OK
     logs.setup(cfg.log.level, cfg.log.format)
     try:

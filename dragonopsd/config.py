@@ -28,7 +28,7 @@ class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=T
     """
 
 
-class ServerConfig(Section):
+class ServerConfig(Section, frozen=True):
     """[server]: where the HTTP API listens and what it accepts."""
 
     host: Annotated[str, msgspec.Meta(min_length=1)] = "127.0.0.1"
@@ -38,7 +38,7 @@ class ServerConfig(Section):
     shutdown_timeout: Annotated[float, msgspec.Meta(ge=0, le=300)] = 10.0
 
 
-class StorageConfig(Section):
+class StorageConfig(Section, frozen=True):
     """[storage]: the SQLite database."""
 
     state_dir: str = ""
@@ -48,20 +48,20 @@ class StorageConfig(Section):
     readers: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
 
 
-class RedisConfig(Section):
+class RedisConfig(Section, frozen=True):
     """[redis]: empty url keeps cache and bus in-process."""
 
     url: Annotated[str, msgspec.Meta(pattern=r"^$|^(redis|rediss|unix)://")] = ""
 
 
-class LogConfig(Section):
+class LogConfig(Section, frozen=True):
     """[log]: level and line format (json for log shippers)."""
 
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["text", "json"] = "text"
 
 
-class Config(Section):
+class Config(Section, frozen=True):
     """The whole configuration file."""
 
     server: ServerConfig = ServerConfig()

@@ -11,16 +11,28 @@ SEEDED = "demo_seeded"
 
 # client -> [(project, technologies, domain)]
 CLIENTS: list[tuple[str, str, list[tuple[str, list[str], str]]]] = [
-    ("Acme Logistics", "Freight tracking for 40 warehouses", [
-        ("Fleet Tracker", ["Python", "FastAPI", "PostgreSQL", "Redis"], "fleet.acme.example"),
-        ("Customer Portal", ["React", "TypeScript", "Node.js"], "portal.acme.example"),
-    ]),
-    ("Globex Retail", "E-commerce storefronts", [
-        ("Storefront", ["Next.js", "Go", "PostgreSQL"], "shop.globex.example"),
-    ]),
-    ("Initech Health", "Patient scheduling (HIPAA scope)", [
-        ("Scheduler API", ["Java", "Spring Boot", "MariaDB"], "api.initech.example"),
-    ]),
+    (
+        "Acme Logistics",
+        "Freight tracking for 40 warehouses",
+        [
+            ("Fleet Tracker", ["Python", "FastAPI", "PostgreSQL", "Redis"], "fleet.acme.example"),
+            ("Customer Portal", ["React", "TypeScript", "Node.js"], "portal.acme.example"),
+        ],
+    ),
+    (
+        "Globex Retail",
+        "E-commerce storefronts",
+        [
+            ("Storefront", ["Next.js", "Go", "PostgreSQL"], "shop.globex.example"),
+        ],
+    ),
+    (
+        "Initech Health",
+        "Patient scheduling (HIPAA scope)",
+        [
+            ("Scheduler API", ["Java", "Spring Boot", "MariaDB"], "api.initech.example"),
+        ],
+    ),
 ]
 # environment -> (server roles, subnet)
 ENVIRONMENTS = [("Production", ("web", "db"), 10), ("Staging", ("web",), 20)]
@@ -38,15 +50,24 @@ async def seed(inventory: InventoryService) -> bool:
         for project_name, tech, domain in projects:
             project = await inventory.create(
                 "projects",
-                ProjectCreate(client_id=uuid.UUID(client.id), name=project_name,
-                              technology=tech, tags=["demo"]),
+                ProjectCreate(
+                    client_id=uuid.UUID(client.id),
+                    name=project_name,
+                    technology=tech,
+                    tags=["demo"],
+                ),
             )
+            slug = project_name.lower().replace(" ", "-")
             for env_name, roles, subnet in ENVIRONMENTS:
                 prefix = "" if env_name == "Production" else "staging."
                 env = await inventory.create(
                     "environments",
-                    EnvironmentCreate(project_id=uuid.UUID(project.id), name=env_name,
-                                      url=f"https://{prefix}{domain}", tags=["demo"]),
+                    EnvironmentCreate(
+                        project_id=uuid.UUID(project.id),
+                        name=env_name,
+                        url=f"https://{prefix}{domain}",
+                        tags=["demo"],
+                    ),
                 )
                 for role in roles:
                     host += 1
@@ -54,7 +75,7 @@ async def seed(inventory: InventoryService) -> bool:
                         "servers",
                         ServerCreate(
                             environment_id=uuid.UUID(env.id),
-                            name=f"{project_name.lower().replace(' ', '-')}-{env_name[:4].lower()}-{role}",
+                            name=f"{slug}-{env_name[:4].lower()}-{role}",
                             type=role,
                             status="running",
                             private_ip=f"10.{subnet}.0.{host}",

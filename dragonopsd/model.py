@@ -35,7 +35,6 @@ ServerStatus = Literal[
     "unreachable",
     "maintenance",
 ]
-SERVER_STATUSES: tuple[str, ...] = ServerStatus.__args__
 
 
 class FieldError(Exception):
@@ -50,7 +49,7 @@ class FieldError(Exception):
         self.message = message
 
 
-def check_ip(value: str | None | UnsetType, path: str) -> None:
+def check_ip(value: str | UnsetType | None, path: str) -> None:
     """privateIp must be an IPv4 or IPv6 address (no prefix, no hostname)."""
     if isinstance(value, str):
         try:
@@ -130,7 +129,7 @@ class ClientPatch(Body, kw_only=True):
 
     name: Name | UnsetType = UNSET
     status: ClientStatus | UnsetType = UNSET
-    description: Description | None | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
 
 
@@ -152,7 +151,7 @@ class ProjectPatch(Body, kw_only=True):
     name: Name | UnsetType = UNSET
     status: ProjectStatus | UnsetType = UNSET
     technology: Annotated[list[Technology], msgspec.Meta(max_length=50)] | UnsetType = UNSET
-    description: Description | None | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
 
 
@@ -174,9 +173,9 @@ class EnvironmentPatch(Body, kw_only=True):
     project_id: uuid.UUID | UnsetType = UNSET
     name: Name | UnsetType = UNSET
     status: EnvironmentStatus | UnsetType = UNSET
-    url: Url | None | UnsetType = UNSET
+    url: Url | UnsetType | None = UNSET
     resources: Resources | UnsetType = UNSET
-    description: Description | None | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
 
 
@@ -202,8 +201,8 @@ class ServerPatch(Body, kw_only=True):
     name: Name | UnsetType = UNSET
     type: ServerType | UnsetType = UNSET
     status: ServerStatus | UnsetType = UNSET
-    private_ip: str | None | UnsetType = UNSET
-    description: Description | None | UnsetType = UNSET
+    private_ip: str | UnsetType | None = UNSET
+    description: Description | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
 
     def __post_init__(self) -> None:

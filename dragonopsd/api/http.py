@@ -18,6 +18,7 @@ T = TypeVar("T")
 JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
 _encoder = msgspec.json.Encoder()
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
+_BLANK = re.compile(r"^Expected `str` matching regex '\\+S'$")
 _NAMED = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
@@ -49,6 +50,8 @@ def issue_from_validation(exc: msgspec.ValidationError) -> FieldIssue:
     m = _AT.match(str(exc))
     assert m is not None
     message, path = m["msg"], m["path"] or "$"
+    if _BLANK.match(message):  # msgspec shows the raw pattern; say what it means instead
+        message = "Must not be blank"
     named = _NAMED.search(message)
     if named:
         path = f"{path}.{named[1]}"
@@ -63,7 +66,9 @@ def convert(raw: Any, type_: type[T]) -> T:
         issue = issue_from_validation(exc)
         raise Problem(422, f"{issue.field}: {issue.message}", errors=[issue]) from None
     except FieldError as exc:
-        raise Problem(422, f"{exc.path}: {exc.message}", errors=[FieldIssue(exc.path, exc.message)]) from None
+        raise Problem(
+            422, f"{exc.path}: {exc.message}", errors=[FieldIssue(exc.path, exc.message)]
+        ) from None
 
 
 async def read_json(request: web.Request, type_: type[T]) -> T:
@@ -91,6 +96,8 @@ async def read_json(request: web.Request, type_: type[T]) -> T:
         raw = msgspec.json.decode(data)
     except msgspec.DecodeError as exc:
         raise Problem(400, f"malformed JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "malformed JSON: nested too deeply") from None
     return convert(raw, type_)
 
 

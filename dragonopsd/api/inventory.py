@@ -86,7 +86,9 @@ def _check_params(request: web.Request, allowed: set[str]) -> None:
 def _list_query(request: web.Request, table: str) -> ListQuery:
     level = LEVELS[table]
     parent = camel(level.parent_column) if level.parent_column else None
-    allowed = {"limit", "cursor", "sort", "q", "status", "include"} | ({parent} if parent else set())
+    allowed = {"limit", "cursor", "sort", "q", "status", "include"} | (
+        {parent} if parent else set()
+    )
     _check_params(request, allowed)
     q = request.query
     try:
@@ -159,14 +161,14 @@ def resource_routes(
 
     async def create_item(request: web.Request) -> web.Response:
         _check_params(request, set())
-        body = await read_json(request, create)
+        body: Any = await read_json(request, create)
         item = await request.app[INVENTORY].create(table, body)
         return json_response(item, status=201, etag=True, headers={"Location": f"{base}/{item.id}"})
 
     async def patch_item(request: web.Request) -> web.Response:
         ident = _ident(request, singular)
         _check_params(request, set())
-        body = await read_json(request, patch)
+        body: Any = await read_json(request, patch)
         item = await request.app[INVENTORY].update(table, ident, body, _precondition(request))
         return json_response(item, etag=True)
 
@@ -181,36 +183,101 @@ def resource_routes(
     includes = sorted(includes_for(table))
     include_param = Param(
         "include",
-        f"Comma-separated children to embed: {', '.join(includes)}" if includes else "Nothing to embed",
+        f"Comma-separated children to embed: {', '.join(includes)}"
+        if includes
+        else "Nothing to embed",
         {"type": "string"},
     )
-    id_param = Param("id", f"The {singular}'s UUID", {"type": "string", "format": "uuid"}, "path", True)
+    id_param = Param(
+        "id", f"The {singular}'s UUID", {"type": "string", "format": "uuid"}, "path", True
+    )
     list_params = [
-        Param("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT}),
+        Param(
+            "limit",
+            "Page size",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
+        ),
         Param("cursor", "Opaque cursor from the previous page's nextCursor", {"type": "string"}),
-        Param("sort", "Sort key, '-' prefix for descending", {"type": "string", "enum": [*SORTS, *(f"-{s}" for s in SORTS)], "default": "name"}),
+        Param(
+            "sort",
+            "Sort key, '-' prefix for descending",
+            {"type": "string", "enum": [*SORTS, *(f"-{s}" for s in SORTS)], "default": "name"},
+        ),
         Param("q", "Case-insensitive substring of the name", {"type": "string", "maxLength": 200}),
         Param("status", "Comma-separated statuses", {"type": "string"}),
         include_param,
     ]
     if level.parent_column:
         parent = camel(level.parent_column)
-        list_params.insert(0, Param(parent, "Only children of this parent", {"type": "string", "format": "uuid"}))
-    if_match = Param("If-Match", "ETag from a previous GET; 412 when stale", {"type": "string"}, "header")
+        list_params.insert(
+            0, Param(parent, "Only children of this parent", {"type": "string", "format": "uuid"})
+        )
+    if_match = Param(
+        "If-Match", "ETag from a previous GET; 412 when stale", {"type": "string"}, "header"
+    )
     item_path = f"{base}/{{id}}"
     return [
-        Route("GET", base, list_items, f"List {table}", summary_name, "viewer",
-              response=_page_of(entity), params=tuple(list_params), errors=(422,)),
-        Route("POST", base, create_item, f"Create a {singular}", summary_name, "operator",
-              body=create, response=entity, status=201, errors=(400, 413, 415, 422)),
-        Route("GET", item_path, get_item, f"Get a {singular}", summary_name, "viewer",
-              response=entity, params=(id_param, include_param), errors=(404, 422)),
-        Route("PATCH", item_path, patch_item, f"Update a {singular}", summary_name, "operator",
-              body=patch, response=entity, params=(id_param, if_match),
-              errors=(400, 404, 412, 413, 415, 422)),
-        Route("DELETE", item_path, delete_item, f"Delete a {singular}", summary_name, "operator",
-              status=204, errors=(404, 409, 412, 422),
-              params=(id_param, if_match, Param("cascade", "Also delete every child", {"type": "boolean", "default": False}))),
+        Route(
+            "GET",
+            base,
+            list_items,
+            f"List {table}",
+            summary_name,
+            "viewer",
+            response=_page_of(entity),
+            params=tuple(list_params),
+            errors=(422,),
+        ),
+        Route(
+            "POST",
+            base,
+            create_item,
+            f"Create a {singular}",
+            summary_name,
+            "operator",
+            body=create,
+            response=entity,
+            status=201,
+            errors=(400, 413, 415, 422),
+        ),
+        Route(
+            "GET",
+            item_path,
+            get_item,
+            f"Get a {singular}",
+            summary_name,
+            "viewer",
+            response=entity,
+            params=(id_param, include_param),
+            errors=(404, 422),
+        ),
+        Route(
+            "PATCH",
+            item_path,
+            patch_item,
+            f"Update a {singular}",
+            summary_name,
+            "operator",
+            body=patch,
+            response=entity,
+            params=(id_param, if_match),
+            errors=(400, 404, 412, 413, 415, 422),
+        ),
+        Route(
+            "DELETE",
+            item_path,
+            delete_item,
+            f"Delete a {singular}",
+            summary_name,
+            "operator",
+            status=204,
+            errors=(404, 409, 412, 422),
+            params=(
+                id_param,
+                if_match,
+                Param("cascade", "Also delete every child", {"type": "boolean", "default": False}),
+            ),
+        ),
     ]
 
 
@@ -219,6 +286,8 @@ def routes() -> list[Route]:
     return [
         *resource_routes("clients", Client, ClientCreate, ClientPatch, "Clients"),
         *resource_routes("projects", Project, ProjectCreate, ProjectPatch, "Projects"),
-        *resource_routes("environments", Environment, EnvironmentCreate, EnvironmentPatch, "Environments"),
+        *resource_routes(
+            "environments", Environment, EnvironmentCreate, EnvironmentPatch, "Environments"
+        ),
         *resource_routes("servers", Server, ServerCreate, ServerPatch, "Servers"),
     ]

@@ -56,14 +56,19 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             detail = f"method {request.method} is not allowed here"
         elif exc.status == 404:
             detail = f"no resource at {request.path}"
-        problem = Problem(exc.status, detail)
-        for name in ("Allow", "Retry-After", "WWW-Authenticate"):
-            if name in exc.headers:
-                problem.headers[name] = exc.headers[name]
-        return problem_response(request, problem)
+        headers = {
+            name: exc.headers[name]
+            for name in ("Allow", "Retry-After", "WWW-Authenticate")
+            if name in exc.headers
+        }
+        return problem_response(request, Problem(exc.status, detail, headers=headers))
     except Exception:
-        log.exception("unhandled error in %s %s [request %s]", request.method,
-                      request.path, request.get(REQUEST_ID))
+        log.exception(
+            "unhandled error in %s %s [request %s]",
+            request.method,
+            request.path,
+            request.get(REQUEST_ID),
+        )
         return problem_response(
             request,
             Problem(500, "internal error; quote the X-Request-ID header when reporting it"),

@@ -54,8 +54,13 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
             op["security"] = [{"bearerAuth": []}]
         if r.params:
             op["parameters"] = [
-                {"name": p.name, "in": p.where, "required": p.required or p.where == "path",
-                 "description": p.description, "schema": p.schema}
+                {
+                    "name": p.name,
+                    "in": p.where,
+                    "required": p.required or p.where == "path",
+                    "description": p.description,
+                    "schema": p.schema,
+                }
                 for p in r.params
             ]
         if r.body is not None:
@@ -91,13 +96,20 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
             "responses": {
                 f"E{code}": {
                     "description": ERROR_TEXT.get(code, "Error"),
-                    "content": {"application/problem+json": {"schema": {"$ref": REF.format(name="ProblemBody")}}},
+                    "content": {
+                        "application/problem+json": {
+                            "schema": {"$ref": REF.format(name="ProblemBody")}
+                        }
+                    },
                 }
                 for code in used
             },
             "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer",
-                               "description": "API token or Supabase JWT"},
+                "bearerAuth": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "API token or Supabase JWT",
+                },
             },
         },
     }

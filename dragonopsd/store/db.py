@@ -80,7 +80,7 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction; COMMIT on success (the caller acknowledges after), else ROLLBACK."""
+        """One write transaction: COMMIT on success (acknowledge only after), else ROLLBACK."""
         if self._writer is None:
             raise RuntimeError("database is not open")
         async with self._write_lock:
@@ -96,6 +96,8 @@ class Database:
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         """A reader connection; with snapshot=True its statements share one consistent view."""
+        if self._writer is None:
+            raise RuntimeError("database is not open")
         conn = await self._readers.get()
         try:
             if snapshot:
@@ -109,10 +111,10 @@ class Database:
         finally:
             self._readers.put_nowait(conn)
 
-    async def set_trace_callback(self, callback: Callable[[str], object] | None) -> None:
+    async def set_trace_callback(self, callback: Callable[[str], None] | None) -> None:
         """Trace every SQL statement on every connection (tests count statements with this)."""
         for conn in self._all:
-            await conn.set_trace_callback(callback)
+            await conn.set_trace_callback(callback)  # type: ignore[arg-type]  # None clears it
 
     async def quick_check(self) -> list[str]:
         """``PRAGMA quick_check``: ["ok"] for a sound file, else the problems found."""

@@ -270,7 +270,7 @@ class InventoryStore:
         args.append(query.limit + 1)
         async with self.db.read(snapshot=query.depth > 0) as conn:
             async with conn.execute(sql, args) as cur:
-                rows = await cur.fetchall()
+                rows = list(await cur.fetchall())
             items = [level.from_row(r) for r in rows[: query.limit]]
             await self._embed(conn, level, items, query.depth)
         next_cursor = None
@@ -279,21 +279,25 @@ class InventoryStore:
             next_cursor = encode_cursor(query.sort, getattr(last, column), last.id)
         return items, next_cursor
 
-    async def _check_parent(
-        self, conn: aiosqlite.Connection, level: Level, parent_id: str
-    ) -> None:
+    async def _check_parent(self, conn: aiosqlite.Connection, level: Level, parent_id: str) -> None:
         assert level.parent_table and level.parent_column
         sql = f"SELECT 1 FROM {level.parent_table} WHERE id = ?"
         async with conn.execute(sql, (parent_id,)) as cur:
             if await cur.fetchone() is None:
                 parent = LEVELS[level.parent_table].singular
-                raise invalid(f"$.{camel(level.parent_column)}", f"{parent} {parent_id} does not exist")
+                raise invalid(
+                    f"$.{camel(level.parent_column)}", f"{parent} {parent_id} does not exist"
+                )
 
     async def create(self, table: str, body: AnyCreate, ident: str | None = None) -> AnyEntity:
         """Insert a new entity; acknowledged (returned) only after COMMIT."""
         level = LEVELS[table]
         now = now_iso()
-        values: dict[str, Any] = {"id": ident or str(uuid.uuid4()), "created_at": now, "updated_at": now}
+        values: dict[str, Any] = {
+            "id": ident or str(uuid.uuid4()),
+            "created_at": now,
+            "updated_at": now,
+        }
         for name in level.columns:
             if name not in values:
                 values[name] = _column_value(level, name, getattr(body, name))
@@ -385,9 +389,10 @@ class InventoryStore:
 
     async def get_meta(self, key: str) -> str | None:
         """Read a daemon-internal flag (e.g. whether the demo inventory was seeded)."""
-        async with self.db.read() as conn, conn.execute(
-            "SELECT value FROM meta WHERE key = ?", (key,)
-        ) as cur:
+        async with (
+            self.db.read() as conn,
+            conn.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur,
+        ):
             row = await cur.fetchone()
         return str(row[0]) if row else None
 

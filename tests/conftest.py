@@ -1,0 +1,57 @@
+"""Fixtures: the real app on real SQLite files in tmp_path, talked to over HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from dragonopsd.app import build_app
+from dragonopsd.config import Config, from_mapping
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """Config factory: state in tmp_path, no environment overrides leaking in."""
+
+    def make(**sections: dict[str, Any]) -> Config:
+        storage = {"state_dir": str(tmp_path), **sections.pop("storage", {})}
+        return from_mapping({"storage": storage, **sections}, env={})
+
+    return make
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, make_config: Callable[..., Config]) -> Client:
+    """The real app with default settings."""
+    return await aiohttp_client(build_app(make_config()))
+
+
+async def post(client: Client, path: str, body: dict[str, Any], status: int = 201) -> Any:
+    """POST JSON and return the decoded response, asserting the status."""
+    resp = await client.post(path, json=body)
+    data = await resp.json(content_type=None)
+    assert resp.status == status, data
+    return data
+
+
+@pytest.fixture
+def tree(client: Client) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Create one client -> project -> environment -> server chain; returns the four entities."""
+
+    async def make() -> dict[str, Any]:
+        c = await post(client, "/api/clients", {"name": "Acme"})
+        p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal",
+                                                 "technology": ["React"]})
+        e = await post(client, "/api/environments", {"projectId": p["id"], "name": "Production",
+                                                     "url": "https://acme.example"})
+        s = await post(client, "/api/servers", {"environmentId": e["id"], "name": "web-1",
+                                                "type": "web", "privateIp": "10.0.0.5"})
+        return {"client": c, "project": p, "environment": e, "server": s}
+
+    return make
