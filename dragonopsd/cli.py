@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -103,7 +104,7 @@ async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
     )
     try:
         await runner.setup()
-    except migrations.MigrationError as exc:
+    except (migrations.MigrationError, sqlite3.DatabaseError) as exc:
         log.error("cannot start: %s", exc)
         return EXIT_FAILURE
     site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
@@ -214,6 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "serve":
             return _run(serve(cfg, args.config, args.demo))
         return _run(_db_command(cfg, args))
-    except migrations.MigrationError as exc:
-        log.error("%s", exc)
+    except (migrations.MigrationError, sqlite3.DatabaseError) as exc:
+        log.error("cannot use the database %s: %s", cfg.resolve(cfg.storage.path), exc)
         return EXIT_FAILURE

@@ -46,12 +46,21 @@ def tree(client: Client) -> Callable[[], Awaitable[dict[str, Any]]]:
 
     async def make() -> dict[str, Any]:
         c = await post(client, "/api/clients", {"name": "Acme"})
-        p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal",
-                                                 "technology": ["React"]})
-        e = await post(client, "/api/environments", {"projectId": p["id"], "name": "Production",
-                                                     "url": "https://acme.example"})
-        s = await post(client, "/api/servers", {"environmentId": e["id"], "name": "web-1",
-                                                "type": "web", "privateIp": "10.0.0.5"})
+        p = await post(
+            client,
+            "/api/projects",
+            {"clientId": c["id"], "name": "Portal", "technology": ["React"]},
+        )
+        e = await post(
+            client,
+            "/api/environments",
+            {"projectId": p["id"], "name": "Production", "url": "https://acme.example"},
+        )
+        s = await post(
+            client,
+            "/api/servers",
+            {"environmentId": e["id"], "name": "web-1", "type": "web", "privateIp": "10.0.0.5"},
+        )
         return {"client": c, "project": p, "environment": e, "server": s}
 
     return make

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-
 from conftest import Client, post
+
 from dragonopsd.app import build_app
 from dragonopsd.keys import DATABASE
 
@@ -61,7 +61,9 @@ async def test_invalid_client_bodies_name_the_field(
         ({"environmentId": "00000000-0000-4000-8000-000000000000"}, "$.environmentId"),
     ],
 )
-async def test_invalid_server_fields(client: Client, tree: Any, body: dict[str, Any], field: str) -> None:
+async def test_invalid_server_fields(
+    client: Client, tree: Any, body: dict[str, Any], field: str
+) -> None:
     t = await tree()
     full = {"environmentId": t["environment"]["id"], "name": "db-1", **body}
     doc = await problem(await client.post("/api/servers", json=full), 422)
@@ -71,8 +73,11 @@ async def test_invalid_server_fields(client: Client, tree: Any, body: dict[str, 
 
 async def test_ipv6_private_ip_is_accepted(client: Client, tree: Any) -> None:
     t = await tree()
-    s = await post(client, "/api/servers", {"environmentId": t["environment"]["id"], "name": "v6",
-                                            "privateIp": "fd00::5"})
+    s = await post(
+        client,
+        "/api/servers",
+        {"environmentId": t["environment"]["id"], "name": "v6", "privateIp": "fd00::5"},
+    )
     assert s["privateIp"] == "fd00::5"
 
 
@@ -80,7 +85,9 @@ async def test_dangling_parent_ids_are_422_naming_the_field(client: Client, tree
     t = await tree()
     ghost = "00000000-0000-4000-8000-000000000000"
     for plural, field in (("projects", "clientId"), ("environments", "projectId")):
-        doc = await problem(await client.post(f"/api/{plural}", json={field: ghost, "name": "x"}), 422)
+        doc = await problem(
+            await client.post(f"/api/{plural}", json={field: ghost, "name": "x"}), 422
+        )
         assert doc["errors"][0]["field"] == f"$.{field}"
         assert "does not exist" in doc["errors"][0]["message"]
     doc = await problem(
@@ -102,16 +109,23 @@ async def test_patch_rejects_null_name_and_unknown_fields(client: Client, tree: 
 
 async def test_malformed_json_is_400(client: Client) -> None:
     for raw in (b'{"name": ', b"not json", b""):
-        resp = await client.post("/api/clients", data=raw, headers={"Content-Type": "application/json"})
+        resp = await client.post(
+            "/api/clients", data=raw, headers={"Content-Type": "application/json"}
+        )
         await problem(resp, 400)
     assert await count(client, "clients") == 0
 
 
 async def test_wrong_content_type_is_415(client: Client) -> None:
-    resp = await client.post("/api/clients", data=b"name=x",
-                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+    resp = await client.post(
+        "/api/clients",
+        data=b"name=x",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     await problem(resp, 415)
-    resp = await client.post("/api/clients", data=b'{"name":"x"}', headers={"Content-Type": "text/plain"})
+    resp = await client.post(
+        "/api/clients", data=b'{"name":"x"}', headers={"Content-Type": "text/plain"}
+    )
     await problem(resp, 415)
     assert await count(client, "clients") == 0
 
@@ -119,15 +133,21 @@ async def test_wrong_content_type_is_415(client: Client) -> None:
 async def test_oversized_body_is_413(aiohttp_client: Any, make_config: Any) -> None:
     client = await aiohttp_client(build_app(make_config(server={"max_body_bytes": 2048})))
     big = b'{"name": "x", "description": "' + b"y" * 4000 + b'"}'
-    await problem(await client.post("/api/clients", data=big,
-                                    headers={"Content-Type": "application/json"}), 413)
+    await problem(
+        await client.post("/api/clients", data=big, headers={"Content-Type": "application/json"}),
+        413,
+    )
 
     async def chunks() -> Any:  # no Content-Length: the limit applies while reading
         for _ in range(8):
             yield b" " * 1024
 
-    await problem(await client.post("/api/clients", data=chunks(),
-                                    headers={"Content-Type": "application/json"}), 413)
+    await problem(
+        await client.post(
+            "/api/clients", data=chunks(), headers={"Content-Type": "application/json"}
+        ),
+        413,
+    )
     assert await count(client, "clients") == 0
 
 
@@ -189,6 +209,8 @@ async def test_internal_error_is_500_without_stack_trace(
 
 async def test_daemon_still_serves_after_bad_requests(client: Client) -> None:
     for raw in (b"\xff\xfe", b"[" * 10000, b'{"name": "\\ud800"}'):
-        resp = await client.post("/api/clients", data=raw, headers={"Content-Type": "application/json"})
+        resp = await client.post(
+            "/api/clients", data=raw, headers={"Content-Type": "application/json"}
+        )
         assert 400 <= resp.status < 500
     assert (await client.get("/healthz")).status == 200

@@ -87,10 +87,14 @@ async def test_etag_if_match_and_if_none_match(client: Client, tree: Any) -> Non
     stale_delete = await client.delete(url + "?cascade=true", headers={"If-Match": etag})
     assert stale_delete.status == 412
     assert (await client.get(url)).status == 200
-    assert (await client.delete(url + "?cascade=true", headers={"If-Match": new_etag})).status == 204
+    assert (
+        await client.delete(url + "?cascade=true", headers={"If-Match": new_etag})
+    ).status == 204
 
 
-async def test_delete_parent_with_children_is_refused_unless_cascade(client: Client, tree: Any) -> None:
+async def test_delete_parent_with_children_is_refused_unless_cascade(
+    client: Client, tree: Any
+) -> None:
     t = await tree()
     url = f"/api/projects/{t['project']['id']}"
     resp = await client.delete(url)
@@ -104,7 +108,9 @@ async def test_delete_parent_with_children_is_refused_unless_cascade(client: Cli
     for kind in ("projects", "environments", "servers"):
         entity = t[kind[:-1]]
         assert (await client.get(f"/api/{kind}/{entity['id']}")).status == 404
-    assert (await (await client.get(f"/api/clients/{t['client']['id']}")).json())["projectCount"] == 0
+    assert (await (await client.get(f"/api/clients/{t['client']['id']}")).json())[
+        "projectCount"
+    ] == 0
 
 
 async def test_delete_leaf_and_unknown_ids(client: Client, tree: Any) -> None:
@@ -139,15 +145,24 @@ async def test_list_pages_with_cursor_filters_and_sort(client: Client) -> None:
     other = await post(client, "/api/clients", {"name": "Small"})
     names = [f"proj-{i:03d}" for i in range(23)]
     for n in names:
-        await post(client, "/api/projects", {"clientId": parent["id"], "name": n,
-                                             "status": "paused" if n.endswith("7") else "active"})
+        await post(
+            client,
+            "/api/projects",
+            {
+                "clientId": parent["id"],
+                "name": n,
+                "status": "paused" if n.endswith("7") else "active",
+            },
+        )
     await post(client, "/api/projects", {"clientId": other["id"], "name": "elsewhere"})
 
     seen: list[str] = []
     cursor = None
     pages = 0
     while True:
-        q = f"/api/projects?clientId={parent['id']}&limit=10" + (f"&cursor={cursor}" if cursor else "")
+        q = f"/api/projects?clientId={parent['id']}&limit=10" + (
+            f"&cursor={cursor}" if cursor else ""
+        )
         page = await (await client.get(q)).json()
         seen += [p["name"] for p in page["items"]]
         cursor = page["nextCursor"]
@@ -156,10 +171,15 @@ async def test_list_pages_with_cursor_filters_and_sort(client: Client) -> None:
             break
     assert seen == names and pages == 3
 
-    desc = await (await client.get(f"/api/projects?clientId={parent['id']}&sort=-name&limit=5")).json()
+    desc = await (
+        await client.get(f"/api/projects?clientId={parent['id']}&sort=-name&limit=5")
+    ).json()
     assert [p["name"] for p in desc["items"]] == sorted(names, reverse=True)[:5]
-    nxt = await (await client.get(f"/api/projects?clientId={parent['id']}&sort=-name&limit=5"
-                                  f"&cursor={desc['nextCursor']}")).json()
+    nxt = await (
+        await client.get(
+            f"/api/projects?clientId={parent['id']}&sort=-name&limit=5&cursor={desc['nextCursor']}"
+        )
+    ).json()
     assert [p["name"] for p in nxt["items"]] == sorted(names, reverse=True)[5:10]
 
     paused = await (await client.get("/api/projects?status=paused")).json()

@@ -92,10 +92,11 @@ async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamR
         origin = _allowed_origin(request)
         if origin is None:
             raise Problem(403, "origin is not allowed by [server] cors_origins")
-        resource = request.match_info.route.resource
-        if resource is None:
+        # OPTIONS is registered nowhere, so the router reports the path's methods as a 405.
+        exc = request.match_info.http_exception
+        if not isinstance(exc, web.HTTPMethodNotAllowed):
             raise web.HTTPNotFound()
-        methods = sorted({r.method for r in resource if r.method not in ("HEAD", "*")})
+        methods = sorted(m for m in exc.allowed_methods if m != "HEAD")
         return web.Response(
             status=204,
             headers={

@@ -1,0 +1,118 @@
+"""Config: the example file is the defaults, env overrides, and check-config lists every problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from dragonopsd.config import SECTIONS, Config, ConfigError, from_mapping, load
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "dragonops.toml.example"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dragonopsd", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def test_example_documents_every_key_with_its_default() -> None:
+    assert load(EXAMPLE, env={}) == Config()
+    raw = tomllib.loads(EXAMPLE.read_text())
+    for name, cls in SECTIONS.items():
+        keys = {f.encode_name for f in msgspec.structs.fields(cls)}
+        assert set(raw[name]) == keys, f"[{name}] in the example differs from the code"
+    text = EXAMPLE.read_text()
+    for line_no, line in enumerate(text.splitlines()):
+        if "=" in line and not line.startswith("#"):
+            assert text.splitlines()[line_no - 1].startswith("#"), f"undocumented: {line}"
+
+
+def test_env_overrides_win_over_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text('[server]\nport = 9000\n[log]\nlevel = "debug"\n')
+    cfg = load(
+        path,
+        env={
+            "DRAGONOPS_SERVER__PORT": "9100",
+            "DRAGONOPS_REDIS__URL": "redis://h:1/0",
+            "DRAGONOPS_SERVER__CORS_ORIGINS": '["https://a.example"]',
+            "DRAGONOPS_SECRETS_KEYS": "not-an-override",
+            "OTHER": "x",
+        },
+    )
+    assert cfg.server.port == 9100
+    assert cfg.redis.url == "redis://h:1/0"
+    assert cfg.server.cors_origins == ["https://a.example"]
+    assert cfg.log.level == "debug"
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as err:
+        from_mapping(
+            {
+                "server": {"port": 70000, "hots": "x", "cors_origins": ["ftp://x"]},
+                "log": {"level": "loud"},
+                "extra": {},
+            },
+            env={"DRAGONOPS_STORAGE__READERS": "0", "DRAGONOPS_NOPE__X": "1"},
+        )
+    problems = err.value.problems
+    keys = sorted(p.split(":")[0] for p in problems)
+    assert keys == [
+        "DRAGONOPS_NOPE__X",
+        "extra",
+        "log.level",
+        "server.cors_origins",
+        "server.hots",
+        "server.port",
+        "storage.readers",
+    ]
+    assert any("unknown key" in p for p in problems if p.startswith("server.hots"))
+
+
+def test_relative_paths_resolve_against_the_state_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = from_mapping({"storage": {"state_dir": str(tmp_path)}}, env={})
+    assert cfg.resolve(cfg.storage.path) == tmp_path / "dragonops.db"
+    assert cfg.resolve("/abs/x.db") == Path("/abs/x.db")
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    assert from_mapping({}, env={}).state_dir() == Path("var")
+    monkeypatch.setenv("STATE_DIRECTORY", "/var/lib/dragonops")  # systemd's StateDirectory=
+    assert from_mapping({}, env={}).resolve("dragonops.db") == Path(
+        "/var/lib/dragonops/dragonops.db"
+    )
+
+
+def test_check_config_cli_ok_and_failures(tmp_path: Path) -> None:
+    good = run_cli("check-config", "--config", str(EXAMPLE))
+    assert good.returncode == 0, good.stderr
+    assert good.stdout.startswith("ok: listen 127.0.0.1:8750")
+    assert len(good.stdout.strip().splitlines()) == 1
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[server]\nport = "eighty"\nmax_body_bytes = 10\n[log]\nformat = "xml"\n')
+    out = run_cli("check-config", "--config", str(bad))
+    assert out.returncode == 2
+    assert "server.port: Expected `int`, got `str`" in out.stderr
+    assert "server.max_body_bytes: Expected `int` >= 1024" in out.stderr
+    assert "log.format: Invalid enum value 'xml'" in out.stderr
+
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text("[server]\nport = 80\nhost = \n")
+    out = run_cli("check-config", "--config", str(syntax))
+    assert out.returncode == 2 and "line 3" in out.stderr
+
+    missing = run_cli("check-config", "--config", str(tmp_path / "nope.toml"))
+    assert missing.returncode == 2 and "file not found" in missing.stderr
