@@ -16,7 +16,17 @@ from .cache import MemoryCache
 from .config import Config
 from .dashboard import DashboardService
 from .inventory import InventoryService
-from .keys import BUS, CACHE, CONFIG, DASHBOARD, DATABASE, DOCS_PAGE, INVENTORY, OPENAPI
+from .keys import (
+    BUS,
+    CACHE,
+    CONFIG,
+    DASHBOARD,
+    DATABASE,
+    DOCS_ASSETS,
+    INVENTORY,
+    OPENAPI,
+    DocsAssets,
+)
 from .model import InventoryChanged
 from .store.db import Database
 from .store.inventory import InventoryStore
@@ -24,8 +34,13 @@ from .store.inventory import InventoryStore
 log = logging.getLogger("dragonopsd")
 
 
-def _docs_page() -> bytes:
-    return resources.files("dragonopsd.web").joinpath("docs.html").read_bytes()
+def _docs_assets() -> DocsAssets:
+    web_dir = resources.files("dragonopsd.web")
+    return DocsAssets(
+        html=web_dir.joinpath("docs.html").read_bytes(),
+        css=web_dir.joinpath("docs.css").read_bytes(),
+        js=web_dir.joinpath("docs.js").read_bytes(),
+    )
 
 
 def build_app(cfg: Config, *, demo_data: bool = False) -> web.Application:
@@ -64,7 +79,7 @@ def build_app(cfg: Config, *, demo_data: bool = False) -> web.Application:
     routes.register(app, table)
     app[OPENAPI] = encode(openapi.build(table, __version__))
     # Read once at build time: a few KB from the installed package, before any request.
-    app[DOCS_PAGE] = _docs_page()
+    app[DOCS_ASSETS] = _docs_assets()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         await db.open()

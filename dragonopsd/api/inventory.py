@@ -142,6 +142,7 @@ def resource_routes(
     """GET/POST on the collection and GET/PATCH/DELETE on one item, for one inventory level."""
     level = LEVELS[table]
     singular = level.singular
+    article = "an" if singular[0] in "aeiou" else "a"
     base = f"/api/{table}"
 
     async def list_items(request: web.Request) -> web.Response:
@@ -232,7 +233,7 @@ def resource_routes(
             "POST",
             base,
             create_item,
-            f"Create a {singular}",
+            f"Create {article} {singular}",
             summary_name,
             "operator",
             body=create,
@@ -244,7 +245,7 @@ def resource_routes(
             "GET",
             item_path,
             get_item,
-            f"Get a {singular}",
+            f"Get {article} {singular}",
             summary_name,
             "viewer",
             response=entity,
@@ -255,7 +256,7 @@ def resource_routes(
             "PATCH",
             item_path,
             patch_item,
-            f"Update a {singular}",
+            f"Update {article} {singular}",
             summary_name,
             "operator",
             body=patch,
@@ -267,7 +268,7 @@ def resource_routes(
             "DELETE",
             item_path,
             delete_item,
-            f"Delete a {singular}",
+            f"Delete {article} {singular}",
             summary_name,
             "operator",
             status=204,

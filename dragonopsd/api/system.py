@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from ..keys import DASHBOARD, DATABASE, DOCS_PAGE, OPENAPI
+from ..keys import DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI
 from ..model import DashboardStats
 from ..store import migrations
 from .route import Route
@@ -58,7 +58,20 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def docs(request: web.Request) -> web.Response:
     """A self-contained page that renders the OpenAPI document (no CDN)."""
-    return web.Response(body=request.app[DOCS_PAGE], content_type="text/html", charset="utf-8")
+    body = request.app[DOCS_ASSETS].html
+    return web.Response(body=body, content_type="text/html", charset="utf-8")
+
+
+async def docs_css(request: web.Request) -> web.Response:
+    """The docs page's stylesheet (a file, not inline, so a strict CSP can forbid inline)."""
+    body = request.app[DOCS_ASSETS].css
+    return web.Response(body=body, content_type="text/css", charset="utf-8")
+
+
+async def docs_js(request: web.Request) -> web.Response:
+    """The docs page's script: fetches /api/openapi.json and renders it with DOM calls."""
+    body = request.app[DOCS_ASSETS].js
+    return web.Response(body=body, content_type="text/javascript", charset="utf-8")
 
 
 def routes() -> list[Route]:
@@ -101,5 +114,23 @@ def routes() -> list[Route]:
             "System",
             "public",
             content_type="text/html",
+        ),
+        Route(
+            "GET",
+            "/api/docs/docs.css",
+            docs_css,
+            "Stylesheet of the API reference page",
+            "System",
+            "public",
+            content_type="text/css",
+        ),
+        Route(
+            "GET",
+            "/api/docs/docs.js",
+            docs_js,
+            "Script of the API reference page",
+            "System",
+            "public",
+            content_type="text/javascript",
         ),
     ]
