@@ -114,11 +114,7 @@ async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
         log.error("cannot listen on %s:%s: %s", cfg.server.host, cfg.server.port, exc)
         await runner.cleanup()
         return EXIT_FAILURE
-    bound = runner.addresses
-    urls = ", ".join(f"http://{h}:{p}" for h, p, *_ in bound)
-    log.info("dragonopsd %s listening on %s", __version__, urls)
-    notifier.ready(f"listening on {urls}")
-
+    urls = ", ".join(f"http://{h}:{p}" for h, p, *_ in runner.addresses)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -129,13 +125,18 @@ async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
         else:
-            logs.set_level(new.log.level)
+            logs.setup(new.log.level, new.log.format)
             log.info("reloaded %s (log level %s)", config_path or "defaults", new.log.level)
         notifier.ready(f"listening on {urls}")
 
+    # Handlers go in before READY=1: systemd may send SIGHUP/SIGTERM the moment we are ready.
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(signal.SIGHUP, reload)
+    if cfg.redis.url:
+        log.warning("[redis] url is set, but this build keeps cache and bus in-process")
+    log.info("dragonopsd %s listening on %s", __version__, urls)
+    notifier.ready(f"listening on {urls}")
     watchdog = asyncio.create_task(notifier.watchdog())
     try:
         await stop.wait()

@@ -188,3 +188,12 @@ def test_port_in_use_is_a_clear_failure(tmp_path: Path) -> None:
         )
     assert out.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_json_logs_from_an_env_override(tmp_path: Path) -> None:
+    with Daemon(tmp_path / "state", env={"DRAGONOPS_LOG__FORMAT": "json"}) as d:
+        d.wait_listening()
+        assert d.stop() == 0
+        lines = [json.loads(line) for line in d.log.splitlines() if line.strip()]
+    assert any("listening on" in rec["msg"] for rec in lines)
+    assert all({"ts", "level", "logger", "msg"} <= rec.keys() for rec in lines)
