@@ -30,7 +30,8 @@ from ..model import (
     ServerPatch,
 )
 from ..problem import Problem, invalid, not_found
-from ..store.inventory import LEVELS, SORTS, ListQuery, camel, include_depth, includes_for
+from ..store.hierarchy import LEVELS, SORTS, camel, include_depth, includes_for
+from ..store.inventory import ListQuery
 from .http import encode, etag_matches, etag_of, json_response, read_json
 from .route import Param, Route
 
