@@ -46,11 +46,7 @@ def _docs_assets() -> DocsAssets:
 def build_app(cfg: Config, *, demo_data: bool = False) -> web.Application:
     """Build the application for cfg; nothing touches disk or network until it starts."""
     app = web.Application(
-        middlewares=[
-            middleware.request_id_middleware,
-            middleware.error_middleware,
-            middleware.cors_middleware,
-        ],
+        middlewares=[middleware.front_middleware],
         client_max_size=cfg.server.max_body_bytes,
     )
     db = Database(

@@ -1,15 +1,17 @@
-"""Middlewares and response hooks: request ids, problem+json errors, CORS.
+"""The front middleware and response hook: request ids, CORS preflight, problem+json errors.
 
-Order (outermost first): request id -> CORS preflight -> errors -> handler. Headers every
-response must carry (X-Request-ID, CORS) are added in ``on_response_prepare`` so they also land
-on errors, 404s from the router and websocket upgrades.
+One middleware rather than a chain of three: each aiohttp middleware layer costs a few
+microseconds per request, measured in tests/bench/api.py. Its steps, in order: mint or echo the
+request id, answer CORS preflights, run the handler, and turn every failure into a problem.
+Headers every response carries (X-Request-ID, CORS) are added in ``on_response_prepare`` so
+they also land on 404s from the router and on websocket upgrades.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -23,6 +25,7 @@ log = logging.getLogger("dragonopsd.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 PROBLEM_TYPE = "application/problem+json"
 EXPOSED = "ETag, X-Request-ID, Retry-After, Location"
+FORWARDED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def problem_response(request: web.Request, problem: Problem) -> web.Response:
@@ -33,35 +36,56 @@ def problem_response(request: web.Request, problem: Problem) -> web.Response:
     return resp
 
 
-@web.middleware
-async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Echo a sane client X-Request-ID, else mint one; logs and problems quote it."""
-    given = request.headers.get("X-Request-ID", "")
-    request[REQUEST_ID] = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-    return await handler(request)
+def _from_http_exception(request: web.Request, exc: web.HTTPException) -> Problem:
+    if exc.status == 405:
+        detail = f"method {request.method} is not allowed here"
+    elif exc.status == 404:
+        detail = f"no resource at {request.path}"
+    elif exc.text and not exc.text.startswith(f"{exc.status}:"):
+        detail = exc.text
+    else:
+        detail = exc.reason
+    headers = {name: exc.headers[name] for name in FORWARDED_HEADERS if name in exc.headers}
+    return Problem(exc.status, detail, headers=headers)
+
+
+def _preflight(request: web.Request) -> web.Response:
+    """Answer a CORS preflight for an allowed origin, before any auth or routing checks."""
+    if _allowed_origin(request) is None:
+        raise Problem(403, "origin is not allowed by [server] cors_origins")
+    # OPTIONS is registered nowhere, so the router reports the path's methods as a 405.
+    exc = request.match_info.http_exception
+    if not isinstance(exc, web.HTTPMethodNotAllowed):
+        raise web.HTTPNotFound()
+    methods = sorted(m for m in exc.allowed_methods if m != "HEAD")
+    return web.Response(
+        status=204,
+        headers={
+            "Access-Control-Allow-Methods": ", ".join(methods),
+            "Access-Control-Allow-Headers": request.headers.get(
+                "Access-Control-Request-Headers", "Authorization, Content-Type"
+            ),
+            "Access-Control-Max-Age": "600",
+        },
+    )
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every failure leaves as problem+json; a 500 never shows a stack trace."""
+async def front_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, CORS preflight, then the handler; every failure leaves as problem+json."""
+    given = request.headers.get("X-Request-ID")
+    # os.urandom, not uuid4(): same 128 random bits at a quarter of the cost on the hot path.
+    request[REQUEST_ID] = given if given and _REQUEST_ID.match(given) else os.urandom(16).hex()
     try:
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return _preflight(request)
         return await handler(request)
     except Problem as problem:
         return problem_response(request, problem)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        detail = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        if exc.status == 405:
-            detail = f"method {request.method} is not allowed here"
-        elif exc.status == 404:
-            detail = f"no resource at {request.path}"
-        headers = {
-            name: exc.headers[name]
-            for name in ("Allow", "Retry-After", "WWW-Authenticate")
-            if name in exc.headers
-        }
-        return problem_response(request, Problem(exc.status, detail, headers=headers))
+        return problem_response(request, _from_http_exception(request, exc))
     except Exception:
         log.exception(
             "unhandled error in %s %s [request %s]",
@@ -83,31 +107,6 @@ def _allowed_origin(request: web.Request) -> str | None:
     if "*" in allowed or origin in allowed:
         return origin
     return None
-
-
-@web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Answer CORS preflights for allowed origins before routing-level method checks."""
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        origin = _allowed_origin(request)
-        if origin is None:
-            raise Problem(403, "origin is not allowed by [server] cors_origins")
-        # OPTIONS is registered nowhere, so the router reports the path's methods as a 405.
-        exc = request.match_info.http_exception
-        if not isinstance(exc, web.HTTPMethodNotAllowed):
-            raise web.HTTPNotFound()
-        methods = sorted(m for m in exc.allowed_methods if m != "HEAD")
-        return web.Response(
-            status=204,
-            headers={
-                "Access-Control-Allow-Methods": ", ".join(methods),
-                "Access-Control-Allow-Headers": request.headers.get(
-                    "Access-Control-Request-Headers", "Authorization, Content-Type"
-                ),
-                "Access-Control-Max-Age": "600",
-            },
-        )
-    return await handler(request)
 
 
 async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
