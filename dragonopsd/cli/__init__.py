@@ -1,0 +1,79 @@
+"""Command line: serve, check-config, db, version.
+
+Exit codes: 0 success; 1 a runtime failure (cannot bind, migration failed, database check
+failed); 2 a usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import sys
+from typing import Any
+
+from .. import __version__
+from ..config import Config, ConfigError, load, with_overrides
+from ..store import migrations
+from . import db, serve
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common
+
+log = logging.getLogger("dragonopsd")
+
+
+def _check_config(cfg: Config, args: argparse.Namespace) -> int:
+    print(
+        f"ok: listen {cfg.server.host}:{cfg.server.port}, "
+        f"database {cfg.resolve(cfg.storage.path)}, "
+        f"redis {cfg.redis.url or 'off (in-process)'}, log {cfg.log.level}/{cfg.log.format}"
+    )
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="dragonopsd", description=__doc__.splitlines()[0], epilog=EPILOG
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve.register(sub)
+    check = sub.add_parser(
+        "check-config", help="validate the configuration and exit", epilog=EPILOG
+    )
+    add_common(check)
+    check.set_defaults(handler=_check_config)
+    db.register(sub)
+    sub.add_parser("version", help="print the version", epilog=EPILOG)
+    return p
+
+
+def _config(args: argparse.Namespace) -> Config:
+    cfg = load(args.config)
+    server: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        server["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        if not 0 <= args.port <= 65535:
+            raise ConfigError([f"--port: {args.port} is not between 0 and 65535"])
+        server["port"] = args.port
+    storage = {"state_dir": args.state_dir} if getattr(args, "state_dir", None) else {}
+    return with_overrides(cfg, server=server, storage=storage)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``dragonopsd`` console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(f"dragonopsd {__version__}")
+        return EXIT_OK
+    try:
+        cfg = _config(args)
+    except ConfigError as exc:
+        print(f"configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return int(args.handler(cfg, args))
+    except (migrations.MigrationError, sqlite3.DatabaseError) as exc:
+        print(f"cannot use the database {cfg.resolve(cfg.storage.path)}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE

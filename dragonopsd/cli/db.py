@@ -1,0 +1,63 @@
+"""`dragonopsd db migrate|backup PATH|check`: database maintenance, safe while the daemon runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..config import Config
+from ..store import migrations
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, database, run
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the db command and its actions."""
+    db = sub.add_parser("db", help="database maintenance", epilog=EPILOG)
+    actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    for name, text in (
+        ("migrate", "apply pending migrations"),
+        ("check", "run PRAGMA quick_check and compare the schema version"),
+    ):
+        add_common(actions.add_parser(name, help=text, epilog=EPILOG))
+    backup = actions.add_parser(
+        "backup", help="copy the live database with SQLite's online backup", epilog=EPILOG
+    )
+    add_common(backup)
+    backup.add_argument("path", type=Path, help="file to write (must not exist)")
+    db.set_defaults(handler=main)
+
+
+def main(cfg: Config, args: argparse.Namespace) -> int:
+    """Run the chosen db action."""
+    return run(_db(cfg, args))
+
+
+async def _db(cfg: Config, args: argparse.Namespace) -> int:
+    db = database(cfg)
+    if args.db_command == "migrate":
+        await db.open(migrate=True)
+        print(f"{db.path}: schema at version {db.schema_version}")
+        await db.close()
+        return EXIT_OK
+    if not db.path.exists():
+        print(f"{db.path}: no such database", file=sys.stderr)
+        return EXIT_FAILURE
+    await db.open(migrate=False)
+    try:
+        if args.db_command == "backup":
+            if args.path.exists():
+                print(f"{args.path}: already exists; refusing to overwrite", file=sys.stderr)
+                return EXIT_USAGE
+            await db.backup(args.path)
+            print(f"backed up {db.path} to {args.path}")
+            return EXIT_OK
+        result = await db.quick_check()
+        latest = migrations.latest()
+        ok = result == ["ok"] and db.schema_version == latest
+        for line in result:
+            print(f"quick_check: {line}")
+        print(f"schema version: {db.schema_version} (this build: {latest})")
+        return EXIT_OK if ok else EXIT_FAILURE
+    finally:
+        await db.close()
