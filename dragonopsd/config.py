@@ -61,6 +61,39 @@ class LogConfig(Section, frozen=True):
     format: Literal["text", "json"] = "text"
 
 
+Role = Literal["viewer", "operator", "admin"]
+JwksAlgorithm = Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"]
+
+
+class AuthConfig(Section, frozen=True):
+    """[auth]: API tokens are always on; JWTs (Supabase-compatible) when a secret or JWKS is set."""
+
+    jwt_secret: str = ""
+    jwks_url: Annotated[str, msgspec.Meta(pattern=r"^$|^https?://")] = ""
+    jwks_algorithms: Annotated[list[JwksAlgorithm], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["ES256", "RS256"]
+    )
+    issuer: str = ""
+    audience: str = "authenticated"
+    leeway: Annotated[float, msgspec.Meta(ge=0, le=600)] = 30.0
+    default_role: Role = "viewer"
+    admin_token_file: Annotated[str, msgspec.Meta(min_length=1)] = "admin.token"
+    failure_limit: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 10
+    failure_window: Annotated[float, msgspec.Meta(ge=1, le=86_400)] = 60.0
+
+
+class SecretsConfig(Section, frozen=True):
+    """[secrets]: where the AES-256-GCM key ring lives (or DRAGONOPS_SECRETS_KEYS)."""
+
+    key_file: Annotated[str, msgspec.Meta(min_length=1)] = "secrets.key"
+
+
+class AuditConfig(Section, frozen=True):
+    """[audit]: how long the audit log is kept."""
+
+    retention_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)] = 90
+
+
 class Config(Section, frozen=True):
     """The whole configuration file."""
 
@@ -68,6 +101,9 @@ class Config(Section, frozen=True):
     storage: StorageConfig = StorageConfig()
     redis: RedisConfig = RedisConfig()
     log: LogConfig = LogConfig()
+    auth: AuthConfig = AuthConfig()
+    secrets: SecretsConfig = SecretsConfig()
+    audit: AuditConfig = AuditConfig()
 
     def state_dir(self) -> Path:
         """The directory every relative path in the config resolves against."""
@@ -86,6 +122,9 @@ SECTIONS: dict[str, type[Section]] = {
     "storage": StorageConfig,
     "redis": RedisConfig,
     "log": LogConfig,
+    "auth": AuthConfig,
+    "secrets": SecretsConfig,
+    "audit": AuditConfig,
 }
 
 

@@ -8,12 +8,19 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from .api.route import Route
+    from .auth.authenticator import Authenticator
+    from .auth.limiter import FailureLimiter
     from .bus import LocalBus
     from .cache import MemoryCache
     from .config import Config
     from .dashboard import DashboardService
     from .inventory import InventoryService
+    from .principal import Principal
+    from .store.audit import AuditStore
     from .store.db import Database
+    from .store.settings import SettingsStore
+    from .vault import VaultService
 
 
 @dataclass(frozen=True)
@@ -34,4 +41,13 @@ DASHBOARD: web.AppKey[DashboardService] = web.AppKey("dashboard")
 OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")
 DOCS_ASSETS: web.AppKey[DocsAssets] = web.AppKey("docs_assets")
 
+AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
+AUTH_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("auth_limiter")
+AUDIT: web.AppKey[AuditStore] = web.AppKey("audit")
+SETTINGS: web.AppKey[SettingsStore] = web.AppKey("settings")
+VAULT: web.AppKey[VaultService] = web.AppKey("vault")
+# (method, path template) -> Route, for the per-request role decision and audit flag.
+ROUTE_INDEX: web.AppKey[dict[tuple[str, str], Route]] = web.AppKey("route_index")
+
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

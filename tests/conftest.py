@@ -7,10 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from dragonopsd.app import build_app
 from dragonopsd.config import Config, from_mapping
+from dragonopsd.keys import AUTHENTICATOR
+from dragonopsd.principal import Role
 
 Client = TestClient[Any, Any]
 
@@ -26,10 +29,38 @@ def make_config(tmp_path: Path) -> Callable[..., Config]:
     return make
 
 
+async def token_for(app: web.Application, role: Role) -> str:
+    """Mint a real API token with role through the running app's token service."""
+    _, plain = await app[AUTHENTICATOR].tokens.create(f"test-{role}", role, None, "tests")
+    return plain
+
+
 @pytest.fixture
-async def client(aiohttp_client: Any, make_config: Callable[..., Config]) -> Client:
-    """The real app with default settings."""
-    return await aiohttp_client(build_app(make_config()))
+def make_client(
+    aiohttp_client: Any, make_config: Callable[..., Config]
+) -> Callable[..., Awaitable[Client]]:
+    """Start the real app with config overrides; the client calls as admin."""
+
+    async def make(**sections: dict[str, Any]) -> Client:
+        cfg = make_config(**sections)
+        client: Client = await aiohttp_client(build_app(cfg))
+        bootstrap = cfg.resolve(cfg.auth.admin_token_file)
+        # With a JWT configured there is no bootstrap token: mint an admin one instead.
+        token = (
+            bootstrap.read_text().strip()
+            if bootstrap.exists()
+            else await token_for(client.app, "admin")
+        )
+        client.session.headers["Authorization"] = f"Bearer {token}"
+        return client
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client: Callable[..., Awaitable[Client]]) -> Client:
+    """The real app with default settings, called as admin."""
+    return await make_client()
 
 
 async def post(client: Client, path: str, body: dict[str, Any], status: int = 201) -> Any:

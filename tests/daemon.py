@@ -39,6 +39,12 @@ class Daemon:
                 argv, stdout=subprocess.DEVNULL, stderr=log, env=clean | (env or {})
             )
         self.port = 0
+        self.state_dir = state_dir
+
+    @property
+    def token(self) -> str:
+        """The admin token the daemon wrote on its first start."""
+        return (self.state_dir / "admin.token").read_text().strip()
 
     @property
     def log(self) -> str:

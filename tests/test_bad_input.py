@@ -9,7 +9,6 @@ import pytest
 from aiohttp import web
 from conftest import Client, post
 
-from dragonopsd.app import build_app
 from dragonopsd.keys import DATABASE
 
 PROBLEM = "application/problem+json"
@@ -130,8 +129,8 @@ async def test_wrong_content_type_is_415(client: Client) -> None:
     assert await count(client, "clients") == 0
 
 
-async def test_oversized_body_is_413(aiohttp_client: Any, make_config: Any) -> None:
-    client = await aiohttp_client(build_app(make_config(server={"max_body_bytes": 2048})))
+async def test_oversized_body_is_413(make_client: Any) -> None:
+    client = await make_client(server={"max_body_bytes": 2048})
     big = b'{"name": "x", "description": "' + b"y" * 4000 + b'"}'
     await problem(
         await client.post("/api/clients", data=big, headers={"Content-Type": "application/json"}),
@@ -194,10 +193,10 @@ async def test_request_id_is_echoed_or_minted(client: Client) -> None:
 
 
 async def test_internal_error_is_500_without_stack_trace(
-    aiohttp_client: Any, make_config: Any, caplog: pytest.LogCaptureFixture
+    make_client: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app: web.Application = build_app(make_config())
-    client = await aiohttp_client(app)
+    client = await make_client()
+    app: web.Application = client.app
     await app[DATABASE].close()  # the store vanishing under a request is a bug, not a 4xx
     with caplog.at_level(logging.ERROR):
         resp = await client.get("/api/clients", headers={"X-Request-ID": "boom-1"})

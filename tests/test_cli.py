@@ -27,11 +27,11 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def http(d: Daemon, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """Call the daemon as its bootstrap admin."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
-        url, data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {d.token}"}
+    req = urllib.request.Request(d.url + path, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
             raw = resp.read()
@@ -66,7 +66,7 @@ def test_db_migrate_check_backup(tmp_path: Path) -> None:
     assert out.returncode == 0 and f"version {migrations.latest()}" in out.stdout
     with Daemon(state, "--demo") as d:
         d.wait_listening()
-        status, _ = http("POST", f"{d.url}/api/clients", {"name": "Backed Up"})
+        status, _ = http(d, "POST", "/api/clients", {"name": "Backed Up"})
         assert status == 201
         backup = tmp_path / "b" / "copy.db"
         out = cli("db", "backup", str(backup), "--state-dir", str(state))  # while it runs
@@ -117,7 +117,9 @@ async def test_failing_migration_is_rolled_back_whole(tmp_path: Path) -> None:
     conn = await aiosqlite.connect(tmp_path / "m.db", isolation_level=None)
     try:
         assert await migrations.migrate(conn, shipped) == len(shipped)
-        with pytest.raises(migrations.MigrationError, match=r"0002_broken failed: NOT NULL"):
+        with pytest.raises(
+            migrations.MigrationError, match=rf"{len(shipped) + 1:04d}_broken failed: NOT NULL"
+        ):
             await migrations.migrate(conn, [*shipped, broken])
         assert await migrations.current(conn) == len(shipped)
         async with conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'") as cur:
@@ -132,14 +134,14 @@ def test_kill_9_never_loses_an_acknowledged_write(tmp_path: Path) -> None:
     with Daemon(state) as d:
         d.wait_listening()
         for i in range(40):
-            status, body = http("POST", f"{d.url}/api/clients", {"name": f"client-{i:02d}"})
+            status, body = http(d, "POST", "/api/clients", {"name": f"client-{i:02d}"})
             assert status == 201
             acknowledged.append(body["id"])
         d.proc.send_signal(signal.SIGKILL)
         d.proc.wait(10)
     with Daemon(state) as d:
         d.wait_listening()
-        status, page = http("GET", f"{d.url}/api/clients?limit=500")
+        status, page = http(d, "GET", "/api/clients?limit=500")
         assert status == 200
         assert sorted(i["id"] for i in page["items"]) == sorted(acknowledged)
         assert d.stop() == 0
@@ -150,18 +152,18 @@ def test_demo_is_seeded_once(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with Daemon(state, "--demo") as d:
         d.wait_listening()
-        _, stats = http("GET", f"{d.url}/api/stats/dashboard")
+        _, stats = http(d, "GET", "/api/stats/dashboard")
         assert stats["clients"] == 3 and 10 <= stats["servers"] <= 20
-        _, projects = http("GET", f"{d.url}/api/projects?include=environments")
+        _, projects = http(d, "GET", "/api/projects?include=environments")
         envs = {e["name"] for p in projects["items"] for e in p["environments"]}
         assert envs == {"Production", "Staging"}
         assert all(p["technology"] for p in projects["items"])
         first = projects["items"][0]["clientId"]
-        assert http("DELETE", f"{d.url}/api/clients/{first}?cascade=true")[0] == 204
+        assert http(d, "DELETE", f"/api/clients/{first}?cascade=true")[0] == 204
         assert d.stop() == 0
     with Daemon(state, "--demo") as d:
         d.wait_listening()
-        _, stats = http("GET", f"{d.url}/api/stats/dashboard")
+        _, stats = http(d, "GET", "/api/stats/dashboard")
         assert stats["clients"] == 2  # not re-seeded, and the delete stuck
         assert d.stop() == 0
 

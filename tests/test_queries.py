@@ -7,7 +7,6 @@ from typing import Any
 from aiohttp import web
 from conftest import Client, post
 
-from dragonopsd.app import build_app
 from dragonopsd.keys import BUS, DATABASE
 
 
@@ -32,12 +31,12 @@ async def statements_for(app: web.Application, client: Client, url: str) -> tupl
 
 
 async def test_include_statement_count_does_not_grow_with_rows(
-    aiohttp_client: Any, make_config: Any
+    make_client: Any,
 ) -> None:
     counts = {}
     for n in (5, 200):
-        app = build_app(make_config(storage={"path": f"n{n}.db"}))
-        client = await aiohttp_client(app)
+        client = await make_client(storage={"path": f"n{n}.db"})
+        app = client.app
         await seed_projects(client, n)
         url = "/api/projects?include=environments,environments.servers&limit=500"
         counts[n], body = await statements_for(app, client, url)
@@ -56,10 +55,10 @@ async def test_include_statement_count_does_not_grow_with_rows(
 
 
 async def test_dashboard_counts_cache_and_invalidation(
-    aiohttp_client: Any, make_config: Any
+    make_client: Any,
 ) -> None:
-    app = build_app(make_config())
-    client = await aiohttp_client(app)
+    client = await make_client()
+    app = client.app
     await seed_projects(client, 2)
     n, stats = await statements_for(app, client, "/api/stats/dashboard")
     assert stats == {
@@ -83,9 +82,9 @@ async def test_dashboard_counts_cache_and_invalidation(
     assert (await (await client.get("/api/stats/dashboard")).json())["clients"] == 1
 
 
-async def test_writes_publish_inventory_events(aiohttp_client: Any, make_config: Any) -> None:
-    app = build_app(make_config())
-    client = await aiohttp_client(app)
+async def test_writes_publish_inventory_events(make_client: Any) -> None:
+    client = await make_client()
+    app = client.app
     sub = app[BUS].subscribe(["inventory"])
     c = await post(client, "/api/clients", {"name": "Evented"})
     await client.patch(f"/api/clients/{c['id']}", json={"status": "inactive"})
@@ -99,10 +98,8 @@ async def test_writes_publish_inventory_events(aiohttp_client: Any, make_config:
     ]
 
 
-async def test_cors_preflight_and_headers(aiohttp_client: Any, make_config: Any) -> None:
-    client = await aiohttp_client(
-        build_app(make_config(server={"cors_origins": ["https://ui.example"]}))
-    )
+async def test_cors_preflight_and_headers(make_client: Any) -> None:
+    client = await make_client(server={"cors_origins": ["https://ui.example"]})
     pre = await client.options(
         "/api/clients",
         headers={

@@ -1,10 +1,11 @@
-"""The front middleware and response hook: request ids, CORS preflight, problem+json errors.
+"""The front middleware and response hook: request ids, CORS, access, audit, problem+json.
 
-One middleware rather than a chain of three: each aiohttp middleware layer costs a few
-microseconds per request, measured in tests/bench/api.py. Its steps, in order: mint or echo the
-request id, answer CORS preflights, run the handler, and turn every failure into a problem.
-Headers every response carries (X-Request-ID, CORS) are added in ``on_response_prepare`` so
-they also land on 404s from the router and on websocket upgrades.
+One middleware rather than a chain: each aiohttp middleware layer costs a few microseconds per
+request, measured in tests/bench/api.py. Its steps, in order: mint or echo the request id,
+answer CORS preflights, check the caller's role, run the handler, turn every failure into a
+problem, and audit the call. Headers every response carries (X-Request-ID, security headers,
+CORS) are added in ``on_response_prepare`` so they also land on 404s from the router and on
+websocket upgrades.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp.typedefs import Handler
 
 from ..keys import CONFIG, REQUEST_ID
 from ..problem import Problem
+from . import access
 from .http import encode
 
 log = logging.getLogger("dragonopsd.api")
@@ -25,6 +27,14 @@ log = logging.getLogger("dragonopsd.api")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 PROBLEM_TYPE = "application/problem+json"
 EXPOSED = "ETag, X-Request-ID, Retry-After, Location"
+# Pages load only their own scripts and styles (no inline code, nothing from elsewhere);
+# API responses are never rendered as documents at all.
+HTML_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
 FORWARDED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
@@ -72,20 +82,23 @@ def _preflight(request: web.Request) -> web.Response:
 
 @web.middleware
 async def front_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, CORS preflight, then the handler; every failure leaves as problem+json."""
+    """Request id, CORS preflight, access check, handler, audit; failures leave as problems."""
     given = request.headers.get("X-Request-ID")
     # os.urandom, not uuid4(): same 128 random bits at a quarter of the cost on the hot path.
     request[REQUEST_ID] = given if given and _REQUEST_ID.match(given) else os.urandom(16).hex()
+    route = access.route_of(request)
     try:
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return _preflight(request)
-        return await handler(request)
+        if route is not None and route.role != "public":
+            await access.authorize(request, route)
+        response = await handler(request)
     except Problem as problem:
-        return problem_response(request, problem)
+        response = problem_response(request, problem)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem_response(request, _from_http_exception(request, exc))
+        response = problem_response(request, _from_http_exception(request, exc))
     except Exception:
         log.exception(
             "unhandled error in %s %s [request %s]",
@@ -93,10 +106,13 @@ async def front_middleware(request: web.Request, handler: Handler) -> web.Stream
             request.path,
             request.get(REQUEST_ID),
         )
-        return problem_response(
+        response = problem_response(
             request,
             Problem(500, "internal error; quote the X-Request-ID header when reporting it"),
         )
+    if route is not None and route.audited:
+        await access.record(request, route, response)
+    return response
 
 
 def _allowed_origin(request: web.Request) -> str | None:
@@ -111,11 +127,18 @@ def _allowed_origin(request: web.Request) -> str | None:
 
 async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
     """Headers every response carries, errors and upgrades included."""
+    headers = response.headers
     rid = request.get(REQUEST_ID)
     if rid:
-        response.headers["X-Request-ID"] = rid
+        headers["X-Request-ID"] = rid
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Content-Security-Policy"] = (
+        HTML_CSP if response.content_type == "text/html" else API_CSP
+    )
     origin = _allowed_origin(request)
     if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Access-Control-Expose-Headers"] = EXPOSED
-        response.headers.add("Vary", "Origin")
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Expose-Headers"] = EXPOSED
+        headers.add("Vary", "Origin")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from aiohttp.typedefs import Handler
 
-Role = Literal["public", "viewer", "operator", "admin"]
+from ..principal import RouteRole
 
 
 @dataclass(frozen=True)
@@ -34,10 +34,17 @@ class Route:
     handler: Handler
     summary: str
     tag: str
-    role: Role
+    role: RouteRole
     body: Any = None
     response: Any = None
     status: int = 200
     params: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
+    # Audited: every write by default; reads that reveal something (a secret value) opt in.
+    audit: bool | None = None
+
+    @property
+    def audited(self) -> bool:
+        """Whether a call lands in the audit log."""
+        return self.audit if self.audit is not None else self.method not in ("GET", "HEAD")

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import inventory, system
+from . import audit, inventory, secrets, settings, system, tokens
 from .route import Route
 
 
 def table() -> list[Route]:
     """Every route the daemon serves."""
-    return [*system.routes(), *inventory.routes()]
+    return [
+        *system.routes(),
+        *inventory.routes(),
+        *settings.routes(),
+        *secrets.routes(),
+        *tokens.routes(),
+        *audit.routes(),
+    ]
 
 
 def register(app: web.Application, routes: list[Route]) -> None:

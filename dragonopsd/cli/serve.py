@@ -15,6 +15,7 @@ from aiohttp import web
 from .. import __version__, logs
 from ..app import build_app
 from ..config import Config, ConfigError, load
+from ..crypto import KeyRingError
 from ..store import migrations
 from ..systemd import Notifier
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, run
@@ -47,8 +48,10 @@ async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
     )
     try:
         await runner.setup()
-    except (migrations.MigrationError, sqlite3.DatabaseError) as exc:
+    # KeyRingError: the secrets key file is unusable or does not match the database.
+    except (migrations.MigrationError, sqlite3.DatabaseError, KeyRingError) as exc:
         log.error("cannot start: %s", exc)
+        await runner.cleanup()  # closes what did start (the database), nothing else
         return EXIT_FAILURE
     site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
     try:

@@ -1,0 +1,240 @@
+"""Secrets routes: metadata for viewers, writes for admins, the value only through ``/value``.
+
+The value is write-only everywhere else: no list, get, write response, event or problem detail
+carries it (msgspec's validation messages name the field and the rule, never the input).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+from msgspec import UNSET, UnsetType
+
+from ..keys import VAULT
+from ..model import Body, Description, Wire
+from ..problem import invalid, not_found
+from ..store.vault import Secret
+from .http import json_response, read_json
+from .route import Param, Route
+
+KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
+ENV_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+DEFAULT_ENV = "default"
+MAX_VALUE_BYTES = 64 * 1024
+MAX_LIMIT, DEFAULT_LIMIT = 500, 50
+_ENV = re.compile(ENV_PATTERN)
+
+SecretKey = Annotated[str, msgspec.Meta(pattern=KEY_PATTERN)]
+SecretEnv = Annotated[str, msgspec.Meta(pattern=ENV_PATTERN)]
+# Characters here; the UTF-8 byte limit is checked after decoding (_check_value).
+SecretValue = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_VALUE_BYTES)]
+
+
+class SecretCreate(Body, kw_only=True):
+    """POST /api/secrets. ``env`` defaults to "default"."""
+
+    key: SecretKey
+    env: SecretEnv = DEFAULT_ENV
+    value: SecretValue
+    description: Description | None = None
+
+
+class SecretPatch(Body, kw_only=True):
+    """PATCH /api/secrets/{id}: a new value (new version) and/or description."""
+
+    value: SecretValue | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+
+
+class SecretPage(Wire, kw_only=True):
+    """A page of secret metadata."""
+
+    items: list[Secret]
+    next_cursor: str | None
+
+
+class SecretValueOut(Wire, kw_only=True):
+    """GET /api/secrets/{id}/value."""
+
+    id: str
+    key: str
+    env: str
+    version: int
+    value: str
+
+
+def _check_value(value: str | UnsetType) -> None:
+    if isinstance(value, str) and len(value.encode()) > MAX_VALUE_BYTES:
+        raise invalid("$.value", f"at most {MAX_VALUE_BYTES} bytes of UTF-8")
+
+
+def _ident(request: web.Request) -> str:
+    raw = request.match_info["id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise not_found("secret", raw) from None
+
+
+def _params(request: web.Request, allowed: set[str]) -> None:
+    for name in request.query:
+        if name not in allowed:
+            listed = ", ".join(sorted(allowed)) or "none"
+            raise invalid(name, f"unknown query parameter (allowed: {listed})")
+        if len(request.query.getall(name)) > 1:
+            raise invalid(name, "given more than once")
+
+
+async def list_secrets(request: web.Request) -> web.Response:
+    """Metadata of secrets, by key; ``env`` and ``q`` (key substring) filter."""
+    _params(request, {"env", "q", "limit", "cursor"})
+    q = request.query
+    try:
+        limit = int(q.get("limit", DEFAULT_LIMIT))
+    except ValueError:
+        raise invalid("limit", "expected an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    text = q.get("q")
+    if text is not None and len(text) > 200:
+        raise invalid("q", "at most 200 characters")
+    env = q.get("env")
+    if env is not None and not _ENV.match(env):
+        raise invalid("env", "letters, digits, '_', '.' or '-', starting with a letter or digit")
+    items, cursor = await request.app[VAULT].list(env, text or None, limit, q.get("cursor") or None)
+    return json_response(SecretPage(items=items, next_cursor=cursor))
+
+
+async def create_secret(request: web.Request) -> web.Response:
+    """Seal and store a new secret; answers with its metadata."""
+    _params(request, set())
+    body = await read_json(request, SecretCreate)
+    _check_value(body.value)
+    meta = await request.app[VAULT].create(body.key, body.env, body.value, body.description)
+    return json_response(meta, status=201, headers={"Location": f"/api/secrets/{meta.id}"})
+
+
+async def get_secret(request: web.Request) -> web.Response:
+    """One secret's metadata."""
+    _params(request, set())
+    return json_response(await request.app[VAULT].get(_ident(request)))
+
+
+async def patch_secret(request: web.Request) -> web.Response:
+    """Replace the value and/or description."""
+    ident = _ident(request)
+    _params(request, set())
+    body = await read_json(request, SecretPatch)
+    _check_value(body.value)
+    return json_response(await request.app[VAULT].update(ident, body.value, body.description))
+
+
+async def delete_secret(request: web.Request) -> web.Response:
+    """Remove a secret."""
+    ident = _ident(request)
+    _params(request, set())
+    await request.app[VAULT].delete(ident)
+    return web.Response(status=204)
+
+
+async def reveal_secret(request: web.Request) -> web.Response:
+    """The plaintext value (admin only, audited)."""
+    ident = _ident(request)
+    _params(request, set())
+    meta, value = await request.app[VAULT].reveal(ident)
+    out = SecretValueOut(id=meta.id, key=meta.key, env=meta.env, version=meta.version, value=value)
+    return json_response(out, headers={"Cache-Control": "no-store"})
+
+
+def _unavailable(errors: tuple[int, ...]) -> tuple[int, ...]:
+    return (*errors, 503)
+
+
+def routes() -> list[Route]:
+    """/api/secrets."""
+    ident = Param("id", "The secret's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    tag = "Secrets"
+    return [
+        Route(
+            "GET",
+            "/api/secrets",
+            list_secrets,
+            "List secrets (metadata only)",
+            tag,
+            "viewer",
+            response=SecretPage,
+            params=(
+                Param("env", "Only this env", {"type": "string", "pattern": ENV_PATTERN}),
+                Param("q", "Substring of the key", {"type": "string", "maxLength": 200}),
+                Param(
+                    "limit",
+                    "Page size",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+                ),
+                Param("cursor", "Opaque cursor from the previous nextCursor", {"type": "string"}),
+            ),
+            errors=_unavailable((422,)),
+        ),
+        Route(
+            "POST",
+            "/api/secrets",
+            create_secret,
+            "Create a secret",
+            tag,
+            "admin",
+            body=SecretCreate,
+            response=Secret,
+            status=201,
+            errors=_unavailable((400, 409, 413, 415, 422)),
+        ),
+        Route(
+            "GET",
+            "/api/secrets/{id}",
+            get_secret,
+            "Get a secret's metadata",
+            tag,
+            "viewer",
+            response=Secret,
+            params=(ident,),
+            errors=_unavailable((404,)),
+        ),
+        Route(
+            "PATCH",
+            "/api/secrets/{id}",
+            patch_secret,
+            "Update a secret's value or description",
+            tag,
+            "admin",
+            body=SecretPatch,
+            response=Secret,
+            params=(ident,),
+            errors=_unavailable((400, 404, 413, 415, 422)),
+        ),
+        Route(
+            "DELETE",
+            "/api/secrets/{id}",
+            delete_secret,
+            "Delete a secret",
+            tag,
+            "admin",
+            status=204,
+            params=(ident,),
+            errors=_unavailable((404,)),
+        ),
+        Route(
+            "GET",
+            "/api/secrets/{id}/value",
+            reveal_secret,
+            "Reveal a secret's value (audited)",
+            tag,
+            "admin",
+            response=SecretValueOut,
+            params=(ident,),
+            errors=_unavailable((404, 500)),
+            audit=True,
+        ),
+    ]

@@ -1,0 +1,166 @@
+"""Admin routes for API tokens and JWT profiles."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import msgspec
+from aiohttp import web
+from msgspec import UNSET, UnsetType
+
+from ..keys import AUTHENTICATOR, PRINCIPAL
+from ..model import Body, Wire
+from ..principal import Role
+from ..problem import not_found
+from ..store.tokens import Profile, Token
+from .http import json_response, read_json
+from .route import Param, Route
+
+TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
+
+
+class TokenCreate(Body, kw_only=True):
+    """POST /api/tokens."""
+
+    name: TokenName
+    role: Role
+    expires_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+
+
+class NewToken(Wire, kw_only=True):
+    """The created token: ``token`` is shown this once and never again."""
+
+    token: str
+    meta: Token
+
+
+class TokenList(Wire, kw_only=True):
+    """All tokens (metadata only)."""
+
+    items: list[Token]
+
+
+class ProfilePatch(Body, kw_only=True):
+    """PATCH /api/profiles/{id}."""
+
+    role: Role | UnsetType = UNSET
+    email: Annotated[str, msgspec.Meta(max_length=320)] | UnsetType | None = UNSET
+
+
+class ProfileList(Wire, kw_only=True):
+    """All profiles."""
+
+    items: list[Profile]
+
+
+def expiry(days: int | None) -> str | None:
+    """ISO expiry ``days`` from now (None: never)."""
+    if days is None:
+        return None
+    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    """Every token's metadata, newest first."""
+    return json_response(TokenList(items=await request.app[AUTHENTICATOR].tokens.store.all()))
+
+
+async def create_token(request: web.Request) -> web.Response:
+    """Mint a token; its value is in this response only."""
+    body = await read_json(request, TokenCreate)
+    principal = request[PRINCIPAL]
+    meta, plain = await request.app[AUTHENTICATOR].tokens.create(
+        body.name, body.role, expiry(body.expires_days), principal.actor
+    )
+    return json_response(
+        NewToken(token=plain, meta=meta), status=201, headers={"Location": f"/api/tokens/{meta.id}"}
+    )
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    """Revoke a token; it stops working at once."""
+    raw = request.match_info["id"]
+    try:
+        ident = str(uuid.UUID(raw))
+    except ValueError:
+        raise not_found("token", raw) from None
+    await request.app[AUTHENTICATOR].tokens.revoke(ident)
+    return web.Response(status=204)
+
+
+async def list_profiles(request: web.Request) -> web.Response:
+    """Every JWT subject seen so far, with its role."""
+    return json_response(ProfileList(items=await request.app[AUTHENTICATOR].store.profiles()))
+
+
+async def patch_profile(request: web.Request) -> web.Response:
+    """Change a profile's role (applies to its next request) or email."""
+    body = await read_json(request, ProfilePatch)
+    auth = request.app[AUTHENTICATOR]
+    role = None if body.role is UNSET else body.role
+    profile = await auth.store.update_profile(request.match_info["id"], role, body.email)
+    auth.profile_changed(profile)
+    return json_response(profile)
+
+
+def routes() -> list[Route]:
+    """Token and profile administration (admins only)."""
+    token_id = Param("id", "The token's id", {"type": "string", "format": "uuid"}, "path", True)
+    sub = Param("id", "The JWT subject", {"type": "string"}, "path", True)
+    return [
+        Route(
+            "GET",
+            "/api/tokens",
+            list_tokens,
+            "List API tokens",
+            "Tokens",
+            "admin",
+            response=TokenList,
+        ),
+        Route(
+            "POST",
+            "/api/tokens",
+            create_token,
+            "Create an API token (value shown once)",
+            "Tokens",
+            "admin",
+            body=TokenCreate,
+            response=NewToken,
+            status=201,
+            errors=(400, 413, 415, 422),
+        ),
+        Route(
+            "DELETE",
+            "/api/tokens/{id}",
+            revoke_token,
+            "Revoke an API token",
+            "Tokens",
+            "admin",
+            status=204,
+            params=(token_id,),
+            errors=(404,),
+        ),
+        Route(
+            "GET",
+            "/api/profiles",
+            list_profiles,
+            "List JWT profiles",
+            "Profiles",
+            "admin",
+            response=ProfileList,
+        ),
+        Route(
+            "PATCH",
+            "/api/profiles/{id}",
+            patch_profile,
+            "Change a profile's role",
+            "Profiles",
+            "admin",
+            body=ProfilePatch,
+            response=Profile,
+            params=(sub,),
+            errors=(400, 404, 413, 415, 422),
+        ),
+    ]

@@ -1,0 +1,93 @@
+"""Turns an Authorization header into a Principal: an API token first, then a JWT."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..config import AuthConfig
+from ..principal import Principal, Role
+from ..store.tokens import Profile, TokenStore
+from .tokens import TokenAuth
+
+
+class AuthFailure(Exception):
+    """Why a caller was not authenticated; ``guess`` failures count toward the 429 limit."""
+
+    def __init__(self, reason: str, *, guess: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.guess = guess
+
+
+class Identity(Protocol):
+    """What a verified JWT tells us."""
+
+    @property
+    def sub(self) -> str:
+        """The subject (Supabase user id)."""
+        ...
+
+    @property
+    def email(self) -> str | None:
+        """The email claim, if any."""
+        ...
+
+    @property
+    def exp(self) -> float | None:
+        """Expiry as Unix time."""
+        ...
+
+
+class JwtCheck(Protocol):
+    """The JWT verifier as the authenticator uses it."""
+
+    @property
+    def enabled(self) -> bool:
+        """True when a secret or JWKS is configured."""
+        ...
+
+    async def verify(self, token: str) -> Identity:
+        """The verified identity; raises on any invalid token."""
+        ...
+
+
+class Authenticator:
+    """Checks bearer credentials; creates a JWT subject's profile on first sight."""
+
+    def __init__(self, cfg: AuthConfig, tokens: TokenAuth, jwt: JwtCheck, store: TokenStore):
+        self._default_role: Role = cfg.default_role
+        self.tokens = tokens
+        self.jwt = jwt
+        self.store = store
+        self._roles: dict[str, Role] = {}
+
+    async def authenticate(self, header: str | None) -> Principal:
+        """The principal for an ``Authorization`` header, or AuthFailure."""
+        if not header:
+            raise AuthFailure("missing Authorization: Bearer <token>", guess=False)
+        scheme, _, credential = header.strip().partition(" ")
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            raise AuthFailure("expected Authorization: Bearer <token>", guess=False)
+        principal = self.tokens.principal(credential)
+        if principal is not None:
+            return principal
+        if self.jwt.enabled and credential.count(".") == 2:
+            try:
+                identity = await self.jwt.verify(credential)
+            except Exception as exc:  # the verifier's own error type; its text has no token
+                raise AuthFailure(f"invalid token: {exc}") from None
+            role = self._roles.get(identity.sub)
+            if role is None:
+                profile = await self.store.ensure_profile(
+                    identity.sub, identity.email, self._default_role
+                )
+                role = self._roles[identity.sub] = profile.role
+            return Principal(
+                "jwt", identity.sub, identity.email or identity.sub, role, identity.exp
+            )
+        raise AuthFailure("invalid, expired or revoked token")
+
+    def profile_changed(self, profile: Profile) -> None:
+        """An admin changed a profile: the new role applies to the next request."""
+        self._roles[profile.id] = profile.role

@@ -1,0 +1,47 @@
+"""Repeated authentication failures from one address get 429 instead of another guess."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict, deque
+
+
+class FailureLimiter:
+    """Sliding window of failure times per address; bounded so a flood cannot grow it forever."""
+
+    def __init__(self, limit: int, window: float, max_addresses: int = 10_000) -> None:
+        self.limit = limit
+        self.window = window
+        self._max = max_addresses
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
+
+    def _recent(self, address: str, now: float) -> deque[float] | None:
+        times = self._failures.get(address)
+        if times is None:
+            return None
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[address]
+            return None
+        return times
+
+    def retry_after(self, address: str) -> int | None:
+        """Seconds until address may try again, or None when it is not blocked."""
+        now = time.monotonic()
+        times = self._recent(address, now)
+        if times is None or len(times) < self.limit:
+            return None
+        return max(1, math.ceil(times[0] + self.window - now))
+
+    def fail(self, address: str) -> None:
+        """Count one failure for address."""
+        now = time.monotonic()
+        times = self._recent(address, now)
+        if times is None:
+            if len(self._failures) >= self._max:
+                self._failures.popitem(last=False)
+            times = self._failures[address] = deque(maxlen=self.limit)
+        times.append(now)
+        self._failures.move_to_end(address)

@@ -1,0 +1,97 @@
+"""API token checks from memory: the usable tokens are loaded once and reloaded on change.
+
+Another process (``dragonopsd token revoke``) may change the table, so a cheap revision
+counter in ``meta`` is polled once a second; API writes reload at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from ..principal import Principal, Role
+from ..store.tokens import Token, TokenStore, hash_token
+
+log = logging.getLogger("dragonopsd.auth")
+
+
+def _timestamp(iso: str | None) -> float | None:
+    return datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+class TokenAuth:
+    """Verifies bearer API tokens against an in-memory copy of the usable ones."""
+
+    def __init__(self, store: TokenStore) -> None:
+        self.store = store
+        self._by_hash: dict[str, tuple[Token, float | None]] = {}
+        self._revision = ""
+
+    async def reload(self) -> None:
+        """Re-read the usable tokens."""
+        self._revision = await self.store.revision()
+        usable = await self.store.usable()
+        self._by_hash = {h: (t, _timestamp(t.expires_at)) for h, t in usable.items()}
+
+    async def watch(self, interval: float = 1.0) -> None:
+        """Reload whenever another process changes the tokens (until cancelled)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.store.revision() != self._revision:
+                    await self.reload()
+            except Exception:  # a locked or briefly unavailable store must not end the watch
+                log.exception("could not reload tokens")
+
+    def principal(self, token: str) -> Principal | None:
+        """The caller a token stands for, or None (unknown, revoked or expired)."""
+        found = self._by_hash.get(hash_token(token))
+        if found is None:
+            return None
+        meta, expires = found
+        if expires is not None and expires <= time.time():
+            return None
+        return Principal("token", meta.id, meta.name, meta.role, expires)
+
+    async def create(
+        self, name: str, role: Role, expires_at: str | None, created_by: str | None
+    ) -> tuple[Token, str]:
+        """Mint a token and make it usable at once."""
+        token, plain = await self.store.create(name, role, expires_at, created_by)
+        await self.reload()
+        return token, plain
+
+    async def revoke(self, ident: str) -> Token:
+        """Revoke a token; it stops working at once."""
+        token = await self.store.revoke(ident)
+        await self.reload()
+        return token
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write text to path readable by the owner only (0600 from creation, no window)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)
+        f.write(text + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+async def bootstrap_admin(tokens: TokenAuth, path: Path) -> None:
+    """First start without any token or JWT: mint an admin token and hand it over once.
+
+    The value goes to a 0600 file, and to stderr only when that is a terminal: under systemd
+    stderr is the journal, which more people can read than the file.
+    """
+    _, plain = await tokens.create("bootstrap-admin", "admin", None, "dragonopsd")
+    await asyncio.to_thread(_write_private, path, plain)
+    if sys.stderr.isatty():
+        print(f"\n  admin token (shown once, also in {path}):\n    {plain}\n", file=sys.stderr)
+    log.warning("no API tokens existed: created an admin token, saved to %s (mode 0600)", path)

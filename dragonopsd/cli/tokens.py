@@ -1,0 +1,88 @@
+"""`dragonopsd token create|list|revoke`: API tokens, usable while the daemon runs.
+
+The running daemon notices token changes made here within about a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from ..config import Config
+from ..principal import ROLES
+from ..problem import Problem
+from ..store.tokens import TokenStore
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, database, run
+
+
+def _days(text: str) -> int:
+    try:
+        days = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days") from None
+    if not 1 <= days <= 3650:
+        raise argparse.ArgumentTypeError("must be between 1 and 3650 days")
+    return days
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the token command and its actions."""
+    token = sub.add_parser("token", help="manage API tokens", epilog=EPILOG)
+    actions = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create", help="mint a token and print it (once) on stdout", epilog=EPILOG
+    )
+    add_common(create)
+    create.add_argument("--name", required=True, help="what the token is for")
+    create.add_argument("--role", required=True, choices=ROLES, help="what it may do")
+    create.add_argument("--expires", type=_days, metavar="DAYS", help="expire after DAYS days")
+    add_common(actions.add_parser("list", help="list tokens (never their values)", epilog=EPILOG))
+    revoke = actions.add_parser("revoke", help="revoke a token by id", epilog=EPILOG)
+    add_common(revoke)
+    revoke.add_argument("id", help="the token's id (from `token list`)")
+    token.set_defaults(handler=main)
+
+
+def main(cfg: Config, args: argparse.Namespace) -> int:
+    """Run the chosen token action."""
+    return run(_token(cfg, args))
+
+
+async def _token(cfg: Config, args: argparse.Namespace) -> int:
+    db = database(cfg)
+    await db.open(migrate=True)
+    store = TokenStore(db)
+    try:
+        if args.token_command == "create":
+            name = args.name.strip()
+            if not name or len(name) > 100:
+                print("--name: 1 to 100 characters", file=sys.stderr)
+                return EXIT_USAGE
+            expires = None
+            if args.expires:
+                at = datetime.now(UTC) + timedelta(days=args.expires)
+                expires = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+            _, plain = await store.create(name, args.role, expires, "cli")
+            print(plain)
+            return EXIT_OK
+        if args.token_command == "list":
+            print(f"{'ID':36}  {'NAME':24}  {'ROLE':8}  {'PREFIX':10}  {'EXPIRES':24}  STATE")
+            for t in await store.all():
+                state = "revoked" if t.revoked_at else "active"
+                print(
+                    f"{t.id:36}  {t.name[:24]:24}  {t.role:8}  {t.prefix:10}  "
+                    f"{t.expires_at or 'never':24}  {state}"
+                )
+            return EXIT_OK
+        try:
+            ident = str(uuid.UUID(args.id))
+            await store.revoke(ident)
+        except (ValueError, Problem):
+            print(f"no token with id {args.id}", file=sys.stderr)
+            return EXIT_FAILURE
+        print(f"revoked {ident}")
+        return EXIT_OK
+    finally:
+        await db.close()

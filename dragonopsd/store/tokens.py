@@ -1,0 +1,194 @@
+"""API tokens and JWT profiles. Only a SHA-256 of a token is stored; the plaintext is shown once."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from typing import Any
+
+import msgspec
+
+from ..clock import now_iso
+from ..model import Wire
+from ..principal import Role
+from ..problem import not_found
+from .db import Database
+
+TOKEN_PREFIX = "dro_"
+REVISION_KEY = "tokens_rev"  # bumped by every token write, so other processes notice
+
+
+class Token(Wire, kw_only=True):
+    """A token's metadata (never its value)."""
+
+    id: str
+    name: str
+    role: Role
+    prefix: str
+    created_at: str
+    expires_at: str | None = None
+    revoked_at: str | None = None
+    created_by: str | None = None
+
+
+class Profile(Wire, kw_only=True):
+    """A JWT subject seen by the daemon, with the role it was granted."""
+
+    id: str
+    email: str | None
+    role: Role
+    created_at: str
+    updated_at: str
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """256 random bits, URL-safe, with a prefix that secret scanners can recognise."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+_TOKEN_COLS = "id, name, role, prefix, created_at, expires_at, revoked_at, created_by"
+_PROFILE_COLS = "id, email, role, created_at, updated_at"
+
+
+def _token(row: Any) -> Token:
+    return Token(**dict(zip(_TOKEN_COLS.split(", "), row, strict=True)))
+
+
+def _profile(row: Any) -> Profile:
+    return Profile(**dict(zip(_PROFILE_COLS.split(", "), row, strict=True)))
+
+
+class TokenStore:
+    """Token and profile rows."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def create(
+        self, name: str, role: Role, expires_at: str | None, created_by: str | None
+    ) -> tuple[Token, str]:
+        """Mint a token; returns its metadata and the plaintext (shown to the caller once)."""
+        plain = new_token()
+        token = Token(
+            id=str(uuid.uuid4()),
+            name=name,
+            role=role,
+            prefix=plain[:10],
+            created_at=now_iso(),
+            expires_at=expires_at,
+            created_by=created_by,
+        )
+        async with self.db.write() as conn:
+            await conn.execute(
+                f"INSERT INTO tokens ({_TOKEN_COLS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*msgspec.structs.astuple(token), hash_token(plain)),
+            )
+            await self._bump(conn)
+        return token, plain
+
+    async def _bump(self, conn: Any) -> None:
+        await conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE "
+            "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+            (REVISION_KEY,),
+        )
+
+    async def all(self) -> list[Token]:
+        """Every token, newest first."""
+        async with (
+            self.db.read() as conn,
+            conn.execute(f"SELECT {_TOKEN_COLS} FROM tokens ORDER BY created_at DESC, id") as cur,
+        ):
+            return [_token(r) for r in await cur.fetchall()]
+
+    async def count(self) -> int:
+        """How many tokens exist (revoked ones included)."""
+        async with self.db.read() as conn, conn.execute("SELECT COUNT(*) FROM tokens") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def revoke(self, ident: str) -> Token:
+        """Revoke a token (kept for the audit trail); revoking twice is harmless."""
+        async with self.db.write() as conn:
+            await conn.execute(
+                "UPDATE tokens SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ?",
+                (now_iso(), ident),
+            )
+            async with conn.execute(
+                f"SELECT {_TOKEN_COLS} FROM tokens WHERE id = ?", (ident,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise not_found("token", ident)
+            await self._bump(conn)
+        return _token(row)
+
+    async def usable(self) -> dict[str, Token]:
+        """Hash -> token for every token not revoked (expiry is checked at use)."""
+        async with (
+            self.db.read() as conn,
+            conn.execute(f"SELECT {_TOKEN_COLS}, hash FROM tokens WHERE revoked_at IS NULL") as cur,
+        ):
+            return {r[-1]: _token(r[:-1]) for r in await cur.fetchall()}
+
+    async def revision(self) -> str:
+        """Changes whenever any process writes a token."""
+        async with (
+            self.db.read() as conn,
+            conn.execute("SELECT value FROM meta WHERE key = ?", (REVISION_KEY,)) as cur,
+        ):
+            row = await cur.fetchone()
+        return str(row[0]) if row else "0"
+
+    async def ensure_profile(self, sub: str, email: str | None, role: Role) -> Profile:
+        """The profile for a JWT subject, created with role on first sight."""
+        now = now_iso()
+        async with self.db.write() as conn:
+            await conn.execute(
+                f"INSERT INTO profiles ({_PROFILE_COLS}) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO NOTHING",
+                (sub, email, role, now, now),
+            )
+            async with conn.execute(
+                f"SELECT {_PROFILE_COLS} FROM profiles WHERE id = ?", (sub,)
+            ) as cur:
+                row = await cur.fetchone()
+        return _profile(row)
+
+    async def profiles(self) -> list[Profile]:
+        """Every profile, oldest first."""
+        async with (
+            self.db.read() as conn,
+            conn.execute(f"SELECT {_PROFILE_COLS} FROM profiles ORDER BY created_at, id") as cur,
+        ):
+            return [_profile(r) for r in await cur.fetchall()]
+
+    async def update_profile(
+        self, sub: str, role: Role | None, email: str | msgspec.UnsetType | None
+    ) -> Profile:
+        """Change a profile's role and/or email."""
+        async with self.db.write() as conn:
+            async with conn.execute(
+                f"SELECT {_PROFILE_COLS} FROM profiles WHERE id = ?", (sub,)
+            ) as cur:
+                row = await cur.fetchone()
+            if row is None:
+                raise not_found("profile", sub)
+            current = _profile(row)
+            changed = msgspec.structs.replace(
+                current,
+                role=role or current.role,
+                email=current.email if email is msgspec.UNSET else email,
+                updated_at=now_iso(),
+            )
+            await conn.execute(
+                "UPDATE profiles SET role = ?, email = ?, updated_at = ? WHERE id = ?",
+                (changed.role, changed.email, changed.updated_at, sub),
+            )
+        return changed

@@ -1,0 +1,194 @@
+"""Tokens, roles, JWTs through the real app, failure limiting, audit log, settings, headers."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from aiohttp import web
+from conftest import Client, post, token_for
+
+from dragonopsd.keys import AUTHENTICATOR, ROUTE_INDEX
+from dragonopsd.principal import ROLES, allows
+
+MakeClient = Callable[..., Awaitable[Client]]
+ZERO = "00000000-0000-4000-8000-000000000000"
+
+# Every route's role decision, stated here on purpose: a new route fails this test until
+# someone writes down who may call it.
+EXPECTED_ROLES = {
+    ("GET", "/healthz"): "public",
+    ("GET", "/readyz"): "public",
+    ("GET", "/api/openapi.json"): "public",
+    ("GET", "/api/docs"): "public",
+    ("GET", "/api/docs/docs.css"): "public",
+    ("GET", "/api/docs/docs.js"): "public",
+    ("GET", "/api/stats/dashboard"): "viewer",
+    **{
+        (method, path.format(kind=kind)): role
+        for kind in ("clients", "projects", "environments", "servers")
+        for method, path, role in (
+            ("GET", "/api/{kind}", "viewer"),
+            ("POST", "/api/{kind}", "operator"),
+            ("GET", "/api/{kind}/{{id}}", "viewer"),
+            ("PATCH", "/api/{kind}/{{id}}", "operator"),
+            ("DELETE", "/api/{kind}/{{id}}", "operator"),
+        )
+    },
+    ("GET", "/api/settings"): "viewer",
+    ("GET", "/api/settings/{key}"): "viewer",
+    ("PUT", "/api/settings/{key}"): "admin",
+    ("DELETE", "/api/settings/{key}"): "admin",
+    ("GET", "/api/tokens"): "admin",
+    ("POST", "/api/tokens"): "admin",
+    ("DELETE", "/api/tokens/{id}"): "admin",
+    ("GET", "/api/profiles"): "admin",
+    ("PATCH", "/api/profiles/{id}"): "admin",
+    ("GET", "/api/audit"): "admin",
+    ("GET", "/api/secrets"): "viewer",
+    ("POST", "/api/secrets"): "admin",
+    ("GET", "/api/secrets/{id}"): "viewer",
+    ("PATCH", "/api/secrets/{id}"): "admin",
+    ("DELETE", "/api/secrets/{id}"): "admin",
+    ("GET", "/api/secrets/{id}/value"): "admin",
+}
+
+
+def concrete(path: str) -> str:
+    return path.replace("{id}", ZERO).replace("{key}", "some.key")
+
+
+async def test_every_route_has_the_expected_role(client: Client) -> None:
+    table = client.app[ROUTE_INDEX]
+    assert {k: r.role for k, r in table.items()} == EXPECTED_ROLES
+
+
+async def test_route_table_times_roles(client: Client) -> None:
+    """Walk every route as nobody, viewer, operator and admin."""
+    app: web.Application = client.app
+    tokens = {role: await token_for(app, role) for role in ROLES}
+    for (method, path), route in app[ROUTE_INDEX].items():
+        url = concrete(path)
+        body = {} if method in ("POST", "PUT", "PATCH") else None
+        anon = await client.request(method, url, json=body, headers={"Authorization": ""})
+        if route.role == "public":
+            assert anon.status not in (401, 403), (method, path)
+        else:
+            assert anon.status == 401, (method, path, anon.status)
+            assert anon.headers["WWW-Authenticate"].startswith("Bearer")
+        for role, token in tokens.items():
+            resp = await client.request(
+                method, url, json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            if allows(role, route.role):
+                assert resp.status not in (401, 403), (method, path, role, resp.status)
+            else:
+                assert resp.status == 403, (method, path, role, resp.status)
+                problem = await resp.json(content_type="application/problem+json")
+                assert route.role in problem["detail"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["", "Bearer", "Bearer    ", "Basic dXNlcjpwYXNz", "Bearer dro_not-a-real-token", "token x"],
+)
+async def test_missing_or_bad_credentials_are_401(client: Client, header: str) -> None:
+    resp = await client.get("/api/clients", headers={"Authorization": header})
+    assert resp.status == 401
+    assert resp.headers["WWW-Authenticate"] == 'Bearer realm="dragonopsd"'
+    assert resp.content_type == "application/problem+json"
+
+
+async def test_token_api_create_use_list_revoke(client: Client) -> None:
+    created = await post(
+        client, "/api/tokens", {"name": "ci", "role": "operator", "expiresDays": 30}
+    )
+    token, meta = created["token"], created["meta"]
+    assert token.startswith("dro_") and meta["role"] == "operator" and meta["expiresAt"]
+    as_op = {"Authorization": f"Bearer {token}"}
+    assert (await client.post("/api/clients", json={"name": "x"}, headers=as_op)).status == 201
+    listed = await (await client.get("/api/tokens")).text()
+    assert token not in listed and token[10:] not in listed and "hash" not in listed
+    assert (await client.delete(f"/api/tokens/{meta['id']}")).status == 204
+    assert (await client.get("/api/clients", headers=as_op)).status == 401
+    assert (await client.delete(f"/api/tokens/{ZERO}")).status == 404
+    bad = await client.post("/api/tokens", json={"name": "x", "role": "root"})
+    assert bad.status == 422
+
+
+async def test_expired_token_is_401(client: Client) -> None:
+    store = client.app[AUTHENTICATOR].tokens
+    _, plain = await store.create("old", "admin", "2020-01-01T00:00:00.000Z", "tests")
+    resp = await client.get("/api/clients", headers={"Authorization": f"Bearer {plain}"})
+    assert resp.status == 401
+
+
+async def test_repeated_failures_get_429_with_retry_after(make_client: MakeClient) -> None:
+    client = await make_client(auth={"failure_limit": 3, "failure_window": 60})
+    for _ in range(3):
+        resp = await client.get("/api/clients", headers={"Authorization": "Bearer wrong"})
+        assert resp.status == 401
+    blocked = await client.get("/api/clients", headers={"Authorization": "Bearer wrong"})
+    assert blocked.status == 429
+    assert 1 <= int(blocked.headers["Retry-After"]) <= 60
+    # while blocked, even the right token waits: guessing must not be distinguishable
+    assert (await client.get("/api/clients")).status == 429
+    assert (await client.get("/healthz")).status == 200  # public routes are not limited
+
+
+async def test_bootstrap_admin_token_file(make_client: MakeClient, make_config: Any) -> None:
+    client = await make_client()
+    path = make_config().resolve("admin.token")
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    tokens = await client.app[AUTHENTICATOR].tokens.store.all()
+    assert [(t.name, t.role) for t in tokens] == [("bootstrap-admin", "admin")]
+    again = await make_client()  # same database: no second bootstrap token
+    assert len(await again.app[AUTHENTICATOR].tokens.store.all()) == 1
+
+
+async def test_no_bootstrap_token_when_jwt_is_configured(
+    make_client: MakeClient, make_config: Any
+) -> None:
+    await make_client(auth={"jwt_secret": "s" * 32})
+    assert not make_config().resolve("admin.token").exists()
+
+
+def hs256(secret: str, **claims: Any) -> str:
+    base = {
+        "sub": "user-1",
+        "aud": "authenticated",
+        "exp": time.time() + 300,
+        "email": "ada@example.com",
+    }
+    return pyjwt.encode(base | claims, secret, algorithm="HS256")
+
+
+async def test_supabase_jwt_creates_a_viewer_profile_that_admins_promote(
+    make_client: MakeClient,
+) -> None:
+    secret = "super-secret-jwt-key-with-32-bytes!"
+    client = await make_client(auth={"jwt_secret": secret})
+    user = {"Authorization": f"Bearer {hs256(secret)}"}
+    assert (await client.get("/api/clients", headers=user)).status == 200
+    assert (await client.post("/api/clients", json={"name": "x"}, headers=user)).status == 403
+    profiles = await (await client.get("/api/profiles")).json()
+    assert [(p["id"], p["email"], p["role"]) for p in profiles["items"]] == [
+        ("user-1", "ada@example.com", "viewer")
+    ]
+    resp = await client.patch("/api/profiles/user-1", json={"role": "operator"})
+    assert resp.status == 200
+    assert (await client.post("/api/clients", json={"name": "x"}, headers=user)).status == 201
+    for bad in (
+        hs256(secret, aud="anon"),
+        hs256(secret, exp=time.time() - 3600),
+        hs256("another-secret-entirely-32-bytes!!"),
+        hs256(secret)[:-4] + "AAAA",
+    ):
+        assert (
+            await client.get("/api/clients", headers={"Authorization": f"Bearer {bad}"})
+        ).status == 401
