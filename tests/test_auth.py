@@ -12,6 +12,8 @@ import jwt as pyjwt
 import pytest
 from aiohttp import web
 from conftest import Client, post, token_for
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 
 from dragonopsd.keys import AUTHENTICATOR, ROUTE_INDEX
 from dragonopsd.principal import ROLES, allows
@@ -192,3 +194,40 @@ async def test_supabase_jwt_creates_a_viewer_profile_that_admins_promote(
         assert (
             await client.get("/api/clients", headers={"Authorization": f"Bearer {bad}"})
         ).status == 401
+
+
+async def test_es256_jwt_from_a_jwks_server(make_client: MakeClient, aiohttp_server: Any) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True) | {"kid": "k1", "alg": "ES256"}
+
+    async def jwks(request: web.Request) -> web.Response:
+        return web.json_response({"keys": [jwk]})
+
+    jwks_app = web.Application()
+    jwks_app.router.add_get("/jwks.json", jwks)
+    server = await aiohttp_server(jwks_app)
+    client = await make_client(
+        auth={
+            "jwks_url": str(server.make_url("/jwks.json")),
+            "issuer": "https://proj.supabase.co/auth/v1",
+        }
+    )
+    claims = {
+        "sub": "es-user",
+        "aud": "authenticated",
+        "exp": time.time() + 60,
+        "iss": "https://proj.supabase.co/auth/v1",
+    }
+    good = pyjwt.encode(claims, key, algorithm="ES256", headers={"kid": "k1"})
+    assert (
+        await client.get("/api/clients", headers={"Authorization": f"Bearer {good}"})
+    ).status == 200
+    for bad in (
+        pyjwt.encode(claims, key, algorithm="ES256", headers={"kid": "k2"}),  # unknown kid
+        pyjwt.encode(
+            claims | {"iss": "https://evil"}, key, algorithm="ES256", headers={"kid": "k1"}
+        ),
+        pyjwt.encode(claims, None, algorithm="none", headers={"kid": "k1"}),
+    ):
+        resp = await client.get("/api/clients", headers={"Authorization": f"Bearer {bad}"})
+        assert resp.status == 401

@@ -1,0 +1,92 @@
+"""`dragonopsd token ...` against a running daemon: a CLI change takes effect without restart."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from daemon import Daemon
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dragonopsd", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def status(d: Daemon, token: str, path: str = "/api/clients") -> int:
+    req = urllib.request.Request(d.url + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def eventually(d: Daemon, token: str, want: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    got = status(d, token)
+    while got != want and time.monotonic() < deadline:
+        time.sleep(0.1)
+        got = status(d, token)
+    assert got == want, f"still {got} after {timeout}s"
+
+
+def test_token_create_list_revoke_while_running(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Daemon(state) as d:
+        d.wait_listening()
+        admin = d.token
+        assert admin.startswith("dro_") and status(d, admin, "/api/tokens") == 200
+        assert "admin token" in d.log and admin not in d.log  # the value is never logged
+
+        out = cli(
+            "token",
+            "create",
+            "--name",
+            "grafana",
+            "--role",
+            "viewer",
+            "--expires",
+            "30",
+            "--state-dir",
+            str(state),
+        )
+        assert out.returncode == 0, out.stderr
+        token = out.stdout.strip()
+        assert out.stdout == token + "\n" and token.startswith("dro_")
+        eventually(d, token, 200)
+        assert status(d, token, "/api/tokens") == 403  # a viewer
+
+        listed = cli("token", "list", "--state-dir", str(state))
+        assert listed.returncode == 0 and "grafana" in listed.stdout and token not in listed.stdout
+        ident = next(line.split()[0] for line in listed.stdout.splitlines() if "grafana" in line)
+
+        revoked = cli("token", "revoke", ident, "--state-dir", str(state))
+        assert revoked.returncode == 0, revoked.stderr
+        eventually(d, token, 401)
+        assert status(d, admin) == 200
+        assert d.stop() == 0
+    assert token not in d.log
+
+
+def test_token_cli_bad_input(tmp_path: Path) -> None:
+    state = str(tmp_path / "state")
+    for args, words in (
+        (["token", "create", "--name", "x", "--role", "root"], "invalid choice"),
+        (["token", "create", "--name", "x", "--role", "admin", "--expires", "0"], "between 1"),
+        (["token", "create", "--name", "x", "--role", "admin", "--expires", "soon"], "whole"),
+        (["token", "create", "--role", "admin"], "--name"),
+    ):
+        out = cli(*args, "--state-dir", state)
+        assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
+    out = cli("token", "create", "--name", "   ", "--role", "admin", "--state-dir", state)
+    assert out.returncode == 2 and "--name" in out.stderr
+    missing = cli("token", "revoke", "00000000-0000-4000-8000-000000000000", "--state-dir", state)
+    assert missing.returncode == 1 and "no token" in missing.stderr
+    garbage = cli("token", "revoke", "nope", "--state-dir", state)
+    assert garbage.returncode == 1
