@@ -94,6 +94,30 @@ class AuditConfig(Section, frozen=True):
     retention_days: Annotated[int, msgspec.Meta(ge=1, le=36_500)] = 90
 
 
+Cidr = Annotated[str, msgspec.Meta(pattern=r"^[0-9A-Fa-f:.]+/\d{1,3}$")]
+
+
+class ProbesConfig(Section, frozen=True):
+    """[probes]: how the probe engine behaves and what it may reach."""
+
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 512
+    allow_metadata: bool = False
+    deny_cidrs: list[Cidr] = []
+    user_agent: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "dragonopsd"
+    flap_window: Annotated[int, msgspec.Meta(ge=0, le=100)] = 10
+    flap_threshold: Annotated[int, msgspec.Meta(ge=2, le=100)] = 6
+
+
+class HistoryConfig(Section, frozen=True):
+    """[history]: batching and retention of heartbeats and their rollups."""
+
+    flush_interval: Annotated[float, msgspec.Meta(ge=0.05, le=10)] = 1.0
+    flush_rows: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 1000
+    raw_hours: Annotated[int, msgspec.Meta(ge=1, le=8760)] = 48
+    five_minute_days: Annotated[int, msgspec.Meta(ge=1, le=366)] = 14
+    hourly_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 400
+
+
 class Config(Section, frozen=True):
     """The whole configuration file."""
 
@@ -104,6 +128,11 @@ class Config(Section, frozen=True):
     auth: AuthConfig = AuthConfig()
     secrets: SecretsConfig = SecretsConfig()
     audit: AuditConfig = AuditConfig()
+    probes: ProbesConfig = ProbesConfig()
+    history: HistoryConfig = HistoryConfig()
+    # [[monitors]] tables, validated as MonitorSpec by the monitoring layer (config sits below
+    # the model, so it keeps them as plain tables).
+    monitors: list[dict[str, Any]] = []
 
     def state_dir(self) -> Path:
         """The directory every relative path in the config resolves against."""
@@ -125,6 +154,8 @@ SECTIONS: dict[str, type[Section]] = {
     "auth": AuthConfig,
     "secrets": SecretsConfig,
     "audit": AuditConfig,
+    "probes": ProbesConfig,
+    "history": HistoryConfig,
 }
 
 
@@ -182,7 +213,10 @@ def from_mapping(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> C
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     _apply_env(raw, os.environ if env is None else env, problems)
     for name, table in raw.items():
-        if name not in SECTIONS:
+        if name == "monitors":
+            if not isinstance(table, list) or not all(isinstance(m, dict) for m in table):
+                problems.append("monitors: expected [[monitors]] tables")
+        elif name not in SECTIONS:
             problems.append(f"{name}: unknown section")
         else:
             _check_section(name, table, problems)

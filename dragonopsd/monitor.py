@@ -1,0 +1,190 @@
+"""Monitor Structs: what to check, how often, and what counts as up (camelCase on the wire).
+
+One flat shape for every kind keeps storage and the API simple; ``__post_init__`` checks that
+the fields a kind needs are present and that the others are absent, naming the field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from .model import Body, Description, FieldError, Name, Tags, Wire
+
+MonitorKind = Literal["http", "tcp", "dns", "icmp", "tls", "push"]
+KINDS: tuple[str, ...] = ("http", "tcp", "dns", "icmp", "tls", "push")
+HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+RecordType = Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR", "CAA"]
+MonitorStatus = Literal["up", "down", "pending", "maintenance", "paused"]
+ManagedBy = Literal["api", "config"]
+
+Seconds = Annotated[float, msgspec.Meta(ge=1, le=86_400)]
+Timeout = Annotated[float, msgspec.Meta(gt=0, le=300)]
+Host = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._:\-\[\]]+$")
+]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+ProbeUrl = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$")]
+Condition = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+Location = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
+HeaderValue = Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[^\r\n]*$")]
+Resolver = Annotated[str, msgspec.Meta(max_length=100)]
+
+# Fields each kind needs (beyond the common ones) and the ones it may have.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "http": ("url",),
+    "tcp": ("host", "port"),
+    "tls": ("host", "port"),
+    "dns": ("host",),
+    "icmp": ("host",),
+    "push": (),
+}
+ALLOWED: dict[str, frozenset[str]] = {
+    "http": frozenset({"url", "method", "headers", "body", "follow_redirects", "verify_tls"}),
+    "tcp": frozenset({"host", "port"}),
+    "tls": frozenset({"host", "port", "verify_tls"}),
+    "dns": frozenset({"host", "record_type", "resolver"}),
+    "icmp": frozenset({"host", "packets"}),
+    "push": frozenset({"grace"}),
+}
+KIND_FIELDS = frozenset().union(*ALLOWED.values())
+_RESOLVER = re.compile(r"^(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+|[0-9a-fA-F:]+)(?::(?P<port>\d{1,5}))?$")
+
+
+def camel(name: str) -> str:
+    """snake_case -> camelCase, for error paths."""
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+class MonitorSpec(Body, kw_only=True):
+    """Everything a user sets on a monitor: the POST body, a ``[[monitors]]`` table in the
+    config file, and the JSON document stored per monitor. PATCH merges into it (RFC 7396)."""
+
+    name: Name
+    kind: MonitorKind
+    enabled: bool = True
+    interval: Seconds = 60.0
+    timeout: Timeout = 10.0
+    retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
+    retry_interval: Seconds = 20.0
+    failure_threshold: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
+    conditions: Annotated[list[Condition], msgspec.Meta(max_length=32)] = []
+    server_id: uuid.UUID | None = None
+    environment_id: uuid.UUID | None = None
+    locations: Annotated[list[Location], msgspec.Meta(min_length=1, max_length=16)] = msgspec.field(
+        default_factory=lambda: ["local"]
+    )
+    quorum: Annotated[int, msgspec.Meta(ge=1, le=16)] | None = None
+    tags: Tags = []
+    description: Description | None = None
+    # http
+    url: ProbeUrl | None = None
+    method: HttpMethod | None = None
+    headers: Annotated[dict[HeaderName, HeaderValue], msgspec.Meta(max_length=50)] | None = None
+    body: Annotated[str, msgspec.Meta(max_length=65_536)] | None = None
+    follow_redirects: bool | None = None
+    verify_tls: bool | None = None
+    # tcp, tls, dns, icmp
+    host: Host | None = None
+    port: Port | None = None
+    record_type: RecordType | None = None
+    resolver: Resolver | None = None
+    packets: Annotated[int, msgspec.Meta(ge=1, le=10)] | None = None
+    # push
+    grace: Annotated[float, msgspec.Meta(ge=0, le=86_400)] | None = None
+
+    def __post_init__(self) -> None:
+        check_kind_fields(self)
+
+
+def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
+    """Required fields present, foreign fields absent, cross-field rules; FieldError otherwise."""
+    for name in REQUIRED[spec.kind]:
+        if getattr(spec, name) is None:
+            raise FieldError(f"{prefix}.{camel(name)}", f"required for kind {spec.kind}")
+    for name in KIND_FIELDS - ALLOWED[spec.kind]:
+        if getattr(spec, name) is not None:
+            raise FieldError(f"{prefix}.{camel(name)}", f"not used by kind {spec.kind}")
+    if spec.timeout > spec.interval:
+        raise FieldError(f"{prefix}.timeout", "must not exceed interval")
+    if spec.resolver is not None:
+        m = _RESOLVER.match(spec.resolver)
+        try:
+            if m is None:
+                raise ValueError
+            ipaddress.ip_address(m["ip"].strip("[]"))
+            if m["port"] is not None and not 1 <= int(m["port"]) <= 65535:
+                raise ValueError
+        except ValueError:
+            raise FieldError(f"{prefix}.resolver", "expected IP or IP:port") from None
+    if spec.quorum is not None and spec.quorum > len(spec.locations):
+        raise FieldError(f"{prefix}.quorum", "cannot exceed the number of locations")
+    if len(set(spec.locations)) != len(spec.locations):
+        raise FieldError(f"{prefix}.locations", "duplicate location")
+
+
+class Monitor(Wire, kw_only=True):
+    """A monitor as the API returns it: its spec plus identity, push token and latest state."""
+
+    id: str
+    name: str
+    kind: MonitorKind
+    enabled: bool
+    interval: float
+    timeout: float
+    retries: int
+    retry_interval: float
+    failure_threshold: int
+    conditions: list[str]
+    server_id: str | None = None
+    environment_id: str | None = None
+    locations: list[str]
+    quorum: int | None = None
+    tags: list[str]
+    description: str | None = None
+    url: str | None = None
+    method: str | None = None
+    headers: dict[str, str] | None = None
+    body: str | None = None
+    follow_redirects: bool | None = None
+    verify_tls: bool | None = None
+    host: str | None = None
+    port: int | None = None
+    record_type: str | None = None
+    resolver: str | None = None
+    packets: int | None = None
+    grace: float | None = None
+    push_token: str | None = None
+    managed_by: ManagedBy = "api"
+    status: MonitorStatus = "pending"
+    created_at: str
+    updated_at: str
+
+
+def spec_of(monitor: Monitor) -> MonitorSpec:
+    """The user-settable part of a monitor (round-trips through the wire shape)."""
+    fields = {f.name for f in msgspec.structs.fields(MonitorSpec)}
+    data: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(monitor).items() if k in fields}
+    return msgspec.convert(data, MonitorSpec, from_attributes=False)
+
+
+class Scope(msgspec.Struct, frozen=True):
+    """Where a monitor sits: maintenance windows and notification routes select on this."""
+
+    monitor_id: str
+    tags: tuple[str, ...] = ()
+    server_id: str | None = None
+    environment_id: str | None = None
+    project_id: str | None = None
+    client_id: str | None = None
+
+
+# Heartbeat status codes as stored in history (compact ints, not strings).
+STATUS_CODES: dict[str, int] = {"down": 0, "up": 1, "pending": 2, "maintenance": 3}
