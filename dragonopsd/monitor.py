@@ -12,7 +12,6 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, UnsetType
 
 from .model import Body, Description, FieldError, Name, Tags, Wire
 
