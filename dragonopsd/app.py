@@ -39,6 +39,7 @@ from .keys import (
     INVENTORY,
     OPENAPI,
     ROUTE_INDEX,
+    ROUTE_OF,
     SETTINGS,
     VAULT,
     DocsAssets,
@@ -162,7 +163,7 @@ def build_app(cfg: Config, *, demo_data: bool = False) -> web.Application:
     )
     app[VAULT] = vault
     table = routes.table()
-    routes.register(app, table)
+    app[ROUTE_OF] = routes.register(app, table)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}
     app[OPENAPI] = encode(openapi.build(table, __version__))
     # Read once at build time: a few KB from the installed package, before any request.

@@ -48,6 +48,8 @@ SETTINGS: web.AppKey[SettingsStore] = web.AppKey("settings")
 VAULT: web.AppKey[VaultService] = web.AppKey("vault")
 # (method, path template) -> Route, for the per-request role decision and audit flag.
 ROUTE_INDEX: web.AppKey[dict[tuple[str, str], Route]] = web.AppKey("route_index")
+# aiohttp's matched route -> our row: the hot-path form of the same table.
+ROUTE_OF: web.AppKey[dict[web.AbstractRoute, Route]] = web.AppKey("route_of")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

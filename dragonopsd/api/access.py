@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..auth.authenticator import AuthFailure
 from ..clock import now_iso
-from ..keys import AUDIT, AUTH_LIMITER, AUTHENTICATOR, PRINCIPAL, REQUEST_ID, ROUTE_INDEX
+from ..keys import AUDIT, AUTH_LIMITER, AUTHENTICATOR, PRINCIPAL, REQUEST_ID, ROUTE_OF
 from ..principal import allows
 from ..problem import Problem
 from ..store.audit import AuditEntry
@@ -23,15 +23,8 @@ CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dragonopsd"'}
 
 
 def route_of(request: web.Request) -> Route | None:
-    """The route-table row a request matched (HEAD counts as GET), or None."""
-    match = request.match_info
-    if match.http_exception is not None:
-        return None
-    resource = match.route.resource
-    if resource is None:
-        return None
-    method = "GET" if request.method == "HEAD" else request.method
-    return request.app[ROUTE_INDEX].get((method, resource.canonical))
+    """The route-table row a request matched (HEAD counts as GET), or None (404/405)."""
+    return request.app[ROUTE_OF].get(request.match_info.route)
 
 
 async def authorize(request: web.Request, route: Route) -> None:

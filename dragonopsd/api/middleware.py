@@ -133,7 +133,6 @@ async def on_response_prepare(request: web.Request, response: web.StreamResponse
         headers["X-Request-ID"] = rid
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
-    headers["X-Frame-Options"] = "DENY"
     headers["Content-Security-Policy"] = (
         HTML_CSP if response.content_type == "text/html" else API_CSP
     )

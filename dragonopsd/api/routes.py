@@ -20,7 +20,12 @@ def table() -> list[Route]:
     ]
 
 
-def register(app: web.Application, routes: list[Route]) -> None:
-    """Add the routes to the app's router (HEAD comes free with GET)."""
+def register(app: web.Application, routes: list[Route]) -> dict[web.AbstractRoute, Route]:
+    """Add the routes to the app's router (HEAD along with GET); returns router route -> row,
+    so the per-request lookup is one dict hit on the route aiohttp already matched."""
+    index: dict[web.AbstractRoute, Route] = {}
     for r in routes:
-        app.router.add_route(r.method, r.path, r.handler)
+        index[app.router.add_route(r.method, r.path, r.handler)] = r
+        if r.method == "GET":
+            index[app.router.add_route("HEAD", r.path, r.handler)] = r
+    return index

@@ -29,14 +29,17 @@ class TokenAuth:
 
     def __init__(self, store: TokenStore) -> None:
         self.store = store
-        self._by_hash: dict[str, tuple[Token, float | None]] = {}
+        self._by_hash: dict[str, Principal] = {}
         self._revision = ""
 
     async def reload(self) -> None:
-        """Re-read the usable tokens."""
+        """Re-read the usable tokens (each one's Principal is built here, not per request)."""
         self._revision = await self.store.revision()
         usable = await self.store.usable()
-        self._by_hash = {h: (t, _timestamp(t.expires_at)) for h, t in usable.items()}
+        self._by_hash = {}
+        for digest, t in usable.items():
+            expires = _timestamp(t.expires_at)
+            self._by_hash[digest] = Principal("token", t.id, t.name, t.role, expires)
 
     async def watch(self, interval: float = 1.0) -> None:
         """Reload whenever another process changes the tokens (until cancelled)."""
@@ -51,12 +54,9 @@ class TokenAuth:
     def principal(self, token: str) -> Principal | None:
         """The caller a token stands for, or None (unknown, revoked or expired)."""
         found = self._by_hash.get(hash_token(token))
-        if found is None:
+        if found is None or (found.expires_at is not None and found.expires_at <= time.time()):
             return None
-        meta, expires = found
-        if expires is not None and expires <= time.time():
-            return None
-        return Principal("token", meta.id, meta.name, meta.role, expires)
+        return found
 
     async def create(
         self, name: str, role: Role, expires_at: str | None, created_by: str | None

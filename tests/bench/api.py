@@ -4,10 +4,14 @@
                               [--tool auto|wrk|aiohttp]
 
 Starts ``dragonopsd serve --demo`` and a bare baseline server (this file with
-``--baseline-server 0``) as single-process subprocesses on 127.0.0.1, seeds 50 projects with 2
+``--baseline-server 0``) as single-process subprocesses on 127.0.0.1, reads the admin token the
+daemon mints on first start (``<state-dir>/admin.token``), seeds 50 projects with 2
 environments each through the HTTP API, then loads each URL in turn with the same client (``wrk``
 when it is on PATH, else an aiohttp load generator in its own process: this file with
-``--loadgen URL``). Every measurement is preceded by a short warm-up; rounds alternate baseline
+``--loadgen URL``, the header in ``BENCH_API_AUTHORIZATION``). Every request carries
+``Authorization: Bearer <token>``: the daemon checks it on /api routes (/healthz is public and
+ignores it), and the baseline, which checks nothing, gets it too so both parse the same request.
+Every measurement is preceded by a short warm-up; rounds alternate baseline
 and daemon so drift on a shared machine hits both alike. Progress goes to stderr; the last line
 on stdout is one JSON object (DESIGN.md, "Performance": cached dashboard >= 0.6 x the baseline).
 """
@@ -41,11 +45,14 @@ SEED_PROJECTS = 50
 SEED_CLIENTS = 5
 SEED_SERVERS = 10
 WARMUP_S = 1.0
-TARGETS = ("baseline", "dashboard", "projects_include", "healthz")
+TOKEN_FILE = "admin.token"  # the daemon's default [auth] admin_token_file, under --state-dir
+AUTH_ENV = "BENCH_API_AUTHORIZATION"  # the header value, for the --loadgen subprocess
+TARGETS = ("baseline", "dashboard", "projects_include", "client_get", "healthz")
 PATHS = {
     "baseline": "/api/stats/dashboard",
     "dashboard": "/api/stats/dashboard",
     "projects_include": "/api/projects?include=environments&limit=50",
+    "client_get": "/api/clients/{client_id}",  # one row by id: not cached, a reader-pool query
     "healthz": "/healthz",
 }
 
@@ -120,6 +127,9 @@ def loadgen(url: str, duration: float, connections: int) -> int:
     """N keep-alive connections hammering url for duration s; prints one JSON result line."""
     import aiohttp  # noqa: PLC0415
 
+    auth = os.environ.get(AUTH_ENV)
+    headers = {"Authorization": auth} if auth else {}
+
     async def main() -> dict[str, Any]:
         ok = 0
         errors = 0
@@ -133,7 +143,7 @@ def loadgen(url: str, duration: float, connections: int) -> int:
                 nonlocal ok, errors
                 while time.monotonic() < deadline:
                     try:
-                        async with session.get(url) as resp:
+                        async with session.get(url, headers=headers) as resp:
                             await resp.read()
                             if resp.status == 200:
                                 ok += 1
@@ -202,11 +212,28 @@ class Proc:
             self._log.close()
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-    """One request with the stdlib (seeding and pre-flight checks only)."""
+def read_token(state: Path, daemon: Proc, timeout: float = START_TIMEOUT_S) -> str:
+    """The admin token the daemon wrote on first start (before it logged its port)."""
+    path = state / TOKEN_FILE
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError):
+            token = path.read_text().strip()
+            if token:
+                return token
+        if daemon.proc.poll() is not None:
+            raise RuntimeError(f"daemon exited {daemon.proc.returncode}:\n{daemon.log()[-3000:]}")
+        time.sleep(0.05)
+    raise RuntimeError(f"daemon wrote no admin token to {path} in {timeout}s")
+
+
+def http(method: str, url: str, auth: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    """One request with the stdlib (seeding and pre-flight checks only); auth: header value."""
     assert url.startswith(f"http://{HOST}:"), url
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, method=method)
+    if auth:
+        req.add_header("Authorization", auth)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     try:
@@ -216,11 +243,14 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int
         return exc.code, exc.read().decode(errors="replace")
 
 
-def seed(daemon: Proc) -> dict[str, int]:
-    """Clients, 50 projects with 2 environments each, and a few servers, via the API."""
+def seed(daemon: Proc, auth: str) -> tuple[dict[str, int], list[str]]:
+    """Clients, 50 projects with 2 environments each, and a few servers, via the API.
+
+    Returns the counts and the seeded clients' ids.
+    """
 
     def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
-        status, data = http("POST", daemon.url(path), body)
+        status, data = http("POST", daemon.url(path), auth, body)
         if status != 201:
             raise RuntimeError(f"POST {path} -> {status}: {data}")
         return dict(data)
@@ -258,12 +288,20 @@ def seed(daemon: Proc) -> dict[str, int]:
                 "privateIp": f"10.9.0.{i + 1}",
             },
         )
-    return {"clients": SEED_CLIENTS, "projects": SEED_PROJECTS, "environments": len(envs)}
+    counts = {"clients": SEED_CLIENTS, "projects": SEED_PROJECTS, "environments": len(envs)}
+    return counts, clients
 
 
-def preflight(name: str, url: str) -> int:
+def require_auth(url: str) -> None:
+    """The daemon refuses the URL without a token, so the bench measures the checked path."""
+    status, _ = http("GET", url, "")
+    if status != 401:
+        raise RuntimeError(f"{url} without a token -> {status}, expected 401")
+
+
+def preflight(name: str, url: str, auth: str, client_id: str = "") -> int:
     """The URL answers 200 with the expected JSON; returns the body size."""
-    req = urllib.request.Request(url)
+    req = urllib.request.Request(url, headers={"Authorization": auth})
     with urllib.request.urlopen(req, timeout=10) as resp:
         raw = resp.read()
         if resp.status != 200:
@@ -275,6 +313,8 @@ def preflight(name: str, url: str) -> int:
         items = data["items"]
         assert len(items) == 50, len(items)
         assert all(isinstance(p.get("environments"), list) for p in items)
+    elif name == "client_get":
+        assert data["id"] == client_id and data["name"] == "Bench Client 00", data
     elif name == "healthz":
         assert data == {"status": "ok"}, data
     return len(raw)
@@ -286,7 +326,7 @@ _WRK_NON2XX = re.compile(r"Non-2xx or 3xx responses:\s+(\d+)")
 _WRK_ERRORS = re.compile(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)")
 
 
-def run_wrk(url: str, duration: float, connections: int) -> dict[str, Any]:
+def run_wrk(url: str, duration: float, connections: int, auth: str) -> dict[str, Any]:
     # One wrk thread: the server gets one core, the client the other (2-core machine).
     argv = [
         "wrk",
@@ -295,6 +335,8 @@ def run_wrk(url: str, duration: float, connections: int) -> dict[str, Any]:
         f"-d{max(1, round(duration))}s",
         "--timeout",
         "5s",
+        "-H",
+        f"Authorization: {auth}",
         url,
     ]
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
@@ -315,7 +357,7 @@ def run_wrk(url: str, duration: float, connections: int) -> dict[str, Any]:
     }
 
 
-def run_aiohttp(url: str, duration: float, connections: int) -> dict[str, Any]:
+def run_aiohttp(url: str, duration: float, connections: int, auth: str) -> dict[str, Any]:
     argv = [
         sys.executable,
         str(Path(__file__).resolve()),
@@ -326,7 +368,8 @@ def run_aiohttp(url: str, duration: float, connections: int) -> dict[str, Any]:
         "--connections",
         str(connections),
     ]
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60)
+    env = {**os.environ, AUTH_ENV: auth}
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, env=env)
     if out.returncode != 0:
         raise RuntimeError(f"load generator failed ({out.returncode}): {out.stderr[-2000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -349,17 +392,18 @@ def cpu_seconds(pid: int) -> float | None:
 
 
 def measure(
-    load: Callable[[str, float, int], dict[str, Any]],
+    load: Callable[[str, float, int, str], dict[str, Any]],
     name: str,
     url: str,
+    auth: str,
     pid: int,
     duration: float,
     connections: int,
 ) -> tuple[float, float | None]:
     """(req/s, server CPU microseconds per request) after a warm-up."""
-    load(url, WARMUP_S, connections)
+    load(url, WARMUP_S, connections, auth)
     cpu0 = cpu_seconds(pid)
-    r = load(url, duration, connections)
+    r = load(url, duration, connections, auth)
     cpu1 = cpu_seconds(pid)
     if r["bad"] or r["errors"]:
         raise RuntimeError(f"{name}: {r['bad']} non-200 responses, {r['errors']} socket errors")
@@ -409,18 +453,23 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         procs.append(baseline)
         daemon.wait_listening()
         baseline.wait_listening()
+        auth = f"Bearer {read_token(state, daemon)}"
         note(
             f"daemon pid {daemon.proc.pid} on {daemon.port}, "
             f"baseline pid {baseline.proc.pid} on {baseline.port}, tool {tool}"
         )
-        seeded = seed(daemon)
+        seeded, client_ids = seed(daemon, auth)
         note("seeded", seeded)
 
         urls = {
-            name: (baseline if name == "baseline" else daemon).url(path)
+            name: (baseline if name == "baseline" else daemon).url(
+                path.format(client_id=client_ids[0])
+            )
             for name, path in PATHS.items()
         }
-        sizes = {name: preflight(name, url) for name, url in urls.items()}
+        require_auth(urls["dashboard"])
+        require_auth(urls["client_get"])
+        sizes = {name: preflight(name, url, auth, client_ids[0]) for name, url in urls.items()}
         note("body sizes", sizes)
 
         samples: dict[str, list[float]] = {name: [] for name in TARGETS}
@@ -433,7 +482,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 order.reverse()
             for name in order:
                 pid = (baseline if name == "baseline" else daemon).proc.pid
-                rps, cpu_us = measure(load, name, urls[name], pid, args.duration, args.connections)
+                rps, cpu_us = measure(
+                    load, name, urls[name], auth, pid, args.duration, args.connections
+                )
                 samples[name].append(rps)
                 if cpu_us is not None:
                     cpu[name].append(cpu_us)
@@ -441,7 +492,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 if p.proc.poll() is not None:
                     raise RuntimeError(f"{p.name} died:\n{p.log()[-3000:]}")
         # Health after the load: the dashboard must still be the cached body.
-        preflight("dashboard", urls["dashboard"])
+        preflight("dashboard", urls["dashboard"], auth)
 
         best = {name: max(v) for name, v in samples.items()}
         median = {name: statistics.median(v) for name, v in samples.items()}
@@ -450,12 +501,14 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         result: dict[str, Any] = {
             "bench": "api",
             "tool": tool,
+            "auth": "bearer",  # every request carries Authorization: Bearer <admin token>
             "baseline_rps": round(best["baseline"], 1),
             "dashboard_rps": round(best["dashboard"], 1),
             "dashboard_ratio": round(ratio, 3),
             "dashboard_ratio_median": round(median["dashboard"] / median["baseline"], 3),
             "dashboard_ratio_paired": [round(x, 3) for x in paired],
             "projects_include_rps": round(best["projects_include"], 1),
+            "client_get_rps": round(best["client_get"], 1),
             "healthz_rps": round(best["healthz"], 1),
             "healthz_ratio": round(best["healthz"] / best["baseline"], 3),
             # Less sensitive to neighbours than req/s: server CPU per request, median.
