@@ -1,0 +1,1 @@
+"""The probe engine: monitors, probes, conditions, scheduling, incidents."""

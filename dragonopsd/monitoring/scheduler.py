@@ -1,0 +1,118 @@
+"""The scheduler: one loop over a heap of due times, drift-corrected, bounded concurrency.
+
+Each monitor's next run is computed from its previous *due* time, not from when the last probe
+finished, so slow probes never push later runs (or other monitors) back. First runs are spread
+over the interval so a restart with 10,000 monitors does not fire them all at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import random
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+log = logging.getLogger("dragonopsd.scheduler")
+
+Check = Callable[[int, float], Awaitable[None]]
+
+
+class Scheduler:
+    """Runs ``check(key, due)`` for every registered key at its interval."""
+
+    def __init__(self, check: Check, concurrency: int, drift_samples: int = 10_000) -> None:
+        self._check = check
+        self._slots = asyncio.Semaphore(concurrency)
+        self._heap: list[tuple[float, int, int]] = []
+        self._interval: dict[int, float] = {}
+        self._gen: dict[int, int] = {}
+        self._running: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+        self.drift: deque[float] = deque(maxlen=drift_samples)  # seconds late, per start
+        self.started = 0
+        self.skipped = 0  # runs skipped because the previous one was still going
+        self.in_flight = 0
+
+    def schedule(self, key: int, interval: float, first_in: float | None = None) -> None:
+        """Add or reschedule key; its first run comes within ``first_in`` (default: spread
+        uniformly over one interval)."""
+        loop = asyncio.get_running_loop()
+        spread = interval if first_in is None else first_in
+        self._interval[key] = interval
+        gen = self._gen.get(key, 0) + 1
+        self._gen[key] = gen
+        heapq.heappush(self._heap, (loop.time() + random.uniform(0, spread), gen, key))  # noqa: S311  -- jitter, not crypto
+        self._wake.set()
+
+    def retry(self, key: int, delay: float) -> None:
+        """Run key again after delay, then resume its normal interval from there."""
+        if key not in self._interval:
+            return
+        gen = self._gen[key] + 1
+        self._gen[key] = gen
+        heapq.heappush(self._heap, (asyncio.get_running_loop().time() + delay, gen, key))
+        self._wake.set()
+
+    def remove(self, key: int) -> None:
+        """Stop scheduling key (a run in progress finishes)."""
+        self._interval.pop(key, None)
+        self._gen.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._interval)
+
+    async def run(self) -> None:
+        """The loop; cancel it to stop (running checks are cancelled too)."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                now = loop.time()
+                while self._heap and self._heap[0][0] <= now:
+                    due, gen, key = heapq.heappop(self._heap)
+                    if self._gen.get(key) != gen:
+                        continue  # rescheduled or removed since this entry was pushed
+                    interval = self._interval[key]
+                    # After a stall (suspend, overload) skip missed runs instead of bursting.
+                    nxt = due + interval * max(1, int((now - due) // interval) + 1)
+                    heapq.heappush(self._heap, (nxt, gen, key))
+                    if key in self._running:
+                        self.skipped += 1
+                        continue
+                    self._start(key, due)
+                self._wake.clear()
+                timeout = self._heap[0][0] - loop.time() if self._heap else None
+                if timeout is None or timeout > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _start(self, key: int, due: float) -> None:
+        self._running.add(key)
+        task = asyncio.create_task(self._guarded(key, due))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _guarded(self, key: int, due: float) -> None:
+        try:
+            async with self._slots:
+                self.drift.append(max(0.0, asyncio.get_running_loop().time() - due))
+                self.started += 1
+                self.in_flight += 1
+                try:
+                    await self._check(key, due)
+                finally:
+                    self.in_flight -= 1
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # one monitor's bug must not stop the others
+            log.exception("check of monitor %s failed", key)
+        finally:
+            self._running.discard(key)
