@@ -1,0 +1,67 @@
+"""HTTP(S) probe: one request through the app's session; status, body, timing, certificate."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aiohttp
+from multidict import CIMultiDict
+
+from ...monitor import MonitorSpec
+from .peer import PeerResponse, expiry_fields
+from .result import MAX_BODY, ProbeEnv, ProbeResult
+
+MAX_REDIRECTS = 10
+
+
+async def probe_http(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
+    """Request spec.url and report STATUS, BODY, RESPONSE_TIME, IP and, for https, expiry."""
+    url = spec.url or ""
+    # The model only admits http(s) URLs; checked again because this is the SSRF boundary
+    # (no file://, no other scheme ever reaches the client).
+    if not url.startswith(("http://", "https://")):
+        return ProbeResult({"CONNECTED": False}, error="only http:// and https:// are probed")
+    headers: CIMultiDict[str] = CIMultiDict({"User-Agent": env.user_agent})
+    headers.update(spec.headers or {})
+    verify = spec.verify_tls is not False
+    started = time.perf_counter()
+    async with env.session.request(
+        spec.method or "GET",
+        url,
+        headers=headers,
+        data=spec.body.encode() if spec.body is not None else None,
+        allow_redirects=spec.follow_redirects is not False,
+        max_redirects=MAX_REDIRECTS,
+        # True: the session's trust (system store or the configured CA); False: no checks.
+        ssl=verify,
+        timeout=aiohttp.ClientTimeout(total=spec.timeout),
+    ) as resp:
+        context: dict[str, Any] = {"CONNECTED": True, "STATUS": resp.status}
+        cert_expires_at: float | None = None
+        if isinstance(resp, PeerResponse):  # sessions from make_session(); others lack the peer
+            if resp.peer_ip is not None:
+                context["IP"] = resp.peer_ip
+            cert, cert_expires_at = expiry_fields(resp.peer_cert)
+            context.update(cert)
+        body, truncated = await _read_capped(resp.content)
+    elapsed = (time.perf_counter() - started) * 1000
+    context["RESPONSE_TIME"] = elapsed
+    context["BODY"] = body
+    if truncated:
+        context["BODY_TRUNCATED"] = True
+    return ProbeResult(context, latency_ms=elapsed, cert_expires_at=cert_expires_at)
+
+
+async def _read_capped(stream: aiohttp.StreamReader) -> tuple[bytes, bool]:
+    """At most MAX_BODY bytes of the body, and whether more was there (one byte over tells)."""
+    chunks: list[bytes] = []
+    remaining = MAX_BODY + 1
+    while remaining > 0:
+        chunk = await stream.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    body = b"".join(chunks)
+    return body[:MAX_BODY], len(body) > MAX_BODY
