@@ -1,0 +1,224 @@
+"""Maintenance window routes: everyone reads, operators write."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+
+from aiohttp import web
+
+from ..keys import MAINTENANCE
+from ..maintenance import OccurrenceList, WindowView
+from ..model import Wire
+from ..problem import invalid, not_found
+from ..store.maintenance import WindowPatch, WindowSpec, merge_patch
+from .http import convert, json_response, read_json
+from .route import Param, Route
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+MAX_COUNT = 100
+DEFAULT_COUNT = 5
+BASE = "/api/maintenance"
+
+
+class WindowPage(Wire, kw_only=True):
+    """A page of windows and the cursor of the next page (null on the last)."""
+
+    items: list[WindowView]
+    next_cursor: str | None
+
+
+def _ident(request: web.Request) -> str:
+    raw = request.match_info["id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise not_found("maintenance window", raw) from None
+
+
+def _params(request: web.Request, allowed: set[str]) -> None:
+    for name in request.query:
+        if name not in allowed:
+            listed = ", ".join(sorted(allowed)) or "none"
+            raise invalid(name, f"unknown query parameter (allowed: {listed})")
+        if len(request.query.getall(name)) > 1:
+            raise invalid(name, "given more than once")
+
+
+def _int(request: web.Request, name: str, default: int, high: int) -> int:
+    try:
+        value = int(request.query.get(name, default))
+    except ValueError:
+        raise invalid(name, "expected an integer") from None
+    if not 1 <= value <= high:
+        raise invalid(name, f"must be between 1 and {high}")
+    return value
+
+
+def _view(request: web.Request, window_id: str) -> web.Response:
+    svc = request.app[MAINTENANCE]
+    return json_response(svc.view(svc.get(window_id), time.time()))
+
+
+async def list_windows(request: web.Request) -> web.Response:
+    """Every window, by name, with whether it is in force now."""
+    _params(request, {"limit", "cursor"})
+    svc = request.app[MAINTENANCE]
+    items, cursor = svc.page(
+        _int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT), request.query.get("cursor") or None
+    )
+    now = time.time()
+    return json_response(WindowPage(items=[svc.view(w, now) for w in items], next_cursor=cursor))
+
+
+async def create_window(request: web.Request) -> web.Response:
+    """Create a window; it is honoured from this response on."""
+    _params(request, set())
+    spec = await read_json(request, WindowSpec)
+    window = await request.app[MAINTENANCE].create(spec)
+    resp = _view(request, window.id)
+    resp.set_status(201)
+    resp.headers["Location"] = f"{BASE}/{window.id}"
+    return resp
+
+
+async def get_window(request: web.Request) -> web.Response:
+    """One window."""
+    ident = _ident(request)
+    _params(request, set())
+    return _view(request, ident)
+
+
+async def patch_window(request: web.Request) -> web.Response:
+    """Change some fields; the result is validated as a whole, like a create."""
+    ident = _ident(request)
+    _params(request, set())
+    patch = await read_json(request, WindowPatch)
+    svc = request.app[MAINTENANCE]
+    spec = convert(merge_patch(svc.get(ident), patch), WindowSpec)
+    await svc.replace(ident, spec)
+    return _view(request, ident)
+
+
+async def delete_window(request: web.Request) -> web.Response:
+    """Remove a window."""
+    ident = _ident(request)
+    _params(request, set())
+    await request.app[MAINTENANCE].delete(ident)
+    return web.Response(status=204)
+
+
+async def list_occurrences(request: web.Request) -> web.Response:
+    """The next occurrences of a window's schedule, to check a cron and its time zone."""
+    ident = _ident(request)
+    _params(request, {"count", "from"})
+    count = _int(request, "count", DEFAULT_COUNT, MAX_COUNT)
+    after = time.time()
+    if "from" in request.query:
+        try:
+            start = datetime.fromisoformat(request.query["from"])
+        except ValueError:
+            raise invalid("from", "expected an ISO 8601 time") from None
+        if start.tzinfo is None:
+            raise invalid("from", "needs a UTC offset or Z, e.g. 2027-03-28T00:00:00Z")
+        after = start.timestamp()
+    items = request.app[MAINTENANCE].occurrences(ident, after, count)
+    return json_response(OccurrenceList(items=items))
+
+
+def routes() -> list[Route]:
+    """/api/maintenance."""
+    ident = Param("id", "The window's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    item = f"{BASE}/{{id}}"
+    return [
+        Route(
+            "GET",
+            BASE,
+            list_windows,
+            "List maintenance windows",
+            "Maintenance",
+            "viewer",
+            response=WindowPage,
+            params=(
+                Param(
+                    "limit",
+                    "Page size",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+                ),
+                Param("cursor", "Opaque cursor from the previous nextCursor", {"type": "string"}),
+            ),
+            errors=(422,),
+        ),
+        Route(
+            "POST",
+            BASE,
+            create_window,
+            "Create a maintenance window",
+            "Maintenance",
+            "operator",
+            body=WindowSpec,
+            response=WindowView,
+            status=201,
+            errors=(400, 413, 415, 422),
+        ),
+        Route(
+            "GET",
+            item,
+            get_window,
+            "Get a maintenance window",
+            "Maintenance",
+            "viewer",
+            response=WindowView,
+            params=(ident,),
+            errors=(404, 422),
+        ),
+        Route(
+            "PATCH",
+            item,
+            patch_window,
+            "Change a maintenance window",
+            "Maintenance",
+            "operator",
+            body=WindowPatch,
+            response=WindowView,
+            params=(ident,),
+            errors=(400, 404, 413, 415, 422),
+        ),
+        Route(
+            "DELETE",
+            item,
+            delete_window,
+            "Delete a maintenance window",
+            "Maintenance",
+            "operator",
+            status=204,
+            params=(ident,),
+            errors=(404, 422),
+        ),
+        Route(
+            "GET",
+            f"{item}/occurrences",
+            list_occurrences,
+            "Upcoming occurrences of a maintenance window",
+            "Maintenance",
+            "viewer",
+            response=OccurrenceList,
+            params=(
+                ident,
+                Param(
+                    "count",
+                    "How many occurrences",
+                    {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": 5},
+                ),
+                Param(
+                    "from",
+                    "ISO 8601 time to start from (default now); the occurrence covering it "
+                    "comes first",
+                    {"type": "string", "format": "date-time"},
+                ),
+            ),
+            errors=(404, 422),
+        ),
+    ]

@@ -1,0 +1,323 @@
+"""Maintenance windows in memory: CRUD through the store, and the check on the probe hot path.
+
+The scheduler asks ``active_for(scope, now)`` for every probe result, so the answer is kept
+ready: each enabled window caches its current-or-next occurrence, and the set of windows active
+right now is indexed by the ids they cover. Until the next moment any window starts or ends,
+a call is one float comparison and a handful of dict lookups; croniter runs only at those
+moments, and only for the windows whose cached occurrence has passed.
+
+Recurring windows follow the wall clock of their time zone, with these rules at DST changes:
+
+* a start time that does not exist (spring forward, 02:00 in Europe/Berlin on the last Sunday
+  of March) starts at the moment the clock jumps, i.e. 03:00 summer time (croniter's choice,
+  and what Vixie cron does);
+* a start time that happens twice (fall back, 02:00 on the last Sunday of October) starts only
+  once, at its first occurrence, when the cron names fixed hours, so "Sunday 02:00" stays one
+  window; with ``*`` in the hour field every real occurrence counts (again as Vixie cron);
+* ``duration`` is elapsed seconds, so a 2 h window always lasts 7200 s, whatever the wall clock
+  shows at its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import msgspec
+from croniter import CroniterError, croniter
+
+from .model import Wire
+from .monitor import Scope
+from .problem import not_found
+from .store.inventory import decode_cursor, encode_cursor
+from .store.maintenance import MaintenanceStore, Window, WindowSpec, iso
+
+log = logging.getLogger("dragonopsd.maintenance")
+
+INF = math.inf
+Interval = tuple[float, float]
+
+
+class Occurrence(Wire, kw_only=True):
+    """One occurrence of a window: ISO 8601 UTC, start inclusive, end exclusive."""
+
+    start: str
+    end: str
+
+
+class WindowView(Window, kw_only=True):
+    """A window as the API shows it: ``next`` is the occurrence in force now, else the next
+    one (null when disabled or when no occurrence is left)."""
+
+    active_now: bool
+    next: Occurrence | None
+
+
+class OccurrenceList(Wire, kw_only=True):
+    """GET /api/maintenance/{id}/occurrences."""
+
+    items: list[Occurrence]
+
+
+def _ts(text: str | None) -> float | None:
+    return None if text is None else datetime.fromisoformat(text).timestamp()
+
+
+def _occurrence(interval: Interval) -> Occurrence:
+    return Occurrence(
+        start=iso(datetime.fromtimestamp(interval[0], UTC)),
+        end=iso(datetime.fromtimestamp(interval[1], UTC)),
+    )
+
+
+class Schedule:
+    """When one window is in force, as Unix-time intervals ``[start, end)``."""
+
+    def __init__(self, window: Window) -> None:
+        self._once: Interval | None = None
+        self._cron = window.cron or ""
+        self._duration = float(window.duration or 0)
+        self._low = _ts(window.active_from)
+        self._high = _ts(window.active_until)
+        self._tz = ZoneInfo(window.timezone or "UTC")
+        if window.kind == "one-off":
+            start, end = _ts(window.starts_at), _ts(window.ends_at)
+            assert start is not None and end is not None  # the table's CHECK guarantees both
+            self._once = (start, end)
+            self._fixed_hours = False
+        else:
+            # Parsed here, once, so a bad stored expression fails at load rather than later.
+            self._fixed_hours = croniter(self._cron).expanded[1] != ["*"]
+
+    def current_or_next(self, t: float) -> Interval | None:
+        """The first occurrence that ends after t: the one covering t, if any."""
+        if self._once is not None:
+            return self._once if self._once[1] > t else None
+        # Every occurrence lasts the same, so the first to end after t is the first to start
+        # after t - duration: one croniter step instead of a walk backwards.
+        start = self._start_after(t - self._duration)
+        return None if start is None else (start, start + self._duration)
+
+    def upcoming(self, t: float, count: int) -> list[Interval]:
+        """Up to count occurrences, the first being the one that covers or follows t."""
+        first = self.current_or_next(t)
+        found = [] if first is None else [first]
+        while found and len(found) < count and self._once is None:
+            start = self._start_after(found[-1][0])
+            if start is None:
+                break
+            found.append((start, start + self._duration))
+        return found
+
+    def _start_after(self, t: float) -> float | None:
+        """The first start strictly after t that lies within [activeFrom, activeUntil)."""
+        if self._low is not None and t < self._low:
+            t = self._low - 1.0  # croniter is strictly-after; starts are whole minutes
+        it = croniter(self._cron, datetime.fromtimestamp(t, self._tz))
+        try:
+            while True:
+                start = it.get_next(float)
+                if self._low is not None and start < self._low:
+                    continue
+                if self._fixed_hours and datetime.fromtimestamp(start, self._tz).fold:
+                    continue  # the repeated hour of a fall-back: this wall time already ran
+                break
+        except CroniterError:  # croniter gives up when no date matches within its horizon
+            return None
+        if self._high is not None and start >= self._high:
+            return None
+        return start
+
+
+@dataclass(slots=True, eq=False)
+class _Plan:
+    """An enabled window with its cached current-or-next occurrence."""
+
+    window: Window
+    schedule: Schedule
+    start: float = INF
+    end: float = -INF  # nothing cached yet: the first look computes
+    computed_at: float = INF
+
+    def at(self, now: float) -> None:
+        """Make the cached occurrence the one covering or following now."""
+        if now >= self.end or now < self.computed_at:
+            interval = self.schedule.current_or_next(now)
+            self.start, self.end = interval if interval else (INF, INF)
+            self.computed_at = now
+
+
+@dataclass(slots=True)
+class _Active:
+    """The windows active now, by what they cover; None never appears as a key, so a scope's
+    missing ids look up to nothing without a branch."""
+
+    monitor: dict[str | None, Window] = field(default_factory=dict)
+    server: dict[str | None, Window] = field(default_factory=dict)
+    environment: dict[str | None, Window] = field(default_factory=dict)
+    project: dict[str | None, Window] = field(default_factory=dict)
+    client: dict[str | None, Window] = field(default_factory=dict)
+    everyone: Window | None = None
+
+
+def _index(active: list[_Plan]) -> _Active:
+    index = _Active()
+    # Latest end first so setdefault keeps, per key, the window that lasts longest.
+    for plan in sorted(active, key=lambda p: -p.end):
+        w, s = plan.window, plan.window.scope
+        if s.all and index.everyone is None:
+            index.everyone = w
+        for ids, by in (
+            (s.monitor_ids, index.monitor),
+            (s.server_ids, index.server),
+            (s.environment_ids, index.environment),
+            (s.project_ids, index.project),
+            (s.client_ids, index.client),
+        ):
+            for ident in ids:
+                by.setdefault(str(ident), w)
+    return index
+
+
+class MaintenanceService:
+    """Every window in memory; writes go to the store and reload."""
+
+    def __init__(self, store: MaintenanceStore) -> None:
+        self.store = store
+        self._windows: list[Window] = []
+        self._by_id: dict[str, Window] = {}
+        self._plans: dict[str, _Plan] = {}
+        self._active: _Active | None = None
+        # The cached answer holds for now in [_valid_from, _valid_until); empty until computed.
+        self._valid_from = INF
+        self._valid_until = -INF
+        # One write-and-reload at a time, so an older reload never lands after a newer one.
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        """Read every window from the store and rebuild the schedules and index."""
+        self._install(await self.store.all())
+
+    def _install(self, windows: list[Window]) -> None:
+        plans: dict[str, _Plan] = {}
+        for w in windows:
+            if not w.enabled:
+                continue
+            old = self._plans.get(w.id)
+            if old is not None and old.window == w:
+                plans[w.id] = old  # unchanged: keep its cached occurrence, skip croniter
+                continue
+            try:
+                plans[w.id] = _Plan(w, Schedule(w))
+            except (CroniterError, ValueError, KeyError):
+                log.exception("maintenance window %s (%s) cannot be scheduled", w.id, w.name)
+        self._windows = sorted(windows, key=lambda w: (w.name, w.id))
+        self._by_id = {w.id: w for w in windows}
+        self._plans = plans
+        self._valid_from, self._valid_until = INF, -INF
+
+    # ---------------------------------------------------------------- the hot path
+
+    def active_for(self, scope: Scope, now: float) -> Window | None:
+        """The window putting this monitor in maintenance at Unix time now, or None.
+
+        The most specific match wins (monitor, server, environment, project, client, all);
+        among windows at one level, the one ending last.
+        """
+        if not self._valid_from <= now < self._valid_until:
+            self._refresh(now)
+        a = self._active
+        if a is None:
+            return None  # nothing in force anywhere: the usual case
+        return (
+            a.monitor.get(scope.monitor_id)
+            or a.server.get(scope.server_id)
+            or a.environment.get(scope.environment_id)
+            or a.project.get(scope.project_id)
+            or a.client.get(scope.client_id)
+            or a.everyone
+        )
+
+    def next_change(self, now: float) -> float | None:
+        """The next Unix time at which any window starts or ends, or None if none ever will.
+
+        A scheduler can sleep until then to flip statuses without waiting for a probe.
+        """
+        if not self._valid_from <= now < self._valid_until:
+            self._refresh(now)
+        return None if self._valid_until == INF else self._valid_until
+
+    def _refresh(self, now: float) -> None:
+        active: list[_Plan] = []
+        until = INF
+        for plan in self._plans.values():
+            plan.at(now)
+            if plan.start <= now:
+                active.append(plan)
+                until = min(until, plan.end)
+            else:
+                until = min(until, plan.start)
+        self._active = _index(active) if active else None
+        self._valid_from, self._valid_until = now, until
+
+    # ---------------------------------------------------------------- reads for the API
+
+    def view(self, window: Window, now: float) -> WindowView:
+        """window with whether it is in force at now and its current or next occurrence."""
+        if not self._valid_from <= now < self._valid_until:
+            self._refresh(now)
+        plan = self._plans.get(window.id)
+        active, nxt = False, None
+        if plan is not None and plan.window == window and plan.start != INF:
+            active = plan.start <= now < plan.end
+            nxt = _occurrence((plan.start, plan.end))
+        return WindowView(**msgspec.structs.asdict(window), active_now=active, next=nxt)
+
+    def get(self, ident: str) -> Window:
+        """One window or 404."""
+        window = self._by_id.get(ident)
+        if window is None:
+            raise not_found("maintenance window", ident)
+        return window
+
+    def page(self, limit: int, cursor: str | None) -> tuple[list[Window], str | None]:
+        """Windows by name, limit at a time; the cursor is the last (name, id) seen."""
+        windows = self._windows
+        if cursor:
+            name, ident = decode_cursor(cursor, "name")
+            windows = [w for w in windows if (w.name, w.id) > (name, ident)]
+        items = windows[:limit]
+        more = len(windows) > limit
+        return items, encode_cursor("name", items[-1].name, items[-1].id) if more else None
+
+    def occurrences(self, ident: str, after: float, count: int) -> list[Occurrence]:
+        """The next count occurrences of a window from after on (the schedule, even if
+        disabled, so a cron can be checked before it is switched on)."""
+        intervals = Schedule(self.get(ident)).upcoming(after, count)
+        return [_occurrence(i) for i in intervals]
+
+    # ---------------------------------------------------------------- writes
+
+    async def create(self, spec: WindowSpec) -> Window:
+        """Store a new window and start honouring it."""
+        async with self._lock:
+            window = await self.store.insert(spec)
+            await self.load()
+        return window
+
+    async def replace(self, ident: str, spec: WindowSpec) -> Window:
+        """Overwrite a window (PATCH merges first) and reschedule it."""
+        async with self._lock:
+            window = await self.store.replace(ident, spec)
+            await self.load()
+        return window
+
+    async def delete(self, ident: str) -> None:
+        """Remove a window; monitors it covered leave maintenance at their next check."""
+        async with self._lock:
+            await self.store.delete(ident)
+            await self.load()
