@@ -45,4 +45,8 @@ def setup(level: str, fmt: str) -> None:
 def set_level(level: str) -> None:
     """Change the level at run time (SIGHUP)."""
     logging.getLogger().setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, logging.getLogger().level))
+    root = logging.getLogger().level
+    logging.getLogger("aiohttp.access").setLevel(max(logging.WARNING, root))
+    # aiosqlite logs SQL parameters at DEBUG, and parameters can be credentials (channel
+    # passwords, token hashes): never below INFO, whatever the daemon's level.
+    logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root))

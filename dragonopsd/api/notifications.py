@@ -1,0 +1,180 @@
+"""Notification channel routes: viewers see channels (credentials masked), admins change and
+test them (a channel holds credentials and sends data out of the network).
+
+Every write reloads the dispatcher, so routing follows the API at once.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+import uuid
+from typing import Any, cast
+
+from aiohttp import web
+
+from ..keys import CONFIG, NOTIFIER
+from ..notify.channels import (
+    ChannelBody,
+    ChannelCreate,
+    ChannelList,
+    ChannelOut,
+    ChannelPatch,
+    fields_of,
+    patched,
+    public,
+)
+from ..notify.delivery import DeliveryResult
+from ..notify.guard import REFUSED, refused_host
+from ..problem import invalid, not_found
+from ..store.notifications import ChannelFields, StoredChannel
+from .http import convert, json_response, read_json
+from .route import Param, Route
+
+_CREATE = cast("type[ChannelBody]", ChannelCreate)
+
+
+def _ident(request: web.Request) -> str:
+    raw = request.match_info["id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise not_found("notification channel", raw) from None
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).hostname or ""
+
+
+def _checked(request: web.Request, body: ChannelBody) -> ChannelFields:
+    """The row to store, after the checks that need the daemon's config."""
+    fields = fields_of(body)
+    allow = request.app[CONFIG].probes.allow_metadata
+    if "url" in fields.config and refused_host(_host(fields.config["url"]), allow):
+        raise invalid("$.config.url", REFUSED)
+    if "host" in fields.config and refused_host(fields.config["host"], allow):
+        raise invalid("$.config.host", REFUSED)
+    return fields
+
+
+async def list_channels(request: web.Request) -> web.Response:
+    """Every channel, credentials masked."""
+    rows = await request.app[NOTIFIER].store.list()
+    return json_response(ChannelList(items=[public(r) for r in rows]))
+
+
+async def create_channel(request: web.Request) -> web.Response:
+    """Create a channel (201)."""
+    notifier = request.app[NOTIFIER]
+    fields = _checked(request, await read_json(request, _CREATE))
+    row = await notifier.store.create(fields)
+    await notifier.reload()
+    location = f"/api/notifications/{row.id}"
+    return json_response(public(row), status=201, headers={"Location": location})
+
+
+async def get_channel(request: web.Request) -> web.Response:
+    """One channel, credentials masked."""
+    return json_response(public(await request.app[NOTIFIER].store.get(_ident(request))))
+
+
+async def patch_channel(request: web.Request) -> web.Response:
+    """Change a channel; config merges, so credentials not sent are kept."""
+    ident = _ident(request)
+    notifier = request.app[NOTIFIER]
+    patch = await read_json(request, ChannelPatch)
+
+    def change(old: StoredChannel) -> ChannelFields:
+        doc: dict[str, Any] = patched(old, patch)
+        return _checked(request, convert(doc, _CREATE))
+
+    row = await notifier.store.update(ident, change)
+    await notifier.reload()
+    return json_response(public(row))
+
+
+async def delete_channel(request: web.Request) -> web.Response:
+    """Remove a channel; its queued notifications are dropped."""
+    notifier = request.app[NOTIFIER]
+    await notifier.store.delete(_ident(request))
+    await notifier.reload()
+    return web.Response(status=204)
+
+
+async def test_channel(request: web.Request) -> web.Response:
+    """Send a test notification now and report whether it arrived."""
+    result = await request.app[NOTIFIER].test(_ident(request))
+    return json_response(result)
+
+
+def routes() -> list[Route]:
+    """/api/notifications."""
+    ident = Param("id", "The channel's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    tag = "Notifications"
+    return [
+        Route(
+            "GET",
+            "/api/notifications",
+            list_channels,
+            "List notification channels",
+            tag,
+            "viewer",
+            response=ChannelList,
+        ),
+        Route(
+            "POST",
+            "/api/notifications",
+            create_channel,
+            "Create a notification channel",
+            tag,
+            "admin",
+            body=ChannelCreate,
+            response=ChannelOut,
+            status=201,
+            errors=(400, 413, 415, 422),
+        ),
+        Route(
+            "GET",
+            "/api/notifications/{id}",
+            get_channel,
+            "Get a notification channel",
+            tag,
+            "viewer",
+            response=ChannelOut,
+            params=(ident,),
+            errors=(404,),
+        ),
+        Route(
+            "PATCH",
+            "/api/notifications/{id}",
+            patch_channel,
+            "Update a notification channel",
+            tag,
+            "admin",
+            body=ChannelPatch,
+            response=ChannelOut,
+            params=(ident,),
+            errors=(400, 404, 413, 415, 422),
+        ),
+        Route(
+            "DELETE",
+            "/api/notifications/{id}",
+            delete_channel,
+            "Delete a notification channel",
+            tag,
+            "admin",
+            status=204,
+            params=(ident,),
+            errors=(404,),
+        ),
+        Route(
+            "POST",
+            "/api/notifications/{id}/test",
+            test_channel,
+            "Send a test notification",
+            tag,
+            "admin",
+            response=DeliveryResult,
+            params=(ident,),
+            errors=(404, 409, 503),
+        ),
+    ]

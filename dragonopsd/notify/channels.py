@@ -1,0 +1,363 @@
+"""Channel shapes: the POST body per kind (a tagged union on ``kind``), PATCH, the masked
+answer, and the parsed channel the dispatcher routes with.
+
+Credentials (a preset's webhook URL, the generic webhook's signing secret, the SMTP password)
+live in ``config``. They leave this module only towards the receiver: answers carry a masked
+URL and ``hasSecret``, and every Struct holding one masks it in its repr.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from ..model import Body, FieldError, Name, Wire
+from ..monitor import Scope
+from ..store.notifications import ChannelFields, StoredChannel
+
+ChannelKind = Literal["webhook", "slack", "discord", "teams", "mattermost", "email"]
+PRESETS = frozenset({"slack", "discord", "teams", "mattermost"})
+RoutedEvent = Literal["down", "up", "certificate"]
+ALL_EVENTS: tuple[RoutedEvent, ...] = ("down", "up", "certificate")
+MASK = "****"
+
+HookUrl = Annotated[
+    str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s/?#]+(?:[/?#]\S*)?$")
+]
+SigningSecret = Annotated[str, msgspec.Meta(min_length=16, max_length=512, pattern=r"^\S+$")]
+Ident = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Idents = Annotated[list[Ident], msgspec.Meta(max_length=1000)]
+Hostname = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._\-]+$|^\[[0-9A-Fa-f:.]+\]$"),
+]
+# Loose on purpose: the SMTP server is the judge; this catches typos and header injection.
+Address = Annotated[
+    str, msgspec.Meta(max_length=254, pattern=r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
+]
+Credential = Annotated[str, msgspec.Meta(min_length=1, max_length=512, pattern=r"^[^\r\n]*$")]
+
+_SCOPE_LISTS = ("monitor_ids", "tags", "server_ids", "environment_ids", "project_ids", "client_ids")
+
+
+class ChannelScope(Body, kw_only=True):
+    """Which monitors a channel hears about: ``{"all": true}`` or any listed id or tag."""
+
+    all: bool = False
+    monitor_ids: Idents = []
+    tags: Idents = []
+    server_ids: Idents = []
+    environment_ids: Idents = []
+    project_ids: Idents = []
+    client_ids: Idents = []
+
+    def __post_init__(self) -> None:
+        listed = any(getattr(self, name) for name in _SCOPE_LISTS)
+        if self.all and listed:
+            raise FieldError("$.scope.all", "all: true cannot be combined with ids or tags")
+        if not self.all and not listed:
+            raise FieldError(
+                "$.scope",
+                "set all: true or list monitorIds, tags, serverIds, environmentIds, "
+                "projectIds or clientIds",
+            )
+
+
+def _check_url(url: str) -> None:
+    """The pattern lets through a few shapes no client can use (bad IPv6 brackets, port
+    99999): refuse them here rather than at the first delivery."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        ok = bool(parts.hostname) and (parts.port is None or parts.port > 0)
+    except ValueError:
+        ok = False
+    if not ok:
+        raise FieldError("$.config.url", "not a usable http(s) URL")
+
+
+class WebhookConfig(Body, kw_only=True):
+    """Generic webhook: the event as JSON, signed when a secret is set."""
+
+    url: HookUrl
+    secret: SigningSecret | None = None
+
+    def __post_init__(self) -> None:
+        _check_url(self.url)
+
+    def __repr__(self) -> str:
+        return "WebhookConfig(<hidden>)"
+
+
+class PresetConfig(Body, kw_only=True):
+    """Slack, Discord, Teams, Mattermost: the incoming-webhook URL is the credential."""
+
+    url: HookUrl
+
+    def __post_init__(self) -> None:
+        _check_url(self.url)
+
+    def __repr__(self) -> str:
+        return "PresetConfig(<hidden>)"
+
+
+class EmailConfig(Body, kw_only=True):
+    """SMTP: ``security`` is STARTTLS on the submission port (default), implicit TLS, or none."""
+
+    host: Hostname
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 587
+    username: Credential | None = None
+    password: Credential | None = None
+    sender: Address = msgspec.field(name="from")
+    to: Annotated[list[Address], msgspec.Meta(min_length=1, max_length=50)]
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    verify_tls: bool = True
+
+    def __post_init__(self) -> None:
+        if self.password is not None and self.username is None:
+            raise FieldError("$.config.username", "required when a password is set")
+
+    def __repr__(self) -> str:
+        return f"EmailConfig(host={self.host!r}, port={self.port}, <credentials hidden>)"
+
+
+ChannelConfig = WebhookConfig | PresetConfig | EmailConfig
+Events = Annotated[list[RoutedEvent], msgspec.Meta(min_length=1, max_length=3)]
+
+
+def _all_scope() -> ChannelScope:
+    return ChannelScope(all=True)
+
+
+class ChannelBody(Body, tag_field="kind", kw_only=True):
+    """What every channel body has; the subclasses add the config of their kind."""
+
+    name: Name
+    enabled: bool = True
+    events: Events = msgspec.field(default_factory=lambda: list(ALL_EVENTS))
+    scope: ChannelScope = msgspec.field(default_factory=_all_scope)
+
+    def __post_init__(self) -> None:
+        if len(set(self.events)) != len(self.events):
+            raise FieldError("$.events", "duplicate event")
+
+
+class WebhookCreate(ChannelBody, tag="webhook", kw_only=True):
+    """A generic webhook channel."""
+
+    config: WebhookConfig
+
+
+class SlackCreate(ChannelBody, tag="slack", kw_only=True):
+    """A Slack incoming webhook."""
+
+    config: PresetConfig
+
+
+class DiscordCreate(ChannelBody, tag="discord", kw_only=True):
+    """A Discord webhook."""
+
+    config: PresetConfig
+
+
+class TeamsCreate(ChannelBody, tag="teams", kw_only=True):
+    """A Microsoft Teams workflow webhook (Adaptive Card)."""
+
+    config: PresetConfig
+
+
+class MattermostCreate(ChannelBody, tag="mattermost", kw_only=True):
+    """A Mattermost incoming webhook."""
+
+    config: PresetConfig
+
+
+class EmailCreate(ChannelBody, tag="email", kw_only=True):
+    """Email over SMTP."""
+
+    config: EmailConfig
+
+
+ChannelCreate = (
+    WebhookCreate | SlackCreate | DiscordCreate | TeamsCreate | MattermostCreate | EmailCreate
+)
+
+
+class ChannelPatch(Body, kw_only=True):
+    """PATCH: fields not sent stay; ``config`` merges (RFC 7396), so an omitted secret stays and
+    a ``null`` removes an optional one. The kind cannot change."""
+
+    name: Name | UnsetType = UNSET
+    enabled: bool | UnsetType = UNSET
+    events: Events | UnsetType = UNSET
+    scope: ChannelScope | UnsetType = UNSET
+    config: dict[str, Any] | UnsetType = UNSET
+
+
+class ChannelOut(Wire, kw_only=True):
+    """A channel as the API shows it: URLs masked past the host, secrets left out.
+
+    ``hasSecret``: a credential is stored (always for presets, whose URL is one; the signing
+    secret for webhooks; the password for email).
+    """
+
+    id: str
+    name: str
+    kind: ChannelKind
+    enabled: bool
+    events: list[RoutedEvent]
+    scope: ChannelScope
+    config: dict[str, Any]
+    has_secret: bool
+    created_at: str
+    updated_at: str
+
+
+class ChannelList(Wire, kw_only=True):
+    """Every channel."""
+
+    items: list[ChannelOut]
+
+
+def masked_url(url: str) -> str:
+    """``https://hooks.slack.com/****``: scheme and host only (never userinfo, path or query)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/{MASK}"
+
+
+_SECRET_KEYS = ("secret", "password")
+
+
+def public(row: StoredChannel) -> ChannelOut:
+    """The masked view of a stored channel."""
+    config = {k: v for k, v in row.config.items() if k not in _SECRET_KEYS}
+    if isinstance(config.get("url"), str):
+        config["url"] = masked_url(config["url"])
+    has_secret = row.kind in PRESETS or any(row.config.get(k) for k in _SECRET_KEYS)
+    return ChannelOut(
+        id=row.id,
+        name=row.name,
+        kind=row.kind,  # type: ignore[arg-type]  # validated before it was stored
+        enabled=row.enabled,
+        events=row.events,  # type: ignore[arg-type]
+        scope=msgspec.convert(row.scope, ChannelScope),
+        config=config,
+        has_secret=has_secret,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def fields_of(body: ChannelBody) -> ChannelFields:
+    """The JSON-ready row a validated body stores."""
+    kind = type(body).__struct_config__.tag
+    assert isinstance(kind, str)
+    return ChannelFields(
+        name=body.name,
+        kind=kind,
+        enabled=body.enabled,
+        events=list(body.events),
+        scope=msgspec.to_builtins(body.scope),
+        config=msgspec.to_builtins(body.config),  # type: ignore[attr-defined]
+    )
+
+
+def merge_config(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    """RFC 7396 merge of a config patch; a masked URL sent back (a GET round trip) keeps the
+    stored one instead of replacing the credential with the mask."""
+    merged = dict(old)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif key == "url" and isinstance(old.get("url"), str) and value == masked_url(old["url"]):
+            continue
+        else:
+            merged[key] = value
+    return merged
+
+
+def patched(old: StoredChannel, patch: ChannelPatch) -> dict[str, Any]:
+    """The whole document after a PATCH, for re-validation as a create body."""
+
+    def pick(new: Any, stored: Any) -> Any:
+        return stored if new is UNSET else msgspec.to_builtins(new)
+
+    return {
+        "kind": old.kind,
+        "name": pick(patch.name, old.name),
+        "enabled": pick(patch.enabled, old.enabled),
+        "events": pick(patch.events, old.events),
+        "scope": pick(patch.scope, old.scope),
+        "config": old.config if patch.config is UNSET else merge_config(old.config, patch.config),
+    }
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A channel as the dispatcher routes and delivers it."""
+
+    id: str
+    name: str
+    kind: ChannelKind
+    events: frozenset[str]
+    scope: ChannelScope
+    config: ChannelConfig = field(repr=False)
+    _sets: tuple[frozenset[str], ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, row: StoredChannel) -> Channel:
+        """Validate a stored row (msgspec.ValidationError / FieldError if it no longer fits)."""
+        doc = {
+            "kind": row.kind,
+            "name": row.name,
+            "events": row.events,
+            "scope": row.scope,
+            "config": row.config,
+        }
+        body: ChannelBody = msgspec.convert(doc, ChannelCreate)
+        sets = tuple(frozenset(getattr(body.scope, name)) for name in _SCOPE_LISTS)
+        return cls(
+            id=row.id,
+            name=row.name,
+            kind=row.kind,  # type: ignore[arg-type]
+            events=frozenset(body.events),
+            scope=body.scope,
+            config=body.config,  # type: ignore[attr-defined]
+            _sets=sets,
+        )
+
+    def wants(self, event: str, where: Scope) -> bool:
+        """True when this channel routes event for a monitor sitting at ``where``."""
+        if event not in self.events:
+            return False
+        if self.scope.all:
+            return True
+        monitors, tags, servers, environments, projects, clients = self._sets
+        return (
+            where.monitor_id in monitors
+            or not tags.isdisjoint(where.tags)
+            or where.server_id in servers
+            or where.environment_id in environments
+            or where.project_id in projects
+            or where.client_id in clients
+        )
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Control characters folded to spaces and length capped: safe in a header or log line."""
+    flat = _CONTROL.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
