@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Coroutine
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
 from importlib import resources
-from typing import Any
+from pathlib import Path
 
 from aiohttp import web
 
-from . import __version__, demo
+from . import __version__, demo, lifecycle
 from .api import middleware, openapi, routes
 from .api.http import encode
 from .auth.authenticator import Authenticator
 from .auth.jwt import JwtVerifier
 from .auth.limiter import FailureLimiter
-from .auth.tokens import TokenAuth, bootstrap_admin
+from .auth.tokens import TokenAuth
 from .bus import LocalBus
 from .cache import MemoryCache
 from .config import Config
@@ -36,7 +33,12 @@ from .keys import (
     DASHBOARD,
     DATABASE,
     DOCS_ASSETS,
+    HISTORY_QUERY,
+    HISTORY_WRITER,
     INVENTORY,
+    MAINTENANCE,
+    MONITORS,
+    NOTIFIER,
     OPENAPI,
     ROUTE_INDEX,
     ROUTE_OF,
@@ -44,10 +46,18 @@ from .keys import (
     VAULT,
     DocsAssets,
 )
+from .maintenance import MaintenanceService
 from .model import InventoryChanged
+from .monitoring.engine import Engine
+from .monitoring.service import MonitorService
+from .notify.dispatcher import Dispatcher
 from .store.audit import AuditStore
 from .store.db import Database
+from .store.history import HistoryQuery, HistoryWriter
 from .store.inventory import InventoryStore
+from .store.maintenance import MaintenanceStore
+from .store.monitors import MonitorStore
+from .store.notifications import NotificationStore
 from .store.settings import SettingsStore
 from .store.tokens import TokenStore
 from .store.vault import VaultStore
@@ -65,64 +75,51 @@ def _docs_assets() -> DocsAssets:
     )
 
 
-CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+def _wire_auth(app: web.Application, cfg: Config, db: Database) -> None:
+    """Tokens, JWTs, failure limiting, audit log and settings."""
+    token_store = TokenStore(db)
+    tokens = TokenAuth(token_store)
+    jwt = JwtVerifier(cfg.auth)
+    audit = AuditStore(db)
+    app[AUTHENTICATOR] = Authenticator(cfg.auth, tokens, jwt, token_store)
+    app[AUTH_LIMITER] = FailureLimiter(cfg.auth.failure_limit, cfg.auth.failure_window)
+    app[AUDIT] = audit
+    app[SETTINGS] = SettingsStore(db)
+    app.cleanup_ctx.append(lifecycle.auth_ctx(cfg, tokens, jwt))
+    app.cleanup_ctx.append(lifecycle.audit_retention_ctx(audit, cfg.audit.retention_days))
 
 
-def _task_ctx(factory: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCtx:
-    """A cleanup_ctx entry that runs one background task for the app's lifetime."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        task = asyncio.create_task(factory())
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
-
-
-def _auth_ctx(cfg: Config, tokens: TokenAuth, jwt: JwtVerifier) -> CleanupCtx:
-    """Load tokens (minting the first admin token if there is no way in), watch for changes."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        await tokens.reload()
-        if not jwt.enabled and await tokens.store.count() == 0:
-            await bootstrap_admin(tokens, cfg.resolve(cfg.auth.admin_token_file))
-        async for _ in _task_ctx(tokens.watch)(app):
-            yield
-        await jwt.close()
-
-    return ctx
-
-
-async def _prune_audit(audit: AuditStore, days: int) -> None:
-    cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-    try:
-        gone = await audit.prune(cutoff)
-    except Exception:  # a busy store must not end retention for good
-        log.exception("audit pruning failed")
-    else:
-        if gone:
-            log.info("pruned %d audit entries older than %s", gone, cutoff)
+def _wire_monitoring(
+    app: web.Application, cfg: Config, db: Database, bus: LocalBus, config_path: Path | None
+) -> None:
+    """Maintenance, notifications, history and the probe engine, in start order."""
+    maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
+    notifier = app[NOTIFIER] = Dispatcher(
+        NotificationStore(db), allow_metadata=cfg.probes.allow_metadata
+    )
+    history = app[HISTORY_WRITER] = HistoryWriter(db, cfg.history)
+    history_query = app[HISTORY_QUERY] = HistoryQuery(db)
+    engine = Engine(
+        cfg,
+        store=MonitorStore(db),
+        history=history,
+        notifier=notifier,
+        maintenance=maintenance,
+        bus=bus,
+    )
+    monitors = app[MONITORS] = MonitorService(engine, history_query, config_path)
+    dashboard = app[DASHBOARD]
+    dashboard.monitor_counts = engine.counts
+    engine.on_change.append(dashboard.invalidate)
+    app.cleanup_ctx.append(lifecycle.maintenance_ctx)
+    app.cleanup_ctx.append(lifecycle.notifier_ctx)
+    app.cleanup_ctx.append(lifecycle.history_ctx(history))
+    app.cleanup_ctx.append(lifecycle.engine_ctx(cfg, monitors, bus))
 
 
-def _audit_retention_ctx(audit: AuditStore, days: int) -> CleanupCtx:
-    """Prune the audit log at start (so a long-stopped daemon starts bounded), then hourly."""
-
-    async def hourly() -> None:
-        while True:
-            await asyncio.sleep(3600)
-            await _prune_audit(audit, days)
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        await _prune_audit(audit, days)
-        async for _ in _task_ctx(hourly)(app):
-            yield
-
-    return ctx
-
-
-def build_app(cfg: Config, *, demo_data: bool = False) -> web.Application:
+def build_app(
+    cfg: Config, *, demo_data: bool = False, config_path: Path | None = None
+) -> web.Application:
     """Build the application for cfg; nothing touches disk or network until it starts."""
     app = web.Application(
         middlewares=[middleware.front_middleware],
@@ -143,31 +140,15 @@ def build_app(cfg: Config, *, demo_data: bool = False) -> web.Application:
         await dashboard.invalidate()
 
     inventory = InventoryService(store, bus, hooks=[invalidate_stats])
-
     app[CONFIG] = cfg
     app[DATABASE] = db
     app[CACHE] = cache
     app[BUS] = bus
     app[DASHBOARD] = dashboard
     app[INVENTORY] = inventory
-    token_store = TokenStore(db)
-    tokens = TokenAuth(token_store)
-    jwt = JwtVerifier(cfg.auth)
-    audit = AuditStore(db)
-    app[AUTHENTICATOR] = Authenticator(cfg.auth, tokens, jwt, token_store)
-    app[AUTH_LIMITER] = FailureLimiter(cfg.auth.failure_limit, cfg.auth.failure_window)
-    app[AUDIT] = audit
-    app[SETTINGS] = SettingsStore(db)
-    vault = VaultService(
+    vault = app[VAULT] = VaultService(
         VaultStore(db), cfg.resolve(cfg.secrets.key_file), os.environ.get(KEYS_ENV), bus
     )
-    app[VAULT] = vault
-    table = routes.table()
-    app[ROUTE_OF] = routes.register(app, table)
-    app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}
-    app[OPENAPI] = encode(openapi.build(table, __version__))
-    # Read once at build time: a few KB from the installed package, before any request.
-    app[DOCS_ASSETS] = _docs_assets()
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         await db.open()
@@ -183,7 +164,13 @@ def build_app(cfg: Config, *, demo_data: bool = False) -> web.Application:
 
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(vault_ctx)
-    app.cleanup_ctx.append(_auth_ctx(cfg, tokens, jwt))
-    app.cleanup_ctx.append(_audit_retention_ctx(audit, cfg.audit.retention_days))
+    _wire_monitoring(app, cfg, db, bus, config_path)
+    _wire_auth(app, cfg, db)
+    table = routes.table()
+    app[ROUTE_OF] = routes.register(app, table)
+    app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}
+    app[OPENAPI] = encode(openapi.build(table, __version__))
+    # Read once at build time: a few KB from the installed package, before any request.
+    app[DOCS_ASSETS] = _docs_assets()
     app.on_response_prepare.append(middleware.on_response_prepare)
     return app

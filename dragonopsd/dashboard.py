@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import msgspec
 
@@ -15,8 +16,15 @@ STATS_KEY = "stats:dashboard"
 class DashboardService:
     """Serves the encoded stats body; concurrent misses share one computation."""
 
-    def __init__(self, store: InventoryStore, cache: Cache, ttl: float = 60.0) -> None:
+    def __init__(
+        self,
+        store: InventoryStore,
+        cache: Cache,
+        ttl: float = 60.0,
+        monitor_counts: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
         self._store = store
+        self.monitor_counts = monitor_counts
         self._cache = cache
         self._ttl = ttl
         self._epoch = 0
@@ -41,7 +49,13 @@ class DashboardService:
     async def _compute(self) -> bytes:
         epoch = self._epoch
         try:
-            body = self._encode(await self._store.stats())
+            stats = await self._store.stats()
+            if self.monitor_counts is not None:
+                counts = self.monitor_counts()
+                watched = sum(n for k, n in counts.items() if k not in ("paused", "maintenance"))
+                stats.monitors = {"total": sum(counts.values()), **counts}
+                stats.health = round(100.0 * counts.get("up", 0) / watched, 1) if watched else 100.0
+            body = self._encode(stats)
             if epoch == self._epoch:  # no write committed meanwhile: safe to keep
                 await self._cache.set(STATS_KEY, body, self._ttl)
             return body

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .inventory import InventoryService
 from .model import ClientCreate, EnvironmentCreate, ProjectCreate, ServerCreate
+from .monitor import MonitorSpec
+
+MonitorCreator = Callable[[MonitorSpec], Awaitable[Any]]
 
 SEEDED = "demo_seeded"
 
@@ -83,4 +88,43 @@ async def seed(inventory: InventoryService) -> bool:
                         ),
                     )
     await inventory.store.set_meta(SEEDED, "1")
+    return True
+
+
+MONITORS_SEEDED = "demo_monitors_seeded"
+
+
+def demo_monitors(port: int) -> list[MonitorSpec]:
+    """Monitors that work offline: the daemon's own API and port, and a push heartbeat that
+    nobody sends (so the demo also shows a monitor going down and its incident)."""
+    return [
+        MonitorSpec(
+            name="dragonopsd API",
+            kind="http",
+            url=f"http://127.0.0.1:{port}/healthz",
+            interval=30,
+            timeout=5,
+            conditions=["[STATUS] == 200", "[BODY].status == ok", "[RESPONSE_TIME] < 500"],
+            tags=["demo"],
+        ),
+        MonitorSpec(
+            name="dragonopsd port",
+            kind="tcp",
+            host="127.0.0.1",
+            port=port,
+            interval=30,
+            timeout=5,
+            tags=["demo"],
+        ),
+        MonitorSpec(name="nightly backup", kind="push", interval=120, grace=30, tags=["demo"]),
+    ]
+
+
+async def seed_monitors(inventory: InventoryService, create: MonitorCreator, port: int) -> bool:
+    """Add the demo monitors once per database (needs the bound port, so runs after listen)."""
+    if await inventory.store.get_meta(MONITORS_SEEDED):
+        return False
+    for spec in demo_monitors(port):
+        await create(spec)
+    await inventory.store.set_meta(MONITORS_SEEDED, "1")
     return True

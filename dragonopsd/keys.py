@@ -16,9 +16,13 @@ if TYPE_CHECKING:
     from .config import Config
     from .dashboard import DashboardService
     from .inventory import InventoryService
+    from .maintenance import MaintenanceService
+    from .monitoring.service import MonitorService
+    from .notify.dispatcher import Dispatcher
     from .principal import Principal
     from .store.audit import AuditStore
     from .store.db import Database
+    from .store.history import HistoryQuery, HistoryWriter
     from .store.settings import SettingsStore
     from .vault import VaultService
 
@@ -46,10 +50,17 @@ AUTH_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("auth_limiter")
 AUDIT: web.AppKey[AuditStore] = web.AppKey("audit")
 SETTINGS: web.AppKey[SettingsStore] = web.AppKey("settings")
 VAULT: web.AppKey[VaultService] = web.AppKey("vault")
+# The lead's scheduler calls app[NOTIFIER].publish(event) on transitions.
+NOTIFIER: web.AppKey[Dispatcher] = web.AppKey("notifier")
+MAINTENANCE: web.AppKey[MaintenanceService] = web.AppKey("maintenance")
 # (method, path template) -> Route, for the per-request role decision and audit flag.
 ROUTE_INDEX: web.AppKey[dict[tuple[str, str], Route]] = web.AppKey("route_index")
 # aiohttp's matched route -> our row: the hot-path form of the same table.
 ROUTE_OF: web.AppKey[dict[web.AbstractRoute, Route]] = web.AppKey("route_of")
+
+HISTORY_WRITER: web.AppKey[HistoryWriter] = web.AppKey("history_writer")
+HISTORY_QUERY: web.AppKey[HistoryQuery] = web.AppKey("history_query")
+MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

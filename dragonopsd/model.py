@@ -217,6 +217,9 @@ class DashboardStats(Wire, kw_only=True):
     environments: int
     servers: int
     servers_by_status: dict[str, int]
+    monitors: dict[str, int] = {}
+    # Percent of monitors that are being checked (not paused or in maintenance) and up.
+    health: float = 100.0
 
 
 class InventoryChanged(Wire, kw_only=True):

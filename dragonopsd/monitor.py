@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -169,9 +169,9 @@ class Monitor(Wire, kw_only=True):
 
 def spec_of(monitor: Monitor) -> MonitorSpec:
     """The user-settable part of a monitor (round-trips through the wire shape)."""
-    fields = {f.name for f in msgspec.structs.fields(MonitorSpec)}
-    data: dict[str, Any] = {k: v for k, v in msgspec.structs.asdict(monitor).items() if k in fields}
-    return msgspec.convert(data, MonitorSpec, from_attributes=False)
+    names = {f.encode_name for f in msgspec.structs.fields(MonitorSpec)}
+    wire = msgspec.to_builtins(monitor)
+    return msgspec.convert({k: v for k, v in wire.items() if k in names}, MonitorSpec)
 
 
 class Scope(msgspec.Struct, frozen=True):

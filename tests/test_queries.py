@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,15 @@ async def seed_projects(client: Client, n: int) -> None:
             await post(client, "/api/servers", {"environmentId": e["id"], "name": "web"})
 
 
+# The inventory store's own statements; background work (history flushes, the token watch,
+# the engine's topology refresh) runs on the same connections and must not be counted.
+INVENTORY_SQL = re.compile(
+    r"FROM (clients|projects|environments|servers) t\b"
+    r"|^SELECT \(SELECT COUNT\(\*\) FROM clients\)"
+    r"|^SELECT status, COUNT\(\*\) FROM servers GROUP BY status"
+)
+
+
 async def statements_for(app: web.Application, client: Client, url: str) -> tuple[int, Any]:
     seen: list[str] = []
     await app[DATABASE].set_trace_callback(seen.append)
@@ -27,7 +37,7 @@ async def statements_for(app: web.Application, client: Client, url: str) -> tupl
         body = await resp.json()
     finally:
         await app[DATABASE].set_trace_callback(None)
-    return len(seen), body
+    return sum(1 for sql in seen if INVENTORY_SQL.search(sql)), body
 
 
 async def test_include_statement_count_does_not_grow_with_rows(
@@ -51,7 +61,7 @@ async def test_include_statement_count_does_not_grow_with_rows(
         counts[f"one{n}"] = one
     assert counts[5] == counts[200]
     assert counts["one5"] == counts["one200"]
-    assert counts[5] <= 6  # BEGIN, list, environments, servers, ROLLBACK (+ nothing per row)
+    assert counts[5] == 3  # the list, its environments, their servers: nothing per row
 
 
 async def test_dashboard_counts_cache_and_invalidation(
@@ -67,6 +77,8 @@ async def test_dashboard_counts_cache_and_invalidation(
         "environments": 4,
         "servers": 4,
         "serversByStatus": {"running": 4},
+        "monitors": {"total": 0},
+        "health": 100.0,
     }
     assert n > 0
     n, again = await statements_for(app, client, "/api/stats/dashboard")

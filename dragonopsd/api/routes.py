@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import audit, inventory, secrets, settings, system, tokens
+from . import (
+    audit,
+    inventory,
+    maintenance,
+    monitors,
+    notifications,
+    secrets,
+    settings,
+    system,
+    tokens,
+)
 from .route import Route
 
 
@@ -13,10 +23,13 @@ def table() -> list[Route]:
     return [
         *system.routes(),
         *inventory.routes(),
+        *monitors.routes(),
         *settings.routes(),
         *secrets.routes(),
         *tokens.routes(),
         *audit.routes(),
+        *notifications.routes(),
+        *maintenance.routes(),
     ]
 
 

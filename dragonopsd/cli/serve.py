@@ -8,6 +8,7 @@ import contextlib
 import logging
 import signal
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -16,6 +17,8 @@ from .. import __version__, logs
 from ..app import build_app
 from ..config import Config, ConfigError, load
 from ..crypto import KeyRingError
+from ..demo import seed_monitors
+from ..keys import INVENTORY, MONITORS
 from ..store import migrations
 from ..systemd import Notifier
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, run
@@ -39,46 +42,75 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
     return run(serve(cfg, args.config, args.demo))
 
 
-async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
-    """Run until SIGTERM/SIGINT; SIGHUP reloads the log settings from the config file."""
-    notifier = Notifier()
-    app = build_app(cfg, demo_data=demo)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=cfg.server.shutdown_timeout
-    )
+def _reloader(
+    app: web.Application, path: Path | None, notifier: Notifier, status: str
+) -> Callable[[], None]:
+    """SIGHUP: re-read the file, apply log settings, re-sync ``[[monitors]]``; on a broken
+    file keep everything as it is."""
+    tasks: set[asyncio.Task[object]] = set()
+
+    def reload() -> None:
+        notifier.reloading()
+        try:
+            new = load(path)
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running config: %s", exc)
+            notifier.ready(status)
+            return
+        logs.setup(new.log.level, new.log.format)
+        log.info("reloaded %s (log level %s)", path or "defaults", new.log.level)
+
+        async def sync() -> None:
+            problems = await app[MONITORS].sync_config(new.monitors)
+            log.info("monitors re-synced from %s (%d problems)", path or "defaults", len(problems))
+            notifier.ready(status)
+
+        task: asyncio.Task[object] = asyncio.ensure_future(sync())
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    return reload
+
+
+async def _listen(runner: web.AppRunner, cfg: Config) -> bool:
+    """Start the app and bind; False (after logging why and cleaning up) when it cannot."""
     try:
         await runner.setup()
     # KeyRingError: the secrets key file is unusable or does not match the database.
     except (migrations.MigrationError, sqlite3.DatabaseError, KeyRingError) as exc:
         log.error("cannot start: %s", exc)
         await runner.cleanup()  # closes what did start (the database), nothing else
-        return EXIT_FAILURE
-    site = web.TCPSite(runner, cfg.server.host, cfg.server.port)
+        return False
     try:
-        await site.start()
+        await web.TCPSite(runner, cfg.server.host, cfg.server.port).start()
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", cfg.server.host, cfg.server.port, exc)
         await runner.cleanup()
+        return False
+    return True
+
+
+async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP reloads logging and the config-file monitors."""
+    notifier = Notifier()
+    app = build_app(cfg, demo_data=demo, config_path=config_path)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=cfg.server.shutdown_timeout
+    )
+    if not await _listen(runner, cfg):
         return EXIT_FAILURE
-    urls = ", ".join(f"http://{h}:{p}" for h, p, *_ in runner.addresses)
+    bound = runner.addresses
+    urls = ", ".join(f"http://{h}:{p}" for h, p, *_ in bound)
+    if demo and await seed_monitors(app[INVENTORY], app[MONITORS].create, int(bound[0][1])):
+        log.info("seeded the demo monitors")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-
-    def reload() -> None:
-        notifier.reloading()
-        try:
-            new = load(config_path)
-        except ConfigError as exc:
-            log.error("reload failed, keeping the running config: %s", exc)
-        else:
-            logs.setup(new.log.level, new.log.format)
-            log.info("reloaded %s (log level %s)", config_path or "defaults", new.log.level)
-        notifier.ready(f"listening on {urls}")
-
     # Handlers go in before READY=1: systemd may send SIGHUP/SIGTERM the moment we are ready.
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, reload)
+    loop.add_signal_handler(
+        signal.SIGHUP, _reloader(app, config_path, notifier, f"listening on {urls}")
+    )
     if cfg.redis.url:
         log.warning("[redis] url is set, but this build keeps cache and bus in-process")
     log.info("dragonopsd %s listening on %s", __version__, urls)

@@ -1,0 +1,136 @@
+"""Background work tied to the app's lifetime: one ``cleanup_ctx`` factory per service.
+
+Each entry starts its service, yields while the app runs, and stops it; aiohttp runs the
+teardowns in reverse order, so the engine stops before the history writer flushes, and the
+writer before the database closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+from .auth.jwt import JwtVerifier
+from .auth.tokens import TokenAuth, bootstrap_admin
+from .bus import LocalBus
+from .config import Config
+from .keys import MAINTENANCE, NOTIFIER
+from .monitoring.service import MonitorService
+from .store.audit import AuditStore
+from .store.history import HistoryWriter
+
+log = logging.getLogger("dragonopsd")
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def task_ctx(factory: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCtx:
+    """A cleanup_ctx entry that runs one background task for the app's lifetime."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        task = asyncio.create_task(factory())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return ctx
+
+
+def auth_ctx(cfg: Config, tokens: TokenAuth, jwt: JwtVerifier) -> CleanupCtx:
+    """Load tokens (minting the first admin token if there is no way in), watch for changes."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await tokens.reload()
+        if not jwt.enabled and await tokens.store.count() == 0:
+            await bootstrap_admin(tokens, cfg.resolve(cfg.auth.admin_token_file))
+        async for _ in task_ctx(tokens.watch)(app):
+            yield
+        await jwt.close()
+
+    return ctx
+
+
+async def _prune_audit(audit: AuditStore, days: int) -> None:
+    cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    try:
+        gone = await audit.prune(cutoff)
+    except Exception:  # a busy store must not end retention for good
+        log.exception("audit pruning failed")
+    else:
+        if gone:
+            log.info("pruned %d audit entries older than %s", gone, cutoff)
+
+
+def audit_retention_ctx(audit: AuditStore, days: int) -> CleanupCtx:
+    """Prune the audit log at start (so a long-stopped daemon starts bounded), then hourly."""
+
+    async def hourly() -> None:
+        while True:
+            await asyncio.sleep(3600)
+            await _prune_audit(audit, days)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await _prune_audit(audit, days)
+        async for _ in task_ctx(hourly)(app):
+            yield
+
+    return ctx
+
+
+async def maintenance_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the maintenance windows once the database is open, before any probe asks."""
+    await app[MAINTENANCE].load()
+    yield
+
+
+async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Load the channels and start their workers; on the way down, drain briefly and stop."""
+    await app[NOTIFIER].start()
+    yield
+    await app[NOTIFIER].stop()
+
+
+def history_ctx(writer: HistoryWriter) -> CleanupCtx:
+    """The batched heartbeat writer and the rollup/retention job. Cancelling the writer
+    flushes what is queued, and it stops after the engine, so the last results land."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async for _ in task_ctx(writer.run)(app):
+            async for _ in task_ctx(writer.maintain)(app):
+                yield
+
+    return ctx
+
+
+def engine_ctx(cfg: Config, monitors: MonitorService, bus: LocalBus) -> CleanupCtx:
+    """Load monitors, sync ``[[monitors]]``, follow inventory changes, run the scheduler."""
+    engine = monitors.engine
+
+    async def follow_inventory() -> None:
+        sub = bus.subscribe(["inventory"], maxsize=100)
+        try:
+            while True:
+                await sub.queue.get()
+                while not sub.queue.empty():  # one refresh for a burst of writes
+                    sub.queue.get_nowait()
+                await engine.refresh_topology()
+        finally:
+            bus.unsubscribe(sub)
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await engine.start()
+        await monitors.sync_config(cfg.monitors)
+        log.info("probe engine: %d monitors", len(engine.scheduler))
+        async for _ in task_ctx(follow_inventory)(app):
+            async for _ in task_ctx(engine.scheduler.run)(app):
+                yield
+        await engine.stop()
+
+    return ctx

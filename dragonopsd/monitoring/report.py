@@ -1,0 +1,82 @@
+"""What the engine tells the outside: check reports, latest states, and its events."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..model import Wire
+from ..monitor import Monitor
+from .conditions import ConditionResult
+
+
+class CheckReport(Wire, kw_only=True):
+    """One check's result (POST /api/monitors/{id}/check, ``monitor.heartbeat`` events)."""
+
+    monitor_id: str
+    status: str
+    ok: bool
+    at: str
+    latency_ms: float | None = None
+    message: str | None = None
+    error: str | None = None
+    conditions: list[ConditionResult] = []
+    context: dict[str, Any] = {}
+
+
+class MonitorState(Wire, kw_only=True):
+    """Latest state of a monitor (GET /api/monitoring, the seed's endpoint)."""
+
+    monitor_id: str
+    name: str
+    kind: str
+    target: str
+    status: str
+    since: str
+    last_check_at: str | None = None
+    latency_ms: float | None = None
+    message: str | None = None
+    incident_id: str | None = None
+    tags: list[str] = []
+    server_id: str | None = None
+    environment_id: str | None = None
+    flapping: bool = False
+
+
+class StatusEvent(Wire, kw_only=True):
+    """``monitor.status`` on the bus: a monitor changed status."""
+
+    monitor_id: str
+    status: str
+    previous: str | None
+    at: str
+    message: str | None = None
+    locations: list[str] = []
+
+
+class IncidentEvent(Wire, kw_only=True):
+    """``incident.opened`` / ``incident.closed`` on the bus."""
+
+    type: str
+    incident_id: str
+    monitor_id: str
+    monitor_name: str
+    at: str
+    cause: str | None = None
+    root_cause: str | None = None
+    duration_seconds: float | None = None
+
+
+def target_of(monitor: Monitor) -> str:
+    """What a monitor points at, safe to show: URLs lose any user:password part."""
+    if monitor.url:
+        parts = urlsplit(monitor.url)
+        host = parts.hostname or ""
+        if parts.port:
+            host = f"{host}:{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    if monitor.kind == "push":
+        return "push"
+    if monitor.port:
+        return f"{monitor.host}:{monitor.port}"
+    return monitor.host or ""

@@ -1,0 +1,269 @@
+"""Monitor rows, their persisted state, and incidents."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from ..clock import now_iso
+from ..model import Wire
+from ..monitor import Monitor, MonitorSpec
+from ..problem import invalid, not_found
+from .db import Database
+
+_encode = msgspec.json.Encoder().encode
+_decode_spec = msgspec.json.Decoder(MonitorSpec).decode
+_COLS = "seq, id, managed_by, server_id, environment_id, push_token, spec, created_at, updated_at"
+
+
+@dataclass
+class MonitorRow:
+    """A monitor as stored: the integer key history uses, and the public shape."""
+
+    seq: int
+    monitor: Monitor
+    spec: MonitorSpec
+
+
+def _row(r: Any) -> MonitorRow:
+    seq, ident, managed_by, server_id, environment_id, push_token, raw, created, updated = r
+    spec = _decode_spec(raw)
+    data = msgspec.structs.asdict(spec)
+    data.update(
+        id=ident,
+        server_id=server_id,  # the column wins: ON DELETE SET NULL keeps it honest
+        environment_id=environment_id,
+        push_token=push_token,
+        managed_by=managed_by,
+        created_at=created,
+        updated_at=updated,
+    )
+    return MonitorRow(seq, Monitor(**data), spec)
+
+
+class Incident(Wire, kw_only=True):
+    """A period during which a monitor was down."""
+
+    id: str
+    monitor_id: str
+    monitor_name: str
+    opened_at: str
+    closed_at: str | None = None
+    duration_seconds: float | None = None
+    cause: str
+    root_cause: str | None = None
+    locations: list[str] = []
+
+
+_INCIDENT_COLS = tuple(f.name for f in msgspec.structs.fields(Incident))
+
+
+def _incident(r: Any) -> Incident:
+    data = dict(zip(_INCIDENT_COLS, r, strict=True))
+    data["locations"] = msgspec.json.decode(data["locations"])
+    return Incident(**data)
+
+
+class MonitorStore:
+    """CRUD on monitors, their last status, and incidents."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def _check_links(self, conn: aiosqlite.Connection, spec: MonitorSpec) -> None:
+        for field, table, value in (
+            ("$.serverId", "servers", spec.server_id),
+            ("$.environmentId", "environments", spec.environment_id),
+        ):
+            if value is None:
+                continue
+            async with conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (str(value),)) as cur:
+                if await cur.fetchone() is None:
+                    raise invalid(field, f"{table[:-1]} {value} does not exist")
+
+    async def create(self, spec: MonitorSpec, managed_by: str = "api") -> MonitorRow:
+        """Insert a monitor (push monitors get their token here)."""
+        now = now_iso()
+        ident = str(uuid.uuid4())
+        token = secrets.token_urlsafe(24) if spec.kind == "push" else None
+        async with self.db.write() as conn:
+            await self._check_links(conn, spec)
+            await conn.execute(
+                "INSERT INTO monitors (id, name, kind, enabled, managed_by, server_id, "
+                "environment_id, push_token, spec, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ident,
+                    spec.name,
+                    spec.kind,
+                    int(spec.enabled),
+                    managed_by,
+                    _str(spec.server_id),
+                    _str(spec.environment_id),
+                    token,
+                    _encode(spec).decode(),
+                    now,
+                    now,
+                ),
+            )
+            return await self._get(conn, ident)
+
+    async def replace(self, ident: str, spec: MonitorSpec) -> MonitorRow:
+        """Store a new spec for a monitor (PATCH result or config sync)."""
+        async with self.db.write() as conn:
+            current = await self._get(conn, ident)
+            await self._check_links(conn, spec)
+            token = current.monitor.push_token
+            if spec.kind == "push" and token is None:
+                token = secrets.token_urlsafe(24)
+            elif spec.kind != "push":
+                token = None
+            await conn.execute(
+                "UPDATE monitors SET name = ?, kind = ?, enabled = ?, server_id = ?, "
+                "environment_id = ?, push_token = ?, spec = ?, updated_at = ? WHERE id = ?",
+                (
+                    spec.name,
+                    spec.kind,
+                    int(spec.enabled),
+                    _str(spec.server_id),
+                    _str(spec.environment_id),
+                    token,
+                    _encode(spec).decode(),
+                    now_iso(),
+                    ident,
+                ),
+            )
+            return await self._get(conn, ident)
+
+    async def delete(self, ident: str) -> MonitorRow:
+        """Delete a monitor, its state and incidents (history is dropped by its owner)."""
+        async with self.db.write() as conn:
+            current = await self._get(conn, ident)
+            await conn.execute("DELETE FROM monitors WHERE id = ?", (ident,))
+            return current
+
+    async def _get(self, conn: aiosqlite.Connection, ident: str) -> MonitorRow:
+        async with conn.execute(f"SELECT {_COLS} FROM monitors WHERE id = ?", (ident,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            raise not_found("monitor", ident)
+        return _row(row)
+
+    async def get(self, ident: str) -> MonitorRow:
+        """One monitor or 404."""
+        async with self.db.read() as conn:
+            return await self._get(conn, ident)
+
+    async def all(self) -> list[MonitorRow]:
+        """Every monitor (the engine loads them all at start)."""
+        async with (
+            self.db.read() as conn,
+            conn.execute(f"SELECT {_COLS} FROM monitors ORDER BY name, id") as cur,
+        ):
+            return [_row(r) for r in await cur.fetchall()]
+
+    async def states(self) -> dict[int, tuple[str, str, str | None]]:
+        """seq -> (status, since, message) as last persisted."""
+        async with (
+            self.db.read() as conn,
+            conn.execute("SELECT seq, status, since, message FROM monitor_state") as cur,
+        ):
+            return {r[0]: (r[1], r[2], r[3]) for r in await cur.fetchall()}
+
+    async def transition(
+        self,
+        seq: int,
+        status: str,
+        message: str | None,
+        opened: Incident | None,
+        closed: tuple[str, str, float] | None,
+    ) -> None:
+        """Persist a status change with the incident it opens or closes, in one transaction."""
+        now = now_iso()
+        async with self.db.write() as conn:
+            await conn.execute(
+                "INSERT INTO monitor_state (seq, status, since, message) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(seq) DO UPDATE SET status = excluded.status, "
+                "since = excluded.since, message = excluded.message",
+                (seq, status, now, message),
+            )
+            if closed is not None:
+                ident, closed_at, duration = closed
+                await conn.execute(
+                    "UPDATE incidents SET closed_at = ?, duration_seconds = ? WHERE id = ?",
+                    (closed_at, duration, ident),
+                )
+            if opened is not None:
+                values = msgspec.structs.asdict(opened)
+                values["locations"] = _encode(opened.locations).decode()
+                marks = ", ".join("?" for _ in _INCIDENT_COLS)
+                await conn.execute(
+                    f"INSERT INTO incidents ({', '.join(_INCIDENT_COLS)}) VALUES ({marks})",
+                    [values[c] for c in _INCIDENT_COLS],
+                )
+
+    async def open_incidents(self) -> dict[str, Incident]:
+        """monitor id -> its open incident."""
+        cols = ", ".join(_INCIDENT_COLS)
+        async with (
+            self.db.read() as conn,
+            conn.execute(f"SELECT {cols} FROM incidents WHERE closed_at IS NULL") as cur,
+        ):
+            return {i.monitor_id: i for i in map(_incident, await cur.fetchall())}
+
+    async def incidents(
+        self,
+        *,
+        monitor_id: str | None,
+        state: str | None,
+        since: str | None,
+        before: tuple[str, str] | None,
+        limit: int,
+    ) -> list[Incident]:
+        """Incidents newest first, filtered; ``before`` is the (openedAt, id) keyset cursor."""
+        where: list[str] = []
+        args: list[Any] = []
+        if monitor_id:
+            where.append("monitor_id = ?")
+            args.append(monitor_id)
+        if state == "open":
+            where.append("closed_at IS NULL")
+        elif state == "closed":
+            where.append("closed_at IS NOT NULL")
+        if since:
+            where.append("(closed_at IS NULL OR closed_at >= ?)")
+            args.append(since)
+        if before:
+            where.append("(opened_at < ? OR (opened_at = ? AND id < ?))")
+            args += [before[0], before[0], before[1]]
+        sql = f"SELECT {', '.join(_INCIDENT_COLS)} FROM incidents"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY opened_at DESC, id DESC LIMIT ?"
+        args.append(limit)
+        async with self.db.read() as conn, conn.execute(sql, args) as cur:
+            return [_incident(r) for r in await cur.fetchall()]
+
+
+def _str(value: uuid.UUID | None) -> str | None:
+    return None if value is None else str(value)
+
+
+async def topology(
+    db: Database,
+) -> tuple[dict[str, tuple[str, str]], dict[str, str], dict[str, str]]:
+    """Inventory links the engine needs: server -> (environment, status), environment ->
+    project, project -> client. One snapshot, three small statements."""
+    async with db.read(snapshot=True) as conn:
+        async with conn.execute("SELECT id, environment_id, status FROM servers") as cur:
+            servers = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+        async with conn.execute("SELECT id, project_id FROM environments") as cur:
+            envs = {r[0]: r[1] for r in await cur.fetchall()}
+        async with conn.execute("SELECT id, client_id FROM projects") as cur:
+            projects = {r[0]: r[1] for r in await cur.fetchall()}
+    return servers, envs, projects
