@@ -61,6 +61,7 @@ EXPECTED_ROLES = {
     ("GET", "/api/monitors/{id}/history"): "viewer",
     ("GET", "/api/monitors/{id}/uptime"): "viewer",
     ("GET", "/api/monitoring"): "viewer",
+    ("GET", "/api/stats/engine"): "viewer",
     ("GET", "/api/incidents"): "viewer",
     ("GET", "/api/push/{token}"): "public",
     ("POST", "/api/push/{token}"): "public",

@@ -145,6 +145,11 @@ async def check_monitor(request: web.Request) -> web.Response:
     return json_response(report)
 
 
+async def engine_stats(request: web.Request) -> web.Response:
+    """Scheduler drift, checks in flight, history writer backlog."""
+    return json_response(request.app[MONITORS].engine.stats())
+
+
 async def monitoring(request: web.Request) -> web.Response:
     """Latest state of every monitor (the seed's GET /api/monitoring)."""
     engine = request.app[MONITORS].engine

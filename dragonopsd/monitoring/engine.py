@@ -31,7 +31,7 @@ from ..store.monitors import Incident, MonitorRow, MonitorStore, topology
 from .conditions import DEFAULTS, Condition, evaluate_all, parse_all
 from .probes import ProbeEnv, ProbeResult, run_probe
 from .probes.guard import AddressGuard, make_session
-from .report import CheckReport, IncidentEvent, MonitorState, StatusEvent, target_of
+from .report import CheckReport, EngineStats, IncidentEvent, MonitorState, StatusEvent, target_of
 from .scheduler import Scheduler
 from .status import Machine, Transition
 from .topology import Topology
@@ -422,6 +422,30 @@ class Engine:
             return "pending"
         rt = self._runtimes[seq]
         return rt.machine.status if rt.monitor.enabled else "paused"
+
+    def stats(self) -> EngineStats:
+        """Scheduler drift (over the last 10,000 starts) and history writer figures."""
+        drift = sorted(self.scheduler.drift)
+
+        def pick(q: float) -> float | None:
+            return (
+                round(drift[min(len(drift) - 1, int(q * len(drift)))] * 1000, 3) if drift else None
+            )
+
+        h = self._history
+        return EngineStats(
+            monitors=len(self._runtimes),
+            checks_started=self.scheduler.started,
+            checks_skipped=self.scheduler.skipped,
+            in_flight=self.scheduler.in_flight,
+            drift_p50_ms=pick(0.5),
+            drift_p99_ms=pick(0.99),
+            drift_max_ms=pick(1.0),
+            history_queue=h.queue_depth,
+            history_flushed=h.flushed_total,
+            history_dropped=h.dropped,
+            history_last_flush_ms=round(h.last_flush_seconds * 1000, 3),
+        )
 
     def counts(self) -> dict[str, int]:
         """How many monitors are in each status (for the dashboard)."""

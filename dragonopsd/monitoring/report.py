@@ -43,6 +43,22 @@ class MonitorState(Wire, kw_only=True):
     flapping: bool = False
 
 
+class EngineStats(Wire, kw_only=True):
+    """GET /api/stats/engine: how the scheduler and history writer are keeping up."""
+
+    monitors: int
+    checks_started: int
+    checks_skipped: int
+    in_flight: int
+    drift_p50_ms: float | None
+    drift_p99_ms: float | None
+    drift_max_ms: float | None
+    history_queue: int
+    history_flushed: int
+    history_dropped: int
+    history_last_flush_ms: float
+
+
 class StatusEvent(Wire, kw_only=True):
     """``monitor.status`` on the bus: a monitor changed status."""
 
