@@ -379,6 +379,15 @@ def routes() -> list[Route]:
         ),
         Route(
             "GET",
+            "/api/stats/engine",
+            engine_stats,
+            "Probe engine figures",
+            "Monitors",
+            "viewer",
+            response=EngineStats,
+        ),
+        Route(
+            "GET",
             "/api/incidents",
             incidents,
             "Incidents, newest first",
