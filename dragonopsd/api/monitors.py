@@ -12,7 +12,7 @@ from aiohttp import web
 from ..keys import HISTORY_QUERY, MONITORS
 from ..model import Wire
 from ..monitor import Monitor, MonitorSpec
-from ..monitoring.report import CheckReport, MonitorState
+from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
 from ..store.history import Point, UptimeWindow
