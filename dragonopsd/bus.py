@@ -16,10 +16,12 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class Event:
-    """One event: its topic, when it was produced, and its camelCase payload."""
+    """One event: its topic, its type (``monitor.status``...), when it was produced, and its
+    camelCase payload (a Struct)."""
 
     topic: str
     data: Any
+    kind: str = ""
     ts: float = field(default_factory=time.time)
 
 
@@ -51,7 +53,7 @@ class Subscription:
 class Bus(Protocol):
     """Where events are published and subscribed to."""
 
-    def publish(self, topic: str, data: Any) -> None:
+    def publish(self, topic: str, data: Any, kind: str = "") -> None:
         """Deliver an event to every matching subscription, without waiting."""
         ...
 
@@ -70,9 +72,9 @@ class LocalBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
 
-    def publish(self, topic: str, data: Any) -> None:
+    def publish(self, topic: str, data: Any, kind: str = "") -> None:
         """Deliver an event to every matching subscription, without waiting."""
-        event = Event(topic, data)
+        event = Event(topic, data, kind)
         for sub in self._subs:
             if sub.matches(topic):
                 sub.offer(event)

@@ -26,7 +26,7 @@ class InventoryService:
         event = InventoryChanged(entity=table[:-1], id=ident, op=op)
         for hook in self._hooks:
             await hook(event)
-        self._bus.publish("inventory", event)
+        self._bus.publish("inventory", event, "inventory.changed")
 
     async def get(self, table: str, ident: str, depth: int = 0) -> AnyEntity:
         """One entity with depth levels of children."""

@@ -189,7 +189,7 @@ class VaultService:
             event = SecretChanged(
                 id=meta.id, key=meta.key, env=meta.env, version=meta.version, op=op
             )
-            self._bus.publish("secrets", event)
+            self._bus.publish("secrets", event, "secret.changed")
 
     async def list(
         self, env: str | None, q: str | None, limit: int, cursor: str | None

@@ -260,7 +260,7 @@ class Engine:
                 None if ok else message,
             )
         )
-        self._bus.publish(f"monitors.{monitor.id}", rt.last)
+        self._bus.publish(f"monitors.{monitor.id}", rt.last, "monitor.heartbeat")
         if transition.retry:
             self.scheduler.retry(rt.row.seq, spec.retry_interval)
         if transition.changed:
@@ -296,17 +296,16 @@ class Engine:
             await self.store.transition(rt.row.seq, t.status, message, opened, closed)
         except Exception:  # the in-memory state stays right; the next transition retries
             log.exception("could not persist the transition of monitor %s", monitor.id)
-        self._bus.publish(
-            "monitors",
-            StatusEvent(
-                monitor_id=monitor.id,
-                status=t.status,
-                previous=t.previous,
-                at=rt.since,
-                message=message,
-                locations=list(monitor.locations),
-            ),
+        status = StatusEvent(
+            monitor_id=monitor.id,
+            status=t.status,
+            previous=t.previous,
+            at=rt.since,
+            message=message,
+            locations=list(monitor.locations),
         )
+        self._bus.publish("monitors", status, "monitor.status")
+        self._bus.publish(f"monitors.{monitor.id}", status, "monitor.status")
         if opened is not None or closed is not None:
             self._bus.publish(
                 "incidents",
@@ -320,6 +319,7 @@ class Engine:
                     root_cause=root,
                     duration_seconds=downtime,
                 ),
+                "incident.opened" if opened else "incident.closed",
             )
         if t.alert and root is None:
             self._notifier.publish(
