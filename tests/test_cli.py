@@ -160,11 +160,20 @@ def test_demo_is_seeded_once(tmp_path: Path) -> None:
         assert all(p["technology"] for p in projects["items"])
         first = projects["items"][0]["clientId"]
         assert http(d, "DELETE", f"/api/clients/{first}?cascade=true")[0] == 204
+        # demo monitors that work offline: the daemon's own API and port, and a push monitor
+        _, monitors = http(d, "GET", "/api/monitors")
+        kinds = sorted(m["kind"] for m in monitors["items"])
+        assert kinds == ["http", "push", "tcp"]
+        api = next(m for m in monitors["items"] if m["kind"] == "http")
+        assert api["url"] == f"{d.url}/healthz"
+        status, report = http(d, "POST", f"/api/monitors/{api['id']}/check")
+        assert status == 200 and report["ok"] and report["status"] == "up"
         assert d.stop() == 0
     with Daemon(state, "--demo") as d:
         d.wait_listening()
         _, stats = http(d, "GET", "/api/stats/dashboard")
         assert stats["clients"] == 2  # not re-seeded, and the delete stuck
+        assert stats["monitors"]["total"] == 3  # nor the monitors
         assert d.stop() == 0
 
 
