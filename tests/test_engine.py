@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import hmac
 import json
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import trustme
 from aiohttp import web
 from conftest import Client, post
 
@@ -332,3 +335,41 @@ async def test_config_managed_monitors(make_client: MakeClient, tmp_path: Any) -
     assert resp.status == 409
     assert "managed by" in (await resp.json(content_type="application/problem+json"))["detail"]
     assert (await client.delete(f"/api/monitors/{items[0]['id']}")).status == 409
+
+
+async def test_certificate_expiring_soon_is_notified_once(
+    client: Client, aiohttp_server: Any
+) -> None:
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=3)
+    ca.issue_cert("127.0.0.1", not_after=soon).configure_cert(server_ctx)
+    target = Target()
+    app = web.Application()
+    app.router.add_get("/h", target.handle)
+    server = await aiohttp_server(app, ssl=server_ctx)
+    receiver = Receiver()
+    hook = await serve(aiohttp_server, "/hook", receiver.handle)
+    await post(
+        client,
+        "/api/notifications",
+        {"name": "ops", "kind": "webhook", "config": {"url": hook, "secret": SECRET}},
+    )
+    # the daemon does not trust this test CA: verification off, expiry still read
+    m = await post(
+        client,
+        "/api/monitors",
+        http_monitor(
+            f"https://127.0.0.1:{server.port}/h",
+            interval=60,
+            verifyTls=False,
+            conditions=["[STATUS] == 200", "[CERTIFICATE_EXPIRATION] > 48h"],
+        ),
+    )
+    for _ in range(2):
+        report = await (await client.post(f"/api/monitors/{m['id']}/check")).json()
+        assert report["ok"], report
+    await until(lambda: _has(receiver, "certificate"))
+    await asyncio.sleep(0.3)
+    certs = [e for e in receiver.events if e["event"] == "certificate"]
+    assert len(certs) == 1 and certs[0]["certExpiresAt"][:10] == soon.date().isoformat()
