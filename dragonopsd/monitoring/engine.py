@@ -137,13 +137,17 @@ class Engine:
             period = spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
             self.scheduler.schedule(row.seq, period)
 
-    def upsert(self, row: MonitorRow) -> None:
-        """A monitor was created or changed: (re)start it, keeping its visible status."""
+    def upsert(self, row: MonitorRow, *, soon: bool = True) -> None:
+        """A monitor was created or changed: (re)start it, keeping its visible status.
+
+        ``soon``: first check within 2 s (a user just saved it); otherwise spread over the
+        interval, so thousands of monitors from a config file do not all fire at once.
+        """
         old = self._runtimes.get(row.seq)
         self.remove(row.seq)
         status = old.machine.status if old else "pending"
         self._add(row, status, old.since if old else now_iso(), old.incident if old else None)
-        if row.spec.enabled and row.spec.kind != "push":
+        if soon and row.spec.enabled and row.spec.kind != "push":
             self.scheduler.schedule(
                 row.seq, row.spec.interval, first_in=min(2.0, row.spec.interval)
             )

@@ -36,6 +36,7 @@ class Scheduler:
         self.started = 0
         self.skipped = 0  # runs skipped because the previous one was still going
         self.in_flight = 0
+        self.drain_timeout = 5.0
 
     def schedule(self, key: int, interval: float, first_in: float | None = None) -> None:
         """Add or reschedule key; its first run comes within ``first_in`` (default: spread
@@ -89,10 +90,13 @@ class Scheduler:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), timeout)
         finally:
-            for task in list(self._tasks):
-                task.cancel()
+            # Draining: no new starts, but checks already running get to finish (and record
+            # their heartbeat) for up to drain_timeout; only stragglers are cancelled.
             if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+                _, pending = await asyncio.wait(set(self._tasks), timeout=self.drain_timeout)
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
 
     def _start(self, key: int, due: float) -> None:
         self._running.add(key)

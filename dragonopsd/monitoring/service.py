@@ -125,14 +125,26 @@ class MonitorService:
         current = {
             r.monitor.name: r for r in await self.store.all() if r.monitor.managed_by == "config"
         }
+        new = [spec for name, spec in wanted.items() if name not in current]
+        try:
+            created = await self.store.create_many(new, "config")
+        except Problem:  # e.g. a serverId that does not exist: find which, one by one
+            created = []
+            for spec in new:
+                try:
+                    created.append(await self.store.create(spec, managed_by="config"))
+                except Problem as exc:
+                    problems.append(f"monitors ({spec.name}): {exc.detail}")
+        for row in created:
+            self.engine.upsert(row, soon=False)
         for name, spec in wanted.items():
-            try:
-                if name not in current:
-                    self.engine.upsert(await self.store.create(spec, managed_by="config"))
-                elif current[name].spec != spec:
-                    self.engine.upsert(await self.store.replace(current[name].monitor.id, spec))
-            except Problem as exc:  # e.g. a serverId that does not exist
-                problems.append(f"monitors ({name}): {exc.detail}")
+            if name in current and current[name].spec != spec:
+                try:
+                    row = await self.store.replace(current[name].monitor.id, spec)
+                except Problem as exc:
+                    problems.append(f"monitors ({name}): {exc.detail}")
+                else:
+                    self.engine.upsert(row, soon=False)
         invalid_names = {t.get("name") for t in tables} - set(wanted)
         for name, row in current.items():
             if name not in wanted and name not in invalid_names:

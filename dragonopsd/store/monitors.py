@@ -88,30 +88,42 @@ class MonitorStore:
 
     async def create(self, spec: MonitorSpec, managed_by: str = "api") -> MonitorRow:
         """Insert a monitor (push monitors get their token here)."""
+        return (await self.create_many([spec], managed_by))[0]
+
+    async def create_many(self, specs: list[MonitorSpec], managed_by: str) -> list[MonitorRow]:
+        """Insert monitors in one transaction (a config file may declare thousands)."""
         now = now_iso()
-        ident = str(uuid.uuid4())
-        token = secrets.token_urlsafe(24) if spec.kind == "push" else None
+        ids = []
         async with self.db.write() as conn:
-            await self._check_links(conn, spec)
-            await conn.execute(
-                "INSERT INTO monitors (id, name, kind, enabled, managed_by, server_id, "
-                "environment_id, push_token, spec, created_at, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    ident,
-                    spec.name,
-                    spec.kind,
-                    int(spec.enabled),
-                    managed_by,
-                    _str(spec.server_id),
-                    _str(spec.environment_id),
-                    token,
-                    _encode(spec).decode(),
-                    now,
-                    now,
-                ),
-            )
-            return await self._get(conn, ident)
+            for spec in specs:
+                await self._check_links(conn, spec)
+                ident = str(uuid.uuid4())
+                token = secrets.token_urlsafe(24) if spec.kind == "push" else None
+                ids.append(ident)
+                await conn.execute(
+                    "INSERT INTO monitors (id, name, kind, enabled, managed_by, server_id, "
+                    "environment_id, push_token, spec, created_at, updated_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        ident,
+                        spec.name,
+                        spec.kind,
+                        int(spec.enabled),
+                        managed_by,
+                        _str(spec.server_id),
+                        _str(spec.environment_id),
+                        token,
+                        _encode(spec).decode(),
+                        now,
+                        now,
+                    ),
+                )
+            async with conn.execute(
+                f"SELECT {_COLS} FROM monitors WHERE id IN (SELECT value FROM json_each(?))",
+                (_encode(ids).decode(),),
+            ) as cur:
+                rows = {r[1]: _row(r) for r in await cur.fetchall()}
+        return [rows[i] for i in ids]
 
     async def replace(self, ident: str, spec: MonitorSpec) -> MonitorRow:
         """Store a new spec for a monitor (PATCH result or config sync)."""
