@@ -293,7 +293,7 @@ def test_kill_9_loses_at_most_the_flush_in_flight(tmp_path: Path) -> None:
         [sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
-    reported = []
+    reported: list[int] = []
     deadline = time.monotonic() + 30
     try:
         while len(reported) < 8 and time.monotonic() < deadline:
@@ -460,6 +460,25 @@ async def test_catching_up_after_downtime_skips_the_gap(db: Database) -> None:
     assert (await _state(db)).rolled_1d == T0 + 40 * DAY
     (w,) = await HistoryQuery(db).uptime(1, [45 * DAY], now=T0 + 40 * DAY + 5 * 3600)
     assert w.up == 60
+
+
+async def test_maintain_runs_in_the_background_until_cancelled(db: Database) -> None:
+    writer = HistoryWriter(db, HistoryConfig())
+    start = time.time() - 3 * 3600
+    for i in range(120):
+        writer.submit(Heartbeat(1, start + 60 * i, 1, 2.0, None))
+    await writer.flush()
+    task = asyncio.create_task(writer.maintain(interval=0.05))
+    for _ in range(250):
+        await asyncio.sleep(0.02)
+        if (await _state(db)).rolled_1h >= start + 3600:
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await _state(db)).rolled_1h >= start + 3600
+    (w,) = await HistoryQuery(db).uptime(1, [4 * 3600])
+    assert (w.checks, w.up, w.uptime) == (120, 120, 1.0)
 
 
 async def _state(db: Database):  # type: ignore[no-untyped-def]

@@ -85,11 +85,15 @@ class Database:
             raise RuntimeError("database is not open")
         async with self._write_lock:
             conn = self._writer
-            await conn.execute("BEGIN IMMEDIATE")
             try:
+                # Inside the try: a cancellation while BEGIN is queued must still roll back,
+                # or the shared writer would stay stuck in a transaction. The rollback runs
+                # after the BEGIN on the connection's own thread, so it is always safe.
+                await conn.execute("BEGIN IMMEDIATE")
                 yield conn
             except BaseException:
-                await conn.rollback()
+                # Unconditional: sqlite3's rollback is a no-op outside a transaction.
+                await asyncio.shield(conn.rollback())
                 raise
             await conn.commit()
 

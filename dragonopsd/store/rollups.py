@@ -29,7 +29,7 @@ from .db import Database
 
 GRACE_S = 120  # raw rows are rolled up this long after their 5-minute bucket closes
 KEY_BITS = 24  # block numbers below 2**24 (hours since 1970 until the year 3884)
-CHUNK = 250  # monitors per rollup or retention transaction, so API writes are never starved
+CHUNK = 100  # monitors per rollup or retention transaction, so API writes are never starved
 RAW_SPAN_S = 3600  # raw time rolled up per round (bounds one transaction when catching up)
 T = TypeVar("T")
 
@@ -46,8 +46,8 @@ class Level:
 
 
 FIVE_MINUTES = Level("5m", "history_5m", 300, 3600, RAW_SPAN_S)
-HOURLY = Level("1h", "history_1h", 3600, 86_400, 86_400)
-DAILY = Level("1d", "history_1d", 86_400, 16 * 86_400, 16 * 86_400)
+HOURLY = Level("1h", "history_1h", 3600, 86_400, 6 * 3600)
+DAILY = Level("1d", "history_1d", 86_400, 16 * 86_400, 4 * 86_400)
 
 
 def encode_block(slots: dict[int, Bucket]) -> bytes:
@@ -195,10 +195,12 @@ async def _read_source(
             bucket = out[key] = Bucket()
         return bucket
 
+    # CROSS JOIN keeps monitors as the outer loop: one index seek per monitor into the span,
+    # where the planner would otherwise walk every raw row of the chunk's monitors.
     if source is None:
         sql = (
             "SELECT r.monitor, r.at, r.status, r.latency FROM history_monitors m "
-            "JOIN history_raw r ON r.monitor = m.monitor AND r.at >= ? AND r.at < ? "
+            "CROSS JOIN history_raw r ON r.monitor = m.monitor AND r.at >= ? AND r.at < ? "
             "WHERE m.monitor BETWEEN ? AND ?"
         )
         for monitor, at, status, latency in await conn.execute_fetchall(
@@ -207,7 +209,7 @@ async def _read_source(
             into(monitor, at // 1000).add(status, None if latency is None else latency / 1000)
         return out
     sql = (
-        f"SELECT t.id, t.data FROM history_monitors m JOIN {source.table} t "
+        f"SELECT t.id, t.data FROM history_monitors m CROSS JOIN {source.table} t "
         f"ON t.id BETWEEN (m.monitor << {KEY_BITS}) + ? AND (m.monitor << {KEY_BITS}) + ? "
         "WHERE m.monitor BETWEEN ? AND ?"
     )
