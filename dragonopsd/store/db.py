@@ -52,6 +52,12 @@ class Database:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._writer = await self._connect()
+            async with self._writer.execute("PRAGMA page_count") as cur:
+                row = await cur.fetchone()
+            if row is not None and row[0] == 0:
+                # Only settable on an empty file: lets retention hand pages back to the OS
+                # (PRAGMA incremental_vacuum) instead of the file only ever growing.
+                await self._writer.execute("PRAGMA auto_vacuum = INCREMENTAL")
             await self._writer.execute("PRAGMA journal_mode = WAL")
             if migrate:
                 self.schema_version = await migrations.migrate(self._writer)
