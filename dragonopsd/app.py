@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__, demo, lifecycle
+from .actions.service import ActionService
 from .api import middleware, openapi, routes
 from .api.http import encode
 from .auth.authenticator import Authenticator
@@ -24,6 +25,7 @@ from .crypto import KEYS_ENV
 from .dashboard import DashboardService
 from .inventory import InventoryService
 from .keys import (
+    ACTIONS,
     AUDIT,
     AUTH_LIMITER,
     AUTHENTICATOR,
@@ -35,6 +37,7 @@ from .keys import (
     DOCS_ASSETS,
     HISTORY_QUERY,
     HISTORY_WRITER,
+    HUB,
     INVENTORY,
     MAINTENANCE,
     MONITORS,
@@ -42,15 +45,21 @@ from .keys import (
     OPENAPI,
     ROUTE_INDEX,
     ROUTE_OF,
+    SAMPLER,
     SETTINGS,
     VAULT,
     DocsAssets,
 )
+from .live.hub import Hub, Item
+from .live.topics import topic_id
 from .maintenance import MaintenanceService
 from .model import InventoryChanged
 from .monitoring.engine import Engine
 from .monitoring.service import MonitorService
+from .netguard import AddressGuard
 from .notify.dispatcher import Dispatcher
+from .sampling.sampler import Sampler
+from .store.actions import ActionStore
 from .store.audit import AuditStore
 from .store.db import Database
 from .store.history import HistoryQuery, HistoryWriter
@@ -58,6 +67,7 @@ from .store.inventory import InventoryStore
 from .store.maintenance import MaintenanceStore
 from .store.monitors import MonitorStore
 from .store.notifications import NotificationStore
+from .store.samples import SampleQuery, SampleWriter
 from .store.settings import SettingsStore
 from .store.tokens import TokenStore
 from .store.vault import VaultStore
@@ -94,9 +104,7 @@ def _wire_monitoring(
 ) -> None:
     """Maintenance, notifications, history and the probe engine, in start order."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(
-        NotificationStore(db), allow_metadata=cfg.probes.allow_metadata
-    )
+    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db), guard=AddressGuard(cfg.probes))
     history = app[HISTORY_WRITER] = HistoryWriter(db, cfg.history)
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
     engine = Engine(
@@ -115,6 +123,73 @@ def _wire_monitoring(
     app.cleanup_ctx.append(lifecycle.notifier_ctx)
     app.cleanup_ctx.append(lifecycle.history_ctx(history))
     app.cleanup_ctx.append(lifecycle.engine_ctx(cfg, monitors, bus))
+
+
+def _wire_live(app: web.Application, bus: LocalBus) -> None:
+    """The websocket hub and the snapshots of the topics whose state lives here (sampling
+    and actions register theirs the same way: live/hub.py's docstring)."""
+    hub = app[HUB] = Hub(bus)
+    engine = app[MONITORS].engine
+
+    async def all_monitors(topic: str) -> list[Item]:
+        return [(topic, "monitor.state", s) for s in engine.states()]
+
+    async def one_monitor(topic: str) -> list[Item]:
+        state = engine.state(topic_id(topic) or "")
+        return [] if state is None else [(topic, "monitor.state", state)]
+
+    async def open_incidents(topic: str) -> list[Item]:
+        rows = await engine.store.incidents(
+            monitor_id=None, state="open", since=None, before=None, limit=1000
+        )
+        return [(topic, "incident.open", i) for i in rows]
+
+    async def nothing(topic: str) -> list[Item]:
+        return []  # inventory has no "latest state": clients read it over REST
+
+    hub.register_snapshot("monitors", all_monitors)
+    hub.register_snapshot("monitors.{id}", one_monitor)
+    hub.register_snapshot("incidents", open_incidents)
+    hub.register_snapshot("inventory", nothing)
+
+    async def going_away(app: web.Application) -> None:
+        await hub.close_all()  # before aiohttp waits (shutdown_timeout) for open handlers
+
+    app.on_shutdown.append(going_away)
+    app.cleanup_ctx.append(lifecycle.hub_ctx(hub))
+
+
+def _wire_sampling(
+    app: web.Application, cfg: Config, db: Database, bus: LocalBus, inventory: InventoryService
+) -> None:
+    """The sampler with its history writer, and its websocket snapshot (after the hub)."""
+    writer = SampleWriter(db, cfg.sampling, cfg.history)
+    sampler = app[SAMPLER] = Sampler(
+        cfg.sampling, db, bus, inventory=inventory, writer=writer, query=SampleQuery(db)
+    )
+
+    async def metrics_snapshot(topic: str) -> list[Item]:
+        wanted = topic_id(topic)  # None for servers.*.metrics
+        one = sampler.latest(wanted) if wanted else None
+        samples = sampler.all_latest() if wanted is None else [one] if one else []
+        return [(f"servers.{s.server_id}.metrics", "server.metrics", s) for s in samples]
+
+    app[HUB].register_snapshot("servers.*.metrics", metrics_snapshot)
+    app[HUB].register_snapshot("servers.{id}.metrics", metrics_snapshot)
+    app.cleanup_ctx.append(lifecycle.sampling_ctx(sampler))
+
+
+def _wire_actions(
+    app: web.Application, db: Database, bus: LocalBus, inventory: InventoryService
+) -> None:
+    """Server actions, and their websocket snapshot: the ones queued or running (after the hub)."""
+    actions = app[ACTIONS] = ActionService(ActionStore(db), inventory, bus, app[CONFIG].actions)
+
+    async def pending_actions(topic: str) -> list[Item]:
+        return [(topic, "action.updated", e) for e in await actions.pending()]
+
+    app[HUB].register_snapshot("actions", pending_actions)
+    app.cleanup_ctx.append(lifecycle.actions_ctx)
 
 
 def build_app(
@@ -166,6 +241,9 @@ def build_app(
     app.cleanup_ctx.append(vault_ctx)
     _wire_monitoring(app, cfg, db, bus, config_path)
     _wire_auth(app, cfg, db)
+    _wire_live(app, bus)
+    _wire_actions(app, db, bus, inventory)
+    _wire_sampling(app, cfg, db, bus, inventory)
     table = routes.table()
     app[ROUTE_OF] = routes.register(app, table)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}

@@ -118,6 +118,32 @@ class HistoryConfig(Section, frozen=True):
     hourly_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 400
 
 
+class SamplingConfig(Section, frozen=True):
+    """[sampling]: server resource samples (simulated, this host, or agent pushes) and history."""
+
+    interval: Annotated[float, msgspec.Meta(ge=0.05, le=3600)] = 5.0
+    environment_update_interval: Annotated[float, msgspec.Meta(ge=0.1, le=86_400)] = 30.0
+    raw_hours: Annotated[int, msgspec.Meta(ge=1, le=8760)] = 24
+    minute_days: Annotated[int, msgspec.Meta(ge=1, le=366)] = 30
+    hourly_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] = 365
+
+
+class ActionsConfig(Section, frozen=True):
+    """[actions]: how server actions (restart / stop / start) are carried out."""
+
+    executor: Literal["simulated", "webhook"] = "simulated"
+    workers: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    duration_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 3.0
+    failure_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] = 0.0
+    webhook_url: Annotated[str, msgspec.Meta(pattern=r"^$|^https?://\S+$")] = ""
+    webhook_timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    webhook_secret: str = ""
+
+    def __post_init__(self) -> None:
+        if self.executor == "webhook" and not self.webhook_url:
+            raise ValueError("actions.executor = 'webhook' needs actions.webhook_url")
+
+
 class Config(Section, frozen=True):
     """The whole configuration file."""
 
@@ -130,6 +156,8 @@ class Config(Section, frozen=True):
     audit: AuditConfig = AuditConfig()
     probes: ProbesConfig = ProbesConfig()
     history: HistoryConfig = HistoryConfig()
+    actions: ActionsConfig = ActionsConfig()
+    sampling: SamplingConfig = SamplingConfig()
     # [[monitors]] tables, validated as MonitorSpec by the monitoring layer (config sits below
     # the model, so it keeps them as plain tables).
     monitors: list[dict[str, Any]] = []
@@ -156,6 +184,8 @@ SECTIONS: dict[str, type[Section]] = {
     "audit": AuditConfig,
     "probes": ProbesConfig,
     "history": HistoryConfig,
+    "actions": ActionsConfig,
+    "sampling": SamplingConfig,
 }
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from .actions.service import ActionService
     from .api.route import Route
     from .auth.authenticator import Authenticator
     from .auth.limiter import FailureLimiter
@@ -16,10 +17,12 @@ if TYPE_CHECKING:
     from .config import Config
     from .dashboard import DashboardService
     from .inventory import InventoryService
+    from .live.hub import Hub
     from .maintenance import MaintenanceService
     from .monitoring.service import MonitorService
     from .notify.dispatcher import Dispatcher
     from .principal import Principal
+    from .sampling.sampler import Sampler
     from .store.audit import AuditStore
     from .store.db import Database
     from .store.history import HistoryQuery, HistoryWriter
@@ -61,6 +64,12 @@ ROUTE_OF: web.AppKey[dict[web.AbstractRoute, Route]] = web.AppKey("route_of")
 HISTORY_WRITER: web.AppKey[HistoryWriter] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryQuery] = web.AppKey("history_query")
 MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
+# The websocket hub: clients, topic index, seq counters, snapshot providers (live/hub.py).
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+ACTIONS: web.AppKey[ActionService] = web.AppKey("actions")
+
+# Server samples: the tick, agent pushes, latest()/all_latest(), .writer and .query (history).
+SAMPLER: web.AppKey[Sampler] = web.AppKey("sampler")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

@@ -20,8 +20,10 @@ from .auth.jwt import JwtVerifier
 from .auth.tokens import TokenAuth, bootstrap_admin
 from .bus import LocalBus
 from .config import Config
-from .keys import MAINTENANCE, NOTIFIER
+from .keys import ACTIONS, MAINTENANCE, NOTIFIER
+from .live.hub import Hub
 from .monitoring.service import MonitorService
+from .sampling.sampler import Sampler
 from .store.audit import AuditStore
 from .store.history import HistoryWriter
 
@@ -97,6 +99,14 @@ async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[NOTIFIER].stop()
 
 
+async def actions_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Settle the actions a previous run left behind and start the workers; on the way down,
+    put whatever is running back in the queue for the next start."""
+    await app[ACTIONS].start()
+    yield
+    await app[ACTIONS].stop()
+
+
 def history_ctx(writer: HistoryWriter) -> CleanupCtx:
     """The batched heartbeat writer and the rollup/retention job. Cancelling the writer
     flushes what is queued, and it stops after the engine, so the last results land."""
@@ -132,5 +142,33 @@ def engine_ctx(cfg: Config, monitors: MonitorService, bus: LocalBus) -> CleanupC
             async for _ in task_ctx(engine.scheduler.run)(app):
                 yield
         await engine.stop()
+
+    return ctx
+
+
+def hub_ctx(hub: Hub) -> CleanupCtx:
+    """The websocket hub's fan-out and token re-check. Sockets are closed with GOING_AWAY by
+    the app's on_shutdown (before aiohttp waits for handlers); any left are closed here."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async for _ in task_ctx(hub.run)(app):
+            async for _ in task_ctx(hub.watch_credentials)(app):
+                yield
+        await hub.close_all()
+
+    return ctx
+
+
+def sampling_ctx(sampler: Sampler) -> CleanupCtx:
+    """Load the servers, then the sample writer, its rollup job, inventory following and the
+    tick. Teardown runs inside out: the tick stops first, then the writer flushes what is left."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await sampler.refresh()
+        async for _ in task_ctx(sampler.writer.run)(app):
+            async for _ in task_ctx(sampler.writer.maintain)(app):
+                async for _ in task_ctx(sampler.follow)(app):
+                    async for _ in task_ctx(sampler.run)(app):
+                        yield
 
     return ctx

@@ -35,6 +35,9 @@ ServerStatus = Literal[
     "unreachable",
     "maintenance",
 ]
+# Where a server's resource samples come from: a deterministic simulation, this host's /proc,
+# or `dragonopsd agent` pushing from the server itself.
+Sampling = Literal["simulated", "local", "agent"]
 
 
 class FieldError(Exception):
@@ -84,6 +87,7 @@ class Server(Entity, kw_only=True):
     type: str
     status: ServerStatus
     private_ip: str | None = None
+    sampling: Sampling = "simulated"
 
 
 class Environment(Entity, kw_only=True):
@@ -187,6 +191,7 @@ class ServerCreate(Body, kw_only=True):
     type: ServerType = "vm"
     status: ServerStatus = "running"
     private_ip: str | None = None
+    sampling: Sampling = "simulated"
     description: Description | None = None
     tags: Tags = []
 
@@ -202,6 +207,7 @@ class ServerPatch(Body, kw_only=True):
     type: ServerType | UnsetType = UNSET
     status: ServerStatus | UnsetType = UNSET
     private_ip: str | UnsetType | None = UNSET
+    sampling: Sampling | UnsetType = UNSET
     description: Description | UnsetType | None = UNSET
     tags: Tags | UnsetType = UNSET
 

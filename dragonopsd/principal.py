@@ -5,9 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Role = Literal["viewer", "operator", "admin"]
-RouteRole = Literal["public", "viewer", "operator", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "operator", "admin")
+# People (tokens or JWT profiles) climb the ladder viewer < operator < admin. An agent token
+# is no rung on it: it may push samples for its one server and call nothing else.
+HumanRole = Literal["viewer", "operator", "admin"]
+Role = Literal["viewer", "operator", "admin", "agent"]
+RouteRole = Literal["public", "viewer", "operator", "admin", "agent"]
+ROLES: tuple[HumanRole, ...] = ("viewer", "operator", "admin")
+TOKEN_ROLES: tuple[Role, ...] = (*ROLES, "agent")
 _RANK = {"public": 0, "viewer": 1, "operator": 2, "admin": 3}
 
 
@@ -20,6 +24,7 @@ class Principal:
     name: str
     role: Role
     expires_at: float | None = None  # Unix time; the websocket hub closes sockets past it
+    server_id: str | None = None  # agent tokens: the one server they may push samples for
 
     @property
     def actor(self) -> str:
@@ -28,5 +33,13 @@ class Principal:
 
 
 def allows(role: Role, required: RouteRole) -> bool:
-    """True when a caller with role may call a route that requires ``required``."""
+    """True when a caller with role may call a route that requires ``required``.
+
+    Agent routes admit agents and admins (the handler also checks an agent's server); an agent
+    gets nothing else, not even what a viewer may read.
+    """
+    if required == "agent":
+        return role in ("agent", "admin")
+    if role == "agent":
+        return required == "public"
     return _RANK[role] >= _RANK[required]

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from dragonopsd.keys import AUTHENTICATOR, ROUTE_INDEX
-from dragonopsd.principal import ROLES, allows
+from dragonopsd.principal import ROLES, Role, allows
 
 MakeClient = Callable[..., Awaitable[Client]]
 ZERO = "00000000-0000-4000-8000-000000000000"
@@ -83,6 +83,16 @@ EXPECTED_ROLES = {
     ("PATCH", "/api/maintenance/{id}"): "operator",
     ("DELETE", "/api/maintenance/{id}"): "operator",
     ("GET", "/api/maintenance/{id}/occurrences"): "viewer",
+    ("GET", "/api/servers/{id}/metrics"): "viewer",
+    # Agent routes admit agent tokens (for their own server, checked in the handler) and admins.
+    ("POST", "/api/servers/{id}/samples"): "agent",
+    # Websockets authenticate in the handler (header, or a first {"op":"auth"} frame, since
+    # browsers cannot set headers); without an upgrade they answer 400 (tests/test_ws.py).
+    ("GET", "/api/ws"): "public",
+    ("GET", "/api/servers/{id}/stream"): "public",
+    ("POST", "/api/servers/{id}/actions"): "operator",
+    ("GET", "/api/actions"): "viewer",
+    ("GET", "/api/actions/{id}"): "viewer",
 }
 
 
@@ -96,9 +106,12 @@ async def test_every_route_has_the_expected_role(client: Client) -> None:
 
 
 async def test_route_table_times_roles(client: Client) -> None:
-    """Walk every route as nobody, viewer, operator and admin."""
+    """Walk every route as nobody, viewer, operator, admin and an agent."""
     app: web.Application = client.app
-    tokens = {role: await token_for(app, role) for role in ROLES}
+    tokens: dict[Role, str] = {role: await token_for(app, role) for role in ROLES}
+    # Scoped to the server the concrete paths name: past the samples route's checks (then 404
+    # for the missing server), and refused everywhere else, even what a viewer may read.
+    _, tokens["agent"] = await app[AUTHENTICATOR].tokens.create("a", "agent", None, "t", ZERO)
     for (method, path), route in app[ROUTE_INDEX].items():
         url = concrete(path)
         body = {} if method in ("POST", "PUT", "PATCH") else None

@@ -98,6 +98,12 @@ async def test_down_and_up_with_incident_and_signed_notifications(
 
     target.status = 503
     await until(lambda: _is(client, m["id"], "down"))
+
+    async def one_open() -> bool:  # the incident is committed just after the status flips
+        items = (await (await client.get("/api/incidents?status=open")).json())["items"]
+        return len(items) == 1
+
+    await until(one_open)
     open_incidents = await (await client.get("/api/incidents?status=open")).json()
     [incident] = open_incidents["items"]
     assert incident["monitorId"] == m["id"] and "503" in incident["cause"]

@@ -25,11 +25,19 @@ from notify_helpers import (
     until,
 )
 
+from dragonopsd.config import ProbesConfig
 from dragonopsd.keys import DATABASE, NOTIFIER
+from dragonopsd.netguard import REFUSED, AddressGuard
 from dragonopsd.notify.delivery import DeliveryPolicy
 from dragonopsd.notify.dispatcher import Dispatcher
 from dragonopsd.store.notifications import NotificationStore
 
+EMAIL_TO_LOOPBACK = {
+    "host": "127.0.0.1",
+    "from": "dragonops@example.com",
+    "to": ["oncall@example.com"],
+    "security": "none",
+}
 MakeDispatcher = Callable[..., Awaitable[Dispatcher]]
 SLACK_URL_TOKEN = "T0001/B0002/XyZsEcReTtOkEn"
 
@@ -243,6 +251,21 @@ async def test_test_endpoint_reports_success_and_failure(
     assert result["ok"] is False and result["error"].startswith("cannot connect")
     missing = "00000000-0000-4000-8000-000000000000"
     assert (await client.post(f"/api/notifications/{missing}/test")).status == 404
+
+
+async def test_deny_cidrs_refuse_channels_by_literal_and_by_name(
+    client: Client, receiver: Receiver, make_dispatcher: MakeDispatcher
+) -> None:
+    guard = AddressGuard(ProbesConfig(deny_cidrs=["127.0.0.0/8", "::1/128"]))
+    d = await make_dispatcher(guard=guard)
+    literal = await channel(client, "webhook", {"url": receiver.url("/hook")})
+    named = receiver.url("/hook").replace("127.0.0.1", "localhost")
+    by_name = await channel(client, "webhook", {"url": named})
+    mail = await channel(client, "email", {**EMAIL_TO_LOOPBACK, "port": free_port()})
+    for ch in (literal, by_name, mail):
+        result = await d.test(ch["id"])
+        assert result.ok is False and result.error == REFUSED, ch["kind"]
+    assert receiver.at("/hook") == []
 
 
 async def test_email_through_a_real_smtp_server(

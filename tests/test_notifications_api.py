@@ -19,10 +19,16 @@ from notify_helpers import (
     until,
 )
 
+from dragonopsd.config import ProbesConfig
 from dragonopsd.keys import NOTIFIER
+from dragonopsd.netguard import (
+    AddressGuard,
+    AddressRefused,
+    GuardedResolver,
+    check_host_literal,
+)
 from dragonopsd.notify.delivery import DeliveryPolicy, http_attempt, parse_retry_after
 from dragonopsd.notify.event import duration, headline
-from dragonopsd.notify.guard import GuardedResolver, RefusedAddress, refused_ip
 
 PROBLEM = "application/problem+json"
 HOOK = "https://hooks.slack.com/services/T0001/B0002/SuPeRsEcReTtOkEn"
@@ -211,10 +217,23 @@ class _Fixed(AbstractResolver):
 
 
 async def test_guard_refuses_metadata_addresses_after_resolution() -> None:
-    assert refused_ip("169.254.169.254") and refused_ip("::ffff:169.254.169.254")
-    assert refused_ip("fe80::1%eth0") and refused_ip("fd00:ec2::254")
-    assert not refused_ip("127.0.0.1") and not refused_ip("10.0.0.5")
-    with pytest.raises(RefusedAddress):
-        await GuardedResolver(_Fixed("169.254.169.254")).resolve("rebind.example", 80)
-    kept = await GuardedResolver(_Fixed("169.254.169.254", "10.0.0.5")).resolve("x.example")
+    guard = AddressGuard(ProbesConfig())
+    for refused in ("169.254.169.254", "::ffff:169.254.169.254", "fe80::1%eth0", "fd00:ec2::254"):
+        assert guard.check(refused) is not None, refused
+    assert guard.check("100.100.100.200") is not None
+    assert guard.check("127.0.0.1") is None and guard.check("10.0.0.5") is None
+    with pytest.raises(AddressRefused):
+        await GuardedResolver(_Fixed("169.254.169.254"), guard).resolve("rebind.example", 80)
+    kept = await GuardedResolver(_Fixed("169.254.169.254", "10.0.0.5"), guard).resolve("x.example")
     assert [r["host"] for r in kept] == ["10.0.0.5"]
+
+
+def test_host_literals_are_checked_names_pass() -> None:
+    guard = AddressGuard(ProbesConfig(deny_cidrs=["10.0.0.0/8"]))
+    assert check_host_literal(guard, "[fd00:ec2::254]") is not None
+    assert check_host_literal(guard, "10.1.2.3") is not None  # deny_cidrs apply to channels too
+    assert check_host_literal(guard, "smtp.example.com") is None  # checked once resolved
+    assert check_host_literal(guard, "127.0.0.1") is None
+    relaxed = AddressGuard(ProbesConfig(allow_metadata=True, deny_cidrs=["10.0.0.0/8"]))
+    assert check_host_literal(relaxed, "169.254.169.254") is None
+    assert check_host_literal(relaxed, "10.1.2.3") is not None

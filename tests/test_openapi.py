@@ -84,7 +84,7 @@ async def test_every_route_is_documented(client: Client) -> None:
         assert not missing, f"{method} {path} does not document {sorted(missing)}"
         assert str(route.status) in codes, f"{method} {path} lacks its success status"
         assert op["x-role"] == route.role, f"{method} {path} x-role"
-        assert op["x-role"] in ("public", "viewer", "operator", "admin")
+        assert op["x-role"] in ("public", "viewer", "operator", "admin", "agent")
 
 
 async def test_every_ref_resolves(client: Client) -> None:

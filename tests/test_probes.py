@@ -475,7 +475,8 @@ async def test_icmp_refuses_metadata(env: ProbeEnv) -> None:
         ("::ffff:169.254.169.254", True),
         ("fd00:ec2::254", True),
         ("fd00:ec2::253", False),
-        ("fe80::1%eth0", False),  # link-local IPv6 is not on the list
+        ("fe80::1%eth0", True),  # all link-local, like notifications (stricter)
+        ("100.100.100.200", True),  # Alibaba Cloud metadata
         ("127.0.0.1", False),
         ("8.8.8.8", False),
         ("not-an-ip", True),

@@ -26,7 +26,7 @@ log = logging.getLogger("dragonopsd.api")
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 PROBLEM_TYPE = "application/problem+json"
-EXPOSED = "ETag, X-Request-ID, Retry-After, Location"
+EXPOSED = "ETag, X-Request-ID, Retry-After, Location, Idempotent-Replayed"
 # Pages load only their own scripts and styles (no inline code, nothing from elsewhere);
 # API responses are never rendered as documents at all.
 HTML_CSP = (

@@ -12,7 +12,8 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ..keys import CONFIG, NOTIFIER
+from ..keys import NOTIFIER
+from ..netguard import REFUSED, check_host_literal
 from ..notify.channels import (
     ChannelBody,
     ChannelCreate,
@@ -24,7 +25,6 @@ from ..notify.channels import (
     public,
 )
 from ..notify.delivery import DeliveryResult
-from ..notify.guard import REFUSED, refused_host
 from ..problem import invalid, not_found
 from ..store.notifications import ChannelFields, StoredChannel
 from .http import convert, json_response, read_json
@@ -48,10 +48,10 @@ def _host(url: str) -> str:
 def _checked(request: web.Request, body: ChannelBody) -> ChannelFields:
     """The row to store, after the checks that need the daemon's config."""
     fields = fields_of(body)
-    allow = request.app[CONFIG].probes.allow_metadata
-    if "url" in fields.config and refused_host(_host(fields.config["url"]), allow):
+    guard = request.app[NOTIFIER].guard  # built from [probes]
+    if "url" in fields.config and check_host_literal(guard, _host(fields.config["url"])):
         raise invalid("$.config.url", REFUSED)
-    if "host" in fields.config and refused_host(fields.config["host"], allow):
+    if "host" in fields.config and check_host_literal(guard, fields.config["host"]):
         raise invalid("$.config.host", REFUSED)
     return fields
 

@@ -5,15 +5,18 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import (
+    actions,
     audit,
     inventory,
     maintenance,
     monitors,
     notifications,
+    samples,
     secrets,
     settings,
     system,
     tokens,
+    ws,
 )
 from .route import Route
 
@@ -23,6 +26,7 @@ def table() -> list[Route]:
     return [
         *system.routes(),
         *inventory.routes(),
+        *samples.routes(),
         *monitors.routes(),
         *settings.routes(),
         *secrets.routes(),
@@ -30,6 +34,8 @@ def table() -> list[Route]:
         *audit.routes(),
         *notifications.routes(),
         *maintenance.routes(),
+        *ws.routes(),
+        *actions.routes(),
     ]
 
 

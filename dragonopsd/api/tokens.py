@@ -10,10 +10,10 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
-from ..keys import AUTHENTICATOR, PRINCIPAL
+from ..keys import AUTHENTICATOR, INVENTORY, PRINCIPAL
 from ..model import Body, Wire
-from ..principal import Role
-from ..problem import not_found
+from ..principal import HumanRole, Role
+from ..problem import Problem, invalid, not_found
 from ..store.tokens import Profile, Token
 from .http import json_response, read_json
 from .route import Param, Route
@@ -27,6 +27,7 @@ class TokenCreate(Body, kw_only=True):
     name: TokenName
     role: Role
     expires_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
+    server_id: uuid.UUID | None = None  # required for (and only for) role agent
 
 
 class NewToken(Wire, kw_only=True):
@@ -45,7 +46,7 @@ class TokenList(Wire, kw_only=True):
 class ProfilePatch(Body, kw_only=True):
     """PATCH /api/profiles/{id}."""
 
-    role: Role | UnsetType = UNSET
+    role: HumanRole | UnsetType = UNSET
     email: Annotated[str, msgspec.Meta(max_length=320)] | UnsetType | None = UNSET
 
 
@@ -71,12 +72,31 @@ async def create_token(request: web.Request) -> web.Response:
     """Mint a token; its value is in this response only."""
     body = await read_json(request, TokenCreate)
     principal = request[PRINCIPAL]
+    server_id = await _agent_server(request, body)
     meta, plain = await request.app[AUTHENTICATOR].tokens.create(
-        body.name, body.role, expiry(body.expires_days), principal.actor
+        body.name, body.role, expiry(body.expires_days), principal.actor, server_id
     )
     return json_response(
         NewToken(token=plain, meta=meta), status=201, headers={"Location": f"/api/tokens/{meta.id}"}
     )
+
+
+async def _agent_server(request: web.Request, body: TokenCreate) -> str | None:
+    """The server an agent token is scoped to: required for agents, refused for others."""
+    if body.role != "agent":
+        if body.server_id is not None:
+            raise invalid("$.serverId", "only agent tokens are scoped to a server")
+        return None
+    if body.server_id is None:
+        raise invalid("$.serverId", "an agent token needs the server it pushes samples for")
+    ident = str(body.server_id)
+    try:
+        await request.app[INVENTORY].get("servers", ident)
+    except Problem as exc:
+        if exc.status == 404:
+            raise invalid("$.serverId", f"server {ident} does not exist") from None
+        raise
+    return ident
 
 
 async def revoke_token(request: web.Request) -> web.Response:

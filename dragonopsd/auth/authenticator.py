@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ..config import AuthConfig
-from ..principal import Principal, Role
+from ..principal import HumanRole, Principal
 from ..store.tokens import Profile, TokenStore
 from .tokens import TokenAuth
 
@@ -55,11 +55,11 @@ class Authenticator:
     """Checks bearer credentials; creates a JWT subject's profile on first sight."""
 
     def __init__(self, cfg: AuthConfig, tokens: TokenAuth, jwt: JwtCheck, store: TokenStore):
-        self._default_role: Role = cfg.default_role
+        self._default_role: HumanRole = cfg.default_role
         self.tokens = tokens
         self.jwt = jwt
         self.store = store
-        self._roles: dict[str, Role] = {}
+        self._roles: dict[str, HumanRole] = {}
 
     async def authenticate(self, header: str | None) -> Principal:
         """The principal for an ``Authorization`` header, or AuthFailure."""

@@ -39,7 +39,9 @@ class TokenAuth:
         self._by_hash = {}
         for digest, t in usable.items():
             expires = _timestamp(t.expires_at)
-            self._by_hash[digest] = Principal("token", t.id, t.name, t.role, expires)
+            self._by_hash[digest] = Principal(
+                "token", t.id, t.name, t.role, expires, server_id=t.server_id
+            )
 
     async def watch(self, interval: float = 1.0) -> None:
         """Reload whenever another process changes the tokens (until cancelled)."""
@@ -59,10 +61,15 @@ class TokenAuth:
         return found
 
     async def create(
-        self, name: str, role: Role, expires_at: str | None, created_by: str | None
+        self,
+        name: str,
+        role: Role,
+        expires_at: str | None,
+        created_by: str | None,
+        server_id: str | None = None,
     ) -> tuple[Token, str]:
-        """Mint a token and make it usable at once."""
-        token, plain = await self.store.create(name, role, expires_at, created_by)
+        """Mint a token and make it usable at once (agent tokens name their server)."""
+        token, plain = await self.store.create(name, role, expires_at, created_by, server_id)
         await self.reload()
         return token, plain
 

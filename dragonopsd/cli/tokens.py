@@ -11,8 +11,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from ..config import Config
-from ..principal import ROLES
+from ..principal import TOKEN_ROLES
 from ..problem import Problem
+from ..store.db import Database
+from ..store.inventory import InventoryStore
 from ..store.tokens import TokenStore
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, database, run
 
@@ -27,6 +29,26 @@ def _days(text: str) -> int:
     return days
 
 
+def _uuid(text: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a UUID)") from None
+
+
+async def _check_server(db: Database, args: argparse.Namespace) -> str | None:
+    """A usage problem with --role/--server-id, or None when they fit together."""
+    if args.role != "agent":
+        return "--server-id: only agent tokens are scoped to a server" if args.server_id else None
+    if not args.server_id:
+        return "--server-id: an agent token needs the server it pushes samples for"
+    try:
+        await InventoryStore(db).get("servers", args.server_id)
+    except Problem:
+        return f"--server-id: no server with id {args.server_id}"
+    return None
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the token command and its actions."""
     token = sub.add_parser("token", help="manage API tokens", epilog=EPILOG)
@@ -36,7 +58,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     add_common(create)
     create.add_argument("--name", required=True, help="what the token is for")
-    create.add_argument("--role", required=True, choices=ROLES, help="what it may do")
+    create.add_argument("--role", required=True, choices=TOKEN_ROLES, help="what it may do")
+    create.add_argument(
+        "--server-id",
+        type=_uuid,
+        metavar="ID",
+        help="agent tokens: the server whose samples the token may push (required for them)",
+    )
     create.add_argument("--expires", type=_days, metavar="DAYS", help="expire after DAYS days")
     add_common(actions.add_parser("list", help="list tokens (never their values)", epilog=EPILOG))
     revoke = actions.add_parser("revoke", help="revoke a token by id", epilog=EPILOG)
@@ -60,11 +88,15 @@ async def _token(cfg: Config, args: argparse.Namespace) -> int:
             if not name or len(name) > 100:
                 print("--name: 1 to 100 characters", file=sys.stderr)
                 return EXIT_USAGE
+            problem = await _check_server(db, args)
+            if problem:
+                print(problem, file=sys.stderr)
+                return EXIT_USAGE
             expires = None
             if args.expires:
                 at = datetime.now(UTC) + timedelta(days=args.expires)
                 expires = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            _, plain = await store.create(name, args.role, expires, "cli")
+            _, plain = await store.create(name, args.role, expires, "cli", args.server_id)
             print(plain)
             return EXIT_OK
         if args.token_command == "list":

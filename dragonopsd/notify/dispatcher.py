@@ -20,15 +20,16 @@ import aiohttp
 import msgspec
 
 from ..clock import now_iso
+from ..config import ProbesConfig
 from ..model import FieldError
 from ..monitor import Scope
+from ..netguard import AddressGuard, GuardedResolver, guarded_socket_factory
 from ..problem import Problem
 from ..store.notifications import NotificationStore
 from . import mail, webhook
 from .channels import Channel
 from .delivery import Attempt, ChannelStats, DeliveryPolicy, DeliveryResult
 from .event import NotificationEvent
-from .guard import GuardedResolver
 
 log = logging.getLogger("dragonopsd.notify")
 
@@ -76,7 +77,7 @@ class Dispatcher:
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         clock: Callable[[], float] = time.monotonic,
         policy: DeliveryPolicy | None = None,
-        allow_metadata: bool = False,
+        guard: AddressGuard | None = None,
     ) -> None:
         self.store = store
         self.policy = policy or DeliveryPolicy()
@@ -84,7 +85,8 @@ class Dispatcher:
         self.deduped = 0
         self._session_factory = session_factory or self._default_session
         self._clock = clock
-        self._allow_metadata = allow_metadata
+        # Default: [probes] defaults (link-local and metadata refused, no deny_cidrs).
+        self.guard = guard if guard is not None else AddressGuard(ProbesConfig())
         self._session: aiohttp.ClientSession | None = None
         self._channels: dict[str, Channel] = {}
         self._lanes: dict[str, _Lane] = {}
@@ -94,9 +96,14 @@ class Dispatcher:
         self._running = False
 
     def _default_session(self) -> aiohttp.ClientSession:
-        resolver = None if self._allow_metadata else GuardedResolver()
+        connector = aiohttp.TCPConnector(
+            # Names are checked once resolved, and every address again right at connect().
+            resolver=GuardedResolver(None, self.guard),
+            socket_factory=guarded_socket_factory(self.guard),
+            limit=100,
+        )
         return aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=resolver, limit=100),
+            connector=connector,
             headers={"User-Agent": "dragonopsd"},
             # Attempts are bounded by policy.attempt_timeout instead.
             timeout=aiohttp.ClientTimeout(total=None),
@@ -276,13 +283,11 @@ class Dispatcher:
         try:
             async with asyncio.timeout(timeout):
                 if channel.kind == "email":
-                    return await mail.send(
-                        channel, event, delivery_id, allow_metadata=self._allow_metadata
-                    )
+                    return await mail.send(channel, event, delivery_id, guard=self.guard)
                 if self._session is None:
                     return Attempt.failed("notifications are stopped", retry=False)
                 return await webhook.post(
-                    self._session, channel, event, delivery_id, allow_metadata=self._allow_metadata
+                    self._session, channel, event, delivery_id, guard=self.guard
                 )
         except TimeoutError:
             return Attempt.failed(f"timed out after {timeout:g}s", retry=True)

@@ -12,10 +12,10 @@ from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
 
+from ..netguard import REFUSED, AddressGuard, check_host_literal
 from .channels import Channel, EmailConfig, one_line
 from .delivery import Attempt
 from .event import NotificationEvent, facts, headline
-from .guard import REFUSED, refused_host
 
 SUBJECT_LIMIT = 200
 
@@ -44,12 +44,12 @@ async def send(
     event: NotificationEvent,
     delivery_id: str,
     *,
-    allow_metadata: bool,
+    guard: AddressGuard,
 ) -> Attempt:
     """One SMTP transaction; the dispatcher bounds it with the attempt timeout."""
     cfg = channel.config
     assert isinstance(cfg, EmailConfig)
-    if refused_host(cfg.host, allow_metadata):
+    if check_host_literal(guard, cfg.host) is not None:
         return Attempt.failed(REFUSED, retry=False)
     try:
         await aiosmtplib.send(

@@ -12,10 +12,10 @@ import hmac
 import aiohttp
 from yarl import URL
 
+from ..netguard import REFUSED, AddressGuard, AddressRefused, check_host_literal
 from .channels import Channel, PresetConfig, WebhookConfig
 from .delivery import Attempt, http_attempt
 from .event import NotificationEvent
-from .guard import REFUSED, RefusedAddress, refused_host
 from .presets import render
 
 
@@ -27,7 +27,7 @@ def signature(secret: str, body: bytes) -> str:
 def _failure(exc: aiohttp.ClientError | OSError) -> Attempt:
     """Map a client-side failure to an attempt, naming only the kind of failure."""
     if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, RefusedAddress):
+        if isinstance(exc.os_error, AddressRefused):
             return Attempt.failed(REFUSED, retry=False)
         return Attempt.failed(f"cannot connect ({type(exc.os_error).__name__})", retry=True)
     if isinstance(exc, aiohttp.InvalidURL):
@@ -41,13 +41,13 @@ async def post(
     event: NotificationEvent,
     delivery_id: str,
     *,
-    allow_metadata: bool,
+    guard: AddressGuard,
 ) -> Attempt:
     """One POST of event to channel (the caller bounds it with a timeout)."""
     cfg = channel.config
     assert isinstance(cfg, WebhookConfig | PresetConfig)
     url = URL(cfg.url, encoded=False)
-    if refused_host(url.host or "", allow_metadata):
+    if check_host_literal(guard, url.host or "") is not None:
         return Attempt.failed(REFUSED, retry=False)
     body = render(channel.kind, event)
     headers = {

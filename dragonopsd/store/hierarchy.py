@@ -110,7 +110,7 @@ LEVELS: dict[str, Level] = {
         "servers",
         "server",
         Server,
-        ("environment_id", "type", "status", "private_ip"),
+        ("environment_id", "type", "status", "private_ip", "sampling"),
         frozenset({"tags"}),
         parent_column="environment_id",
         parent_table="environments",

@@ -11,7 +11,7 @@ import msgspec
 
 from ..clock import now_iso
 from ..model import Wire
-from ..principal import Role
+from ..principal import HumanRole, Role
 from ..problem import not_found
 from .db import Database
 
@@ -30,6 +30,7 @@ class Token(Wire, kw_only=True):
     expires_at: str | None = None
     revoked_at: str | None = None
     created_by: str | None = None
+    server_id: str | None = None  # agent tokens: the server they push samples for
 
 
 class Profile(Wire, kw_only=True):
@@ -37,7 +38,7 @@ class Profile(Wire, kw_only=True):
 
     id: str
     email: str | None
-    role: Role
+    role: HumanRole
     created_at: str
     updated_at: str
 
@@ -52,7 +53,7 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-_TOKEN_COLS = "id, name, role, prefix, created_at, expires_at, revoked_at, created_by"
+_TOKEN_COLS = "id, name, role, prefix, created_at, expires_at, revoked_at, created_by, server_id"
 _PROFILE_COLS = "id, email, role, created_at, updated_at"
 
 
@@ -71,7 +72,12 @@ class TokenStore:
         self.db = db
 
     async def create(
-        self, name: str, role: Role, expires_at: str | None, created_by: str | None
+        self,
+        name: str,
+        role: Role,
+        expires_at: str | None,
+        created_by: str | None,
+        server_id: str | None = None,
     ) -> tuple[Token, str]:
         """Mint a token; returns its metadata and the plaintext (shown to the caller once)."""
         plain = new_token()
@@ -83,10 +89,11 @@ class TokenStore:
             created_at=now_iso(),
             expires_at=expires_at,
             created_by=created_by,
+            server_id=server_id,
         )
         async with self.db.write() as conn:
             await conn.execute(
-                f"INSERT INTO tokens ({_TOKEN_COLS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO tokens ({_TOKEN_COLS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*msgspec.structs.astuple(token), hash_token(plain)),
             )
             await self._bump(conn)
@@ -146,7 +153,7 @@ class TokenStore:
             row = await cur.fetchone()
         return str(row[0]) if row else "0"
 
-    async def ensure_profile(self, sub: str, email: str | None, role: Role) -> Profile:
+    async def ensure_profile(self, sub: str, email: str | None, role: HumanRole) -> Profile:
         """The profile for a JWT subject, created with role on first sight."""
         now = now_iso()
         async with self.db.write() as conn:
@@ -170,7 +177,7 @@ class TokenStore:
             return [_profile(r) for r in await cur.fetchall()]
 
     async def update_profile(
-        self, sub: str, role: Role | None, email: str | msgspec.UnsetType | None
+        self, sub: str, role: HumanRole | None, email: str | msgspec.UnsetType | None
     ) -> Profile:
         """Change a profile's role and/or email."""
         async with self.db.write() as conn:

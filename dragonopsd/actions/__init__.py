@@ -1,0 +1,1 @@
+"""Server actions (restart / stop / start): the service, its queue and its executors."""

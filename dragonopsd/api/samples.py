@@ -1,0 +1,217 @@
+"""Server resource samples: the metrics history read, and the agents' push."""
+
+from __future__ import annotations
+
+import math
+import time
+import uuid
+from datetime import datetime
+
+from aiohttp import web
+
+from ..keys import CONFIG, INVENTORY, PRINCIPAL, SAMPLER
+from ..model import Wire
+from ..problem import Problem, invalid, not_found
+from ..sample import Sample, SampleBatch, SampleIn
+from ..store.samples import Point
+from .http import json_response, read_json
+from .monitors import duration
+from .route import Param, Route
+
+MAX_SKEW = 300.0  # seconds an agent's clock may run ahead of ours
+DEFAULT_SPAN = 3600.0
+TARGET_POINTS = 360
+
+
+class Metrics(Wire, kw_only=True):
+    """GET /api/servers/{id}/metrics: the newest sample and a series of step-sized points."""
+
+    server_id: str
+    since: float
+    until: float
+    step: float
+    latest: Sample | None
+    points: list[Point]
+
+
+class Accepted(Wire, kw_only=True):
+    """Answer to a push: how many samples were queued for history."""
+
+    accepted: int
+
+
+def _server_id(request: web.Request) -> str:
+    raw = request.match_info["id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise not_found("server", raw) from None
+
+
+def _time(raw: str | None, name: str, default: float) -> float:
+    """Unix seconds or ISO 8601; 422 naming the parameter otherwise."""
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            value = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            raise invalid(name, "expected Unix seconds or an ISO 8601 time") from None
+    if not math.isfinite(value):
+        raise invalid(name, "expected a finite time")
+    return value
+
+
+def _step(raw: str | None, span: float, interval: float) -> float:
+    if raw is None:
+        return max(1.0, interval, span / TARGET_POINTS)
+    try:
+        step = float(raw)
+    except ValueError:
+        step = duration(raw, "step")
+    if not 1 <= step <= 366 * 86_400:
+        raise invalid("step", "between 1 second and 366 days")
+    return step
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """A server's samples aggregated per step (mean and max of each metric)."""
+    ident = _server_id(request)
+    for name in request.query:
+        if name not in ("since", "until", "step"):
+            raise invalid(name, "unknown query parameter (allowed: since, step, until)")
+    await request.app[INVENTORY].get("servers", ident)  # 404 for unknown servers
+    q = request.query
+    until = _time(q.get("until"), "until", time.time())
+    since = _time(q.get("since"), "since", until - DEFAULT_SPAN)
+    if since >= until:
+        raise invalid("since", "must be before until")
+    step = _step(q.get("step"), until - since, request.app[CONFIG].sampling.interval)
+    sampler = request.app[SAMPLER]
+    try:
+        points = await sampler.query.series(ident, since, until, step)
+    except ValueError as exc:
+        raise invalid("step", str(exc)) from None
+    return json_response(
+        Metrics(
+            server_id=ident,
+            since=since,
+            until=until,
+            step=step,
+            latest=sampler.latest(ident),
+            points=points,
+        )
+    )
+
+
+def _interval(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise invalid("interval", "expected seconds as a number") from None
+    if not 1 <= value <= 3600:
+        raise invalid("interval", "between 1 and 3600 seconds")
+    return value
+
+
+def _samples(ident: str, body: SampleIn | list[SampleIn], oldest: float) -> list[Sample]:
+    """Pushed samples as Samples; 422 naming the first one whose time is out of range."""
+    now = time.time()
+    items = body if isinstance(body, list) else [body]
+    out = []
+    for i, s in enumerate(items):
+        at = now if s.at is None else s.at
+        if not oldest <= at <= now + MAX_SKEW:
+            path = f"$[{i}].at" if isinstance(body, list) else "$.at"
+            raise invalid(
+                path, "must be within raw history and at most 5 minutes ahead (check the clock)"
+            )
+        out.append(
+            Sample(
+                server_id=ident,
+                cpu=s.cpu,
+                memory=s.memory,
+                load=s.load,
+                disk=s.disk,
+                net_in=s.net_in,
+                net_out=s.net_out,
+                at=at,
+            )
+        )
+    return out
+
+
+async def push_samples(request: web.Request) -> web.Response:
+    """An agent's samples for its server (an agent token may push for its own server only)."""
+    ident = _server_id(request)
+    principal = request[PRINCIPAL]
+    if principal.role == "agent" and principal.server_id != ident:
+        raise Problem(403, "this agent token may push samples for its own server only")
+    for name in request.query:
+        if name != "interval":
+            raise invalid(name, "unknown query parameter (allowed: interval)")
+    interval = _interval(request.query.get("interval"))
+    await request.app[INVENTORY].get("servers", ident)  # 404 for unknown servers
+    # SampleBatch is a union (one sample or a list), which type[T] cannot name.
+    body: SampleIn | list[SampleIn] = await read_json(request, SampleBatch)  # type: ignore[arg-type]
+    raw_hours = request.app[CONFIG].sampling.raw_hours
+    samples = _samples(ident, body, time.time() - raw_hours * 3600 + 60)
+    accepted = await request.app[SAMPLER].push(ident, samples, interval)
+    return json_response(Accepted(accepted=accepted), status=202)
+
+
+def routes() -> list[Route]:
+    """GET /api/servers/{id}/metrics and POST /api/servers/{id}/samples."""
+    sid = Param("id", "The server's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    return [
+        Route(
+            "GET",
+            "/api/servers/{id}/metrics",
+            metrics,
+            "Resource history of a server",
+            "Servers",
+            "viewer",
+            response=Metrics,
+            params=(
+                sid,
+                Param(
+                    "since",
+                    "Unix seconds or ISO 8601 (default: an hour before until)",
+                    {"type": "string"},
+                ),
+                Param("until", "Unix seconds or ISO 8601 (default: now)", {"type": "string"}),
+                Param(
+                    "step",
+                    "Seconds or a duration like 5m (default: about 360 points)",
+                    {"type": "string"},
+                ),
+            ),
+            errors=(404, 422),
+        ),
+        Route(
+            "POST",
+            "/api/servers/{id}/samples",
+            push_samples,
+            "Push host samples (agent token for this server, or admin)",
+            "Servers",
+            "agent",
+            body=SampleBatch,
+            response=Accepted,
+            status=202,
+            params=(
+                sid,
+                Param(
+                    "interval",
+                    "Seconds between the agent's samples (silence detection)",
+                    {"type": "number"},
+                ),
+            ),
+            errors=(400, 404, 409, 413, 415, 422),
+            # Thousands of pushes a minute would drown the audit log; the token is the record.
+            audit=False,
+        ),
+    ]

@@ -1,0 +1,254 @@
+"""``/api/ws`` and ``/api/servers/{id}/stream``: the live-event websocket (DESIGN.md frames).
+
+The routes are public in the route table because a browser cannot set headers on a websocket:
+the handler authenticates itself, from the ``Authorization`` header when there is one (a bad
+one is a 401 before the upgrade), else from a first frame ``{"op":"auth","token":"…"}`` that
+must arrive within ``auth_timeout`` (close 4401 otherwise). An ``Origin`` outside
+``[server] cors_origins`` (and not this host's own) is refused with 403 before the upgrade.
+Close codes: 4401 authenticate (again), 4403 role may not stream, 1013 too slow, 1009 frame
+over 64 KiB, 1001 shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import msgspec
+from aiohttp import WSMsgType, web
+
+from ..auth.authenticator import AuthFailure
+from ..keys import AUTH_LIMITER, AUTHENTICATOR, HUB, PRINCIPAL
+from ..live.client import Client
+from ..live.hub import UNAUTHORIZED, Hub
+from ..live.topics import ack, error, template_of
+from ..principal import Principal
+from ..problem import Problem
+from .access import CHALLENGE
+from .middleware import _allowed_origin
+from .route import Param, Route
+
+MAX_FRAME = 64 * 1024
+FORBIDDEN = 4403
+# Every human role may watch every topic (none carries secrets); agents push samples only.
+STREAM_ROLES = frozenset({"viewer", "operator", "admin"})
+Topics = Annotated[list[str], msgspec.Meta(max_length=256)]
+
+
+class Op(msgspec.Struct, tag_field="op", forbid_unknown_fields=True):
+    """Base of client frames: ``op`` names the operation."""
+
+
+class AuthOp(Op, tag="auth"):
+    """Authenticate (the first frame, when no Authorization header came)."""
+
+    token: str
+
+
+class SubscribeOp(Op, tag="subscribe"):
+    """Snapshot, then live events, for each topic."""
+
+    topics: Topics
+
+
+class UnsubscribeOp(Op, tag="unsubscribe"):
+    """Stop live events for each topic."""
+
+    topics: Topics
+
+
+class PingOp(Op, tag="ping"):
+    """Answered with an ack (application-level liveness, beside websocket pings)."""
+
+
+# Built once: decoding a tagged union picks the Struct by ``op`` in one pass.
+DECODER = msgspec.json.Decoder(AuthOp | SubscribeOp | UnsubscribeOp | PingOp)
+
+
+class _Socket:
+    """An aiohttp websocket as the hub's Socket."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
+        self._ws = ws
+        self._transport = request.transport
+
+    async def send(self, frame: bytes) -> None:
+        await self._ws.send_frame(frame, WSMsgType.TEXT)
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._ws.close(code=code, message=reason.encode())
+
+    def abort(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+
+def _origin_ok(request: web.Request) -> bool:
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: there is no page whose credentials could be borrowed
+    # The built-in dashboard is served from this host, so its own origin is always fine.
+    return _allowed_origin(request) is not None or urlsplit(origin).netloc == request.host
+
+
+async def _authenticate(request: web.Request, credential: str) -> Principal:
+    """The principal for a bearer credential; failures that look like guessing are counted."""
+    try:
+        return await request.app[AUTHENTICATOR].authenticate(f"Bearer {credential}")
+    except AuthFailure as exc:
+        if exc.guess:
+            request.app[AUTH_LIMITER].fail(request.remote or "unknown")
+        raise
+
+
+def _still_valid(request: web.Request, principal: Principal, credential: str) -> Callable[[], bool]:
+    """How the hub re-checks a socket's credential: tokens can be revoked, JWTs expire."""
+    if principal.kind == "token":
+        tokens = request.app[AUTHENTICATOR].tokens
+        return lambda: tokens.principal(credential) is not None
+    expires = principal.expires_at
+    return lambda: expires is None or expires > time.time()
+
+
+async def _first_frame(ws: web.WebSocketResponse, wait: float) -> str | None:
+    """The token from an ``auth`` first frame, or None (the socket is then closed)."""
+    try:
+        msg = await ws.receive(timeout=wait)
+    except TimeoutError:
+        await ws.close(code=UNAUTHORIZED, message=b"authentication timed out")
+        return None
+    if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+        try:
+            op = DECODER.decode(msg.data)
+        except msgspec.DecodeError:
+            op = None
+        if isinstance(op, AuthOp):
+            return op.token
+    if not ws.closed:
+        await ws.close(code=UNAUTHORIZED, message=b'expected {"op":"auth","token":"..."} first')
+    return None
+
+
+async def _handle(hub: Hub, client: Client, data: str | bytes) -> None:
+    """One client frame; bad input earns an error frame and nothing else."""
+    try:
+        op = DECODER.decode(data)
+    except msgspec.DecodeError as exc:
+        client.send(error(f"bad frame: {exc}"))
+        return
+    match op:
+        case SubscribeOp(topics=topics):
+            await hub.subscribe(client, topics)
+        case UnsubscribeOp(topics=topics):
+            hub.unsubscribe(client, topics)
+        case PingOp():
+            client.send(ack("ping"))
+        case AuthOp():
+            client.send(error("already authenticated", op="auth"))
+
+
+async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResponse:
+    hub = request.app[HUB]
+    settings = hub.settings
+    ws = web.WebSocketResponse(
+        heartbeat=settings.heartbeat,
+        max_msg_size=MAX_FRAME,
+        compress=False,  # frames are small; deflate would cost CPU per client per frame
+        timeout=settings.close_timeout,
+    )
+    if not ws.can_prepare(request).ok:
+        raise Problem(400, "websocket upgrade required", headers={"Upgrade": "websocket"})
+    if not _origin_ok(request):
+        raise Problem(403, "origin is not allowed by [server] cors_origins")
+    wait = request.app[AUTH_LIMITER].retry_after(request.remote or "unknown")
+    if wait is not None:
+        raise Problem(
+            429, "too many failed authentication attempts", headers={"Retry-After": str(wait)}
+        )
+    header = request.headers.get("Authorization")
+    principal: Principal | None = None
+    credential = ""
+    if header:
+        scheme, _, credential = header.strip().partition(" ")
+        try:
+            if scheme.lower() != "bearer":
+                raise AuthFailure("expected Authorization: Bearer <token>", guess=False)
+            principal = await _authenticate(request, credential.strip())
+        except AuthFailure as exc:
+            raise Problem(401, exc.reason, headers=CHALLENGE) from None
+        if principal.role not in STREAM_ROLES:
+            raise Problem(403, f"role {principal.role} may not open websockets")
+    async with asyncio.timeout(10):  # a peer that never reads cannot hold the upgrade
+        await ws.prepare(request)
+    if principal is None:
+        token = await _first_frame(ws, settings.auth_timeout)
+        if token is None:
+            return ws
+        try:
+            principal = await _authenticate(request, token)
+        except AuthFailure as exc:
+            await ws.close(code=UNAUTHORIZED, message=exc.reason.encode()[:120])
+            return ws
+        if principal.role not in STREAM_ROLES:
+            await ws.close(code=FORBIDDEN, message=b"this role may not open websockets")
+            return ws
+        credential = token
+        await ws.send_frame(ack("auth", role=principal.role), WSMsgType.TEXT)
+    request[PRINCIPAL] = principal
+    client = hub.attach(_Socket(ws, request), _still_valid(request, principal, credential.strip()))
+    try:
+        if initial:
+            await hub.subscribe(client, initial)
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await _handle(hub, client, msg.data)
+    finally:
+        await hub.detach(client)
+    return ws
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    """Live events: subscribe to topics, get a snapshot, then events (see DESIGN.md)."""
+    return await _serve(request, ())
+
+
+async def server_stream(request: web.Request) -> web.StreamResponse:
+    """One server's metrics: ``/api/ws`` already subscribed to ``servers.{id}.metrics``."""
+    topic = f"servers.{request.match_info['id']}.metrics"
+    if template_of(topic) is None:
+        raise Problem(404, f"no server {request.match_info['id']!r}")
+    return await _serve(request, (topic,))
+
+
+_ERRORS = (400, 401, 403, 429)
+
+
+def routes() -> list[Route]:
+    """The websocket routes: public here, authenticated by the handler (header or frame)."""
+    ident = Param("id", "Server id", {"type": "string"}, "path")
+    return [
+        Route(
+            "GET",
+            "/api/ws",
+            websocket,
+            "Live events (websocket)",
+            "Live",
+            "public",
+            status=101,
+            errors=_ERRORS,
+        ),
+        Route(
+            "GET",
+            "/api/servers/{id}/stream",
+            server_stream,
+            "One server's live metrics (websocket)",
+            "Live",
+            "public",
+            status=101,
+            params=(ident,),
+            errors=(*_ERRORS, 404),
+        ),
+    ]

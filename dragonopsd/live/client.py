@@ -1,0 +1,188 @@
+"""One websocket client as the hub sees it: its subscriptions, bounded queue and writer task.
+
+The hub only ever calls ``offer``/``send``, which never wait: a frame joins the client's
+queue and the client's own writer task drains it to the socket. A client that cannot keep up
+therefore only fills its own queue; when a frame that must not be lost would overflow it, the
+client is closed with 1013 (try again later) and resyncs from a fresh snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from .topics import wildcard_of
+
+log = logging.getLogger("dragonopsd.live")
+
+TRY_AGAIN_LATER = 1013
+GOING_AWAY = 1001
+
+
+class Socket(Protocol):
+    """The connection under a client (an aiohttp WebSocketResponse, adapted)."""
+
+    async def send(self, frame: bytes) -> None:
+        """Write one text frame; may wait while the peer is not reading."""
+        ...
+
+    async def close(self, code: int, reason: str) -> None:
+        """Send a close frame and wait for the peer's."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection at once, buffered data and all."""
+        ...
+
+
+class _Slot:
+    """A queued frame; a coalesced frame is replaced in its slot, keeping its place."""
+
+    __slots__ = ("frame", "topic")
+
+    def __init__(self, topic: str, frame: bytes) -> None:
+        self.topic = topic
+        self.frame = frame
+
+
+class Client:
+    """A subscriber: active and pending topics, a bounded frame queue and its writer task."""
+
+    def __init__(
+        self,
+        socket: Socket,
+        still_valid: Callable[[], bool],
+        *,
+        queue_size: int,
+        close_timeout: float,
+    ) -> None:
+        self.socket = socket
+        self.still_valid = still_valid
+        self.topics: set[str] = set()  # subscriptions receiving live events
+        self.pending: set[str] = set()  # subscriptions whose snapshot is being gathered
+        self.closing = False
+        self.close_code: int | None = None
+        self._held: list[tuple[str, int, bytes, bool]] = []
+        self._queue: deque[_Slot] = deque()
+        self._latest: dict[str, _Slot] = {}  # topic -> its queued coalescible frame
+        self._size = queue_size
+        self._close_timeout = close_timeout
+        self._wake = asyncio.Event()
+        self._writer = asyncio.create_task(self._drain())
+        self._closer: asyncio.Task[None] | None = None
+
+    # -- called by the hub; never waits ----------------------------------------------------
+
+    def offer(self, topic: str, seq: int, frame: bytes, coalesce: bool) -> None:
+        """Queue a live event (held back while this topic's snapshot is being gathered)."""
+        if self.closing:
+            return
+        if self.pending and not self._active_for(topic):
+            self._held.append((topic, seq, frame, coalesce))
+            if len(self._held) > self._size:
+                self.shutdown(TRY_AGAIN_LATER, "too slow: resubscribe for a fresh snapshot")
+            return
+        self._enqueue(topic, frame, coalesce)
+
+    def send(self, frame: bytes) -> None:
+        """Queue a snapshot, ack or error frame (never coalesced)."""
+        if not self.closing:
+            self._enqueue("", frame, False)
+
+    def held_seqs(self) -> dict[str, int]:
+        """The seq of the first held event of each topic (a snapshot is as of just before)."""
+        first: dict[str, int] = {}
+        for topic, seq, _, _ in self._held:
+            first.setdefault(topic, seq)
+        return first
+
+    def activate(self, topic: str) -> None:
+        """The topic's snapshot is queued: release the events held for it, in order."""
+        self.pending.discard(topic)
+        self.topics.add(topic)
+        held, self._held = self._held, []
+        for t, seq, frame, coalesce in held:
+            self.offer(t, seq, frame, coalesce)
+
+    def shutdown(self, code: int, reason: str) -> None:
+        """Close the socket with code, in the background: the caller never waits on it."""
+        if self.closing:
+            return
+        self.closing = True
+        self.close_code = code
+        self._queue.clear()
+        self._latest.clear()
+        self._held.clear()
+        self._writer.cancel()
+        self._closer = asyncio.create_task(self._close(code, reason))
+
+    async def finish(self) -> None:
+        """The connection is over: stop the writer and let a pending close complete."""
+        self.closing = True
+        self._writer.cancel()
+        await asyncio.wait([self._writer])
+        if self._closer is not None:
+            await self._closer
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _active_for(self, topic: str) -> bool:
+        return topic in self.topics or wildcard_of(topic) in self.topics
+
+    def _enqueue(self, topic: str, frame: bytes, coalesce: bool) -> None:
+        if coalesce:
+            slot = self._latest.get(topic)
+            if slot is not None:
+                slot.frame = frame  # latest sample wins; no growth, no reordering
+                return
+        elif topic:
+            # A later coalescible frame of this topic must queue behind this one (seq order).
+            self._latest.pop(topic, None)
+        if len(self._queue) >= self._size:
+            self.shutdown(TRY_AGAIN_LATER, "too slow: resubscribe for a fresh snapshot")
+            return
+        slot = _Slot(topic, frame)
+        self._queue.append(slot)
+        if coalesce:
+            self._latest[topic] = slot
+        self._wake.set()
+
+    async def _drain(self) -> None:
+        queue, latest = self._queue, self._latest
+        try:
+            while True:
+                if not queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                slot = queue.popleft()
+                if latest.get(slot.topic) is slot:
+                    del latest[slot.topic]
+                await self.socket.send(slot.frame)
+        except (ConnectionError, RuntimeError):
+            # The peer went away mid-write; the handler's read loop sees it too and detaches.
+            self.closing = True
+            queue.clear()
+            latest.clear()
+
+    async def _close(self, code: int, reason: str) -> None:
+        await asyncio.wait([self._writer])  # never two writes at once on one socket
+        try:
+            async with asyncio.timeout(self._close_timeout):
+                await self.socket.close(code, reason)
+        except TimeoutError:
+            # A stalled peer never reads the close frame: drop the connection instead.
+            self.socket.abort()
+        except asyncio.CancelledError:
+            # aiohttp shares one drain future per connection: cancelling a writer that waited
+            # on a stalled peer cancels it, and the close's own drain then raises this.
+            self.socket.abort()
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # a real cancellation of this task
+        except Exception:  # a close on a broken connection: nothing left to tell the peer
+            log.debug("closing a websocket failed", exc_info=True)
+            self.socket.abort()

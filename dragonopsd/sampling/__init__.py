@@ -1,0 +1,1 @@
+"""Server resource sampling: simulated servers, this host (/proc), and agent pushes."""

@@ -1,0 +1,51 @@
+"""What the sampler reads and writes in the inventory: each server's sampling source, and
+each environment's ``resources`` aggregate."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import aiosqlite
+import msgspec
+
+from .db import Database
+from .rollups import transact
+
+_encode = msgspec.json.Encoder().encode
+
+
+class ServerSource(NamedTuple):
+    """A server as the sampler sees it."""
+
+    id: str
+    environment_id: str
+    sampling: str
+    status: str
+
+
+async def server_sources(db: Database) -> list[ServerSource]:
+    """Every server's sampling source and status (one statement, whatever the count)."""
+    async with db.read() as conn:
+        rows = await conn.execute_fetchall(
+            "SELECT id, environment_id, sampling, status FROM servers"
+        )
+    return [ServerSource(*(str(v) for v in row)) for row in rows]
+
+
+async def write_resources(db: Database, updates: dict[str, dict[str, Any]]) -> int:
+    """Merge each environment's figures into its resources JSON, all in one transaction.
+
+    json_patch keeps keys someone else put there (an operator's notes on the hardware), and
+    updated_at is left alone: it records edits, and the figures carry their own updatedAt.
+    """
+    if not updates:
+        return 0
+    rows = [(_encode(figures).decode(), env) for env, figures in updates.items()]
+
+    async def work(conn: aiosqlite.Connection) -> int:
+        cur = await conn.executemany(
+            "UPDATE environments SET resources = json_patch(resources, ?) WHERE id = ?", rows
+        )
+        return max(cur.rowcount, 0)
+
+    return await transact(db, work)  # a shutdown mid-write lets the transaction finish

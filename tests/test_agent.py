@@ -1,0 +1,111 @@
+"""`dragonopsd agent` against a real daemon: token from the CLI, samples through the API."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from signal import SIGTERM
+from typing import Any
+
+import pytest
+from daemon import Daemon
+
+from dragonopsd.cli import main as cli_main
+
+ZERO = "00000000-0000-4000-8000-000000000000"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dragonopsd", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def call(d: Daemon, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One API call as the bootstrap admin; returns the decoded body (asserting 2xx)."""
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {d.token}"}
+    req = urllib.request.Request(d.url + path, data=data, method=method, headers=headers)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def test_agent_round_trip(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Daemon(state) as d:
+        d.wait_listening()
+        c = call(d, "POST", "/api/clients", {"name": "Acme"})
+        p = call(d, "POST", "/api/projects", {"clientId": c["id"], "name": "Portal"})
+        e = call(d, "POST", "/api/environments", {"projectId": p["id"], "name": "Prod"})
+        s = call(d, "POST", "/api/servers", {"environmentId": e["id"], "name": "db-1"})
+        sid = s["id"]
+        call(d, "PATCH", f"/api/servers/{sid}", {"sampling": "agent"})
+        made = cli("token", "create", "--name", "db-1", "--role", "agent", "--server-id", sid,
+                   "--state-dir", str(state))  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        token = made.stdout.strip()
+        argv = [sys.executable, "-m", "dragonopsd", "agent", "--url", d.url, "--token", token,
+                "--server-id", sid, "--interval", "1"]  # fmt: skip
+        log = (tmp_path / "agent.log").open("wb")
+        agent = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.monotonic() + 10
+            points: list[dict[str, Any]] = []
+            while not points:
+                assert time.monotonic() < deadline, (tmp_path / "agent.log").read_text()
+                assert agent.poll() is None, (tmp_path / "agent.log").read_text()
+                time.sleep(0.2)
+                since = time.time() - 60
+                got = call(d, "GET", f"/api/servers/{sid}/metrics?step=1&since={since}")
+                points = [pt for pt in got["points"] if pt["count"]]
+            assert got["latest"]["serverId"] == sid and 0 <= points[0]["cpu"] <= 100
+            assert call(d, "GET", f"/api/servers/{sid}")["status"] == "running"
+            agent.send_signal(SIGTERM)
+            assert agent.wait(10) == 0
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait(10)
+            log.close()
+        # the token is for this server only, and is nobody's viewer
+        req = urllib.request.Request(
+            d.url + "/api/clients", headers={"Authorization": f"Bearer {token}"}
+        )
+        try:
+            urllib.request.urlopen(req, timeout=5)
+            raise AssertionError("an agent token read /api/clients")
+        except urllib.error.HTTPError as err:
+            assert err.code == 403
+        assert d.stop() == 0
+    assert token not in d.log
+
+
+def test_agent_and_token_flags_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = ["--state-dir", str(tmp_path / "state")]
+    base = ["agent", "--url", "http://127.0.0.1:1", "--token", "t", "--server-id", ZERO]
+    agent_token = ["token", "create", "--name", "a", "--role", "agent", *state]
+    for args, words in (
+        (["agent", "--url", "ftp://h", "--token", "t", "--server-id", ZERO], "http"),
+        (["agent", "--url", "http://h", "--token", "t", "--server-id", "nope"], "UUID"),
+        ([*base, "--interval", "0"], "between 1 and 3600"),
+        ([*base, "--interval", "soon"], "number"),
+        (["agent", "--url", "http://h", "--server-id", ZERO], "--token"),
+        (agent_token, "needs"),
+        ([*agent_token, "--server-id", ZERO], "no server"),
+        (
+            ["token", "create", "--name", "v", "--role", "viewer", "--server-id", ZERO, *state],
+            "only agent",
+        ),
+    ):
+        try:
+            code = cli_main(args)
+        except SystemExit as exc:  # argparse's own usage errors
+            code = int(str(exc.code))
+        assert code == 2 and words in capsys.readouterr().err, args

@@ -1,0 +1,123 @@
+"""Fan-out: snapshot then gapless seq, coalescing of metrics, and a stalled client that
+neither delays 20 others nor loses them an event (it is closed with 1013 instead)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from typing import Any
+
+import aiohttp
+from conftest import Client, post
+from websockets.asyncio.client import connect
+from ws_helpers import WAIT, frame, quick, subscribe, ws_url
+
+from dragonopsd.keys import BUS, HUB
+
+
+def status(n: int, pad: int = 0) -> dict[str, Any]:
+    return {"monitorId": "m1", "status": "down" if n % 2 else "up", "n": n, "pad": "x" * pad}
+
+
+async def test_snapshot_then_live_events_in_seq_order(client: Client) -> None:
+    created = await post(
+        client,
+        "/api/monitors",
+        {"name": "db", "kind": "tcp", "host": "127.0.0.1", "port": 9, "enabled": False},
+    )
+    bus = client.app[BUS]
+    for n in range(3):  # before the subscription: the snapshot is as of seq 3
+        bus.publish("monitors", status(n), "monitor.status")
+    await asyncio.sleep(0.05)
+    ws = await client.ws_connect("/api/ws")
+    frames = await subscribe(ws, "monitors")
+    snapshot = [f for f in frames if f["type"] == "snapshot"]
+    assert [f["data"]["monitorId"] for f in snapshot] == [created["id"]]
+    assert snapshot[0]["event"] == "monitor.state" and snapshot[0]["seq"] == 3
+    assert snapshot[0]["data"]["status"] == "paused"
+    for n in range(3, 53):
+        bus.publish("monitors", status(n), "monitor.status")
+    events = [await frame(ws) for _ in range(50)]
+    assert [e["seq"] for e in events] == list(range(4, 54))
+    assert [e["data"]["n"] for e in events] == list(range(3, 53))
+    assert all(e["type"] == "event" and e["event"] == "monitor.status" for e in events)
+    assert all(0 <= time.time() - e["ts"] < WAIT for e in events)
+
+
+async def test_metrics_coalesce_to_the_latest_sample_per_server(client: Client) -> None:
+    ws = await client.ws_connect("/api/ws")
+    await subscribe(ws, "servers.*.metrics", "monitors")
+    bus = client.app[BUS]
+    # One burst, published without yielding: the hub handles it in one pass, before the
+    # client's writer gets to run, so only the latest sample of each server is left to send.
+    for n in range(1, 101):
+        for server in ("a", "b"):
+            bus.publish(f"servers.{server}.metrics", {"serverId": server, "n": n}, "server.metrics")
+    bus.publish("monitors", status(1), "monitor.status")
+    got = [await frame(ws) for _ in range(3)]
+    assert [(f["topic"], f["seq"], f["data"]["n"]) for f in got] == [
+        ("servers.a.metrics", 100, 100),
+        ("servers.b.metrics", 100, 100),
+        ("monitors", 1, 1),
+    ]
+    await ws.send_json({"op": "ping"})
+    assert (await frame(ws))["type"] == "ack"  # nothing else was queued
+
+
+async def stalled_client(client: Client) -> Any:
+    """A websockets client on a tiny receive buffer that never reads after subscribing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (client.host, client.port))
+    ws = await connect(
+        ws_url(client),
+        sock=sock,
+        max_queue=1,  # websockets stops reading the socket once one frame waits
+        additional_headers=client.session.headers,
+        ping_interval=None,
+        close_timeout=0.1,
+    )
+    await ws.send(json.dumps({"op": "subscribe", "topics": ["monitors"]}))
+    return ws
+
+
+async def test_a_stalled_client_is_closed_and_delays_nobody(client: Client) -> None:
+    quick(client, queue_size=16, close_timeout=0.3)
+    hub = client.app[HUB]
+    slow_ws = await stalled_client(client)
+    async with asyncio.timeout(WAIT):
+        while not hub.clients:
+            await asyncio.sleep(0.01)
+    slow = next(iter(hub.clients))
+    fast = [await client.ws_connect("/api/ws") for _ in range(20)]
+    for ws in fast:
+        await subscribe(ws, "monitors")
+    bus = client.app[BUS]
+    total = 400  # 16 KB each: megabytes more than the stalled socket's buffers hold
+
+    async def publish() -> None:
+        for n in range(total):
+            bus.publish("monitors", status(n, pad=16_000), "monitor.status")
+            if n % 10 == 9:
+                await asyncio.sleep(0.005)
+
+    async def read(ws: aiohttp.ClientWebSocketResponse) -> tuple[list[int], float]:
+        seqs, worst = [], 0.0
+        while len(seqs) < total:
+            f = await frame(ws)
+            worst = max(worst, time.time() - f["ts"])
+            seqs.append(f["seq"])
+        return seqs, worst
+
+    results = await asyncio.gather(publish(), *(read(ws) for ws in fast))
+    for seqs, worst in results[1:]:
+        assert seqs == list(range(1, total + 1))  # every event, in order, none dropped
+        assert worst < 0.5, worst
+    async with asyncio.timeout(WAIT):
+        while slow in hub.clients:
+            await asyncio.sleep(0.02)
+    assert slow.close_code == 1013
+    await slow_ws.close()
