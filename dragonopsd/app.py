@@ -250,5 +250,4 @@ def build_app(
     app[OPENAPI] = encode(openapi.build(table, __version__))
     # Read once at build time: a few KB from the installed package, before any request.
     app[DOCS_ASSETS] = _docs_assets()
-    app.on_response_prepare.append(middleware.on_response_prepare)
     return app

@@ -89,10 +89,11 @@ async def front_middleware(request: web.Request, handler: Handler) -> web.Stream
     route = access.route_of(request)
     try:
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return _preflight(request)
-        if route is not None and route.role != "public":
-            await access.authorize(request, route)
-        response = await handler(request)
+            response = _preflight(request)
+        else:
+            if route is not None and route.role != "public":
+                await access.authorize(request, route)
+            response = await handler(request)
     except Problem as problem:
         response = problem_response(request, problem)
     except web.HTTPException as exc:
@@ -112,6 +113,8 @@ async def front_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
     if route is not None and route.audited:
         await access.record(request, route, response)
+    if not response.prepared:
+        common_headers(request, response)
     return response
 
 
@@ -125,17 +128,21 @@ def _allowed_origin(request: web.Request) -> str | None:
     return None
 
 
-async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
-    """Headers every response carries, errors and upgrades included."""
+def common_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers every response carries (request id, security headers, CORS).
+
+    Set by the front middleware rather than an on_response_prepare signal: the signal costs a
+    few microseconds per request (tests/bench/api.py); handlers that prepare a response
+    themselves (websocket upgrades) call this before prepare().
+    """
     headers = response.headers
     rid = request.get(REQUEST_ID)
     if rid:
         headers["X-Request-ID"] = rid
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
-    headers["Content-Security-Policy"] = (
-        HTML_CSP if response.content_type == "text/html" else API_CSP
-    )
+    html = headers.get("Content-Type", "").startswith("text/html")
+    headers["Content-Security-Policy"] = HTML_CSP if html else API_CSP
     origin = _allowed_origin(request)
     if origin:
         headers["Access-Control-Allow-Origin"] = origin

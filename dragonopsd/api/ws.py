@@ -28,7 +28,7 @@ from ..live.topics import ack, error, template_of
 from ..principal import Principal
 from ..problem import Problem
 from .access import CHALLENGE
-from .middleware import _allowed_origin
+from .middleware import _allowed_origin, common_headers
 from .route import Param, Route
 
 MAX_FRAME = 64 * 1024
@@ -182,6 +182,7 @@ async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResp
         if principal.role not in STREAM_ROLES:
             raise Problem(403, f"role {principal.role} may not open websockets")
     async with asyncio.timeout(10):  # a peer that never reads cannot hold the upgrade
+        common_headers(request, ws)  # request id and security headers on the upgrade
         await ws.prepare(request)
     if principal is None:
         token = await _first_frame(ws, settings.auth_timeout)
