@@ -16,7 +16,6 @@ from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
 from ..store.history import Point, UptimeWindow
-from ..store.monitors import Incident
 from .http import json_response, read_json
 from .route import Param, Route
 
@@ -53,13 +52,6 @@ class Uptime(Wire, kw_only=True):
     windows: list[UptimeWindow]
     incidents: dict[str, int]
     mttr_seconds: dict[str, float | None]
-
-
-class IncidentPage(Wire, kw_only=True):
-    """GET /api/incidents."""
-
-    items: list[Incident]
-    next_cursor: str | None = None
 
 
 class PushAck(Wire, kw_only=True):
@@ -203,34 +195,6 @@ async def uptime(request: web.Request) -> web.Response:
     return json_response(
         Uptime(monitor_id=row.monitor.id, windows=windows, incidents=counts, mttr_seconds=mttr)
     )
-
-
-async def incidents(request: web.Request) -> web.Response:
-    """Open and closed incidents, newest first."""
-    q = request.query
-    for name in q:
-        if name not in ("status", "monitorId", "limit", "cursor"):
-            raise invalid(name, "unknown query parameter")
-    state = q.get("status")
-    if state not in (None, "open", "closed"):
-        raise invalid("status", "open or closed")
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        raise invalid("limit", "expected an integer") from None
-    if not 1 <= limit <= 500:
-        raise invalid("limit", "must be between 1 and 500")
-    before = None
-    if "cursor" in q:
-        at, _, ident = q["cursor"].partition("|")
-        if not at or not ident:
-            raise invalid("cursor", "malformed cursor")
-        before = (at, ident)
-    items = await request.app[MONITORS].store.incidents(
-        monitor_id=q.get("monitorId"), state=state, since=None, before=before, limit=limit + 1
-    )
-    cursor = f"{items[limit - 1].opened_at}|{items[limit - 1].id}" if len(items) > limit else None
-    return json_response(IncidentPage(items=items[:limit], next_cursor=cursor))
 
 
 async def push(request: web.Request) -> web.Response:
@@ -385,16 +349,6 @@ def routes() -> list[Route]:
             "Monitors",
             "viewer",
             response=EngineStats,
-        ),
-        Route(
-            "GET",
-            "/api/incidents",
-            incidents,
-            "Incidents, newest first",
-            "Incidents",
-            "viewer",
-            response=IncidentPage,
-            errors=(422,),
         ),
         Route(
             "GET",

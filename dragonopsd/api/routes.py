@@ -7,6 +7,7 @@ from aiohttp import web
 from . import (
     actions,
     audit,
+    incidents,
     inventory,
     maintenance,
     monitors,
@@ -28,6 +29,7 @@ def table() -> list[Route]:
         *inventory.routes(),
         *samples.routes(),
         *monitors.routes(),
+        *incidents.routes(),
         *settings.routes(),
         *secrets.routes(),
         *tokens.routes(),
