@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -17,7 +20,7 @@ from conftest import Client, post, token_for
 from websockets.asyncio.client import connect
 from ws_helpers import WAIT, closed_with, frame, quick, subscribe, until_ack, ws_url
 
-from dragonopsd.keys import BUS, HUB
+from dragonopsd.keys import AUTHENTICATOR, BUS, HUB
 
 MakeClient = Callable[..., Awaitable[Client]]
 
@@ -87,6 +90,29 @@ async def test_revoking_the_token_closes_the_socket(client: Client) -> None:
     await subscribe(ws, "monitors")
     assert (await client.delete(f"/api/tokens/{created['meta']['id']}")).status == 204
     assert await closed_with(ws, 2.0) == 4401
+
+
+async def test_an_expiring_token_closes_the_socket(client: Client) -> None:
+    quick(client, check_interval=0.2)
+    soon = datetime.fromtimestamp(time.time() + 1.5, UTC).isoformat()
+    _, token = await client.app[AUTHENTICATOR].tokens.create("brief", "viewer", soon, "tests")
+    ws = await client.ws_connect("/api/ws", headers={"Authorization": f"Bearer {token}"})
+    await subscribe(ws, "incidents")
+    assert await closed_with(ws, 3.0) == 4401
+
+
+async def test_agent_tokens_may_not_stream(client: Client, tree: Any) -> None:
+    server = (await tree())["server"]
+    tokens = client.app[AUTHENTICATOR].tokens
+    _, token = await tokens.create("agent", "agent", None, "tests", server_id=server["id"])
+    with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+        await client.ws_connect("/api/ws", headers={"Authorization": f"Bearer {token}"})
+    assert caught.value.status == 403
+    async with connect(ws_url(client)) as ws:
+        await ws.send(json.dumps({"op": "auth", "token": token}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), WAIT)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
 
 
 async def test_unknown_topic_gets_an_error_frame_and_the_socket_stays_open(

@@ -46,27 +46,59 @@ async def test_snapshot_then_live_events_in_seq_order(client: Client) -> None:
     assert all(0 <= time.time() - e["ts"] < WAIT for e in events)
 
 
-async def test_metrics_coalesce_to_the_latest_sample_per_server(client: Client) -> None:
-    ws = await client.ws_connect("/api/ws")
-    await subscribe(ws, "servers.*.metrics", "monitors")
+async def test_a_backed_up_client_gets_the_latest_metrics_and_stays_open(
+    client: Client,
+) -> None:
+    quick(client, queue_size=8)
+    ws = await stalled_client(client, "servers.*.metrics")
+    assert json.loads(await asyncio.wait_for(ws.recv(), WAIT))["type"] == "ack"
     bus = client.app[BUS]
-    # One burst, published without yielding: the hub handles it in one pass, before the
-    # client's writer gets to run, so only the latest sample of each server is left to send.
-    for n in range(1, 101):
+    total = 300  # per server, 16 KB each: far more than the stalled socket's buffers hold
+    for n in range(1, total + 1):
         for server in ("a", "b"):
-            bus.publish(f"servers.{server}.metrics", {"serverId": server, "n": n}, "server.metrics")
-    bus.publish("monitors", status(1), "monitor.status")
-    got = [await frame(ws) for _ in range(3)]
-    assert [(f["topic"], f["seq"], f["data"]["n"]) for f in got] == [
-        ("servers.a.metrics", 100, 100),
-        ("servers.b.metrics", 100, 100),
-        ("monitors", 1, 1),
-    ]
-    await ws.send_json({"op": "ping"})
-    assert (await frame(ws))["type"] == "ack"  # nothing else was queued
+            data = {"serverId": server, "n": n, "pad": "x" * 16_000}
+            bus.publish(f"servers.{server}.metrics", data, "server.metrics")
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.2)
+    last = {"servers.a.metrics": 0, "servers.b.metrics": 0}
+    received = 0
+    async with asyncio.timeout(WAIT):
+        while min(last.values()) < total:  # reading again drains the backlog
+            f = json.loads(await ws.recv())
+            assert f["seq"] > last[f["topic"]] and f["data"]["n"] == f["seq"]
+            last[f["topic"]] = f["seq"]
+            received += 1
+    assert received < 2 * total  # queued samples were replaced by newer ones
+    await ws.send(json.dumps({"op": "ping"}))  # metrics never close a slow socket
+    assert json.loads(await asyncio.wait_for(ws.recv(), WAIT))["type"] == "ack"
+    await ws.close()
 
 
-async def stalled_client(client: Client) -> Any:
+async def test_coalescing_keeps_every_status_event_in_seq_order(client: Client) -> None:
+    quick(client, queue_size=512)
+    ws = await stalled_client(client, "monitors.m1")
+    assert json.loads(await asyncio.wait_for(ws.recv(), WAIT))["type"] == "ack"
+    bus = client.app[BUS]
+    rounds = 150
+    for n in range(rounds):
+        for _ in range(3):
+            bus.publish("monitors.m1", status(n, pad=16_000), "monitor.heartbeat")
+        bus.publish("monitors.m1", status(n), "monitor.status")
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.2)
+    seqs, statuses = [], []
+    async with asyncio.timeout(WAIT):
+        while len(statuses) < rounds:
+            f = json.loads(await ws.recv())
+            seqs.append(f["seq"])
+            if f["event"] == "monitor.status":
+                statuses.append(f["data"]["n"])
+    assert statuses == list(range(rounds))
+    assert seqs == sorted(seqs) and len(seqs) < 4 * rounds  # heartbeats coalesced, in order
+    await ws.close()
+
+
+async def stalled_client(client: Client, topic: str) -> Any:
     """A websockets client on a tiny receive buffer that never reads after subscribing."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
@@ -80,14 +112,14 @@ async def stalled_client(client: Client) -> Any:
         ping_interval=None,
         close_timeout=0.1,
     )
-    await ws.send(json.dumps({"op": "subscribe", "topics": ["monitors"]}))
+    await ws.send(json.dumps({"op": "subscribe", "topics": [topic]}))
     return ws
 
 
 async def test_a_stalled_client_is_closed_and_delays_nobody(client: Client) -> None:
     quick(client, queue_size=16, close_timeout=0.3)
     hub = client.app[HUB]
-    slow_ws = await stalled_client(client)
+    slow_ws = await stalled_client(client, "monitors")
     async with asyncio.timeout(WAIT):
         while not hub.clients:
             await asyncio.sleep(0.01)

@@ -12,6 +12,7 @@ over 64 KiB, 1001 shutdown.
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Annotated
@@ -33,6 +34,7 @@ from .route import Param, Route
 
 MAX_FRAME = 64 * 1024
 FORBIDDEN = 4403
+_FIN_TEXT = 0x81  # RFC 6455 frame byte 0: final fragment, text; servers do not mask
 # Every human role may watch every topic (none carries secrets); agents push samples only.
 STREAM_ROLES = frozenset({"viewer", "operator", "admin"})
 Topics = Annotated[list[str], msgspec.Meta(max_length=256)]
@@ -75,6 +77,22 @@ class _Socket:
         self._ws = ws
         self._transport = request.transport
 
+    def write_now(self, frame: bytes) -> bool:
+        # Uncompressed aiohttp frames are written whole and synchronously, so a frame of ours
+        # can never land inside one of aiohttp's (pings, pongs, the close frame).
+        t = self._transport
+        if t is None or t.is_closing() or t.get_write_buffer_size() or self._ws.closed:
+            return False
+        n = len(frame)
+        if n < 126:
+            header = bytes((_FIN_TEXT, n))
+        elif n < 65536:
+            header = struct.pack("!BBH", _FIN_TEXT, 126, n)
+        else:
+            header = struct.pack("!BBQ", _FIN_TEXT, 127, n)
+        t.write(header + frame)
+        return True
+
     async def send(self, frame: bytes) -> None:
         await self._ws.send_frame(frame, WSMsgType.TEXT)
 
@@ -84,6 +102,10 @@ class _Socket:
     def abort(self) -> None:
         if self._transport is not None:
             self._transport.abort()
+
+    def buffered(self) -> int:
+        t = self._transport
+        return 0 if t is None or t.is_closing() else t.get_write_buffer_size()
 
 
 def _origin_ok(request: web.Request) -> bool:

@@ -1,9 +1,15 @@
 """One websocket client as the hub sees it: its subscriptions, bounded queue and writer task.
 
-The hub only ever calls ``offer``/``send``, which never wait: a frame joins the client's
-queue and the client's own writer task drains it to the socket. A client that cannot keep up
-therefore only fills its own queue; when a frame that must not be lost would overflow it, the
-client is closed with 1013 (try again later) and resyncs from a fresh snapshot.
+The hub only ever calls ``offer``/``send``, which never wait. A client that keeps up has an
+empty queue and nothing buffered on its socket: the frame is written at once (a non-blocking
+write, no task switch). Otherwise the frame joins the client's bounded queue, drained by the
+client's own writer task, which waits for the socket as long as it must. A client that cannot
+keep up therefore only fills its own queue; when a frame that must not be lost would overflow
+it, the client is closed with 1013 (try again later) and resyncs from a fresh snapshot.
+
+Why the direct write: measured with 1,000 clients (tests/bench/ws_fanout.py), waking a writer
+task per client per event cost ~20 us each and allocated a future per wake, and the garbage
+collector's full passes over those survivors stalled the loop ~80 ms every few seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ GOING_AWAY = 1001
 class Socket(Protocol):
     """The connection under a client (an aiohttp WebSocketResponse, adapted)."""
 
+    def write_now(self, frame: bytes) -> bool:
+        """Write one text frame if nothing is buffered, without waiting; else False."""
+        ...
+
     async def send(self, frame: bytes) -> None:
         """Write one text frame; may wait while the peer is not reading."""
         ...
@@ -35,6 +45,10 @@ class Socket(Protocol):
 
     def abort(self) -> None:
         """Drop the connection at once, buffered data and all."""
+        ...
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the kernel (the peer is behind)."""
         ...
 
 
@@ -71,8 +85,14 @@ class Client:
         self._size = queue_size
         self._close_timeout = close_timeout
         self._wake = asyncio.Event()
+        self._idle = False  # the writer waits for work: nothing of ours is mid-write
         self._writer = asyncio.create_task(self._drain())
         self._closer: asyncio.Task[None] | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Frames waiting for the writer (0 for a client that keeps up)."""
+        return len(self._queue)
 
     # -- called by the hub; never waits ----------------------------------------------------
 
@@ -141,6 +161,8 @@ class Client:
         elif topic:
             # A later coalescible frame of this topic must queue behind this one (seq order).
             self._latest.pop(topic, None)
+        if not self._queue and self._idle and self.socket.write_now(frame):
+            return
         if len(self._queue) >= self._size:
             self.shutdown(TRY_AGAIN_LATER, "too slow: resubscribe for a fresh snapshot")
             return
@@ -156,7 +178,9 @@ class Client:
             while True:
                 if not queue:
                     self._wake.clear()
+                    self._idle = True
                     await self._wake.wait()
+                    self._idle = False
                     continue
                 slot = queue.popleft()
                 if latest.get(slot.topic) is slot:
