@@ -172,6 +172,32 @@ async def _handle(hub: Hub, client: Client, data: str | bytes) -> None:
             client.send(error("already authenticated", op="auth"))
 
 
+async def _before_upgrade(request: web.Request) -> tuple[Principal | None, str]:
+    """Origin, failure limit and header auth, each refused as HTTP before the upgrade; the
+    principal and its credential when an Authorization header came, else (None, "")."""
+    if not _origin_ok(request):
+        raise Problem(403, "origin is not allowed by [server] cors_origins")
+    wait = request.app[AUTH_LIMITER].retry_after(request.remote or "unknown")
+    if wait is not None:
+        raise Problem(
+            429, "too many failed authentication attempts", headers={"Retry-After": str(wait)}
+        )
+    header = request.headers.get("Authorization")
+    if not header:
+        return None, ""
+    scheme, _, credential = header.strip().partition(" ")
+    credential = credential.strip()
+    try:
+        if scheme.lower() != "bearer":
+            raise AuthFailure("expected Authorization: Bearer <token>", guess=False)
+        principal = await _authenticate(request, credential)
+    except AuthFailure as exc:
+        raise Problem(401, exc.reason, headers=CHALLENGE) from None
+    if principal.role not in STREAM_ROLES:
+        raise Problem(403, f"role {principal.role} may not open websockets")
+    return principal, credential
+
+
 async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResponse:
     hub = request.app[HUB]
     settings = hub.settings
@@ -183,26 +209,7 @@ async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResp
     )
     if not ws.can_prepare(request).ok:
         raise Problem(400, "websocket upgrade required", headers={"Upgrade": "websocket"})
-    if not _origin_ok(request):
-        raise Problem(403, "origin is not allowed by [server] cors_origins")
-    wait = request.app[AUTH_LIMITER].retry_after(request.remote or "unknown")
-    if wait is not None:
-        raise Problem(
-            429, "too many failed authentication attempts", headers={"Retry-After": str(wait)}
-        )
-    header = request.headers.get("Authorization")
-    principal: Principal | None = None
-    credential = ""
-    if header:
-        scheme, _, credential = header.strip().partition(" ")
-        try:
-            if scheme.lower() != "bearer":
-                raise AuthFailure("expected Authorization: Bearer <token>", guess=False)
-            principal = await _authenticate(request, credential.strip())
-        except AuthFailure as exc:
-            raise Problem(401, exc.reason, headers=CHALLENGE) from None
-        if principal.role not in STREAM_ROLES:
-            raise Problem(403, f"role {principal.role} may not open websockets")
+    principal, credential = await _before_upgrade(request)
     async with asyncio.timeout(10):  # a peer that never reads cannot hold the upgrade
         common_headers(request, ws)  # request id and security headers on the upgrade
         await ws.prepare(request)
@@ -221,7 +228,7 @@ async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResp
         credential = token
         await ws.send_frame(ack("auth", role=principal.role), WSMsgType.TEXT)
     request[PRINCIPAL] = principal
-    client = hub.attach(_Socket(ws, request), _still_valid(request, principal, credential.strip()))
+    client = hub.attach(_Socket(ws, request), _still_valid(request, principal, credential))
     try:
         if initial:
             await hub.subscribe(client, initial)
