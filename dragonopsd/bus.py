@@ -1,17 +1,28 @@
-"""Event bus protocol and its in-process implementation.
+"""Event bus protocol, its in-process implementation, and the Redis pub/sub one.
 
 Publishers never wait for subscribers: each subscription owns a bounded queue, and a
 subscriber that falls behind loses its oldest events (and is told how many) instead of
-slowing the publisher down.
+slowing the publisher down. With Redis, events also travel to and from every other process
+of the deployment; local subscribers get local events directly, whether Redis is there or not.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import os
 import time
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import msgspec
+
+from .redislink.client import ERRORS, RedisLink
+
+log = logging.getLogger("dragonopsd.bus")
 
 
 @dataclass(frozen=True)
@@ -74,7 +85,11 @@ class LocalBus:
 
     def publish(self, topic: str, data: Any, kind: str = "") -> None:
         """Deliver an event to every matching subscription, without waiting."""
-        event = Event(topic, data, kind)
+        self.deliver(Event(topic, data, kind))
+
+    def deliver(self, event: Event) -> None:
+        """Hand one event (made here or received from elsewhere) to the matching subscriptions."""
+        topic = event.topic
         for sub in self._subs:
             if sub.matches(topic):
                 sub.offer(event)
@@ -88,3 +103,108 @@ class LocalBus:
     def unsubscribe(self, sub: Subscription) -> None:
         """Stop receiving events."""
         self._subs.discard(sub)
+
+
+class _Outgoing(msgspec.Struct, array_like=True):
+    origin: str
+    topic: str
+    kind: str
+    ts: float
+    data: Any
+
+
+class _Incoming(msgspec.Struct, array_like=True):
+    origin: str
+    topic: str
+    kind: str
+    ts: float
+    data: msgspec.Raw  # re-encoded as is into websocket frames: no decode, no schema needed
+
+
+class RedisBus(LocalBus):
+    """Local fan-out plus Redis pub/sub between the processes of a deployment.
+
+    ``publish`` delivers locally at once and queues the encoded event (bounded; the oldest go
+    when Redis is slow or away) for a publisher task that sends batches in one pipeline. A
+    reader task receives every process's events and delivers the others' locally, with their
+    payload as raw JSON. Both reconnect with backoff on their own.
+    """
+
+    def __init__(self, link: RedisLink, *, max_pending: int = 10_000) -> None:
+        super().__init__()
+        self._link = link
+        self.origin = os.urandom(6).hex()
+        self._out: deque[bytes] = deque(maxlen=max_pending)
+        self._wake = asyncio.Event()
+        self._encoder = msgspec.json.Encoder()
+        self._decoder = msgspec.json.Decoder(_Incoming)
+        self.sent = 0
+        self.received = 0
+        self.dropped = 0  # not sent: Redis away, or the outgoing queue overflowed
+
+    def publish(self, topic: str, data: Any, kind: str = "") -> None:
+        """Deliver locally, and queue the event for the other processes."""
+        event = Event(topic, data, kind)
+        self.deliver(event)
+        if not self._link.up:
+            self.dropped += 1
+            return
+        try:
+            payload = self._encoder.encode(_Outgoing(self.origin, topic, kind, event.ts, data))
+        except (TypeError, ValueError):
+            log.exception("cannot encode %s event on %s for redis", kind, topic)
+            return
+        if len(self._out) == self._out.maxlen:
+            self.dropped += 1
+        self._out.append(payload)
+        self._wake.set()
+
+    async def run_publisher(self) -> None:
+        """Send queued events in pipelined batches until cancelled."""
+        channel = self._link.keys.events
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._out:
+                batch = [self._out.popleft() for _ in range(min(len(self._out), 500))]
+                try:
+                    pipe = self._link.client.pipeline(transaction=False)
+                    for payload in batch:
+                        pipe.publish(channel, payload)
+                    await pipe.execute()
+                    self.sent += len(batch)
+                except ERRORS as exc:  # pub/sub is fire-and-forget: these events are gone
+                    self.dropped += len(batch)
+                    self._link.failed(exc, "publish")
+
+    async def run_reader(self) -> None:
+        """Receive the other processes' events until cancelled; resubscribe after an outage."""
+        backoff = 0.2
+        while True:
+            await self._link.wait_up()
+            pubsub = self._link.client.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._link.keys.events)
+                backoff = 0.2
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        self._receive(message["data"])
+            except ERRORS as exc:
+                self._link.failed(exc, "subscribe")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            finally:
+                with contextlib.suppress(*ERRORS):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    def _receive(self, payload: bytes) -> None:
+        try:
+            msg = self._decoder.decode(payload)
+        except msgspec.ValidationError:
+            log.warning("ignoring a malformed event from redis (%d bytes)", len(payload))
+            return
+        if msg.origin == self.origin:
+            return  # ours: local subscribers already have it
+        self.received += 1
+        self.deliver(Event(msg.topic, msg.data, msg.kind, msg.ts))

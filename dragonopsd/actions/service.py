@@ -176,6 +176,7 @@ class ActionService:
         # Workers log their own failures; cancellation is the only way out of their loop.
         await asyncio.gather(*self._workers, return_exceptions=True)
         self._workers = []
+        await self._queue.close()
         await self._executor.close()
 
     async def pending(self) -> list[ActionUpdated]:

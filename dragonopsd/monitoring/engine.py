@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -25,20 +23,21 @@ from ..config import Config
 from ..maintenance import MaintenanceService
 from ..monitor import STATUS_CODES, Monitor
 from ..notify.dispatcher import Dispatcher
-from ..notify.event import NotificationEvent
 from ..store.history import Heartbeat, HistoryWriter
 from ..store.monitors import Incident, MonitorRow, MonitorStore, topology
-from .conditions import DEFAULTS, Condition, evaluate_all, parse_all
+from .conditions import DEFAULTS, Condition, ConditionResult, evaluate_all, parse_all
+from .multi import MultiLocation
 from .probes import ProbeEnv, ProbeResult, run_probe
 from .probes.guard import AddressGuard, make_session
-from .report import CheckReport, IncidentEvent, StatusEvent, target_of
+from .remote import RemoteProbes
+from .report import CheckReport
 from .scheduler import Scheduler
-from .status import Machine, Transition
+from .status import Machine
 from .topology import Topology
+from .transitions import Transitions
 from .views import EngineViews
 
 log = logging.getLogger("dragonopsd.engine")
-CERT_WARNING_SECONDS = 14 * 86_400
 
 
 @dataclass
@@ -53,6 +52,10 @@ class Runtime:
     incident: Incident | None = None
     last_push: float | None = None
     cert_warned: float | None = None
+    locations: dict[str, str] = field(default_factory=dict)  # last round, several locations
+    cert_expires_at: float | None = None  # Unix time, from the last check that saw one
+    successes: int = 0  # checks since this runtime was made (counters for the metrics)
+    failures: int = 0
 
     @property
     def monitor(self) -> Monitor:
@@ -60,7 +63,7 @@ class Runtime:
         return self.row.monitor
 
 
-class Engine(EngineViews):
+class Engine(EngineViews, MultiLocation, Transitions):
     """Owns every monitor's runtime and the scheduler that drives them."""
 
     def __init__(
@@ -88,6 +91,9 @@ class Engine(EngineViews):
         self._session: aiohttp.ClientSession | None = None
         self._env: ProbeEnv | None = None
         self.checks = Counter[str]()
+        self.remote = RemoteProbes(None, history)  # app.py swaps in the Redis one
+        self._rounds = {}
+        self._round_tasks = set()
         # Called after every status transition (e.g. the dashboard drops its cached counts).
         self.on_change: list[Callable[[], Awaitable[None]]] = []
 
@@ -175,6 +181,9 @@ class Engine(EngineViews):
         if rt.row.spec.kind == "push":
             await self._push_deadline(rt)
             return
+        if rt.row.spec.locations != ["local"]:
+            await self._check_round(rt)
+            return
         await self._record(rt, await self._probe(rt))
 
     async def _probe(self, rt: Runtime) -> ProbeResult:
@@ -193,6 +202,8 @@ class Engine(EngineViews):
         rt = self._runtimes[seq]
         if rt.row.spec.kind == "push":
             return rt.last
+        if rt.row.spec.locations != ["local"]:
+            return await self._check_round_now(rt)
         await self._record(rt, await self._probe(rt))
         return rt.last
 
@@ -230,16 +241,35 @@ class Engine(EngineViews):
         forced_ok: bool | None = None,
         note: str | None = None,
     ) -> None:
-        spec, monitor = rt.row.spec, rt.monitor
-        context = dict(result.context)
+        ok, outcomes, message = self._evaluate(rt, result, forced_ok, note)
+        await self._apply(rt, result, ok, outcomes, message)
+
+    def _evaluate(
+        self, rt: Runtime, result: ProbeResult, forced_ok: bool | None, note: str | None
+    ) -> tuple[bool, list[ConditionResult], str | None]:
+        """Conditions over one probe result: up or not, each outcome, and what to say."""
+        context = result.context
         if result.latency_ms is not None:
             context.setdefault("RESPONSE_TIME", result.latency_ms)
         outcomes = evaluate_all(rt.conditions, context) if forced_ok is None else []
         ok = forced_ok if forced_ok is not None else all(o.success for o in outcomes)
         failed = next((o for o in outcomes if not o.success), None)
         message = note or result.error or (failed.detail if failed else None)
-        if ok and forced_ok is None:
-            message = None
+        return ok, outcomes, None if ok and forced_ok is None else message
+
+    async def _apply(
+        self,
+        rt: Runtime,
+        result: ProbeResult,
+        ok: bool,
+        outcomes: list[ConditionResult],
+        message: str | None,
+        *,
+        failed: list[str] | None = None,
+        heartbeat: bool = True,
+    ) -> None:
+        """One verdict: status machine, heartbeat, latest state, events, transitions."""
+        spec, monitor = rt.row.spec, rt.monitor
         scope = self.topology.scope(monitor)
         window = self._maintenance.active_for(scope, time.time())
         transition = rt.machine.observe(ok, maintenance=window is not None)
@@ -253,139 +283,31 @@ class Engine(EngineViews):
             message=message,
             error=result.error,
             conditions=outcomes,
-            context={k: v for k, v in context.items() if k != "BODY"},
+            context={k: v for k, v in result.context.items() if k != "BODY"},
+            locations=rt.locations,
+            failed_locations=failed or [],
         )
         self.checks["up" if ok else "down"] += 1
-        self._history.submit(
-            Heartbeat(
-                rt.row.seq,
-                time.time(),
-                STATUS_CODES[transition.status],
-                result.latency_ms,
-                None if ok else message,
+        if ok:
+            rt.successes += 1
+        else:
+            rt.failures += 1
+        if heartbeat:  # several locations: each location's result was stored as it came
+            self._history.submit(
+                Heartbeat(
+                    rt.row.seq,
+                    time.time(),
+                    STATUS_CODES[transition.status],
+                    result.latency_ms,
+                    None if ok else message,
+                )
             )
-        )
         self._bus.publish(f"monitors.{monitor.id}", rt.last, "monitor.heartbeat")
         if transition.retry:
             self.scheduler.retry(rt.row.seq, spec.retry_interval)
         if transition.changed:
             rt.since = now
-            await self._transition(rt, transition, message, scope)
+            await self._transition(rt, transition, message, scope, failed)
         if result.cert_expires_at is not None:
+            rt.cert_expires_at = result.cert_expires_at
             self._maybe_warn_certificate(rt, result.cert_expires_at, scope)
-
-    async def _transition(
-        self, rt: Runtime, t: Transition, message: str | None, scope: Any
-    ) -> None:
-        monitor = rt.monitor
-        root = self._root_cause(rt)
-        opened = closed = None
-        downtime = None
-        if t.status == "down" and rt.incident is None:
-            rt.incident = opened = Incident(
-                id=str(uuid.uuid4()),
-                monitor_id=monitor.id,
-                monitor_name=monitor.name,
-                opened_at=rt.since,
-                cause=message or "down",
-                root_cause=root,
-                locations=list(monitor.locations),
-            )
-        elif t.status == "up" and rt.incident is not None:
-            downtime = _seconds_between(rt.incident.opened_at, rt.since)
-            closed = (rt.incident.id, rt.since, downtime)
-            rt.incident = None
-        for hook in self.on_change:
-            await hook()
-        try:
-            await self.store.transition(rt.row.seq, t.status, message, opened, closed)
-        except Exception:  # the in-memory state stays right; the next transition retries
-            log.exception("could not persist the transition of monitor %s", monitor.id)
-        status = StatusEvent(
-            monitor_id=monitor.id,
-            status=t.status,
-            previous=t.previous,
-            at=rt.since,
-            message=message,
-            locations=list(monitor.locations),
-        )
-        self._bus.publish("monitors", status, "monitor.status")
-        self._bus.publish(f"monitors.{monitor.id}", status, "monitor.status")
-        if opened is not None or closed is not None:
-            self._bus.publish(
-                "incidents",
-                IncidentEvent(
-                    type="incident.opened" if opened else "incident.closed",
-                    incident_id=opened.id if opened else closed[0] if closed else "",
-                    monitor_id=monitor.id,
-                    monitor_name=monitor.name,
-                    at=rt.since,
-                    cause=message,
-                    root_cause=root,
-                    duration_seconds=downtime,
-                ),
-                "incident.opened" if opened else "incident.closed",
-            )
-        if t.alert and root is None:
-            self._notifier.publish(
-                NotificationEvent(
-                    event="down" if t.status == "down" else "up",
-                    monitor_id=monitor.id,
-                    monitor_name=monitor.name,
-                    kind=monitor.kind,
-                    target=target_of(monitor),
-                    status=t.status,
-                    previous=t.previous,
-                    message=message,
-                    at=rt.since,
-                    downtime_seconds=downtime,
-                    locations=list(monitor.locations),
-                    incident_id=(opened.id if opened else closed[0] if closed else None),
-                    scope=scope,
-                )
-            )
-
-    def _root_cause(self, rt: Runtime) -> str | None:
-        """Why this monitor's alerts are suppressed: its server is down, or its host check is."""
-        server = rt.monitor.server_id
-        reason = self.topology.server_down(server)
-        if reason or not server:
-            return reason
-        for other in self._runtimes.values():
-            if (
-                other is not rt
-                and other.monitor.server_id == server
-                and other.monitor.kind == "icmp"
-                and other.machine.status == "down"
-            ):
-                return f"host check {other.monitor.name} ({other.monitor.id}) is down"
-        return None
-
-    def _maybe_warn_certificate(self, rt: Runtime, expires_at: float, scope: Any) -> None:
-        left = expires_at - time.time()
-        if left > CERT_WARNING_SECONDS or rt.cert_warned == expires_at:
-            return
-        rt.cert_warned = expires_at
-        monitor = rt.monitor
-        self._notifier.publish(
-            NotificationEvent(
-                event="certificate",
-                monitor_id=monitor.id,
-                monitor_name=monitor.name,
-                kind=monitor.kind,
-                target=target_of(monitor),
-                status=rt.machine.status,
-                previous=None,
-                message=f"certificate expires in {left / 86400:.1f} days",
-                at=now_iso(),
-                cert_expires_at=datetime.fromtimestamp(expires_at, UTC).isoformat(),
-                locations=list(monitor.locations),
-                scope=scope,
-            )
-        )
-
-
-def _seconds_between(start_iso: str, end_iso: str) -> float:
-    start = datetime.fromisoformat(start_iso)
-    end = datetime.fromisoformat(end_iso)
-    return max(0.0, (end - start).total_seconds())

@@ -22,6 +22,9 @@ class CheckReport(Wire, kw_only=True):
     error: str | None = None
     conditions: list[ConditionResult] = []
     context: dict[str, Any] = {}
+    # Several locations: each one's status in the round, and those that failed.
+    locations: dict[str, str] = {}
+    failed_locations: list[str] = []
 
 
 class MonitorState(Wire, kw_only=True):
@@ -41,6 +44,7 @@ class MonitorState(Wire, kw_only=True):
     server_id: str | None = None
     environment_id: str | None = None
     flapping: bool = False
+    locations: dict[str, str] = {}  # location -> up | down | no-worker | no-result
 
 
 class EngineStats(Wire, kw_only=True):
@@ -68,6 +72,7 @@ class StatusEvent(Wire, kw_only=True):
     at: str
     message: str | None = None
     locations: list[str] = []
+    failed_locations: list[str] = []
 
 
 class IncidentEvent(Wire, kw_only=True):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection
 from typing import TYPE_CHECKING
 
 from .report import EngineStats, MonitorState, target_of
@@ -20,6 +21,10 @@ class EngineViews:
     _by_id: dict[str, int]
     _history: HistoryWriter
     scheduler: Scheduler
+
+    def runtimes(self) -> Collection[Runtime]:
+        """Every monitor's live state, to read on the loop without keeping it (metrics)."""
+        return self._runtimes.values()
 
     def state(self, monitor_id: str) -> MonitorState | None:
         """Latest state of one monitor."""
@@ -46,6 +51,7 @@ class EngineViews:
             environment_id=m.environment_id,
             flapping=bool(rt.machine.changes)
             and sum(rt.machine.changes) >= rt.machine.flap_threshold,
+            locations=rt.locations,
         )
 
     def states(self) -> list[MonitorState]:

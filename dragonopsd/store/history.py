@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 import aiosqlite
 import msgspec
 
+from ..buckets import Buckets
 from ..config import HistoryConfig
 from ..histogram import Bucket
 from ..model import Wire
@@ -121,7 +122,11 @@ class HistoryWriter:
         self._wake = asyncio.Event()
         self.dropped = 0
         self.flushed_total = 0
+        self.submitted_total = 0
         self.last_flush_seconds = 0.0
+        self.flush_buckets = Buckets()  # every flush's duration, for the metrics histogram
+        self._urgent = False  # a sync() is waiting: flush now rather than at the interval
+        self._flushed = asyncio.Event()  # set (and replaced) after every committed flush
 
     @property
     def queue_depth(self) -> int:
@@ -139,6 +144,7 @@ class HistoryWriter:
         if len(queue) == queue.maxlen:
             self.dropped += 1
         queue.append((hb.monitor, round(hb.at * 1000), hb.status, micros, message))
+        self.submitted_total += 1
         if len(queue) >= self._cfg.flush_rows:
             self._wake.set()
 
@@ -167,8 +173,23 @@ class HistoryWriter:
             self._requeue(batch)
             raise
         self.last_flush_seconds = time.perf_counter() - started
+        self.flush_buckets.observe(self.last_flush_seconds)
         self.flushed_total += len(batch)
+        self._flushed.set()
+        self._flushed = asyncio.Event()
         return len(batch)
+
+    async def sync(self) -> None:
+        """Return once every heartbeat submitted so far is committed (or was dropped).
+
+        Used where something outside must only be told after COMMIT (acknowledging a Redis
+        stream entry). It asks the running writer for an early flush and waits for it.
+        """
+        target = self.submitted_total
+        while self.flushed_total + self.dropped < target:
+            self._urgent = True
+            self._wake.set()
+            await self._flushed.wait()
 
     def _requeue(self, batch: list[Row]) -> None:
         queue = self._queue
@@ -184,11 +205,16 @@ class HistoryWriter:
         try:
             while True:
                 deadline = loop.time() + self._cfg.flush_interval
-                while len(self._queue) < self._cfg.flush_rows and loop.time() < deadline:
+                while (
+                    len(self._queue) < self._cfg.flush_rows
+                    and loop.time() < deadline
+                    and not self._urgent
+                ):
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout_at(deadline):
                             await self._wake.wait()
+                self._urgent = False
                 try:
                     await self.flush()
                 except Exception:

@@ -1,0 +1,71 @@
+"""What travels between the core and remote probe workers over Redis streams.
+
+A job carries the whole monitor spec (workers hold no database) and when it stops being
+worth running; a result carries the probe's outcome and the check's identity, so the core can
+store it even when it no longer remembers the round it belonged to (after a restart).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ..monitor import MonitorSpec
+from .probes import ProbeResult
+
+JOB_FIELD = b"job"
+RESULT_FIELD = b"result"
+
+
+class ProbeJob(msgspec.Struct, kw_only=True, frozen=True):
+    """One check of one monitor from one location."""
+
+    monitor_id: str
+    round: int  # the core's round id (the due time in ms): results find their round by it
+    location: str
+    issued: float  # Unix seconds
+    expires: float  # not started by then: dropped (the next round has been issued)
+    spec: MonitorSpec
+
+
+class ProbeOutcome(msgspec.Struct, kw_only=True, frozen=True):
+    """A worker's answer to one job."""
+
+    monitor_id: str
+    round: int
+    location: str
+    worker: str
+    at: float  # Unix seconds, when the probe finished
+    latency_ms: float | None = None
+    error: str | None = None
+    context: dict[str, Any] = {}
+    cert_expires_at: float | None = None
+
+    def probe_result(self) -> ProbeResult:
+        """The outcome as the engine's probe result."""
+        return ProbeResult(
+            context=dict(self.context),
+            latency_ms=self.latency_ms,
+            error=self.error,
+            cert_expires_at=self.cert_expires_at,
+        )
+
+
+def outcome_of(job: ProbeJob, worker: str, at: float, result: ProbeResult) -> ProbeOutcome:
+    """Wrap a probe result for the results stream (BODY stays out: it can be large)."""
+    context = {k: v for k, v in result.context.items() if k != "BODY"}
+    body = result.context.get("BODY")
+    if isinstance(body, str):
+        context["BODY"] = body[:65_536]
+    return ProbeOutcome(
+        monitor_id=job.monitor_id,
+        round=job.round,
+        location=job.location,
+        worker=worker,
+        at=at,
+        latency_ms=result.latency_ms,
+        error=result.error,
+        context=context,
+        cert_expires_at=result.cert_expires_at,
+    )

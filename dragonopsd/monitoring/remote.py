@@ -1,0 +1,144 @@
+"""The core's side of remote probing: jobs out to each location's stream, results back in.
+
+Jobs go to ``<prefix>:jobs:<location>`` only while a worker of that location is alive (workers
+keep a heartbeat in ``<prefix>:workers:<location>``); otherwise the location is ``no-worker``
+for that round and nothing piles up. Results come back on ``<prefix>:results`` through the
+``core`` consumer group: each batch is handed to the engine, the history writer is flushed,
+and only then are the entries acknowledged, so a core killed mid-stream re-reads (and
+stores) whatever it had not committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from ..redislink.client import BLOCK_MS, ERRORS, RedisLink
+from ..redislink.keys import CORE_GROUP
+from ..store.history import HistoryWriter
+from .job import JOB_FIELD, RESULT_FIELD, ProbeJob, ProbeOutcome
+
+log = logging.getLogger("dragonopsd.remote")
+
+WORKER_TTL = 10.0  # a worker silent this long is gone
+ALIVE_CACHE = 1.0  # seconds a liveness answer is reused (one ZCOUNT per location per second)
+BATCH = 500
+
+Handler = Callable[[ProbeOutcome], Awaitable[None]]
+
+
+async def ensure_group(link: RedisLink, stream: str, group: str, start: str = "0") -> None:
+    """Create the consumer group (and the stream) unless it exists."""
+    try:
+        await link.client.xgroup_create(stream, group, id=start, mkstream=True)
+    except ERRORS as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+class RemoteProbes:
+    """Dispatches jobs and consumes results; without Redis every remote location is absent."""
+
+    def __init__(self, link: RedisLink | None, history: HistoryWriter) -> None:
+        self._link = link
+        self._history = history
+        self._alive: dict[str, tuple[float, bool]] = {}
+        self._encode = msgspec.json.Encoder().encode
+        self._decode = msgspec.json.Decoder(ProbeOutcome).decode
+        self.dispatched = 0
+        self.no_worker = 0
+        self.received = 0
+        self.malformed = 0
+
+    async def alive(self, location: str) -> bool:
+        """Whether some worker of the location said it was alive in the last WORKER_TTL s."""
+        link = self._link
+        if link is None or not link.up:
+            return False
+        now = time.time()
+        cached = self._alive.get(location)
+        if cached is not None and now - cached[0] < ALIVE_CACHE:
+            return cached[1]
+        try:
+            count = await link.client.zcount(link.keys.workers(location), now - WORKER_TTL, "+inf")
+        except ERRORS as exc:
+            link.failed(exc, "worker liveness")
+            return False
+        self._alive[location] = (now, count > 0)
+        return count > 0
+
+    async def dispatch(self, job: ProbeJob) -> bool:
+        """Queue a job for its location; False when nobody there would run it."""
+        link = self._link
+        if link is None or not await self.alive(job.location):
+            self.no_worker += 1
+            return False
+        try:
+            await link.client.xadd(
+                link.keys.jobs(job.location),
+                {JOB_FIELD: self._encode(job)},
+                maxlen=link.cfg.stream_maxlen,
+                approximate=True,
+            )
+        except ERRORS as exc:
+            link.failed(exc, "dispatch")
+            return False
+        self.dispatched += 1
+        return True
+
+    async def consume(self, handle: Handler) -> None:
+        """Read results until cancelled: pending ones first (after a restart), then new ones."""
+        link = self._link
+        if link is None:
+            return
+        stream = link.keys.results
+        backoff = 0.2
+        while True:
+            await link.wait_up()
+            try:
+                await ensure_group(link, stream, CORE_GROUP)
+                await self._drain(stream, "0", handle)  # delivered before, never acknowledged
+                while True:
+                    await self._drain(stream, ">", handle)
+                backoff = 0.2
+            except ERRORS as exc:
+                link.failed(exc, "results")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _drain(self, stream: str, start: str, handle: Handler) -> None:
+        """Read batches from ``start`` until one comes back empty."""
+        assert self._link is not None
+        client = self._link.client
+        while True:
+            reply: Any = await client.xreadgroup(
+                CORE_GROUP,
+                self._link.name,
+                {stream: start},
+                count=BATCH,
+                block=BLOCK_MS if start == ">" else None,
+            )
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return
+            ids = []
+            for entry_id, fields in entries:
+                ids.append(entry_id)
+                raw = fields.get(RESULT_FIELD) if fields else None
+                if raw is None:
+                    continue  # an entry a crash left without fields: nothing to store
+                try:
+                    outcome = self._decode(raw)
+                except msgspec.ValidationError as exc:
+                    self.malformed += 1
+                    log.warning("ignoring a malformed probe result %s: %s", entry_id, exc)
+                    continue
+                self.received += 1
+                await handle(outcome)
+            await self._history.sync()  # committed before acknowledged
+            await client.xack(stream, CORE_GROUP, *ids)

@@ -1,0 +1,115 @@
+"""One Redis client per process, and whether Redis is answering right now.
+
+Every user of Redis goes through ``RedisLink``: it owns the redis.asyncio client (a pool), a
+watcher task that pings once a second and flips ``up``, the error counter the metrics export,
+and hooks that run when Redis comes back (the cache drops what it may have missed). Callers
+never wait for Redis to come back: they check ``up`` or catch ``ERRORS`` and carry on locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from ..config import RedisConfig
+from .keys import Keys
+
+log = logging.getLogger("dragonopsd.redis")
+
+# What a call may raise when Redis is away or the connection broke.
+ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+PING_INTERVAL = 1.0
+MAX_CONNECTIONS = 64
+BLOCK_MS = 1000  # blocking stream reads wait at most this long, so they notice cancellation
+
+
+class RedisLink:
+    """The client, its health, and the names under this deployment's prefix."""
+
+    def __init__(self, cfg: RedisConfig, *, name: str = "core") -> None:
+        self.cfg = cfg
+        self.keys = Keys(cfg.prefix)
+        self.name = name
+        # Blocking reads (XREADGROUP BLOCK) must fit in the socket timeout.
+        timeout = cfg.connect_timeout + BLOCK_MS / 1000 + 1
+        # A blocking pool: past MAX_CONNECTIONS a caller waits (up to the timeout) for a free
+        # connection instead of failing at once with "Too many connections" (a burst of
+        # dispatches at start would otherwise mark Redis away).
+        pool = redis.BlockingConnectionPool.from_url(
+            cfg.url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=timeout,
+            socket_connect_timeout=cfg.connect_timeout,
+            socket_timeout=timeout,
+            health_check_interval=5,
+            client_name=f"dragonopsd-{name}",
+        )
+        self.client: redis.Redis = redis.Redis(connection_pool=pool)
+        self.up = False
+        self.errors = 0
+        self.outages = 0
+        # Run (in order) each time Redis answers again after being away, and at the first ping.
+        self.on_up: list[Callable[[], Awaitable[None]]] = []
+        self._up_event = asyncio.Event()
+
+    @property
+    def state(self) -> str:
+        """What /readyz reports."""
+        return "ok" if self.up else "degraded"
+
+    def failed(self, exc: BaseException, what: str) -> None:
+        """A call failed: count it, and mark Redis away until the watcher sees it again."""
+        self.errors += 1
+        if self.up:
+            self.up = False
+            self.outages += 1
+            self._up_event.clear()
+            log.warning("redis is away (%s: %s); carrying on locally", what, exc)
+        else:
+            log.debug("redis still away (%s: %s)", what, exc)
+
+    async def wait_up(self) -> None:
+        """Return once Redis answers (immediately when it does)."""
+        await self._up_event.wait()
+
+    async def ping(self) -> bool:
+        """One health check; flips ``up`` and runs the on_up hooks on recovery."""
+        try:
+            async with asyncio.timeout(self.cfg.connect_timeout):
+                await self.client.ping()
+        except ERRORS as exc:
+            self.failed(exc, "ping")
+            return False
+        if not self.up:
+            for hook in self.on_up:
+                try:
+                    await hook()
+                except ERRORS as exc:
+                    self.failed(exc, "recovery")
+                    return False
+            self.up = True
+            self._up_event.set()
+            log.info("redis is answering at %s", _safe_url(self.cfg.url))
+        return True
+
+    async def watch(self) -> None:
+        """Ping every second until cancelled."""
+        while True:
+            await self.ping()
+            await asyncio.sleep(PING_INTERVAL)
+
+    async def close(self) -> None:
+        """Close the client and its pool."""
+        await self.client.aclose(close_connection_pool=True)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for logs."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"

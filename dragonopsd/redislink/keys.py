@@ -1,0 +1,68 @@
+"""Every Redis key, stream, channel and group name the deployment uses, in one place.
+
+All of them start with ``<prefix>:`` ([redis] prefix), so several deployments can share one
+server and a test can delete exactly its own keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Consumer groups (one per role, not per process: processes of one role share the work).
+CORE_GROUP = "core"
+WORKER_GROUP = "workers"
+ACTION_GROUP = "executors"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Names under one prefix."""
+
+    prefix: str
+
+    @property
+    def events(self) -> str:
+        """The pub/sub channel every process publishes its bus events on."""
+        return f"{self.prefix}:events"
+
+    def cache(self, key: str) -> str:
+        """A cached value (dashboard stats...)."""
+        return f"{self.prefix}:cache:{key}"
+
+    @property
+    def cache_pattern(self) -> str:
+        """Every cached value (SCAN pattern), dropped when Redis comes back from an outage."""
+        return f"{self.prefix}:cache:*"
+
+    @property
+    def monitor_state(self) -> str:
+        """Hash: monitor id -> its latest check report (JSON)."""
+        return f"{self.prefix}:state:monitors"
+
+    @property
+    def server_state(self) -> str:
+        """Hash: server id -> its latest sample (JSON)."""
+        return f"{self.prefix}:state:servers"
+
+    def jobs(self, location: str) -> str:
+        """Stream of probe jobs for one location's workers."""
+        return f"{self.prefix}:jobs:{location}"
+
+    @property
+    def results(self) -> str:
+        """Stream of probe results from every location, read by the core."""
+        return f"{self.prefix}:results"
+
+    def workers(self, location: str) -> str:
+        """Sorted set: worker name -> last time it said it was alive (Unix seconds)."""
+        return f"{self.prefix}:workers:{location}"
+
+    @property
+    def actions(self) -> str:
+        """Stream of accepted server action ids."""
+        return f"{self.prefix}:actions"
+
+    @property
+    def pattern(self) -> str:
+        """Everything of this deployment (SCAN pattern; tests clean up with it)."""
+        return f"{self.prefix}:*"
