@@ -26,6 +26,10 @@ log = logging.getLogger("dragonopsd.live")
 
 TRY_AGAIN_LATER = 1013
 GOING_AWAY = 1001
+# Why frames never reached a client (the hub's counters, exported as metrics): superseded by a
+# newer sample, discarded with a client closed for being slow or for another reason, or lost
+# because the hub fell behind the bus.
+DROP_REASONS = ("coalesced", "slow_client", "closed", "bus_lag")
 
 
 class Socket(Protocol):
@@ -72,6 +76,7 @@ class Client:
         *,
         queue_size: int,
         close_timeout: float,
+        drops: dict[str, int] | None = None,
     ) -> None:
         self.socket = socket
         self.still_valid = still_valid
@@ -88,6 +93,7 @@ class Client:
         self._idle = False  # the writer waits for work: nothing of ours is mid-write
         self._writer = asyncio.create_task(self._drain())
         self._closer: asyncio.Task[None] | None = None
+        self._drops = drops if drops is not None else dict.fromkeys(DROP_REASONS, 0)
 
     @property
     def backlog(self) -> int:
@@ -133,6 +139,8 @@ class Client:
             return
         self.closing = True
         self.close_code = code
+        lost = len(self._queue) + len(self._held)
+        self._drops["slow_client" if code == TRY_AGAIN_LATER else "closed"] += lost
         self._queue.clear()
         self._latest.clear()
         self._held.clear()
@@ -157,6 +165,7 @@ class Client:
             slot = self._latest.get(topic)
             if slot is not None:
                 slot.frame = frame  # latest sample wins; no growth, no reordering
+                self._drops["coalesced"] += 1
                 return
         elif topic:
             # A later coalescible frame of this topic must queue behind this one (seq order).

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..bus import Bus, Event
-from .client import GOING_AWAY, TRY_AGAIN_LATER, Client, Socket
+from .client import DROP_REASONS, GOING_AWAY, TRY_AGAIN_LATER, Client, Socket
 from .topics import (
     ALL_SERVERS,
     BUS_PATTERNS,
@@ -82,6 +82,7 @@ class Hub:
         self._index: dict[str, set[Client]] = {}
         self._seq: dict[str, int] = {}
         self._providers: dict[str, Provider] = {}
+        self.drops = dict.fromkeys(DROP_REASONS, 0)  # frames lost, by reason (client.py)
 
     def register_snapshot(self, topic: str, provider: Provider) -> None:
         """Serve the snapshot of a client topic (or ``{id}`` template) from provider."""
@@ -98,7 +99,13 @@ class Hub:
     def attach(self, socket: Socket, still_valid: Callable[[], bool]) -> Client:
         """A new authenticated socket; ``still_valid`` is polled to close it on revocation."""
         s = self.settings
-        client = Client(socket, still_valid, queue_size=s.queue_size, close_timeout=s.close_timeout)
+        client = Client(
+            socket,
+            still_valid,
+            queue_size=s.queue_size,
+            close_timeout=s.close_timeout,
+            drops=self.drops,
+        )
         self.clients.add(client)
         return client
 
@@ -168,6 +175,7 @@ class Hub:
                 while not sub.queue.empty():
                     self._fan_out(sub.queue.get_nowait())
                 if sub.dropped != dropped:
+                    self.drops["bus_lag"] += sub.dropped - dropped
                     log.warning(
                         "websocket hub fell %d events behind the bus; all clients resync",
                         sub.dropped - dropped,

@@ -15,6 +15,8 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from ..buckets import Buckets
+
 log = logging.getLogger("dragonopsd.scheduler")
 
 Check = Callable[[int, float], Awaitable[None]]
@@ -33,6 +35,7 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self.drift: deque[float] = deque(maxlen=drift_samples)  # seconds late, per start
+        self.drift_buckets = Buckets()  # every start since boot, for the metrics histogram
         self.started = 0
         self.skipped = 0  # runs skipped because the previous one was still going
         self.in_flight = 0
@@ -107,7 +110,9 @@ class Scheduler:
     async def _guarded(self, key: int, due: float) -> None:
         try:
             async with self._slots:
-                self.drift.append(max(0.0, asyncio.get_running_loop().time() - due))
+                late = max(0.0, asyncio.get_running_loop().time() - due)
+                self.drift.append(late)
+                self.drift_buckets.observe(late)
                 self.started += 1
                 self.in_flight += 1
                 try:

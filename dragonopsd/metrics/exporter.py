@@ -1,0 +1,230 @@
+"""The exporter: the app's own CollectorRegistry, and a scrape that keeps the loop responsive.
+
+A scrape collects the small families (daemon internals, servers, requests, process) through
+their collectors, then snapshots and renders the monitors in steps of a few milliseconds,
+giving the loop back between steps. Not in a thread: a CPU-bound Python thread holds the GIL,
+and the loop then waits up to a switch interval (5 ms) to take it back after each syscall it
+makes (the convoy effect), so probes would queue behind the rendering anyway. A gzip thread
+compresses each segment while the next renders (zlib runs without the GIL), so a scrape costs
+about the larger of the two, not their sum. Segments are deflated independently and joined
+into one gzip member (as pigz does), so the ones exposition.py keeps are compressed once.
+Concurrent scrapes of one format share a rendering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import struct
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from ..live.hub import Hub
+from ..monitoring.engine import Engine
+from ..notify.dispatcher import Dispatcher
+from ..sampling.sampler import Sampler
+from ..store.history import HistoryWriter
+from .daemon import DaemonCollector, RedisProbe
+from .exposition import Exposition, Segment
+from .labels import InventoryLabels
+from .monitors import MonitorCollector, Snapshot
+from .requests import RequestStats
+from .servers import ServerCollector
+
+OPENMETRICS = "application/openmetrics-text"
+EOF_LINE = b"# EOF\n"
+GZIP_LEVEL = 1  # ~10x smaller already; higher levels cost 2-3x the time for a few % more
+# A gzip member's header (deflate, no name, no mtime, unknown OS) and the empty final block
+# that ends the concatenated raw deflate segments.
+GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+FINAL_BLOCK = b"\x03\x00"
+
+
+def _not_configured() -> bool | None:
+    return None
+
+
+@dataclass(frozen=True)
+class Scrape:
+    """One rendered exposition, in the parts it was made of (sent one by one: joining 17 MB
+    for 10,000 monitors would only cost another copy)."""
+
+    parts: tuple[bytes, ...]
+    content_type: str
+    gzipped: bool
+
+    @property
+    def length(self) -> int:
+        """Content-Length."""
+        return sum(map(len, self.parts))
+
+    @property
+    def body(self) -> bytes:
+        """The whole body at once (tests and tools)."""
+        return b"".join(self.parts)
+
+
+class _Frozen(Collector):
+    """Families collected on the loop, handed to prometheus_client's encoder in a thread."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+class Exporter:
+    """Owns the registry, the HTTP request counters and the ``redis_up`` hook."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        history: HistoryWriter,
+        sampler: Sampler,
+        hub: Hub,
+        notifier: Dispatcher,
+        labels: InventoryLabels,
+        version: str,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.labels = labels
+        self.http = RequestStats()
+        # Set by whoever owns the Redis connection: () -> True/False, None when not configured.
+        self.redis_up: RedisProbe = _not_configured
+        self.monitors = MonitorCollector(engine, labels)
+        self._exposition = Exposition()
+        daemon = DaemonCollector(
+            scheduler=engine.scheduler,
+            history=history,
+            hub=hub,
+            notifier=notifier,
+            redis_up=self._redis_state,
+            version=version,
+        )
+        # Small families, collected on the loop at the start of a scrape (well under 1 ms).
+        self._state: tuple[Collector, ...] = (daemon, ServerCollector(sampler, labels), self.http)
+        # prometheus_client's process (/proc/self), platform and GC collectors.
+        self._system: tuple[Collector, ...] = (
+            ProcessCollector(registry=self.registry),
+            PlatformCollector(registry=self.registry),
+            GCCollector(registry=self.registry),
+        )
+        for collector in (*self._state, self.monitors):
+            self.registry.register(collector)
+        self._running: dict[tuple[str, bool], asyncio.Future[Scrape]] = {}
+
+    def add(self, collector: Collector) -> None:
+        """Another small family collected at every scrape (wired after the exporter is built)."""
+        self._state = (*self._state, collector)
+        self.registry.register(collector)
+
+    def _redis_state(self) -> bool | None:
+        return self.redis_up()  # looked up per scrape: the hook is set after this is built
+
+    async def run(self) -> None:
+        """Keep the inventory labels current (a cleanup_ctx task)."""
+        await self.labels.follow()
+
+    async def scrape(self, accept: str, gzip: bool) -> Scrape:
+        """Render for an Accept header (text or OpenMetrics), gzipped when asked."""
+        encoder, content_type = choose_encoder(accept)
+        key = (content_type, gzip)
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._render(encoder, content_type, gzip))
+            self._running[key] = running
+
+            def forget(done: asyncio.Future[Scrape]) -> None:
+                if self._running.get(key) is done:
+                    del self._running[key]
+
+            running.add_done_callback(forget)
+        # Shielded: a scraper that hangs up does not cancel the rendering others wait for.
+        return await asyncio.shield(running)
+
+    async def _render(
+        self, encoder: Callable[[Collector], bytes], content_type: str, gzip: bool
+    ) -> Scrape:
+        openmetrics = content_type.startswith(OPENMETRICS)
+        families = [f for c in (*self._state, *self._system) for f in c.collect()]
+        head = encoder(_Frozen(families))
+        sink = _Gzip() if gzip else _Chunks()
+        try:
+            sink.put(Segment(head.removesuffix(EOF_LINE) if openmetrics else head))
+            snap = await self.monitors.snapshot_sliced()
+            for segment in self._exposition.render(snap, openmetrics):
+                sink.put(segment)
+                await asyncio.sleep(0)  # the loop runs what is due before the next step
+            if openmetrics:
+                sink.put(Segment(EOF_LINE))
+            return Scrape(await sink.finish(), content_type, gzip)
+        finally:
+            sink.close()  # a failed or cancelled scrape must not leave the thread waiting
+
+    def snapshot(self) -> Snapshot:
+        """The monitor figures a scrape would render (benchmarks time this part alone)."""
+        return self.monitors.snapshot()
+
+
+class _Chunks:
+    """Segments joined at the end: the body of an uncompressed scrape."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+
+    def put(self, segment: Segment) -> None:
+        self._chunks.append(segment.text)
+
+    async def finish(self) -> tuple[bytes, ...]:
+        return tuple(self._chunks)
+
+    def close(self) -> None:
+        self._chunks.clear()
+
+
+class _Gzip:
+    """One gzip member from segments deflated by a worker thread as they come."""
+
+    def __init__(self) -> None:
+        self._handoff: queue.SimpleQueue[Segment | None] = queue.SimpleQueue()
+        self._open = True
+        self._done = asyncio.get_running_loop().run_in_executor(None, self._compress)
+
+    def put(self, segment: Segment) -> None:
+        self._handoff.put(segment)
+
+    def _compress(self) -> tuple[bytes, ...]:
+        out = [GZIP_HEADER]
+        crc = size = 0
+        while (segment := self._handoff.get()) is not None:
+            deflated = segment.deflated
+            if deflated is None:
+                # Raw deflate (wbits -15), flushed to a byte boundary without ending the
+                # stream: segments concatenate into one valid deflate stream.
+                packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
+                deflated = packer.compress(segment.text) + packer.flush(zlib.Z_SYNC_FLUSH)
+                if segment.labels is not None:  # a kept segment: compressed once
+                    segment.deflated = deflated
+            out.append(deflated)
+            crc = zlib.crc32(segment.text, crc)
+            size += len(segment.text)
+        out.append(FINAL_BLOCK)
+        out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
+        return (b"".join(out),)
+
+    async def finish(self) -> tuple[bytes, ...]:
+        self.close()
+        return await self._done
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._handoff.put(None)  # the end: the thread adds the trailer and returns
