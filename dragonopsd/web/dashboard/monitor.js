@@ -1,0 +1,159 @@
+// Monitor detail: uptime over 24h/7d/30d, latency p50/p95, the heartbeat bar, incidents and
+// "run now". Live from "monitors.<id>": heartbeats extend the bar, status changes refetch the
+// uptime and incidents.
+
+import {api, query} from "./api.js";
+import {ago, announce, badge, clear, debounce, duration, errorBox, h, ms, pct, section, setBadge, time} from "./dom.js";
+import {LineChart, heartbeatBar} from "./charts.js";
+
+const RANGES = [
+  {label: "1 hour", span: 3600, step: "1m"},
+  {label: "24 hours", span: 86400, step: "15m"},
+  {label: "7 days", span: 7 * 86400, step: "2h"},
+];
+const BEATS = 60;
+
+export async function mount(root, {id}, ctx) {
+  const base = `/api/monitors/${encodeURIComponent(id)}`;
+  const problems = h("div");
+  let monitor;
+  try {
+    monitor = await api(base);
+  } catch (err) {
+    root.append(h("h1", {}, "Monitor"), errorBox(err), h("p", {}, h("a", {href: "#/"}, "Back to the overview")));
+    return null;
+  }
+  document.title = `${monitor.name} \u00b7 dragonopsd`;
+  let statusBadge = badge(monitor.status);
+  const since = h("span.muted");
+  const uptimes = h("dl.stats");
+  const beatsBox = h("div.beats-box");
+  const incidentList = h("ul.incidents");
+  const runResult = h("div.run-result", {"aria-live": "polite"});
+  let beats = [];
+  let range = RANGES[0]; // the hour: a new monitor has nothing older to show
+  const chart = new LineChart({label: "Latency", unit: " ms", series: [
+    {key: "p50Ms", label: "p50", cls: "p50"},
+    {key: "p95Ms", label: "p95", cls: "p95", dash: true},
+  ]});
+  const rangeButtons = RANGES.map((r) => h("button", {type: "button", "aria-pressed": String(r === range),
+    on: {click: () => {
+      range = r;
+      for (const b of rangeButtons) b.setAttribute("aria-pressed", String(b.textContent === r.label));
+      loadHistory();
+    }}}, r.label));
+  const runButton = h("button.primary", {type: "button", on: {click: runNow}}, "Run check now");
+  const enable = () => {
+    runButton.disabled = !ctx.can("operator");
+    runButton.title = runButton.disabled ? "Needs the operator role" : "";
+  };
+  enable();
+
+  root.append(
+    h("p.crumbs", {}, h("a", {href: "#/"}, "Overview"), " / monitor"),
+    h("div.title-row", {}, h("h1", {}, monitor.name), statusBadge, since),
+    problems,
+    h("p.muted", {}, `${monitor.kind} \u00b7 ${target(monitor)} \u00b7 every ${monitor.interval} s`,
+      monitor.managedBy === "config" ? " \u00b7 managed by the config file" : ""),
+    h("div.actions", {}, runButton), runResult,
+    section("uptime-h", "Uptime", uptimes),
+    section("latency-h", "Latency", h("div.toolbar", {role: "group", "aria-label": "Time range"}, rangeButtons), chart.node),
+    section("beats-h", "Recent checks", beatsBox),
+    section("mon-incidents-h", "Incidents", incidentList),
+  );
+
+  function setStatus(status, at) {
+    statusBadge = setBadge(statusBadge, status);
+    if (at) since.textContent = `since ${ago(at)}`;
+  }
+
+  async function loadUptime() {
+    const u = await api(`${base}/uptime?windows=24h,7d,30d`);
+    const names = ["24h", "7d", "30d"];
+    clear(uptimes).append(...u.windows.map((w, i) => h("div.stat", {},
+      h("dt", {}, `Uptime ${names[i]}`),
+      h("dd", {}, pct(w.uptime)),
+      h("dd.muted", {}, `${w.checks} checks \u00b7 p95 ${ms(w.p95Ms)} \u00b7 ${u.incidents[names[i]] ?? 0} incidents`))));
+  }
+
+  async function loadHistory() {
+    const until = Date.now() / 1000;
+    const h1 = await api(`${base}/history${query({since: until - range.span, until, step: range.step})}`);
+    chart.set(h1.points.map((p) => ({at: p.at, p50Ms: p.p50Ms, p95Ms: p.p95Ms})));
+  }
+
+  async function loadBeats() {
+    const r = await api(`${base}/heartbeats?limit=${BEATS}`);
+    beats = r.items.reverse();
+    drawBeats();
+  }
+
+  function drawBeats() {
+    clear(beatsBox).append(beats.length ? heartbeatBar(beats, BEATS) : h("p.muted", {}, "No checks yet."));
+  }
+
+  async function loadIncidents() {
+    const r = await api(`/api/incidents?monitorId=${encodeURIComponent(id)}&limit=20`);
+    clear(incidentList).append(...(r.items.length ? r.items.map((i) => h("li.incident", {},
+      badge(i.closedAt ? "closed" : "open"), " ", time(i.openedAt), " ",
+      h("span.muted", {}, duration(i.durationSeconds)), i.cause ? h("span.cause", {}, i.cause) : null))
+      : [h("li.muted", {}, "No incidents.")]));
+  }
+
+  async function runNow() {
+    runButton.disabled = true;
+    runResult.replaceChildren(h("p.muted", {}, "Checking\u2026"));
+    try {
+      const r = await api(`${base}/check`, {method: "POST"});
+      clear(runResult).append(h("p", {}, "Result: ", badge(r.ok ? "up" : "down"), ` ${ms(r.latencyMs)}`,
+        r.message ? ` \u2013 ${r.message}` : ""),
+      h("ul.conditions", {}, ...(r.conditions ?? []).map((c) =>
+        h("li", {}, c.success ? "\u2714 " : "\u2716 ", h("code", {}, c.condition ?? ""), c.detail ? ` \u2013 ${c.detail}` : ""))));
+      announce(`Check finished: ${r.ok ? "up" : "down"}`);
+    } catch (err) {
+      runResult.replaceChildren(errorBox(err));
+    } finally {
+      enable();
+    }
+  }
+
+  async function loadAll() {
+    try {
+      await Promise.all([loadUptime(), loadHistory(), loadBeats(), loadIncidents()]);
+      problems.replaceChildren();
+    } catch (err) {
+      problems.replaceChildren(errorBox(err));
+    }
+  }
+
+  const refresh = debounce(() => Promise.all([loadUptime(), loadIncidents()]).catch(() => {}), 800);
+  await loadAll();
+  const unsubscribe = ctx.live.subscribe([`monitors.${id}`], (f) => {
+    const d = f.data;
+    if (f.event === "monitor.state") setStatus(d.status, d.since);
+    else if (f.event === "monitor.status") {
+      setStatus(d.status, d.at);
+      refresh();
+    } else if (f.event === "monitor.heartbeat") {
+      beats.push({at: Date.parse(d.at) / 1000, status: d.status, latencyMs: d.latencyMs, message: d.message});
+      if (beats.length > BEATS) beats.shift();
+      drawBeats();
+    }
+  }, loadAll);
+  const unwatch = ctx.onLive(enable);
+  // History moves a step at a time (a minute at the finest): re-read it as often.
+  const ticker = setInterval(() => loadHistory().catch(() => {}), 60_000);
+  return () => {
+    unsubscribe();
+    unwatch();
+    clearInterval(ticker);
+    refresh.cancel();
+    chart.destroy();
+  };
+}
+
+function target(m) {
+  if (m.url) return m.url;
+  if (m.kind === "push") return "push";
+  return m.port ? `${m.host}:${m.port}` : m.host ?? "";
+}
