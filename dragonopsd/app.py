@@ -11,21 +11,26 @@ from pathlib import Path
 from aiohttp import web
 
 from . import __version__, demo, lifecycle
+from .actions.queue import RedisQueue
 from .actions.service import ActionService
-from .api import middleware, openapi, routes
+from .api import bundle, middleware, openapi, routes
 from .api.http import encode
+from .api.metrics import listener_ctx as metrics_listener_ctx
+from .assistant.credentials import secret_value
+from .assistant.service import AssistantService
 from .auth.authenticator import Authenticator
 from .auth.jwt import JwtVerifier
 from .auth.limiter import FailureLimiter
 from .auth.tokens import TokenAuth
-from .bus import LocalBus
-from .cache import MemoryCache
+from .bus import Bus, LocalBus, RedisBus
+from .cache import Cache, MemoryCache, RedisCache
 from .config import Config
 from .crypto import KEYS_ENV
 from .dashboard import DashboardService
 from .inventory import InventoryService
 from .keys import (
     ACTIONS,
+    ASSISTANT,
     AUDIT,
     AUTH_LIMITER,
     AUTHENTICATOR,
@@ -40,24 +45,35 @@ from .keys import (
     HUB,
     INVENTORY,
     MAINTENANCE,
+    METRICS,
     MONITORS,
     NOTIFIER,
     OPENAPI,
+    REDIS,
     ROUTE_INDEX,
     ROUTE_OF,
     SAMPLER,
     SETTINGS,
+    STATUS_PAGES,
     VAULT,
+    WEB_BUNDLE,
     DocsAssets,
 )
 from .live.hub import Hub, Item
+from .live.mirror import StateMirror
 from .live.topics import topic_id
 from .maintenance import MaintenanceService
+from .metrics.exporter import Exporter
+from .metrics.labels import InventoryLabels
+from .metrics.shared import RedisCollector
 from .model import InventoryChanged
 from .monitoring.engine import Engine
+from .monitoring.remote import RemoteProbes
 from .monitoring.service import MonitorService
+from .monitoring.statuspage import StatusPages
 from .netguard import AddressGuard
 from .notify.dispatcher import Dispatcher
+from .redislink.client import RedisLink
 from .sampling.sampler import Sampler
 from .store.actions import ActionStore
 from .store.audit import AuditStore
@@ -115,7 +131,9 @@ def _wire_monitoring(
         maintenance=maintenance,
         bus=bus,
     )
+    engine.remote = RemoteProbes(app[REDIS], history)
     monitors = app[MONITORS] = MonitorService(engine, history_query, config_path)
+    app[STATUS_PAGES] = StatusPages(cfg.status_page, engine, history_query)
     dashboard = app[DASHBOARD]
     dashboard.monitor_counts = engine.counts
     engine.on_change.append(dashboard.invalidate)
@@ -123,6 +141,9 @@ def _wire_monitoring(
     app.cleanup_ctx.append(lifecycle.notifier_ctx)
     app.cleanup_ctx.append(lifecycle.history_ctx(history))
     app.cleanup_ctx.append(lifecycle.engine_ctx(cfg, monitors, bus))
+    app.cleanup_ctx.append(
+        lifecycle.task_ctx(lambda: engine.remote.consume(engine.remote_result), recancel=True)
+    )
 
 
 def _wire_live(app: web.Application, bus: LocalBus) -> None:
@@ -157,6 +178,9 @@ def _wire_live(app: web.Application, bus: LocalBus) -> None:
 
     app.on_shutdown.append(going_away)
     app.cleanup_ctx.append(lifecycle.hub_ctx(hub))
+    link = app[REDIS]
+    if link is not None:  # other processes read the latest state from Redis
+        app.cleanup_ctx.append(lifecycle.task_ctx(StateMirror(bus, link).run, recancel=True))
 
 
 def _wire_sampling(
@@ -183,13 +207,57 @@ def _wire_actions(
     app: web.Application, db: Database, bus: LocalBus, inventory: InventoryService
 ) -> None:
     """Server actions, and their websocket snapshot: the ones queued or running (after the hub)."""
-    actions = app[ACTIONS] = ActionService(ActionStore(db), inventory, bus, app[CONFIG].actions)
+    link = app[REDIS]
+    queue = RedisQueue(link) if link is not None else None
+    actions = app[ACTIONS] = ActionService(
+        ActionStore(db), inventory, bus, app[CONFIG].actions, queue=queue
+    )
 
     async def pending_actions(topic: str) -> list[Item]:
         return [(topic, "action.updated", e) for e in await actions.pending()]
 
     app[HUB].register_snapshot("actions", pending_actions)
     app.cleanup_ctx.append(lifecycle.actions_ctx)
+
+
+def _wire_metrics(app: web.Application, cfg: Config, db: Database, bus: Bus) -> None:
+    """Prometheus: collectors over the services built above, the inventory label refresher,
+    and the optional listener of its own (started last, stopped first)."""
+    exporter = app[METRICS] = Exporter(
+        engine=app[MONITORS].engine,
+        history=app[HISTORY_WRITER],
+        sampler=app[SAMPLER],
+        hub=app[HUB],
+        notifier=app[NOTIFIER],
+        labels=InventoryLabels(db, bus),
+        version=__version__,
+    )
+    app.cleanup_ctx.append(lifecycle.task_ctx(exporter.run))
+    link = app[REDIS]
+    if link is not None:
+        exporter.redis_up = lambda: link.up
+        redis_bus = bus if isinstance(bus, RedisBus) else None
+        exporter.add(RedisCollector(link, redis_bus, app[MONITORS].engine.remote))
+    app.cleanup_ctx.append(metrics_listener_ctx(cfg.metrics))
+
+
+def _wire_assistant(app: web.Application, cfg: Config, inventory: InventoryService) -> None:
+    """The assistant; with [ai] provider = "openai" its one model client opens at start and
+    closes at shutdown. The API key secret is read per call, so a rotated key is used at once."""
+    vault = app[VAULT]
+    name = cfg.ai.api_key_secret
+
+    async def secret_key() -> str:
+        return await secret_value(vault, name)
+
+    assistant = app[ASSISTANT] = AssistantService(cfg.ai, inventory, secret_key if name else None)
+
+    async def assistant_ctx(app: web.Application) -> AsyncIterator[None]:
+        await assistant.start()
+        yield
+        await assistant.close()
+
+    app.cleanup_ctx.append(assistant_ctx)
 
 
 def build_app(
@@ -206,8 +274,10 @@ def build_app(
         busy_timeout_ms=cfg.storage.busy_timeout_ms,
         readers=cfg.storage.readers,
     )
-    cache = MemoryCache()
-    bus = LocalBus()
+    link = RedisLink(cfg.redis) if cfg.redis.url else None
+    cache: Cache = RedisCache(link) if link else MemoryCache()
+    bus = RedisBus(link) if link else LocalBus()
+    app[REDIS] = link
     store = InventoryStore(db)
     dashboard = DashboardService(store, cache)
 
@@ -237,6 +307,8 @@ def build_app(
         await vault.start()  # a key file that does not match the database refuses the start
         yield
 
+    if link is not None:  # first up, last down: every Redis user starts after it
+        app.cleanup_ctx.append(lifecycle.redis_ctx(link, bus))
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(vault_ctx)
     _wire_monitoring(app, cfg, db, bus, config_path)
@@ -244,10 +316,13 @@ def build_app(
     _wire_live(app, bus)
     _wire_actions(app, db, bus, inventory)
     _wire_sampling(app, cfg, db, bus, inventory)
+    _wire_assistant(app, cfg, inventory)
+    _wire_metrics(app, cfg, db, bus)
     table = routes.table()
     app[ROUTE_OF] = routes.register(app, table)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}
     app[OPENAPI] = encode(openapi.build(table, __version__))
     # Read once at build time: a few KB from the installed package, before any request.
     app[DOCS_ASSETS] = _docs_assets()
+    app[WEB_BUNDLE] = bundle.load()
     return app

@@ -52,6 +52,15 @@ class RedisConfig(Section, frozen=True):
     """[redis]: empty url keeps cache and bus in-process."""
 
     url: Annotated[str, msgspec.Meta(pattern=r"^$|^(redis|rediss|unix)://")] = ""
+    # Every key and channel starts with "<prefix>:", so deployments can share one server.
+    prefix: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.\-]{1,64}$")] = "dragonops"
+    # true: /readyz answers 503 while Redis is away (a load balancer takes the core out).
+    required: bool = False
+    connect_timeout: Annotated[float, msgspec.Meta(gt=0, le=60)] = 2.0
+    # A job, result or action pending this long with a silent consumer is claimed by another.
+    claim_idle: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 15.0
+    # Entries kept per stream (approximate MAXLEN): bounds Redis memory when nobody consumes.
+    stream_maxlen: Annotated[int, msgspec.Meta(ge=100, le=10_000_000)] = 100_000
 
 
 class LogConfig(Section, frozen=True):
@@ -144,6 +153,80 @@ class ActionsConfig(Section, frozen=True):
             raise ValueError("actions.executor = 'webhook' needs actions.webhook_url")
 
 
+# "host:port" or "[v6 address]:port"; empty: off.
+Listen = Annotated[str, msgspec.Meta(pattern=r"^$|^(\[[0-9A-Fa-f:.]+\]|[^\s:\[\]/]+):\d{1,5}$")]
+
+
+class MetricsConfig(Section, frozen=True):
+    """[metrics]: the Prometheus endpoint, /metrics.
+
+    With a token, scrapes must send it as a bearer token. With listen ("host:port"), /metrics
+    is served on that address only, apart from the API (the API port answers 404 for it).
+    """
+
+    token: str = ""
+    listen: Listen = ""
+
+    def __post_init__(self) -> None:
+        if self.listen and int(self.listen.rsplit(":", 1)[1]) > 65535:
+            raise ValueError("metrics.listen: port must be 0-65535")
+
+
+Slug = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+# A monitor named by its id or its name (names are what a config file knows).
+MonitorRef = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+PageTitle = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class StatusPageSpec(Section, frozen=True):
+    """[[status_page.pages]]: one more public page, at /status/<slug>."""
+
+    slug: Slug
+    title: PageTitle
+    monitors: Annotated[list[MonitorRef], msgspec.Meta(max_length=500)] = []
+
+
+class StatusPageConfig(Section, frozen=True):
+    """[status_page]: the public page at /status, and more at /status/<slug>.
+
+    Only the monitors listed are shown, with name, status and uptime: never their targets.
+    """
+
+    title: PageTitle = "Service status"
+    monitors: Annotated[list[MonitorRef], msgspec.Meta(max_length=500)] = []
+    pages: list[StatusPageSpec] = []
+    cache_seconds: Annotated[float, msgspec.Meta(ge=0, le=3600)] = 60.0
+
+    def __post_init__(self) -> None:
+        slugs = [p.slug for p in self.pages]
+        if len(slugs) != len(set(slugs)):
+            raise ValueError("status_page.pages: each slug may appear once")
+
+
+# A secret's key, or "env/key" for a secret outside the "default" env.
+SecretName = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^$|^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}/)?[A-Za-z_][A-Za-z0-9_.-]{0,127}$"),
+]
+
+
+class AiConfig(Section, frozen=True):
+    """[ai]: the infrastructure assistant (POST /api/ai/generate).
+
+    "offline" answers from the built-in templates; "openai" asks an OpenAI-compatible server
+    first and answers from the templates when it fails.
+    """
+
+    provider: Literal["offline", "openai"] = "offline"
+    model: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "gpt-4o-mini"
+    base_url: Annotated[str, msgspec.Meta(pattern=r"^$|^https?://\S+$")] = ""
+    api_key: str = ""
+    api_key_secret: SecretName = ""
+    timeout: Annotated[float, msgspec.Meta(gt=0, le=600)] = 30.0
+    max_tokens: Annotated[int, msgspec.Meta(ge=64, le=128_000)] = 2000
+    rate_limit: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 10
+
+
 class Config(Section, frozen=True):
     """The whole configuration file."""
 
@@ -158,6 +241,9 @@ class Config(Section, frozen=True):
     history: HistoryConfig = HistoryConfig()
     actions: ActionsConfig = ActionsConfig()
     sampling: SamplingConfig = SamplingConfig()
+    ai: AiConfig = AiConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    status_page: StatusPageConfig = StatusPageConfig()
     # [[monitors]] tables, validated as MonitorSpec by the monitoring layer (config sits below
     # the model, so it keeps them as plain tables).
     monitors: list[dict[str, Any]] = []
@@ -186,6 +272,9 @@ SECTIONS: dict[str, type[Section]] = {
     "history": HistoryConfig,
     "actions": ActionsConfig,
     "sampling": SamplingConfig,
+    "ai": AiConfig,
+    "metrics": MetricsConfig,
+    "status_page": StatusPageConfig,
 }
 
 

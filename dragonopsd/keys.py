@@ -9,19 +9,24 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .actions.service import ActionService
+    from .api.bundle import Bundle
     from .api.route import Route
+    from .assistant.service import AssistantService
     from .auth.authenticator import Authenticator
     from .auth.limiter import FailureLimiter
     from .bus import LocalBus
-    from .cache import MemoryCache
+    from .cache import Cache
     from .config import Config
     from .dashboard import DashboardService
     from .inventory import InventoryService
     from .live.hub import Hub
     from .maintenance import MaintenanceService
+    from .metrics.exporter import Exporter
     from .monitoring.service import MonitorService
+    from .monitoring.statuspage import StatusPages
     from .notify.dispatcher import Dispatcher
     from .principal import Principal
+    from .redislink.client import RedisLink
     from .sampling.sampler import Sampler
     from .store.audit import AuditStore
     from .store.db import Database
@@ -41,12 +46,16 @@ class DocsAssets:
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 DATABASE: web.AppKey[Database] = web.AppKey("database")
-CACHE: web.AppKey[MemoryCache] = web.AppKey("cache")
+CACHE: web.AppKey[Cache] = web.AppKey("cache")
+# The Redis connection and its health; None when [redis] url is empty (one host, in-process).
+REDIS: web.AppKey[RedisLink | None] = web.AppKey("redis")
 BUS: web.AppKey[LocalBus] = web.AppKey("bus")
 INVENTORY: web.AppKey[InventoryService] = web.AppKey("inventory")
 DASHBOARD: web.AppKey[DashboardService] = web.AppKey("dashboard")
 OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")
 DOCS_ASSETS: web.AppKey[DocsAssets] = web.AppKey("docs_assets")
+# The built-in dashboard: index page and versioned assets (api/bundle.py).
+WEB_BUNDLE: web.AppKey[Bundle] = web.AppKey("web_bundle")
 
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 AUTH_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("auth_limiter")
@@ -64,9 +73,15 @@ ROUTE_OF: web.AppKey[dict[web.AbstractRoute, Route]] = web.AppKey("route_of")
 HISTORY_WRITER: web.AppKey[HistoryWriter] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryQuery] = web.AppKey("history_query")
 MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
+# The public status pages of [status_page] (monitoring/statuspage.py).
+STATUS_PAGES: web.AppKey[StatusPages] = web.AppKey("status_pages")
 # The websocket hub: clients, topic index, seq counters, snapshot providers (live/hub.py).
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 ACTIONS: web.AppKey[ActionService] = web.AppKey("actions")
+# The infrastructure assistant: providers, per-caller limit, .usage counters (assistant/).
+ASSISTANT: web.AppKey[AssistantService] = web.AppKey("assistant")
+# Prometheus: the registry, the scrape, and the request counters the front middleware feeds.
+METRICS: web.AppKey[Exporter] = web.AppKey("metrics")
 
 # Server samples: the tick, agent pushes, latest()/all_latest(), .writer and .query (history).
 SAMPLER: web.AppKey[Sampler] = web.AppKey("sampler")

@@ -18,29 +18,58 @@ from aiohttp import web
 
 from .auth.jwt import JwtVerifier
 from .auth.tokens import TokenAuth, bootstrap_admin
-from .bus import LocalBus
+from .bus import LocalBus, RedisBus
 from .config import Config
 from .keys import ACTIONS, MAINTENANCE, NOTIFIER
 from .live.hub import Hub
 from .monitoring.service import MonitorService
+from .redislink.client import RedisLink
 from .sampling.sampler import Sampler
 from .store.audit import AuditStore
 from .store.history import HistoryWriter
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("dragonopsd")
 
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
-def task_ctx(factory: Callable[[], Coroutine[Any, Any, None]]) -> CleanupCtx:
-    """A cleanup_ctx entry that runs one background task for the app's lifetime."""
+def task_ctx(
+    factory: Callable[[], Coroutine[Any, Any, None]], *, recancel: bool = False
+) -> CleanupCtx:
+    """A cleanup_ctx entry that runs one background task for the app's lifetime.
+
+    recancel: for loops around Redis calls, whose cancellation Python 3.11 can lose (tasks.py);
+    not for tasks that finish work after being cancelled (the history writer drains then).
+    """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         task = asyncio.create_task(factory())
         yield
+        if recancel:
+            await cancel_and_wait(task)
+            return
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+    return ctx
+
+
+def redis_ctx(link: RedisLink, bus: LocalBus) -> CleanupCtx:
+    """The Redis health watcher and the bus's publisher and reader. Starting never waits for
+    Redis: the daemon comes up degraded and the watcher connects when Redis answers."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await link.ping()  # one quick try, so a reachable Redis is in use from the start
+        async for _ in task_ctx(link.watch, recancel=True)(app):
+            if isinstance(bus, RedisBus):
+                async for _ in task_ctx(bus.run_publisher, recancel=True)(app):
+                    async for _ in task_ctx(bus.run_reader, recancel=True)(app):
+                        yield
+            else:
+                yield
+        await link.close()
 
     return ctx
 

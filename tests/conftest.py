@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from redis_helpers import private_redis, redis_prefix  # noqa: F401  (fixtures)
 
 from dragonopsd.app import build_app
 from dragonopsd.config import Config, from_mapping

@@ -26,6 +26,8 @@ ZERO = "00000000-0000-4000-8000-000000000000"
 EXPECTED_ROLES = {
     ("GET", "/healthz"): "public",
     ("GET", "/readyz"): "public",
+    # Prometheus holds no API token; [metrics] token, when set, is checked by the handler.
+    ("GET", "/metrics"): "public",
     ("GET", "/api/openapi.json"): "public",
     ("GET", "/api/docs"): "public",
     ("GET", "/api/docs/docs.css"): "public",
@@ -93,6 +95,18 @@ EXPECTED_ROLES = {
     ("POST", "/api/servers/{id}/actions"): "operator",
     ("GET", "/api/actions"): "viewer",
     ("GET", "/api/actions/{id}"): "viewer",
+    ("POST", "/api/ai/generate"): "operator",
+    ("GET", "/api/monitors/{id}/heartbeats"): "viewer",
+    # The built-in dashboard holds no data (it calls the API with the user's token), and the
+    # status pages show only what [status_page] publishes: names, statuses, uptime.
+    ("GET", "/"): "public",
+    ("GET", "/assets/{build}/{name}"): "public",
+    ("GET", "/status"): "public",
+    ("GET", "/status/feed.atom"): "public",
+    ("GET", "/status/{slug}"): "public",
+    ("GET", "/status/{slug}/feed.atom"): "public",
+    ("GET", "/api/status-page"): "public",
+    ("GET", "/api/status-page/{slug}"): "public",
 }
 
 

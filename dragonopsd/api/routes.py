@@ -6,17 +6,22 @@ from aiohttp import web
 
 from . import (
     actions,
+    assistant,
     audit,
+    heartbeats,
     incidents,
     inventory,
     maintenance,
+    metrics,
     monitors,
     notifications,
     samples,
     secrets,
     settings,
+    statuspage,
     system,
     tokens,
+    webui,
     ws,
 )
 from .route import Route
@@ -26,9 +31,11 @@ def table() -> list[Route]:
     """Every route the daemon serves."""
     return [
         *system.routes(),
+        *metrics.routes(),
         *inventory.routes(),
         *samples.routes(),
         *monitors.routes(),
+        *heartbeats.routes(),
         *incidents.routes(),
         *settings.routes(),
         *secrets.routes(),
@@ -38,6 +45,9 @@ def table() -> list[Route]:
         *maintenance.routes(),
         *ws.routes(),
         *actions.routes(),
+        *assistant.routes(),
+        *webui.routes(),
+        *statuspage.routes(),
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from ..keys import DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI
+from ..keys import CONFIG, DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI, REDIS
 from ..model import DashboardStats
 from ..store import migrations
 from .route import Route
@@ -40,7 +40,12 @@ async def readyz(request: web.Request) -> web.Response:
             else f"pending (at {db.schema_version}, want {migrations.latest()})"
         ),
     }
-    ready = all(v.startswith("ok") for v in checks.values())
+    link = request.app[REDIS]
+    if link is not None:
+        checks["redis"] = link.state
+    # Redis away is "degraded", not "not ready", unless [redis] required says it must be there.
+    required = request.app[CONFIG].redis.required
+    ready = all(v.startswith("ok") or (k == "redis" and not required) for k, v in checks.items())
     body = msgspec.json.encode(Readiness("ready" if ready else "not-ready", checks))
     return web.Response(body=body, status=200 if ready else 503, content_type="application/json")
 

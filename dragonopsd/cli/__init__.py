@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, db, token, keys, agent, version.
+"""Command line: serve, check-config, db, token, keys, agent, probe, version.
 
 Exit codes: 0 success; 1 a runtime failure (cannot bind, migration failed, database check
 failed); 2 a usage or configuration error.
@@ -15,7 +15,7 @@ from typing import Any
 from .. import __version__
 from ..config import Config, ConfigError, load, with_overrides
 from ..store import migrations
-from . import agent, db, keys, serve, tokens
+from . import agent, db, keys, probe, serve, tokens
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common
 
 log = logging.getLogger("dragonopsd")
@@ -45,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     tokens.register(sub)
     keys.register(sub)
     agent.register(sub)
+    probe.register(sub)
     sub.add_parser("version", help="print the version", epilog=EPILOG)
     return p
 

@@ -18,7 +18,7 @@ from ..app import build_app
 from ..config import Config, ConfigError, load
 from ..crypto import KeyRingError
 from ..demo import seed_monitors
-from ..keys import INVENTORY, MONITORS
+from ..keys import INVENTORY, MONITORS, STATUS_PAGES
 from ..store import migrations
 from ..systemd import Notifier
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, run
@@ -62,6 +62,7 @@ def _reloader(
 
         async def sync() -> None:
             problems = await app[MONITORS].sync_config(new.monitors)
+            app[STATUS_PAGES].configure(new.status_page)  # after: names may be new
             log.info("monitors re-synced from %s (%d problems)", path or "defaults", len(problems))
             notifier.ready(status)
 
@@ -77,7 +78,8 @@ async def _listen(runner: web.AppRunner, cfg: Config) -> bool:
     try:
         await runner.setup()
     # KeyRingError: the secrets key file is unusable or does not match the database.
-    except (migrations.MigrationError, sqlite3.DatabaseError, KeyRingError) as exc:
+    # OSError: a listener started with the app ([metrics] listen) cannot bind.
+    except (migrations.MigrationError, sqlite3.DatabaseError, KeyRingError, OSError) as exc:
         log.error("cannot start: %s", exc)
         await runner.cleanup()  # closes what did start (the database), nothing else
         return False
@@ -111,8 +113,6 @@ async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
     loop.add_signal_handler(
         signal.SIGHUP, _reloader(app, config_path, notifier, f"listening on {urls}")
     )
-    if cfg.redis.url:
-        log.warning("[redis] url is set, but this build keeps cache and bus in-process")
     log.info("dragonopsd %s listening on %s", __version__, urls)
     notifier.ready(f"listening on {urls}")
     watchdog = asyncio.create_task(notifier.watchdog())
