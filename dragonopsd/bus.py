@@ -189,7 +189,10 @@ class RedisBus(LocalBus):
                 while True:
                     message = await pubsub.get_message(timeout=1.0)
                     if message is not None and message.get("type") == "message":
-                        self._receive(message["data"])
+                        try:
+                            self._receive(message["data"])
+                        except Exception:  # a subscriber's bug must not end the reader
+                            log.exception("delivering an event from redis failed")
             except ERRORS as exc:
                 self._link.failed(exc, "subscribe")
                 await asyncio.sleep(backoff)
@@ -201,7 +204,7 @@ class RedisBus(LocalBus):
     def _receive(self, payload: bytes) -> None:
         try:
             msg = self._decoder.decode(payload)
-        except msgspec.ValidationError:
+        except msgspec.DecodeError:  # not JSON, or not an event envelope
             log.warning("ignoring a malformed event from redis (%d bytes)", len(payload))
             return
         if msg.origin == self.origin:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -36,3 +37,12 @@ def test_help_documents_the_worker() -> None:
     assert out.returncode == 0
     for flag in ("--location", "--redis", "--prefix", "--name", "--concurrency"):
         assert flag in out.stdout
+
+
+def test_check_config_never_prints_the_redis_password() -> None:
+    env = {**os.environ, "DRAGONOPS_REDIS__URL": "redis://user:s3cret-pw@db.example:6379/0"}
+    out = subprocess.run([sys.executable, "-m", "dragonopsd", "check-config"],
+                         capture_output=True, text=True, timeout=30, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "s3cret-pw" not in out.stdout + out.stderr
+    assert "redis://***@db.example:6379/0" in out.stdout

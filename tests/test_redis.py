@@ -19,7 +19,7 @@ from ws_helpers import frame, subscribe
 from dragonopsd.actions.queue import RedisQueue
 from dragonopsd.bus import RedisBus
 from dragonopsd.config import RedisConfig
-from dragonopsd.keys import ACTIONS, REDIS
+from dragonopsd.keys import ACTIONS, MONITORS, REDIS
 from dragonopsd.redislink.client import RedisLink
 
 MakeClient = Callable[..., Awaitable[Client]]
@@ -227,3 +227,32 @@ async def test_action_ids_left_by_a_dead_consumer_are_claimed(redis_prefix: str)
         await live.close()
         await dead_link.close()
         await live_link.close()
+
+
+async def test_malformed_results_are_skipped_and_acknowledged(
+    make_client: MakeClient, redis_prefix: str
+) -> None:
+    """Garbage on the results stream (not JSON, wrong shape, unknown monitor) is counted and
+    acknowledged; a good result after it is still consumed."""
+    client = await make_client(redis={"url": SHARED_URL, "prefix": redis_prefix})
+    mon = await post(client, "/api/monitors", {"name": "far", "kind": "tcp", "host": "127.0.0.1",
+                     "port": 9, "locations": ["eu"], "interval": 60})  # fmt: skip
+    r = aredis.Redis.from_url(SHARED_URL)
+    stream = f"{redis_prefix}:results"
+    remote = client.app[MONITORS].engine.remote
+    good = {"monitor_id": mon["id"], "round": 1, "location": "eu", "worker": "w", "at": 1.0e9}
+    try:
+        await r.xadd(stream, {b"result": b"not json at all"})
+        await r.xadd(stream, {b"result": b'{"monitor_id": 5}'})
+        await r.xadd(stream, {b"result": json.dumps({**good, "monitor_id": "gone"}).encode()})
+        await r.xadd(stream, {b"result": json.dumps(good).encode()})
+
+        async def consumed() -> bool:
+            groups = await r.xinfo_groups(stream)
+            return bool(groups) and groups[0]["pending"] == 0 and groups[0]["lag"] == 0
+
+        await until(consumed, 10)
+        assert (remote.malformed, remote.received) == (2, 2)
+        assert client.app[REDIS] is not None and client.app[REDIS].up
+    finally:
+        await r.aclose()

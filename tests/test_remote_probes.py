@@ -125,6 +125,34 @@ def test_killed_worker_jobs_are_claimed_by_its_peer(tmp_path: Path, redis_prefix
             r.close()
 
 
+def test_slow_probes_are_not_taken_over_by_a_live_peer(tmp_path: Path, redis_prefix: str) -> None:
+    """Probes that run longer than claim_idle (1 s here) stay with the worker running them:
+    it renews its claim, so its live peer never runs the same job a second time."""
+    target = Target(delay=2.5)
+    cfg = write_config(tmp_path / "core.toml", SHARED_URL, redis_prefix)
+    cfg.write_text(cfg.read_text().replace("claim_idle = 2.0", "claim_idle = 1.0"))
+    r = redis.Redis.from_url(SHARED_URL)
+    with Daemon(tmp_path / "state", "--config", str(cfg)) as d:
+        d.wait_listening()
+        workers = [ProbeWorker(tmp_path, SHARED_URL, redis_prefix, "eu", f"eu-{n}", config=cfg)
+                   for n in (1, 2)]  # fmt: skip
+        try:
+            wait_for(lambda: r.zcard(f"{redis_prefix}:workers:eu") == 2, 10, "two workers")
+            time.sleep(1.2)
+            ids = [monitor(d, f"m{i}", target.url, ["eu"], interval=60, timeout=10)["id"]
+                   for i in range(4)]  # fmt: skip
+            for ident in ids:
+                wait_for(lambda i=ident: state(d, i)["locations"] == {"eu": "up"}, 20, "answer")
+            time.sleep(3)  # a duplicate run would show up by now
+            assert target.hits == 4
+            assert not any("claimed job" in w.log for w in workers)
+        finally:
+            for w in workers:
+                assert w.stop() == 0
+            target.close()
+            r.close()
+
+
 def test_core_killed_mid_stream_loses_no_result(tmp_path: Path, redis_prefix: str) -> None:
     target = Target()
     cfg = write_config(tmp_path / "core.toml", SHARED_URL, redis_prefix)

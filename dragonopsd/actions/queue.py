@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any, Protocol
 
 from ..redislink.client import BLOCK_MS, ERRORS, RedisLink
@@ -72,8 +73,13 @@ class RedisQueue:
         self._link = link
         self._stream = link.keys.actions
         self._local = LocalQueue()
-        self._entries: dict[str, list[Any]] = {}  # action id -> stream entry ids to XACK
-        self._ready: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        # action id -> entries handed out by get(), oldest first; done() acknowledges one each.
+        self._entries: dict[str, list[Any]] = {}
+        self._held: set[Any] = set()  # entry ids read or handed out and not acknowledged
+        # Bounded: the reader stops reading ahead when the workers are all busy.
+        self._ready: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=64)
+        # Each process its own consumer: a dead one's entries are then claimable by the others.
+        self._consumer = f"{link.name}-{os.getpid()}-{os.urandom(3).hex()}"
         self._reader: asyncio.Task[None] | None = None
         self._decode = bytes.decode
 
@@ -114,12 +120,16 @@ class RedisQueue:
         return local.result()
 
     async def done(self, action_id: str) -> None:
-        """XACK every stream entry that delivered this id."""
-        entries = self._entries.pop(action_id, None)
+        """XACK the stream entry that delivered this id to the worker now done with it."""
+        entries = self._entries.get(action_id)
         if not entries:
             return
+        entry = entries.pop(0)
+        if not entries:
+            del self._entries[action_id]
+        self._held.discard(entry)
         try:
-            await self._link.client.xack(self._stream, ACTION_GROUP, *entries)
+            await self._link.client.xack(self._stream, ACTION_GROUP, entry)
         except ERRORS as exc:  # re-delivered after claim_idle; the worker skips it then
             self._link.failed(exc, "action ack")
 
@@ -129,7 +139,7 @@ class RedisQueue:
             await cancel_and_wait(self._reader)
 
     async def _read(self) -> None:
-        link, name = self._link, self._link.name
+        link, name = self._link, self._consumer
         claimed_at = 0.0
         backoff = 0.2
         while True:
@@ -142,6 +152,7 @@ class RedisQueue:
                 except ERRORS as exc:
                     if "BUSYGROUP" not in str(exc):
                         raise
+                backoff = 0.2
                 await self._deliver(
                     await link.client.xreadgroup(ACTION_GROUP, name, {self._stream: "0"})
                 )
@@ -163,7 +174,6 @@ class RedisQueue:
                             ACTION_GROUP, name, {self._stream: ">"}, count=16, block=BLOCK_MS
                         )
                     )
-                backoff = 0.2
             except ERRORS as exc:
                 link.failed(exc, "action queue read")
                 await asyncio.sleep(backoff)
@@ -172,8 +182,11 @@ class RedisQueue:
     async def _deliver(self, reply: Any) -> None:
         for _, entries in reply or []:
             for entry_id, fields in entries:
+                if entry_id in self._held:
+                    continue  # read again (pending re-read, our own claim): already handed out
                 raw = fields.get(b"id") if fields else None
                 if raw is None:  # trimmed away: nothing to run, just acknowledge it
                     await self._link.client.xack(self._stream, ACTION_GROUP, entry_id)
                     continue
+                self._held.add(entry_id)
                 await self._ready.put((self._decode(raw), entry_id))

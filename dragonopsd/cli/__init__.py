@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config, ConfigError, load, with_overrides
+from ..redislink.client import safe_url
 from ..store import migrations
 from . import agent, db, keys, probe, serve, tokens
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common
@@ -22,10 +23,11 @@ log = logging.getLogger("dragonopsd")
 
 
 def _check_config(cfg: Config, args: argparse.Namespace) -> int:
+    redis = safe_url(cfg.redis.url) if cfg.redis.url else "off (in-process)"
     print(
         f"ok: listen {cfg.server.host}:{cfg.server.port}, "
         f"database {cfg.resolve(cfg.storage.path)}, "
-        f"redis {cfg.redis.url or 'off (in-process)'}, log {cfg.log.level}/{cfg.log.format}"
+        f"redis {redis}, log {cfg.log.level}/{cfg.log.format}"
     )
     return EXIT_OK
 

@@ -19,7 +19,7 @@ from .. import logs
 from ..config import Config, with_overrides
 from ..monitoring.worker import Worker
 from ..redislink.client import RedisLink
-from .common import EPILOG, EXIT_OK, EXIT_USAGE, add_common, run
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, run
 
 log = logging.getLogger("dragonopsd.worker")
 _LOCATION = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -94,4 +94,4 @@ async def _main(cfg: Config, location: str, name: str, concurrency: int) -> int:
     finally:
         await link.close()
     log.info("probe worker %s stopped: %d jobs done, %d expired", name, worker.done, worker.expired)
-    return EXIT_OK
+    return EXIT_FAILURE if worker.crashed else EXIT_OK

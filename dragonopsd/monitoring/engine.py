@@ -94,6 +94,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         self.remote = RemoteProbes(None, history)  # app.py swaps in the Redis one
         self._rounds = {}
         self._round_tasks = set()
+        self._last_at = {}
         # Called after every status transition (e.g. the dashboard drops its cached counts).
         self.on_change: list[Callable[[], Awaitable[None]]] = []
 
@@ -113,6 +114,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
 
     async def stop(self) -> None:
         """Close the probe session (the scheduler task is cancelled by its owner)."""
+        self._drop_rounds()
         if self._session is not None:
             await self._session.close()
 
@@ -163,6 +165,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         """Forget a monitor."""
         rt = self._runtimes.pop(seq, None)
         self.scheduler.remove(seq)
+        self._drop_round(seq)
         if rt:
             self._by_id.pop(rt.monitor.id, None)
             if rt.monitor.push_token:
@@ -267,6 +270,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         *,
         failed: list[str] | None = None,
         heartbeat: bool = True,
+        retry: bool = True,
     ) -> None:
         """One verdict: status machine, heartbeat, latest state, events, transitions."""
         spec, monitor = rt.row.spec, rt.monitor
@@ -303,7 +307,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
                 )
             )
         self._bus.publish(f"monitors.{monitor.id}", rt.last, "monitor.heartbeat")
-        if transition.retry:
+        if transition.retry and retry:
             self.scheduler.retry(rt.row.seq, spec.retry_interval)
         if transition.changed:
             rt.since = now

@@ -13,12 +13,16 @@ import contextlib
 import time
 from typing import TYPE_CHECKING
 
+import msgspec
+
+from ..clock import now_iso
 from ..monitor import STATUS_CODES
 from ..store.history import Heartbeat
 from .job import ProbeJob, ProbeOutcome
 from .rounds import NO_RESULT, NO_WORKER, LocationResult, Round, decide, quorum_of
 
 if TYPE_CHECKING:
+    from ..bus import Bus
     from ..maintenance import MaintenanceService
     from ..store.history import HistoryWriter
     from .conditions import ConditionResult
@@ -43,6 +47,8 @@ class MultiLocation:
     _round_tasks: set[asyncio.Task[None]]
     remote: RemoteProbes
     topology: Topology
+    _bus: Bus
+    _last_at: dict[int, float]
 
     async def _probe(self, rt: Runtime) -> ProbeResult:
         raise NotImplementedError
@@ -62,6 +68,7 @@ class MultiLocation:
         *,
         failed: list[str] | None = None,
         heartbeat: bool = True,
+        retry: bool = True,
     ) -> None:
         raise NotImplementedError
 
@@ -70,7 +77,7 @@ class MultiLocation:
         seq, spec = rt.row.seq, rt.row.spec
         previous = self._rounds.pop(seq, None)
         if previous is not None:  # still open at the next due time: close it as it stands
-            await self._close(previous)
+            await self._close(previous, retry=False)  # a retry would cut the new round short
         issued = time.time()
         rnd = Round(
             seq,
@@ -92,8 +99,9 @@ class MultiLocation:
             )
             if not await self.remote.dispatch(job):
                 rnd.absent[location] = NO_WORKER
-        delay = min(spec.interval, spec.timeout + DEADLINE_SLACK)
-        asyncio.get_running_loop().call_later(delay, self._deadline, seq, rnd.number)
+        # Before the next due time, so each round normally ends by its own deadline.
+        delay = min(0.9 * spec.interval, spec.timeout + DEADLINE_SLACK)
+        rnd.timer = asyncio.get_running_loop().call_later(delay, self._deadline, seq, rnd.number)
         if LOCAL in spec.locations:
             result = await self._probe(rt)
             await self._location_result(rt, LOCAL, result, time.time(), rnd.number)
@@ -123,6 +131,10 @@ class MultiLocation:
         self, rt: Runtime, location: str, result: ProbeResult, at: float, number: int
     ) -> None:
         ok, _, message = self._evaluate(rt, result, None, None)
+        # History is keyed by (monitor, millisecond): two locations answering in the same
+        # millisecond must not overwrite each other.
+        last = self._last_at.get(rt.row.seq, 0.0)
+        at = self._last_at[rt.row.seq] = max(at, last + 0.001)
         scope = self.topology.scope(rt.monitor)
         paused = self._maintenance.active_for(scope, at) is not None
         status = "maintenance" if paused else "up" if ok else "down"
@@ -154,10 +166,27 @@ class MultiLocation:
         self._round_tasks.add(task)
         task.add_done_callback(self._round_tasks.discard)
 
-    async def _close(self, rnd: Round) -> None:
+    def _drop_round(self, seq: int) -> None:
+        """The monitor was edited, disabled or deleted: its open round decides nothing."""
+        rnd = self._rounds.pop(seq, None)
+        if rnd is not None:
+            rnd.closed.set()
+            if rnd.timer is not None:
+                rnd.timer.cancel()
+
+    def _drop_rounds(self) -> None:
+        """Stopping: no round closes after this (its results are stored when re-read)."""
+        for seq in list(self._rounds):
+            self._drop_round(seq)
+        for task in self._round_tasks:
+            task.cancel()
+
+    async def _close(self, rnd: Round, *, retry: bool = True) -> None:
         if rnd.closed.is_set():
             return
         rnd.closed.set()
+        if rnd.timer is not None:
+            rnd.timer.cancel()
         if self._rounds.get(rnd.seq) is rnd:
             del self._rounds[rnd.seq]
         rt = self._runtimes.get(rnd.seq)
@@ -167,8 +196,10 @@ class MultiLocation:
         verdict = decide(rnd)
         if verdict.ok is None:  # too few answers to tell: keep the status, say why
             if rt.last is not None:
-                rt.last.message = verdict.message
-                rt.last.locations = rt.locations
+                rt.last = msgspec.structs.replace(
+                    rt.last, message=verdict.message, locations=rt.locations, at=now_iso()
+                )
+                self._bus.publish(f"monitors.{rt.monitor.id}", rt.last, "monitor.heartbeat")
             return
         await self._apply(
             rt,
@@ -178,4 +209,5 @@ class MultiLocation:
             verdict.message,
             failed=verdict.failed,
             heartbeat=False,
+            retry=retry,
         )

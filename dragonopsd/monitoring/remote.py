@@ -29,7 +29,13 @@ WORKER_TTL = 10.0  # a worker silent this long is gone
 ALIVE_CACHE = 1.0  # seconds a liveness answer is reused (one ZCOUNT per location per second)
 BATCH = 500
 
+SYNC_TIMEOUT = 30.0  # seconds to wait for the history writer to commit a batch
+
 Handler = Callable[[ProbeOutcome], Awaitable[None]]
+
+
+class NotStored(Exception):
+    """A batch of results could not be confirmed committed (writer failing or rows dropped)."""
 
 
 async def ensure_group(link: RedisLink, stream: str, group: str, start: str = "0") -> None:
@@ -102,14 +108,16 @@ class RemoteProbes:
             await link.wait_up()
             try:
                 await ensure_group(link, stream, CORE_GROUP)
+                backoff = 0.2
                 await self._drain(stream, "0", handle)  # delivered before, never acknowledged
                 while True:
                     await self._drain(stream, ">", handle)
-                backoff = 0.2
             except ERRORS as exc:
                 link.failed(exc, "results")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+            except NotStored as exc:  # stays pending: re-read from "0" on the next pass
+                log.warning("probe results not acknowledged yet: %s", exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
 
     async def _drain(self, stream: str, start: str, handle: Handler) -> None:
         """Read batches from ``start`` until one comes back empty."""
@@ -134,11 +142,17 @@ class RemoteProbes:
                     continue  # an entry a crash left without fields: nothing to store
                 try:
                     outcome = self._decode(raw)
-                except msgspec.ValidationError as exc:
+                except msgspec.DecodeError as exc:  # not JSON, or not a result
                     self.malformed += 1
                     log.warning("ignoring a malformed probe result %s: %s", entry_id, exc)
                     continue
                 self.received += 1
-                await handle(outcome)
-            await self._history.sync()  # committed before acknowledged
+                try:
+                    await handle(outcome)
+                except Exception:  # one result the engine chokes on must not stop the rest
+                    self.malformed += 1
+                    log.exception("probe result %s for %s failed", entry_id, outcome.monitor_id)
+            # Committed before acknowledged: otherwise the entries stay pending and are re-read.
+            if not await self._history.sync(SYNC_TIMEOUT):
+                raise NotStored(f"{len(ids)} results not committed within {SYNC_TIMEOUT:g}s")
             await client.xack(stream, CORE_GROUP, *ids)

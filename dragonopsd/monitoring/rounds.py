@@ -39,6 +39,7 @@ class Round:
     results: dict[str, LocationResult] = field(default_factory=dict)
     absent: dict[str, str] = field(default_factory=dict)  # location -> NO_WORKER / NO_RESULT
     closed: asyncio.Event = field(default_factory=asyncio.Event)  # set once the verdict is in
+    timer: asyncio.TimerHandle | None = None  # the deadline, cancelled when the round ends
 
     @property
     def complete(self) -> bool:

@@ -42,6 +42,11 @@ class Worker:
         self.name = link.name
         self._stream = link.keys.jobs(location)
         self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        # Entries this worker is running: never started twice (a re-read or a self-claim), and
+        # their idle time is reset every claim_idle/3 so peers do not take over a slow probe.
+        self._inflight: set[bytes] = set()
+        self.crashed = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._decode = msgspec.json.Decoder(ProbeJob).decode
         self._encode = msgspec.json.Encoder().encode
@@ -69,9 +74,12 @@ class Worker:
             await asyncio.wait({stopping, consume}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
+            if consume.done() and not consume.cancelled() and consume.exception() is not None:
+                self.crashed = True
+                log.error("job consumer failed", exc_info=consume.exception())
             await cancel_and_wait(consume)
+            await self._drain()  # heartbeat still on: results in hand can still be sent
             await cancel_and_wait(beat)
-            await self._drain()
             await session.close()
             with contextlib.suppress(*ERRORS):
                 await self._link.client.zrem(self._link.keys.workers(self.location), self.name)
@@ -92,28 +100,41 @@ class Worker:
 
     async def _consume(self) -> None:
         backoff = 0.2
-        claimed_at = 0.0
+        claimed_at = renewed_at = 0.0
+        idle = self._link.cfg.claim_idle
         while True:
             await self._link.wait_up()
             try:
                 await ensure_group(self._link, self._stream, WORKER_GROUP, start="$")
+                backoff = 0.2
                 await self._claim_own_pending()
                 while True:
-                    if time.monotonic() - claimed_at > self._link.cfg.claim_idle / 2:
-                        claimed_at = time.monotonic()
+                    now = time.monotonic()
+                    if now - renewed_at > idle / 3:
+                        renewed_at = now
+                        await self._renew()
+                    if now - claimed_at > idle / 2:
+                        claimed_at = now
                         await self._claim_abandoned()
                     await self._read()
-                backoff = 0.2
             except ERRORS as exc:
                 self._link.failed(exc, "jobs")
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
+    async def _renew(self) -> None:
+        """Reset the idle time of the jobs in hand (XCLAIM to ourselves, ids only)."""
+        if self._inflight:
+            await self._link.client.xclaim(
+                self._stream, WORKER_GROUP, self.name, 0, list(self._inflight), justid=True
+            )
+
     async def _read(self) -> None:
         await self._slots.acquire()  # read only when a slot is free: unread jobs stay shareable
         self._slots.release()
+        free = max(1, min(16, self._concurrency - len(self._inflight)))
         reply: Any = await self._link.client.xreadgroup(
-            WORKER_GROUP, self.name, {self._stream: ">"}, count=16, block=BLOCK_MS
+            WORKER_GROUP, self.name, {self._stream: ">"}, count=free, block=BLOCK_MS
         )
         for entry_id, fields in reply[0][1] if reply else []:
             await self._start(entry_id, fields)
@@ -142,10 +163,12 @@ class Worker:
                 return
 
     async def _start(self, entry_id: Any, fields: Any) -> None:
+        if entry_id in self._inflight:
+            return  # running already (re-read after a reconnect, or claimed from ourselves)
         raw = fields.get(JOB_FIELD) if fields else None
         try:
             job = self._decode(raw) if raw is not None else None
-        except msgspec.ValidationError as exc:
+        except msgspec.DecodeError as exc:
             log.warning("dropping a malformed job %s: %s", entry_id, exc)
             job = None
         if job is None or job.location != self.location:
@@ -153,6 +176,7 @@ class Worker:
             await self._link.client.xack(self._stream, WORKER_GROUP, entry_id)
             return
         await self._slots.acquire()
+        self._inflight.add(entry_id)
         task = asyncio.create_task(self._run(entry_id, job), name=f"job-{job.monitor_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -182,6 +206,7 @@ class Worker:
         except Exception:
             log.exception("job %s for monitor %s failed", entry_id, job.monitor_id)
         finally:
+            self._inflight.discard(entry_id)
             self._slots.release()
 
     async def _probe(self, job: ProbeJob) -> ProbeResult:

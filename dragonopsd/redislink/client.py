@@ -13,6 +13,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from ..config import RedisConfig
@@ -23,7 +25,7 @@ log = logging.getLogger("dragonopsd.redis")
 # What a call may raise when Redis is away or the connection broke.
 ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 PING_INTERVAL = 1.0
-MAX_CONNECTIONS = 64
+MAX_CONNECTIONS = 256  # blocking stream readers hold one each; dispatch bursts need the rest
 BLOCK_MS = 1000  # blocking stream reads wait at most this long, so they notice cancellation
 
 
@@ -48,7 +50,9 @@ class RedisLink:
             health_check_interval=5,
             client_name=f"dragonopsd-{name}",
         )
-        self.client: redis.Redis = redis.Redis(connection_pool=pool)
+        # One quick retry of a broken connection, no more: a call against a Redis that is
+        # away must fail fast (the caller carries on locally), and a retried XADD duplicates.
+        self.client: redis.Redis = redis.Redis(connection_pool=pool, retry=Retry(NoBackoff(), 1))
         self.up = False
         self.errors = 0
         self.outages = 0
@@ -93,7 +97,7 @@ class RedisLink:
                     return False
             self.up = True
             self._up_event.set()
-            log.info("redis is answering at %s", _safe_url(self.cfg.url))
+            log.info("redis is answering at %s", safe_url(self.cfg.url))
         return True
 
     async def watch(self) -> None:
@@ -107,9 +111,10 @@ class RedisLink:
         await self.client.aclose(close_connection_pool=True)
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its password, for logs."""
-    if "@" not in url:
-        return url
+def safe_url(url: str) -> str:
+    """The URL without credentials (user:password@ or ?password=), for logs and output."""
     scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    rest = rest.split("?", 1)[0]
+    if "@" in rest:
+        rest = "***@" + rest.rsplit("@", 1)[1]
+    return f"{scheme}://{rest}"

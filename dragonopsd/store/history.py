@@ -179,17 +179,23 @@ class HistoryWriter:
         self._flushed = asyncio.Event()
         return len(batch)
 
-    async def sync(self) -> None:
-        """Return once every heartbeat submitted so far is committed (or was dropped).
+    async def sync(self, within: float) -> bool:
+        """Wait until every heartbeat submitted so far is committed; False when some were
+        dropped (queue overflow) or the writer did not get there within `within` seconds.
 
         Used where something outside must only be told after COMMIT (acknowledging a Redis
         stream entry). It asks the running writer for an early flush and waits for it.
         """
-        target = self.submitted_total
-        while self.flushed_total + self.dropped < target:
-            self._urgent = True
-            self._wake.set()
-            await self._flushed.wait()
+        target, dropped = self.submitted_total, self.dropped
+        try:
+            async with asyncio.timeout(within):
+                while self.flushed_total + self.dropped < target:
+                    self._urgent = True
+                    self._wake.set()
+                    await self._flushed.wait()
+        except TimeoutError:
+            return False
+        return self.dropped == dropped
 
     def _requeue(self, batch: list[Row]) -> None:
         queue = self._queue
