@@ -180,7 +180,13 @@ def _wire_live(app: web.Application, bus: LocalBus) -> None:
     app.cleanup_ctx.append(lifecycle.hub_ctx(hub))
     link = app[REDIS]
     if link is not None:  # other processes read the latest state from Redis
-        app.cleanup_ctx.append(lifecycle.task_ctx(StateMirror(bus, link).run, recancel=True))
+        mirror = StateMirror(
+            bus,
+            link,
+            monitors=engine.ids,
+            servers=lambda: [s.server_id for s in app[SAMPLER].all_latest()],
+        )
+        app.cleanup_ctx.append(lifecycle.task_ctx(mirror.run, recancel=True))
 
 
 def _wire_sampling(

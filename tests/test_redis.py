@@ -130,6 +130,12 @@ async def test_latest_monitor_state_is_mirrored_into_a_redis_hash(
         state = json.loads(await r.hget(f"{redis_prefix}:state:monitors", mon["id"]))
         assert state["monitorId"] == mon["id"] and state["ok"] is True
         assert 0 < await r.ttl(f"{redis_prefix}:state:monitors") <= 300
+        assert (await client.delete(f"/api/monitors/{mon['id']}")).status == 204
+
+        async def pruned() -> bool:
+            return not await mirrored()
+
+        await until(pruned, 15)  # a deleted monitor's state goes too
     finally:
         await r.aclose()
 

@@ -26,6 +26,10 @@ class EngineViews:
         """Every monitor's live state, to read on the loop without keeping it (metrics)."""
         return self._runtimes.values()
 
+    def ids(self) -> Collection[str]:
+        """Every monitor id (a live view, no copy)."""
+        return self._by_id.keys()
+
     def state(self, monitor_id: str) -> MonitorState | None:
         """Latest state of one monitor."""
         seq = self._by_id.get(monitor_id)
