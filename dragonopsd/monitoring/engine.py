@@ -297,10 +297,13 @@ class Engine(EngineViews, MultiLocation, Transitions):
         else:
             rt.failures += 1
         if heartbeat:  # several locations: each location's result was stored as it came
+            # History is keyed by (monitor, millisecond): keep each monitor's times distinct.
+            at = max(time.time(), self._last_at.get(rt.row.seq, 0.0) + 0.001)
+            self._last_at[rt.row.seq] = at
             self._history.submit(
                 Heartbeat(
                     rt.row.seq,
-                    time.time(),
+                    at,
                     STATUS_CODES[transition.status],
                     result.latency_ms,
                     None if ok else message,
