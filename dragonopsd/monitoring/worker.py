@@ -68,6 +68,7 @@ class Worker:
         session = make_session(self._cfg.probes, guard)
         self._env = ProbeEnv(session, guard, self._cfg.probes.user_agent)
         beat = asyncio.create_task(self._heartbeat(), name="worker-heartbeat")
+        renew = asyncio.create_task(self._renew(), name="worker-renew")
         consume = asyncio.create_task(self._consume(), name="worker-consume")
         stopping = asyncio.create_task(self._stopping.wait())
         try:  # until stop(), or until the consumer fails on something it cannot retry
@@ -79,6 +80,7 @@ class Worker:
                 log.error("job consumer failed", exc_info=consume.exception())
             await cancel_and_wait(consume)
             await self._drain()  # heartbeat still on: results in hand can still be sent
+            await cancel_and_wait(renew)
             await cancel_and_wait(beat)
             await session.close()
             with contextlib.suppress(*ERRORS):
@@ -100,7 +102,7 @@ class Worker:
 
     async def _consume(self) -> None:
         backoff = 0.2
-        claimed_at = renewed_at = 0.0
+        claimed_at = 0.0
         idle = self._link.cfg.claim_idle
         while True:
             await self._link.wait_up()
@@ -110,9 +112,6 @@ class Worker:
                 await self._claim_own_pending()
                 while True:
                     now = time.monotonic()
-                    if now - renewed_at > idle / 3:
-                        renewed_at = now
-                        await self._renew()
                     if now - claimed_at > idle / 2:
                         claimed_at = now
                         await self._claim_abandoned()
@@ -123,11 +122,17 @@ class Worker:
                 backoff = min(backoff * 2, 5.0)
 
     async def _renew(self) -> None:
-        """Reset the idle time of the jobs in hand (XCLAIM to ourselves, ids only)."""
-        if self._inflight:
-            await self._link.client.xclaim(
-                self._stream, WORKER_GROUP, self.name, 0, list(self._inflight), justid=True
-            )
+        """Every claim_idle/3, reset the idle time of the jobs in hand (XCLAIM to ourselves,
+        ids only). A task of its own: the reader can sit in a blocking read for a second."""
+        while True:
+            await asyncio.sleep(self._link.cfg.claim_idle / 3)
+            if self._inflight and self._link.up:
+                try:
+                    await self._link.client.xclaim(
+                        self._stream, WORKER_GROUP, self.name, 0, list(self._inflight), justid=True
+                    )
+                except ERRORS as exc:
+                    self._link.failed(exc, "renew")
 
     async def _read(self) -> None:
         await self._slots.acquire()  # read only when a slot is free: unread jobs stay shareable
