@@ -179,12 +179,25 @@ async def test_ciphertext_copied_to_another_row_does_not_open(
     a = await post(vault, "/api/secrets", {"key": "A", "value": "value-of-a"})
     b = await post(vault, "/api/secrets", {"key": "B", "value": "value-of-b"})
     db = tmp_path / "dragonops.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute(
-            "UPDATE secrets SET value = (SELECT value FROM secrets WHERE id = ?), "
-            "key_id = (SELECT key_id FROM secrets WHERE id = ?) WHERE id = ?",
-            (a["id"], a["id"], b["id"]),
-        )
+
+    def copy_ciphertext() -> None:
+        # BEGIN IMMEDIATE: take the write lock first (waiting out the daemon's own background
+        # writes), so the read inside the UPDATE cannot be overtaken by another commit (WAL's
+        # SQLITE_BUSY_SNAPSHOT, which no busy timeout retries). In a thread: the daemon runs
+        # on this test's loop and must be able to finish a transaction it has open.
+        conn = sqlite3.connect(db, timeout=30, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "UPDATE secrets SET value = (SELECT value FROM secrets WHERE id = ?), "
+                "key_id = (SELECT key_id FROM secrets WHERE id = ?) WHERE id = ?",
+                (a["id"], a["id"], b["id"]),
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
+    await asyncio.to_thread(copy_ciphertext)
     (blob,) = db_rows(db, "SELECT value FROM secrets WHERE id = ?", (b["id"],))[0]
     resp = await vault.get(f"/api/secrets/{b['id']}/value")
     text = await resp.text()
