@@ -78,7 +78,8 @@ from .sampling.sampler import Sampler
 from .store.actions import ActionStore
 from .store.audit import AuditStore
 from .store.db import Database
-from .store.history import HistoryQuery, HistoryWriter
+from .store.history import HistoryWriter
+from .store.history_query import HistoryQuery
 from .store.inventory import InventoryStore
 from .store.maintenance import MaintenanceStore
 from .store.monitors import MonitorStore

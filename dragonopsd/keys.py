@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from .sampling.sampler import Sampler
     from .store.audit import AuditStore
     from .store.db import Database
-    from .store.history import HistoryQuery, HistoryWriter
+    from .store.history import HistoryWriter
+    from .store.history_query import HistoryQuery
     from .store.settings import SettingsStore
     from .vault import VaultService
 

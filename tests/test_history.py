@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from dragonopsd.config import HistoryConfig
 from dragonopsd.histogram import RELATIVE_ERROR, Bucket, Histogram, bucket_of
 from dragonopsd.store.db import Database
-from dragonopsd.store.history import MAX_POINTS, Heartbeat, HistoryQuery, HistoryWriter
+from dragonopsd.store.history import Heartbeat, HistoryWriter
+from dragonopsd.store.history_query import MAX_POINTS, HistoryQuery
 from dragonopsd.store.rollups import GRACE_S, decode_block, encode_block, read_state
 
 DAY = 86_400

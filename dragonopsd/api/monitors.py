@@ -15,7 +15,7 @@ from ..monitor import Monitor, MonitorSpec
 from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
-from ..store.history import Point, UptimeWindow
+from ..store.history_query import Point, UptimeWindow
 from .http import json_response, read_json
 from .route import Param, Route
 

@@ -12,7 +12,7 @@ import msgspec
 from ..model import FieldError
 from ..monitor import Monitor, MonitorSpec
 from ..problem import FieldIssue, Problem
-from ..store.history import HistoryQuery
+from ..store.history_query import HistoryQuery
 from ..store.monitors import MonitorRow
 from .conditions import ConditionError, parse_all
 from .engine import Engine

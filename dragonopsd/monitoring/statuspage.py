@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..config import StatusPageConfig
 from ..model import Wire
-from ..store.history import HistoryQuery
+from ..store.history_query import HistoryQuery
 from .engine import Engine
 
 DAY = 86_400.0

@@ -42,7 +42,8 @@ import aiosqlite
 from dragonopsd.config import HistoryConfig
 from dragonopsd.histogram import Bucket
 from dragonopsd.store.db import Database
-from dragonopsd.store.history import MAX_BATCH, Heartbeat, HistoryQuery, HistoryWriter
+from dragonopsd.store.history import MAX_BATCH, Heartbeat, HistoryWriter
+from dragonopsd.store.history_query import HistoryQuery
 from dragonopsd.store.rollups import (
     DAILY,
     FIVE_MINUTES,
