@@ -13,7 +13,8 @@ from aiohttp import web
 from . import __version__, demo, lifecycle
 from .actions.queue import RedisQueue
 from .actions.service import ActionService
-from .api import bundle, middleware, openapi, routes
+from .api import bundle, openapi, routes
+from .api.front import Front
 from .api.http import encode
 from .api.metrics import listener_ctx as metrics_listener_ctx
 from .assistant.credentials import secret_value
@@ -40,6 +41,7 @@ from .keys import (
     DASHBOARD,
     DATABASE,
     DOCS_ASSETS,
+    FRONT,
     HISTORY_QUERY,
     HISTORY_WRITER,
     HUB,
@@ -51,7 +53,6 @@ from .keys import (
     OPENAPI,
     REDIS,
     ROUTE_INDEX,
-    ROUTE_OF,
     SAMPLER,
     SETTINGS,
     STATUS_PAGES,
@@ -271,10 +272,8 @@ def build_app(
     cfg: Config, *, demo_data: bool = False, config_path: Path | None = None
 ) -> web.Application:
     """Build the application for cfg; nothing touches disk or network until it starts."""
-    app = web.Application(
-        middlewares=[middleware.front_middleware],
-        client_max_size=cfg.server.max_body_bytes,
-    )
+    # No middlewares: every handler is wrapped in the request front at registration.
+    app = web.Application(client_max_size=cfg.server.max_body_bytes)
     db = Database(
         cfg.resolve(cfg.storage.path),
         synchronous=cfg.storage.synchronous,
@@ -326,7 +325,8 @@ def build_app(
     _wire_assistant(app, cfg, inventory)
     _wire_metrics(app, cfg, db, bus)
     table = routes.table()
-    app[ROUTE_OF] = routes.register(app, table)
+    front = app[FRONT] = Front(cfg.server.cors_origins, app[METRICS].http)
+    routes.register(app, table, front)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}
     app[OPENAPI] = encode(openapi.build(table, __version__))
     # Read once at build time: a few KB from the installed package, before any request.

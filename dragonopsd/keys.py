@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .actions.service import ActionService
     from .api.bundle import Bundle
+    from .api.front import Front
     from .api.route import Route
     from .assistant.service import AssistantService
     from .auth.authenticator import Authenticator
@@ -66,10 +67,10 @@ VAULT: web.AppKey[VaultService] = web.AppKey("vault")
 # The lead's scheduler calls app[NOTIFIER].publish(event) on transitions.
 NOTIFIER: web.AppKey[Dispatcher] = web.AppKey("notifier")
 MAINTENANCE: web.AppKey[MaintenanceService] = web.AppKey("maintenance")
-# (method, path template) -> Route, for the per-request role decision and audit flag.
+# (method, path template) -> Route: the route table as registered.
 ROUTE_INDEX: web.AppKey[dict[tuple[str, str], Route]] = web.AppKey("route_index")
-# aiohttp's matched route -> our row: the hot-path form of the same table.
-ROUTE_OF: web.AppKey[dict[web.AbstractRoute, Route]] = web.AppKey("route_of")
+# The request front every handler is wrapped in: request ids, CORS, access, problems, counters.
+FRONT: web.AppKey[Front] = web.AppKey("front")
 
 HISTORY_WRITER: web.AppKey[HistoryWriter] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryQuery] = web.AppKey("history_query")
@@ -81,7 +82,7 @@ HUB: web.AppKey[Hub] = web.AppKey("hub")
 ACTIONS: web.AppKey[ActionService] = web.AppKey("actions")
 # The infrastructure assistant: providers, per-caller limit, .usage counters (assistant/).
 ASSISTANT: web.AppKey[AssistantService] = web.AppKey("assistant")
-# Prometheus: the registry, the scrape, and the request counters the front middleware feeds.
+# Prometheus: the registry, the scrape, and the request counters the request front feeds.
 METRICS: web.AppKey[Exporter] = web.AppKey("metrics")
 
 # Server samples: the tick, agent pushes, latest()/all_latest(), .writer and .query (history).

@@ -27,7 +27,7 @@ class ProblemBody(msgspec.Struct, omit_defaults=True):
 
 
 class Problem(Exception):
-    """A failure the client caused (or may retry); the error middleware renders it."""
+    """A failure the client caused (or may retry); the request front renders it."""
 
     def __init__(
         self,

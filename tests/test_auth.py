@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import stat
 import time
@@ -15,7 +16,7 @@ from conftest import Client, post, token_for
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from dragonopsd.keys import AUTHENTICATOR, ROUTE_INDEX
+from dragonopsd.keys import AUTH_LIMITER, AUTHENTICATOR, ROUTE_INDEX
 from dragonopsd.principal import ROLES, Role, allows
 
 MakeClient = Callable[..., Awaitable[Client]]
@@ -193,6 +194,20 @@ async def test_repeated_failures_get_429_with_retry_after(make_client: MakeClien
     # while blocked, even the right token waits: guessing must not be distinguishable
     assert (await client.get("/api/clients")).status == 429
     assert (await client.get("/healthz")).status == 200  # public routes are not limited
+
+
+async def test_failures_expire_and_the_block_lifts(make_client: MakeClient) -> None:
+    client = await make_client(auth={"failure_limit": 2, "failure_window": 1.0})
+    limiter = client.app[AUTH_LIMITER]
+    assert not limiter.active
+    for _ in range(2):
+        resp = await client.get("/api/clients", headers={"Authorization": "Bearer wrong"})
+        assert resp.status == 401
+    assert limiter.active
+    assert (await client.get("/api/clients")).status == 429
+    await asyncio.sleep(1.1)
+    assert not limiter.active  # the stale address is dropped, not kept forever
+    assert (await client.get("/api/clients")).status == 200
 
 
 async def test_bootstrap_admin_token_file(make_client: MakeClient, make_config: Any) -> None:

@@ -156,6 +156,16 @@ async def test_unknown_route_and_wrong_method(client: Client, tree: Any) -> None
     assert "PUT" in doc["detail"]
     resp = await client.put("/api/clients", json={})
     assert set(resp.headers["Allow"].split(",")) >= {"GET", "POST"}
+    assert resp.headers["Content-Type"].startswith("application/problem+json")
+    assert resp.headers["X-Content-Type-Options"] == "nosniff" and "X-Request-ID" in resp.headers
+    # A path template with an id, a method none of its routes takes, and OPTIONS that is no
+    # CORS preflight: 405 naming what the path does accept; a preflight for nothing: 404.
+    resp = await client.post("/api/clients/00000000-0000-4000-8000-000000000000", json={})
+    assert resp.status == 405
+    assert set(resp.headers["Allow"].split(",")) == {"GET", "HEAD", "PATCH", "DELETE"}
+    await problem(await client.options("/api/clients"), 405)
+    preflight = {"Origin": "https://ui.example", "Access-Control-Request-Method": "GET"}
+    await problem(await client.options("/api/nothing-here", headers=preflight), 403)
 
 
 @pytest.mark.parametrize(
@@ -186,6 +196,8 @@ async def test_request_id_is_echoed_or_minted(client: Client) -> None:
     assert resp.headers["X-Request-ID"] == "trace-42"
     resp = await client.get("/api/clients")
     assert len(resp.headers["X-Request-ID"]) == 32
+    again = await client.get("/api/clients")
+    assert again.headers["X-Request-ID"] != resp.headers["X-Request-ID"]
     resp = await client.get("/api/clients", headers={"X-Request-ID": "bad id\twith spaces"})
     assert resp.headers["X-Request-ID"] != "bad id\twith spaces"
     resp = await client.get("/nowhere", headers={"X-Request-ID": "trace-43"})

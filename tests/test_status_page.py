@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import Client, post
 
-from dragonopsd.api.middleware import HTML_CSP
+from dragonopsd.api.front import HTML_CSP
 from dragonopsd.config import ConfigError, StatusPageConfig, from_mapping
 from dragonopsd.keys import STATUS_PAGES
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from conftest import Client, post
 
-from dragonopsd.api.middleware import HTML_CSP
+from dragonopsd.api.front import HTML_CSP
 from dragonopsd.keys import WEB_BUNDLE
 
 MakeClient = Callable[..., Awaitable[Client]]

@@ -1,1 +1,1 @@
-"""HTTP API: route table, middlewares, handlers per resource, OpenAPI."""
+"""HTTP API: route table, the request front, handlers per resource, OpenAPI."""

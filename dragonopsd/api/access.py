@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..auth.authenticator import AuthFailure
 from ..clock import now_iso
-from ..keys import AUDIT, AUTH_LIMITER, AUTHENTICATOR, PRINCIPAL, REQUEST_ID, ROUTE_OF
+from ..keys import AUDIT, AUTH_LIMITER, AUTHENTICATOR, PRINCIPAL, REQUEST_ID
 from ..principal import allows
 from ..problem import Problem
 from ..store.audit import AuditEntry
@@ -22,29 +22,24 @@ log = logging.getLogger("dragonopsd.audit")
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="dragonopsd"'}
 
 
-def route_of(request: web.Request) -> Route | None:
-    """The route-table row a request matched (HEAD counts as GET), or None (404/405)."""
-    return request.app[ROUTE_OF].get(request.match_info.route)
-
-
 async def authorize(request: web.Request, route: Route) -> None:
     """Authenticate the caller and check its role; 401, 403 or 429 as a Problem otherwise."""
     limiter = request.app[AUTH_LIMITER]
-    address = request.remote or "unknown"
-    wait = limiter.retry_after(address)
-    if wait is not None:
-        raise Problem(
-            429,
-            "too many failed authentication attempts; try again later",
-            headers={"Retry-After": str(wait)},
-        )
+    if limiter.active:  # the common case, nobody failing, skips the address lookup
+        wait = limiter.retry_after(request.remote or "unknown")
+        if wait is not None:
+            raise Problem(
+                429,
+                "too many failed authentication attempts; try again later",
+                headers={"Retry-After": str(wait)},
+            )
     try:
         principal = await request.app[AUTHENTICATOR].authenticate(
             request.headers.get("Authorization")
         )
     except AuthFailure as exc:
         if exc.guess:
-            limiter.fail(address)
+            limiter.fail(request.remote or "unknown")
         raise Problem(401, exc.reason, headers=CHALLENGE) from None
     request[PRINCIPAL] = principal
     if not allows(principal.role, route.role):

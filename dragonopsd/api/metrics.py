@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ..config import MetricsConfig
-from ..keys import AUTH_LIMITER, CONFIG, METRICS
+from ..keys import AUTH_LIMITER, CONFIG, FRONT, METRICS
 from ..problem import Problem
 from .access import CHALLENGE
-from .middleware import common_headers, problem_response
+from .front import problem_response
 from .route import Route
 
 log = logging.getLogger("dragonopsd.metrics")
@@ -65,7 +65,7 @@ async def _scrape(request: web.Request) -> web.StreamResponse:
         headers["Content-Encoding"] = "gzip"
     resp = web.StreamResponse(headers=headers)
     resp.content_length = scrape.length
-    common_headers(request, resp)  # prepared here, so the front middleware leaves it alone
+    request.app[FRONT].headers(request, resp)  # prepared here, so the front leaves it alone
     await resp.prepare(request)
     if request.method != "HEAD":
         for part in scrape.parts:  # each write waits while the socket's buffer is full
@@ -84,7 +84,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 async def _listener_metrics(request: web.Request) -> web.StreamResponse:
     try:
         return await _scrape(request)
-    except Problem as problem:  # this app has no front middleware to render it
+    except Problem as problem:  # this app has no request front to render it
         return problem_response(request, problem)
 
 
@@ -103,6 +103,7 @@ def listener_ctx(
         own[CONFIG] = app[CONFIG]
         own[METRICS] = app[METRICS]
         own[AUTH_LIMITER] = app[AUTH_LIMITER]
+        own[FRONT] = app[FRONT]
         own.router.add_get("/metrics", _listener_metrics)
         runner = web.AppRunner(own, handle_signals=False, access_log=None)
         await runner.setup()

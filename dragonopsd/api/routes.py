@@ -24,6 +24,7 @@ from . import (
     webui,
     ws,
 )
+from .front import Front
 from .route import Route
 
 
@@ -51,12 +52,12 @@ def table() -> list[Route]:
     ]
 
 
-def register(app: web.Application, routes: list[Route]) -> dict[web.AbstractRoute, Route]:
-    """Add the routes to the app's router (HEAD along with GET); returns router route -> row,
-    so the per-request lookup is one dict hit on the route aiohttp already matched."""
-    index: dict[web.AbstractRoute, Route] = {}
+def register(app: web.Application, routes: list[Route], front: Front) -> None:
+    """Add the routes to the app's router (HEAD along with GET), each handler behind the
+    front, then the front's catch-all for whatever matches none of them."""
     for r in routes:
-        index[app.router.add_route(r.method, r.path, r.handler)] = r
+        handler = front.wrap(r)
+        app.router.add_route(r.method, r.path, handler)
         if r.method == "GET":
-            index[app.router.add_route("HEAD", r.path, r.handler)] = r
-    return index
+            app.router.add_route("HEAD", r.path, handler)
+    front.register(app)

@@ -22,14 +22,13 @@ import msgspec
 from aiohttp import WSMsgType, web
 
 from ..auth.authenticator import AuthFailure
-from ..keys import AUTH_LIMITER, AUTHENTICATOR, HUB, PRINCIPAL
+from ..keys import AUTH_LIMITER, AUTHENTICATOR, FRONT, HUB, PRINCIPAL
 from ..live.client import Client
 from ..live.hub import UNAUTHORIZED, Hub
 from ..live.topics import ack, error, template_of
 from ..principal import Principal
 from ..problem import Problem
 from .access import CHALLENGE
-from .middleware import _allowed_origin, common_headers
 from .route import Param, Route
 
 MAX_FRAME = 64 * 1024
@@ -113,7 +112,8 @@ def _origin_ok(request: web.Request) -> bool:
     if origin is None:
         return True  # not a browser: there is no page whose credentials could be borrowed
     # The built-in dashboard is served from this host, so its own origin is always fine.
-    return _allowed_origin(request) is not None or urlsplit(origin).netloc == request.host
+    allowed = request.app[FRONT].allowed_origin(request) is not None
+    return allowed or urlsplit(origin).netloc == request.host
 
 
 async def _authenticate(request: web.Request, credential: str) -> Principal:
@@ -211,7 +211,7 @@ async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResp
         raise Problem(400, "websocket upgrade required", headers={"Upgrade": "websocket"})
     principal, credential = await _before_upgrade(request)
     async with asyncio.timeout(10):  # a peer that never reads cannot hold the upgrade
-        common_headers(request, ws)  # request id and security headers on the upgrade
+        request.app[FRONT].headers(request, ws)  # request id and security headers
         await ws.prepare(request)
     if principal is None:
         token = await _first_frame(ws, settings.auth_timeout)

@@ -27,6 +27,24 @@ class FailureLimiter:
             return None
         return times
 
+    @property
+    def active(self) -> bool:
+        """True while any address has a failure in its window (False: nobody can be blocked).
+
+        Addresses are kept in order of their last failure, so stale ones are dropped from the
+        front as they are found; the answer costs one dict peek when nobody failed lately.
+        """
+        failures = self._failures
+        if not failures:
+            return False
+        cutoff = time.monotonic() - self.window
+        while failures:
+            address, times = next(iter(failures.items()))
+            if times and times[-1] > cutoff:
+                return True
+            del failures[address]
+        return False
+
     def retry_after(self, address: str) -> int | None:
         """Seconds until address may try again, or None when it is not blocked."""
         now = time.monotonic()

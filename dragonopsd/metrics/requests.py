@@ -1,6 +1,6 @@
-"""HTTP request counters, kept as plain ints by the front middleware and exported at scrape time.
+"""HTTP request counters, kept as plain ints by the request front and exported at scrape time.
 
-The middleware is the hottest path in the daemon (tests/bench/api.py), so recording a request
+The request front is the hottest path in the daemon (tests/bench/api.py), so recording a request
 is two dict lookups, a bisect and three additions; no prometheus_client object is touched.
 Labels come from the route template (``/api/monitors/{id}``), never the raw path, and methods
 outside the HTTP vocabulary count as ``other``: a client cannot mint new series.
