@@ -77,8 +77,7 @@ class InventoryStore:
                 f"(SELECT value FROM json_each(?)) ORDER BY t.name, t.id"
             )
             ids = _json_encode([i.id for i in items])
-            async with conn.execute(sql, (ids,)) as cur:
-                rows = await cur.fetchall()
+            rows = await conn.execute_fetchall(sql, (ids,))
             groups: dict[str, list[Any]] = {i.id: [] for i in items}
             children = [child.from_row(r) for r in rows]
             for c in children:
@@ -96,11 +95,12 @@ class InventoryStore:
         return item
 
     async def _get(self, conn: aiosqlite.Connection, level: Level, ident: str) -> AnyEntity:
-        async with conn.execute(f"{level.select()} WHERE t.id = ?", (ident,)) as cur:
-            row = await cur.fetchone()
-        if row is None:
+        # execute_fetchall: one trip to the connection's thread, where execute + fetchone +
+        # close would be three (each trip costs tens of microseconds; tests/bench/api.py).
+        rows = list(await conn.execute_fetchall(f"{level.select()} WHERE t.id = ?", (ident,)))
+        if not rows:
             raise not_found(level.singular, ident)
-        return level.from_row(row)
+        return level.from_row(rows[0])
 
     async def list(self, table: str, query: ListQuery) -> tuple[list[AnyEntity], str | None]:
         """One page of entities and the cursor of the next page (None on the last)."""
@@ -131,8 +131,7 @@ class InventoryStore:
         sql += f" ORDER BY t.{column} {order}, t.id {order} LIMIT ?"
         args.append(query.limit + 1)
         async with self.db.read(snapshot=query.depth > 0) as conn:
-            async with conn.execute(sql, args) as cur:
-                rows = list(await cur.fetchall())
+            rows = list(await conn.execute_fetchall(sql, args))
             items = [level.from_row(r) for r in rows[: query.limit]]
             await self._embed(conn, level, items, query.depth)
         next_cursor = None
@@ -231,16 +230,14 @@ class InventoryStore:
     async def stats(self) -> DashboardStats:
         """Counts for the dashboard, from COUNT queries in one snapshot."""
         async with self.db.read(snapshot=True) as conn:
-            async with conn.execute(
+            (row,) = await conn.execute_fetchall(
                 "SELECT (SELECT COUNT(*) FROM clients), (SELECT COUNT(*) FROM projects), "
                 "(SELECT COUNT(*) FROM environments), (SELECT COUNT(*) FROM servers)"
-            ) as cur:
-                row = await cur.fetchone()
-            async with conn.execute(
+            )
+            rows = await conn.execute_fetchall(
                 "SELECT status, COUNT(*) FROM servers GROUP BY status ORDER BY status"
-            ) as cur:
-                by_status = {str(s): int(n) for s, n in await cur.fetchall()}
-        assert row is not None
+            )
+            by_status = {str(s): int(n) for s, n in rows}
         return DashboardStats(
             clients=row[0],
             projects=row[1],

@@ -13,7 +13,8 @@ when it is on PATH, else an aiohttp load generator in its own process: this file
 ignores it), and the baseline, which checks nothing, gets it too so both parse the same request.
 Every measurement is preceded by a short warm-up; rounds alternate baseline
 and daemon so drift on a shared machine hits both alike. Progress goes to stderr; the last line
-on stdout is one JSON object (DESIGN.md, "Performance": cached dashboard >= 0.6 x the baseline).
+on stdout is one JSON object (DESIGN.md, "Performance": cached dashboard >= 0.6 x the baseline,
+judged on the median req/s of each side over the rounds; the best-round ratio is reported too).
 """
 
 from __future__ import annotations
@@ -497,6 +498,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         best = {name: max(v) for name, v in samples.items()}
         median = {name: statistics.median(v) for name, v in samples.items()}
         ratio = best["dashboard"] / best["baseline"]
+        # Judged on the medians: one lucky (or unlucky) round of either side cannot decide it.
+        ratio_median = median["dashboard"] / median["baseline"]
         paired = [d / b for d, b in zip(samples["dashboard"], samples["baseline"], strict=True)]
         result: dict[str, Any] = {
             "bench": "api",
@@ -505,7 +508,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "baseline_rps": round(best["baseline"], 1),
             "dashboard_rps": round(best["dashboard"], 1),
             "dashboard_ratio": round(ratio, 3),
-            "dashboard_ratio_median": round(median["dashboard"] / median["baseline"], 3),
+            "dashboard_ratio_median": round(ratio_median, 3),
             "dashboard_ratio_paired": [round(x, 3) for x in paired],
             "projects_include_rps": round(best["projects_include"], 1),
             "client_get_rps": round(best["client_get"], 1),
@@ -519,7 +522,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
                 else None
             ),
             "target_dashboard_ratio": TARGET_DASHBOARD_RATIO,
-            "pass": ratio >= TARGET_DASHBOARD_RATIO,
+            "pass": ratio_median >= TARGET_DASHBOARD_RATIO,
             "duration_s": args.duration,
             "connections": args.connections,
             "rounds": args.rounds,
