@@ -7,6 +7,7 @@ import os
 import stat
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt as pyjwt
@@ -181,6 +182,17 @@ async def test_expired_token_is_401(client: Client) -> None:
     _, plain = await store.create("old", "admin", "2020-01-01T00:00:00.000Z", "tests")
     resp = await client.get("/api/clients", headers={"Authorization": f"Bearer {plain}"})
     assert resp.status == 401
+
+
+async def test_token_used_then_expiring_is_401(client: Client) -> None:
+    """A token the daemon already accepted (and remembers) stops working when it expires."""
+    soon = datetime.fromtimestamp(time.time() + 1.0, UTC).isoformat(timespec="milliseconds")
+    _, plain = await client.app[AUTHENTICATOR].tokens.create("brief", "viewer", soon, "tests")
+    header = {"Authorization": f"Bearer {plain}"}
+    assert (await client.get("/api/clients", headers=header)).status == 200
+    assert (await client.get("/api/clients", headers=header)).status == 200
+    await asyncio.sleep(max(0.0, datetime.fromisoformat(soon).timestamp() - time.time()) + 0.1)
+    assert (await client.get("/api/clients", headers=header)).status == 401
 
 
 async def test_repeated_failures_get_429_with_retry_after(make_client: MakeClient) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from ..auth.authenticator import AuthFailure
 from ..clock import now_iso
@@ -35,7 +35,7 @@ async def authorize(request: web.Request, route: Route) -> None:
             )
     try:
         principal = await request.app[AUTHENTICATOR].authenticate(
-            request.headers.get("Authorization")
+            request.headers.get(hdrs.AUTHORIZATION)
         )
     except AuthFailure as exc:
         if exc.guess:

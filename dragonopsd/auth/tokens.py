@@ -31,17 +31,21 @@ class TokenAuth:
         self.store = store
         self._by_hash: dict[str, Principal] = {}
         self._revision = ""
+        # Bumped on every reload: whoever remembers a lookup forgets it when this moves.
+        self.generation = 0
 
     async def reload(self) -> None:
         """Re-read the usable tokens (each one's Principal is built here, not per request)."""
         self._revision = await self.store.revision()
         usable = await self.store.usable()
-        self._by_hash = {}
+        by_hash: dict[str, Principal] = {}
         for digest, t in usable.items():
             expires = _timestamp(t.expires_at)
-            self._by_hash[digest] = Principal(
+            by_hash[digest] = Principal(
                 "token", t.id, t.name, t.role, expires, server_id=t.server_id
             )
+        self._by_hash = by_hash
+        self.generation += 1
 
     async def watch(self, interval: float = 1.0) -> None:
         """Reload whenever another process changes the tokens (until cancelled)."""
