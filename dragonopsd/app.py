@@ -64,6 +64,7 @@ from .live.hub import Hub, Item
 from .live.mirror import StateMirror
 from .live.topics import topic_id
 from .maintenance import MaintenanceService
+from .metrics.assistant import AssistantCollector
 from .metrics.exporter import Exporter
 from .metrics.labels import InventoryLabels
 from .metrics.shared import RedisCollector
@@ -241,6 +242,7 @@ def _wire_metrics(app: web.Application, cfg: Config, db: Database, bus: Bus) -> 
         version=__version__,
     )
     app.cleanup_ctx.append(lifecycle.task_ctx(exporter.run))
+    exporter.add(AssistantCollector(app[ASSISTANT].usage))
     link = app[REDIS]
     if link is not None:
         exporter.redis_up = lambda: link.up

@@ -162,3 +162,5 @@ async def test_each_token_is_limited_on_its_own(
     headers = {"Authorization": f"Bearer {operator}"}
     await generate(client, {"prompt": "nginx for react"}, headers=headers)
     assert client.app[ASSISTANT].usage.rate_limited == 2
+    text = await (await client.get("/metrics")).text()
+    assert "\ndragonops_assistant_rate_limited_total 2.0\n" in text

@@ -13,6 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from conftest import Client, post
 from openai_server import ANSWER, USAGE, FakeOpenAI
+from prometheus_client.parser import text_string_to_metric_families
 
 from dragonopsd.assistant.llm import SYSTEM_PROMPT
 from dragonopsd.crypto import KeyRing, write_key_file
@@ -21,6 +22,18 @@ from dragonopsd.keys import ASSISTANT
 URL = "/api/ai/generate"
 MODEL = "test-model"
 PROMPT = "Create an Nginx config for a React app, marker zebra-7731"
+
+
+async def scraped(client: Client) -> dict[tuple[str, str, str], float]:
+    """The dragonops_assistant_* samples of a scrape, as {(name, label, value): sample}."""
+    resp = await client.get("/metrics")
+    assert resp.status == 200
+    return {
+        (s.name, *next(iter(s.labels.items()), ("", ""))): s.value
+        for family in text_string_to_metric_families(await resp.text())
+        for s in family.samples
+        if s.name.startswith("dragonops_assistant_")
+    }
 
 
 @pytest.fixture
@@ -89,6 +102,14 @@ async def test_the_model_answers_with_the_request_the_sdk_sends(
         USAGE["completion_tokens"],
     )
     assert usage.requests["llm"] == 1 and not usage.fallbacks
+    # The same counters on /metrics, for a dashboard of what the model costs.
+    found = await scraped(client)
+    assert found[("dragonops_assistant_tokens_total", "kind", "prompt")] == USAGE["prompt_tokens"]
+    completion = found[("dragonops_assistant_tokens_total", "kind", "completion")]
+    assert completion == USAGE["completion_tokens"]
+    assert found[("dragonops_assistant_answers_total", "source", "llm")] == 1
+    assert found[("dragonops_assistant_answers_total", "source", "template")] == 0
+    assert found[("dragonops_assistant_fallbacks_total", "reason", "timeout")] == 0
 
 
 async def test_no_secret_value_reaches_the_model(
@@ -182,6 +203,10 @@ async def test_every_failure_falls_back_to_the_templates_and_says_why(
     usage = client.app[ASSISTANT].usage
     assert usage.fallbacks == {reason: 1} and usage.requests == {"template": 1}
     assert usage.completion_tokens == tokens  # a rejected answer still cost its tokens
+    found = await scraped(client)
+    assert found[("dragonops_assistant_fallbacks_total", "reason", reason)] == 1
+    assert found[("dragonops_assistant_answers_total", "source", "template")] == 1
+    assert found[("dragonops_assistant_answers_total", "source", "llm")] == 0
 
 
 async def test_a_failure_with_no_template_to_fall_back_on_is_503(
