@@ -20,6 +20,7 @@ import sys
 import uuid
 from collections import deque
 from itertools import islice
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -75,7 +76,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the agent command."""
     agent = sub.add_parser("agent", help="push this host's samples to a daemon", epilog=EPILOG)
     agent.add_argument("--url", required=True, type=_url, help="the daemon, e.g. http://h:8750")
-    agent.add_argument("--token", help=f"an agent token for this server (default: ${TOKEN_ENV})")
+    token = agent.add_mutually_exclusive_group()
+    token.add_argument("--token", help=f"an agent token for this server (default: ${TOKEN_ENV})")
+    token.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="read the token from a file (systemd: ${CREDENTIALS_DIRECTORY}/agent.token); "
+        "keeps it out of the process list",
+    )
     agent.add_argument("--server-id", required=True, type=_uuid, metavar="ID", help="this server")
     agent.add_argument(
         "--interval", type=_interval, default=5.0, metavar="S", help="seconds between samples"
@@ -86,9 +95,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def main(cfg: Config, args: argparse.Namespace) -> int:
     """Push samples until stopped."""
-    token = args.token or os.environ.get(TOKEN_ENV, "")
+    if args.token_file is not None:
+        try:
+            token = args.token_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"--token-file: cannot read {args.token_file}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        if not token.strip() or len(token.strip().splitlines()) != 1:
+            print(f"--token-file: {args.token_file} must hold one token", file=sys.stderr)
+            return EXIT_USAGE
+    else:
+        token = args.token or os.environ.get(TOKEN_ENV, "")
     if not token.strip():
-        print(f"--token: required (or set {TOKEN_ENV})", file=sys.stderr)
+        print(f"--token: required (or --token-file, or set {TOKEN_ENV})", file=sys.stderr)
         return EXIT_USAGE
     logs.setup(cfg.log.level, cfg.log.format)
     return run(_main(args.url, token.strip(), args.server_id, args.interval))
