@@ -117,6 +117,8 @@ def test_killed_worker_jobs_are_claimed_by_its_peer(tmp_path: Path, redis_prefix
             assert second.log.count("claimed job") >= 6, second.log
             pending = r.xpending(f"{redis_prefix}:jobs:eu", "workers")
             assert pending["pending"] == 0
+            # Done jobs are deleted, not left for the trim: they carry the monitors' specs.
+            assert r.xlen(f"{redis_prefix}:jobs:eu") == 0
         finally:
             first.kill()
             if second is not None:

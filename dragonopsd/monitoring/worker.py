@@ -178,7 +178,7 @@ class Worker:
             job = None
         if job is None or job.location != self.location:
             self.malformed += 1
-            await self._link.client.xack(self._stream, WORKER_GROUP, entry_id)
+            await self._ack(entry_id)
             return
         await self._slots.acquire()
         self._inflight.add(entry_id)
@@ -223,8 +223,13 @@ class Worker:
             return ProbeResult(context={}, error=f"timeout after {job.spec.timeout}s")
 
     async def _ack(self, entry_id: Any) -> None:
+        """Acknowledge and delete the job: it carries the monitor's spec (request headers and
+        body may hold credentials), which should not wait in Redis for the stream's trim."""
         try:
-            await self._link.client.xack(self._stream, WORKER_GROUP, entry_id)
+            async with self._link.client.pipeline(transaction=True) as pipe:
+                pipe.xack(self._stream, WORKER_GROUP, entry_id)
+                pipe.xdel(self._stream, entry_id)
+                await pipe.execute()
         except ERRORS as exc:  # unacknowledged: it is re-run after claim_idle, harmlessly
             self._link.failed(exc, "ack")
 
