@@ -320,6 +320,32 @@ async def test_patch_is_a_merge_and_revalidates(client: Client) -> None:
     assert (await client.get(f"/api/monitors/{m['id']}")).status == 404
 
 
+async def test_if_match_guards_monitor_writes(client: Client) -> None:
+    """The ETag GET gives is the one PATCH/DELETE check: a write based on a stale read gets
+    412 and changes nothing (two operators editing the same monitor lose no update)."""
+    m = await post(
+        client,
+        "/api/monitors",
+        {"name": "db", "kind": "tcp", "host": "127.0.0.1", "port": 9, "interval": 60},
+    )
+    url = f"/api/monitors/{m['id']}"
+    etag = (await client.get(url)).headers["ETag"]
+    ok = await client.patch(url, json={"interval": 30}, headers={"If-Match": etag})
+    assert ok.status == 200
+    fresh = ok.headers["ETag"]
+    assert fresh != etag and (await client.get(url)).headers["ETag"] == fresh
+    stale = await client.patch(url, json={"interval": 120}, headers={"If-Match": etag})
+    assert stale.status == 412
+    assert stale.headers["Content-Type"].startswith("application/problem+json")
+    assert (await (await client.get(url)).json())["interval"] == 30
+    assert (await client.delete(url, headers={"If-Match": etag})).status == 412
+    assert (await client.get(url)).status == 200
+    assert (await client.patch(url, json={"tags": ["a"]}, headers={"If-Match": "*"})).status == 200
+    fresh = (await client.get(url)).headers["ETag"]
+    assert (await client.delete(url, headers={"If-Match": fresh})).status == 204
+    assert (await client.get(url)).status == 404
+
+
 async def test_config_managed_monitors(make_client: MakeClient, tmp_path: Any) -> None:
     client = await make_client(
         monitors=[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import msgspec
@@ -105,3 +106,21 @@ def etag_matches(header: str, etag: str) -> bool:
     """If-Match / If-None-Match comparison (``*`` or a comma-separated list)."""
     candidates = [c.strip() for c in header.split(",")]
     return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
+
+
+IF_MATCH_DOC = "ETag from a previous GET; 412 when stale"
+
+
+def if_match(request: web.Request, render: Callable[[T], Any]) -> Callable[[T], None] | None:
+    """The request's If-Match as a check to run on the current row inside the write's
+    transaction (412 when the row, rendered as GET would answer it, has another ETag);
+    None when the client sent no If-Match."""
+    header = request.headers.get("If-Match")
+    if header is None:
+        return None
+
+    def check(current: T) -> None:
+        if not etag_matches(header, etag_of(encode(render(current)))):
+            raise Problem(412, "If-Match does not match the current ETag; GET it again")
+
+    return check

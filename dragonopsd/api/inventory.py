@@ -29,10 +29,10 @@ from ..model import (
     ServerCreate,
     ServerPatch,
 )
-from ..problem import Problem, invalid, not_found
+from ..problem import invalid, not_found
 from ..store.hierarchy import LEVELS, SORTS, camel, include_depth, includes_for
 from ..store.inventory import ListQuery
-from .http import encode, etag_matches, etag_of, json_response, read_json
+from .http import IF_MATCH_DOC, encode, etag_matches, etag_of, if_match, json_response, read_json
 from .route import Param, Route
 
 MAX_LIMIT = 500
@@ -126,15 +126,7 @@ def _list_query(request: web.Request, table: str) -> ListQuery:
 
 
 def _precondition(request: web.Request) -> Callable[[AnyEntity], None] | None:
-    header = request.headers.get("If-Match")
-    if header is None:
-        return None
-
-    def check(current: AnyEntity) -> None:
-        if not etag_matches(header, etag_of(encode(current))):
-            raise Problem(412, "If-Match does not match the current ETag; GET it again")
-
-    return check
+    return if_match(request, lambda current: current)
 
 
 def resource_routes(
@@ -214,9 +206,7 @@ def resource_routes(
         list_params.insert(
             0, Param(parent, "Only children of this parent", {"type": "string", "format": "uuid"})
         )
-    if_match = Param(
-        "If-Match", "ETag from a previous GET; 412 when stale", {"type": "string"}, "header"
-    )
+    if_match_param = Param("If-Match", IF_MATCH_DOC, {"type": "string"}, "header")
     item_path = f"{base}/{{id}}"
     return [
         Route(
@@ -262,7 +252,7 @@ def resource_routes(
             "operator",
             body=patch,
             response=entity,
-            params=(id_param, if_match),
+            params=(id_param, if_match_param),
             errors=(400, 404, 412, 413, 415, 422),
         ),
         Route(
@@ -276,7 +266,7 @@ def resource_routes(
             errors=(404, 409, 412, 422),
             params=(
                 id_param,
-                if_match,
+                if_match_param,
                 Param("cascade", "Also delete every child", {"type": "boolean", "default": False}),
             ),
         ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 
 from aiohttp import web
@@ -16,7 +17,8 @@ from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
 from ..store.history_query import Point, UptimeWindow
-from .http import json_response, read_json
+from ..store.monitors import MonitorRow
+from .http import IF_MATCH_DOC, if_match, json_response, read_json
 from .route import Param, Route
 
 _DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
@@ -113,16 +115,22 @@ async def get_monitor(request: web.Request) -> web.Response:
     return json_response(service.view(await service.store.get(_ident(request))), etag=True)
 
 
+def _precondition(request: web.Request) -> Callable[[MonitorRow], None] | None:
+    service = request.app[MONITORS]
+    return if_match(request, service.view)  # the ETag GET gave: the spec and its status
+
+
 async def patch_monitor(request: web.Request) -> web.Response:
     """Merge-patch a monitor (null resets a field to its default)."""
     ident = _ident(request)
     patch = await read_json(request, dict)
-    return json_response(await request.app[MONITORS].update(ident, patch), etag=True)
+    service = request.app[MONITORS]
+    return json_response(await service.update(ident, patch, _precondition(request)), etag=True)
 
 
 async def delete_monitor(request: web.Request) -> web.Response:
     """Delete a monitor and its history."""
-    await request.app[MONITORS].delete(_ident(request))
+    await request.app[MONITORS].delete(_ident(request), _precondition(request))
     return web.Response(status=204)
 
 
@@ -242,6 +250,7 @@ def routes() -> list[Route]:
     mid = Param("id", "The monitor's UUID", {"type": "string", "format": "uuid"}, "path", True)
     token = Param("token", "The push monitor's token", {"type": "string"}, "path", True)
     body_errors = (400, 404, 409, 413, 415, 422)
+    if_match_param = Param("If-Match", IF_MATCH_DOC, {"type": "string"}, "header")
     return [
         Route(
             "GET",
@@ -285,8 +294,8 @@ def routes() -> list[Route]:
             "operator",
             body=MonitorSpec,
             response=Monitor,
-            params=(mid,),
-            errors=body_errors,
+            params=(mid, if_match_param),
+            errors=(*body_errors, 412),
         ),
         Route(
             "DELETE",
@@ -296,8 +305,8 @@ def routes() -> list[Route]:
             "Monitors",
             "operator",
             status=204,
-            params=(mid,),
-            errors=(404, 409),
+            params=(mid, if_match_param),
+            errors=(404, 409, 412),
         ),
         Route(
             "POST",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +83,14 @@ class MonitorService:
         self.engine.upsert(row)
         return self.view(row)
 
-    async def update(self, ident: str, patch: dict[str, Any]) -> Monitor:
-        """JSON merge-patch onto the stored spec, validated as a whole."""
+    async def update(
+        self,
+        ident: str,
+        patch: dict[str, Any],
+        precondition: Callable[[MonitorRow], None] | None = None,
+    ) -> Monitor:
+        """JSON merge-patch onto the stored spec, validated as a whole; precondition (the
+        client's If-Match) is checked on the row as it is when the write commits."""
         row = await self.store.get(ident)
         self._writable(row)
         merged = msgspec.to_builtins(row.spec)
@@ -92,15 +99,17 @@ class MonitorService:
                 merged.pop(key, None)
             else:
                 merged[key] = value
-        row = await self.store.replace(ident, decode_spec(merged))
+        row = await self.store.replace(ident, decode_spec(merged), precondition)
         self.engine.upsert(row)
         return self.view(row)
 
-    async def delete(self, ident: str) -> None:
+    async def delete(
+        self, ident: str, precondition: Callable[[MonitorRow], None] | None = None
+    ) -> None:
         """Stop, delete, and drop the monitor's history."""
         row = await self.store.get(ident)
         self._writable(row)
-        await self.store.delete(ident)
+        await self.store.delete(ident, precondition)
         self.engine.remove(row.seq)
         await self._history.delete_monitor(row.seq)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,10 +126,18 @@ class MonitorStore:
                 rows = {r[1]: _row(r) for r in await cur.fetchall()}
         return [rows[i] for i in ids]
 
-    async def replace(self, ident: str, spec: MonitorSpec) -> MonitorRow:
-        """Store a new spec for a monitor (PATCH result or config sync)."""
+    async def replace(
+        self,
+        ident: str,
+        spec: MonitorSpec,
+        precondition: Callable[[MonitorRow], None] | None = None,
+    ) -> MonitorRow:
+        """Store a new spec for a monitor (PATCH result or config sync); precondition
+        (If-Match) sees the current row inside the transaction and may refuse the write."""
         async with self.db.write() as conn:
             current = await self._get(conn, ident)
+            if precondition is not None:
+                precondition(current)
             await self._check_links(conn, spec)
             token = current.monitor.push_token
             if spec.kind == "push" and token is None:
@@ -152,10 +161,14 @@ class MonitorStore:
             )
             return await self._get(conn, ident)
 
-    async def delete(self, ident: str) -> MonitorRow:
+    async def delete(
+        self, ident: str, precondition: Callable[[MonitorRow], None] | None = None
+    ) -> MonitorRow:
         """Delete a monitor, its state and incidents (history is dropped by its owner)."""
         async with self.db.write() as conn:
             current = await self._get(conn, ident)
+            if precondition is not None:
+                precondition(current)
             await conn.execute("DELETE FROM monitors WHERE id = ?", (ident,))
             return current
 
