@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -24,13 +25,18 @@ class ProbeWorker:
     """A `dragonopsd probe` subprocess with its stderr in a file."""
 
     def __init__(self, tmp: Path, url: str, prefix: str, location: str, name: str,
-                 config: Path | None = None) -> None:  # fmt: skip
+                 config: Path | None = None, clock: str | None = None) -> None:  # fmt: skip
+        """clock: run under libfaketime with this offset (``+45s``): a host whose clock is off."""
         self.name = name
         self.log_path = tmp / f"worker-{name}-{next(_serial)}.log"
         argv = [sys.executable, "-m", "dragonopsd", "probe", "--location", location,
                 "--redis", url, "--prefix", prefix, "--name", name]  # fmt: skip
         if config is not None:
             argv += ["--config", str(config)]
+        if clock is not None:
+            faketime = shutil.which("faketime")
+            assert faketime, "faketime is missing: .ci/run installs it (apt-get install faketime)"
+            argv = [faketime, "-f", clock, *argv]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
 

@@ -79,6 +79,42 @@ def test_quorum_decides_and_websocket_clients_see_it(tmp_path: Path, redis_prefi
             target.close()
 
 
+def test_workers_whose_clocks_are_off_still_count(tmp_path: Path, redis_prefix: str) -> None:
+    """One worker's clock 45 s ahead, another's 45 s behind (libfaketime): both count as
+    alive, neither drops its jobs as expired, and their checks land in history at the core's
+    time, because every time that crosses hosts is kept in Redis's clock."""
+    target = Target()
+    cfg = write_config(tmp_path / "core.toml", SHARED_URL, redis_prefix)
+    r = redis.Redis.from_url(SHARED_URL)
+    with Daemon(tmp_path / "state", "--config", str(cfg)) as d:
+        d.wait_listening()
+        ahead = ProbeWorker(tmp_path, SHARED_URL, redis_prefix, "eu", "eu-1", clock="+45s")
+        behind = ProbeWorker(tmp_path, SHARED_URL, redis_prefix, "us", "us-1", clock="-45s")
+        try:
+            wait_for(lambda: r.zcard(f"{redis_prefix}:workers:eu")
+                     and r.zcard(f"{redis_prefix}:workers:us"), 10, "both heartbeats")  # fmt: skip
+            time.sleep(1.2)  # the core's liveness cache
+            m = monitor(d, "skewed", target.url, ["eu", "us"])
+            both_up = {"eu": "up", "us": "up"}
+            try:
+                s = wait_for(lambda: (s := state(d, m["id"]))["locations"] == both_up and s, 20,
+                             "both locations answering")  # fmt: skip
+            except AssertionError:
+                raise AssertionError(f"{state(d, m['id'])}\n{ahead.log}\n{behind.log}") from None
+            assert s["status"] == "up"
+            time.sleep(4.5)  # a couple more rounds
+            beats = api(d, "GET", f"/api/monitors/{m['id']}/heartbeats?limit=10")["items"]
+            now = time.time()
+            assert len(beats) >= 4 and all(b["status"] == "up" for b in beats), beats
+            assert all(abs(now - b["at"]) < 12 for b in beats), (now, beats)
+            assert "expired" not in ahead.log + behind.log
+        finally:
+            ahead.stop()
+            behind.stop()
+            target.close()
+            r.close()
+
+
 def _status_event(ws: Any, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:

@@ -93,8 +93,8 @@ class MultiLocation:
                 monitor_id=rt.monitor.id,
                 round=rnd.number,
                 location=location,
-                issued=issued,
-                expires=issued + spec.interval,
+                issued=self.remote.shared(issued),
+                expires=self.remote.shared(issued + spec.interval),
                 spec=spec,
             )
             if not await self.remote.dispatch(job):
@@ -123,9 +123,8 @@ class MultiLocation:
         if seq is None:
             return  # the monitor was deleted meanwhile: its history went with it
         rt = self._runtimes[seq]
-        await self._location_result(
-            rt, outcome.location, outcome.probe_result(), outcome.at, outcome.round
-        )
+        at = self.remote.local(outcome.at)  # the worker stamped it in Redis's clock
+        await self._location_result(rt, outcome.location, outcome.probe_result(), at, outcome.round)
 
     async def _location_result(
         self, rt: Runtime, location: str, result: ProbeResult, at: float, number: int

@@ -70,13 +70,22 @@ class RemoteProbes:
         cached = self._alive.get(location)
         if cached is not None and now - cached[0] < ALIVE_CACHE:
             return cached[1]
+        since = link.now() - WORKER_TTL  # workers stamp their heartbeats in Redis's clock
         try:
-            count = await link.client.zcount(link.keys.workers(location), now - WORKER_TTL, "+inf")
+            count = await link.client.zcount(link.keys.workers(location), since, "+inf")
         except ERRORS as exc:
             link.failed(exc, "worker liveness")
             return False
         self._alive[location] = (now, count > 0)
         return count > 0
+
+    def shared(self, t: float) -> float:
+        """A time of this host in Redis's clock (what workers compare job times with)."""
+        return t + self._link.clock_offset if self._link is not None else t
+
+    def local(self, shared: float) -> float:
+        """A worker's time (Redis's clock) in this host's clock."""
+        return self._link.local(shared) if self._link is not None else shared
 
     async def dispatch(self, job: ProbeJob) -> bool:
         """Queue a job for its location; False when nobody there would run it."""

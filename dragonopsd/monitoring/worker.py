@@ -90,7 +90,7 @@ class Worker:
         key = self._link.keys.workers(self.location)
         while True:
             if await self._link.ping():
-                now = time.time()
+                now = self._link.now()  # the core compares it with its own view of Redis's clock
                 try:
                     pipe = self._link.client.pipeline(transaction=False)
                     pipe.zadd(key, {self.name: now})
@@ -188,12 +188,12 @@ class Worker:
 
     async def _run(self, entry_id: Any, job: ProbeJob) -> None:
         try:
-            if time.time() > job.expires:  # the next round is out already: running is moot
+            if self._link.now() > job.expires:  # the next round is out: running is moot
                 self.expired += 1
                 await self._ack(entry_id)
                 return
             result = await self._probe(job)
-            outcome = outcome_of(job, self.name, time.time(), result)
+            outcome = outcome_of(job, self.name, self._link.now(), result)
             while True:  # the result must land before the job is acknowledged
                 try:
                     await self._link.client.xadd(

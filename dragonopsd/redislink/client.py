@@ -4,12 +4,18 @@ Every user of Redis goes through ``RedisLink``: it owns the redis.asyncio client
 watcher task that pings once a second and flips ``up``, the error counter the metrics export,
 and hooks that run when Redis comes back (the cache drops what it may have missed). Callers
 never wait for Redis to come back: they check ``up`` or catch ``ERRORS`` and carry on locally.
+
+The health check asks Redis for its TIME, which also gives the shared clock: times that
+cross hosts (worker liveness, job expiry, when a remote probe ran) are written in Redis's
+clock with ``now()`` and read back with ``local()``, so hosts whose clocks disagree by
+seconds or minutes still agree on what is alive, expired or when it happened.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as redis
@@ -25,6 +31,12 @@ log = logging.getLogger("dragonopsd.redis")
 # What a call may raise when Redis is away or the connection broke.
 ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 PING_INTERVAL = 1.0
+# A TIME answer slower than this says too little about the offset to replace the last one.
+CLOCK_MAX_RTT = 0.25
+# The offset moves only when a reading is this far from it: every reading is off by up to
+# half a round trip, and an offset that wandered by a millisecond each second would shift
+# stored check times for nothing (liveness and expiry windows are whole seconds).
+CLOCK_TOLERANCE = 0.5
 MAX_CONNECTIONS = 256  # blocking stream readers hold one each; dispatch bursts need the rest
 BLOCK_MS = 1000  # blocking stream reads wait at most this long, so they notice cancellation
 
@@ -59,6 +71,16 @@ class RedisLink:
         # Run (in order) each time Redis answers again after being away, and at the first ping.
         self.on_up: list[Callable[[], Awaitable[None]]] = []
         self._up_event = asyncio.Event()
+        # Redis's clock minus this host's (seconds), from the last quick TIME answer.
+        self.clock_offset = 0.0
+
+    def now(self) -> float:
+        """The current time in Redis's clock (Unix seconds), for values other hosts read."""
+        return time.time() + self.clock_offset
+
+    def local(self, shared: float) -> float:
+        """A time another host wrote in Redis's clock, in this host's clock."""
+        return shared - self.clock_offset
 
     @property
     def state(self) -> str:
@@ -81,13 +103,20 @@ class RedisLink:
         await self._up_event.wait()
 
     async def ping(self) -> bool:
-        """One health check; flips ``up`` and runs the on_up hooks on recovery."""
+        """One health check (TIME, which also sets the clock offset); flips ``up`` and runs
+        the on_up hooks on recovery."""
         try:
             async with asyncio.timeout(self.cfg.connect_timeout):
-                await self.client.ping()
+                sent = time.time()
+                seconds, micros = await self.client.time()
+                received = time.time()
         except ERRORS as exc:
             self.failed(exc, "ping")
             return False
+        offset = seconds + micros / 1e6 - (sent + received) / 2
+        if received - sent <= CLOCK_MAX_RTT and abs(offset - self.clock_offset) > CLOCK_TOLERANCE:
+            log.info("Redis's clock is %+.1f s from this host's; shared times use Redis's", offset)
+            self.clock_offset = offset
         if not self.up:
             for hook in self.on_up:
                 try:
