@@ -241,6 +241,7 @@ def _wire_metrics(app: web.Application, cfg: Config, db: Database, bus: Bus) -> 
         labels=InventoryLabels(db, bus),
         version=__version__,
     )
+    exporter.token = cfg.metrics.token
     app.cleanup_ctx.append(lifecycle.task_ctx(exporter.run))
     exporter.add(AssistantCollector(app[ASSISTANT].usage))
     link = app[REDIS]

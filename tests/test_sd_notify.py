@@ -11,6 +11,7 @@ import json
 import signal
 import socket
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -213,3 +214,40 @@ def test_sighup_with_a_broken_config_keeps_running(
 
     daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit(5.0) == 0, daemon.log
+
+
+def _scrape_status(port: int, token: str) -> int:
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def test_sighup_rotates_the_metrics_token(
+    spawn: Callable[..., NotifiedDaemon], tmp_path: Path
+) -> None:
+    """Prometheus's credential can be changed without a restart: the old one stops working at
+    the reload, the new one works, and neither value reaches the log."""
+    config = tmp_path / "dragonops.toml"
+    config.write_text('[metrics]\ntoken = "scrape-old-1234"\n', encoding="utf-8")
+    daemon = spawn("--config", str(config))
+    port = daemon.wait_listening(START_TIMEOUT)
+    assert _scrape_status(port, "scrape-old-1234") == 200
+    assert _scrape_status(port, "scrape-new-5678") == 401
+    mark = len(daemon.log)
+
+    config.write_text('[metrics]\ntoken = "scrape-new-5678"\nlisten = "127.0.0.1:1"\n', "utf-8")
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_log(r"[^\n]*\[metrics\] token changed[^\n]*", start=mark)
+    assert _scrape_status(port, "scrape-new-5678") == 200
+    assert _scrape_status(port, "scrape-old-1234") == 401
+    assert "listen changes when the daemon restarts" in daemon.log[mark:]  # not silently
+    assert _healthz(port) == (200, {"status": "ok"})
+
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait_exit(5.0) == 0, daemon.log
+    assert "scrape-old-1234" not in daemon.log and "scrape-new-5678" not in daemon.log

@@ -53,10 +53,10 @@ def _check_token(request: web.Request, token: str) -> None:
 
 
 async def _scrape(request: web.Request) -> web.StreamResponse:
-    cfg = request.app[CONFIG].metrics
-    if cfg.token:
-        _check_token(request, cfg.token)
-    scrape = await request.app[METRICS].scrape(
+    exporter = request.app[METRICS]
+    if exporter.token:  # read per scrape: SIGHUP may have rotated it
+        _check_token(request, exporter.token)
+    scrape = await exporter.scrape(
         request.headers.get("Accept", ""),
         wants_gzip(request.headers.get("Accept-Encoding", "")),
     )

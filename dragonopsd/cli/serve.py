@@ -19,7 +19,7 @@ from ..app import build_app
 from ..config import Config, ConfigError, load
 from ..crypto import KeyRingError
 from ..demo import seed_monitors
-from ..keys import INVENTORY, MONITORS, STATUS_PAGES
+from ..keys import CONFIG, INVENTORY, METRICS, MONITORS, STATUS_PAGES
 from ..store import migrations
 from ..systemd import Notifier
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, run
@@ -60,6 +60,12 @@ def _reloader(
             return
         logs.setup(new.log.level, new.log.format)
         log.info("reloaded %s (log level %s)", path or "defaults", new.log.level)
+        exporter = app[METRICS]
+        if new.metrics.token != exporter.token:
+            exporter.token = new.metrics.token  # the next scrape needs the new one
+            log.info("[metrics] token %s", "changed" if new.metrics.token else "removed")
+        if new.metrics.listen != app[CONFIG].metrics.listen:
+            log.warning("[metrics] listen changes when the daemon restarts, not on reload")
 
         async def sync() -> None:
             problems = await app[MONITORS].sync_config(new.monitors)

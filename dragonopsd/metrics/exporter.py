@@ -97,6 +97,9 @@ class Exporter:
         self.registry = CollectorRegistry(auto_describe=False)
         self.labels = labels
         self.http = RequestStats()
+        # [metrics] token: what a scrape must send as a bearer token ("" = none). Kept here,
+        # not read from the config, so a reload (SIGHUP) can rotate it without a restart.
+        self.token = ""
         # Set by whoever owns the Redis connection: () -> True/False, None when not configured.
         self.redis_up: RedisProbe = _not_configured
         self.monitors = MonitorCollector(engine, labels)
