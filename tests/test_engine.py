@@ -330,10 +330,13 @@ async def test_if_match_guards_monitor_writes(client: Client) -> None:
     )
     url = f"/api/monitors/{m['id']}"
     etag = (await client.get(url)).headers["ETag"]
+    unchanged = await client.get(url, headers={"If-None-Match": etag})
+    assert unchanged.status == 304 and await unchanged.read() == b""
     ok = await client.patch(url, json={"interval": 30}, headers={"If-Match": etag})
     assert ok.status == 200
     fresh = ok.headers["ETag"]
     assert fresh != etag and (await client.get(url)).headers["ETag"] == fresh
+    assert (await client.get(url, headers={"If-None-Match": etag})).status == 200  # changed
     stale = await client.patch(url, json={"interval": 120}, headers={"If-Match": etag})
     assert stale.status == 412
     assert stale.headers["Content-Type"].startswith("application/problem+json")

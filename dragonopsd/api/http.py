@@ -109,6 +109,17 @@ def etag_matches(header: str, etag: str) -> bool:
 
 
 IF_MATCH_DOC = "ETag from a previous GET; 412 when stale"
+IF_NONE_MATCH_DOC = "ETag the client holds; 304 without a body while it is current"
+
+
+def cacheable_response(request: web.Request, value: Any) -> web.Response:
+    """value as JSON with its ETag; 304 without a body when If-None-Match names that ETag."""
+    body = encode(value)
+    etag = etag_of(body)
+    inm = request.headers.get("If-None-Match")
+    if inm and etag_matches(inm, etag):
+        return web.Response(status=304, headers={"ETag": etag})
+    return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
 
 
 def if_match(request: web.Request, render: Callable[[T], Any]) -> Callable[[T], None] | None:

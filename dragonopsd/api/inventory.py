@@ -32,7 +32,14 @@ from ..model import (
 from ..problem import invalid, not_found
 from ..store.hierarchy import LEVELS, SORTS, camel, include_depth, includes_for
 from ..store.inventory import ListQuery
-from .http import IF_MATCH_DOC, encode, etag_matches, etag_of, if_match, json_response, read_json
+from .http import (
+    IF_MATCH_DOC,
+    IF_NONE_MATCH_DOC,
+    cacheable_response,
+    if_match,
+    json_response,
+    read_json,
+)
 from .route import Param, Route
 
 MAX_LIMIT = 500
@@ -146,12 +153,7 @@ def resource_routes(
         ident = _ident(request, singular)
         _check_params(request, {"include"})
         item = await request.app[INVENTORY].get(table, ident, _include(request, table))
-        body = encode(item)
-        etag = etag_of(body)
-        inm = request.headers.get("If-None-Match")
-        if inm and etag_matches(inm, etag):
-            return web.Response(status=304, headers={"ETag": etag})
-        return web.Response(body=body, content_type="application/json", headers={"ETag": etag})
+        return cacheable_response(request, item)
 
     async def create_item(request: web.Request) -> web.Response:
         _check_params(request, set())
@@ -207,6 +209,7 @@ def resource_routes(
             0, Param(parent, "Only children of this parent", {"type": "string", "format": "uuid"})
         )
     if_match_param = Param("If-Match", IF_MATCH_DOC, {"type": "string"}, "header")
+    if_none_match_param = Param("If-None-Match", IF_NONE_MATCH_DOC, {"type": "string"}, "header")
     item_path = f"{base}/{{id}}"
     return [
         Route(
@@ -240,7 +243,7 @@ def resource_routes(
             summary_name,
             "viewer",
             response=entity,
-            params=(id_param, include_param),
+            params=(id_param, include_param, if_none_match_param),
             errors=(404, 422),
         ),
         Route(

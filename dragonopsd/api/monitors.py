@@ -18,7 +18,14 @@ from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
 from ..store.history_query import Point, UptimeWindow
 from ..store.monitors import MonitorRow
-from .http import IF_MATCH_DOC, if_match, json_response, read_json
+from .http import (
+    IF_MATCH_DOC,
+    IF_NONE_MATCH_DOC,
+    cacheable_response,
+    if_match,
+    json_response,
+    read_json,
+)
 from .route import Param, Route
 
 _DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
@@ -112,7 +119,7 @@ async def create_monitor(request: web.Request) -> web.Response:
 async def get_monitor(request: web.Request) -> web.Response:
     """One monitor with its current status."""
     service = request.app[MONITORS]
-    return json_response(service.view(await service.store.get(_ident(request))), etag=True)
+    return cacheable_response(request, service.view(await service.store.get(_ident(request))))
 
 
 def _precondition(request: web.Request) -> Callable[[MonitorRow], None] | None:
@@ -282,7 +289,7 @@ def routes() -> list[Route]:
             "Monitors",
             "viewer",
             response=Monitor,
-            params=(mid,),
+            params=(mid, Param("If-None-Match", IF_NONE_MATCH_DOC, {"type": "string"}, "header")),
             errors=(404,),
         ),
         Route(

@@ -78,6 +78,8 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
                 schema = {"type": "string"}
             ok["content"] = {r.content_type: {"schema": schema}}
         op["responses"][str(r.status)] = ok
+        if any(p.name == "If-None-Match" for p in r.params):
+            op["responses"]["304"] = {"description": "Not modified: the ETag sent is current"}
         for code in (*r.errors, *COMMON_ERRORS):
             op["responses"][str(code)] = {"$ref": f"#/components/responses/E{code}"}
         paths.setdefault(r.path, {})[r.method.lower()] = op
