@@ -35,20 +35,24 @@ def call(d: Daemon, method: str, path: str, body: dict[str, Any] | None = None) 
         return json.loads(resp.read())
 
 
+def agent_server(d: Daemon, state: Path, name: str) -> tuple[str, str]:
+    """A server sampled by an agent, and an agent token for it: (server id, token)."""
+    c = call(d, "POST", "/api/clients", {"name": "Acme"})
+    p = call(d, "POST", "/api/projects", {"clientId": c["id"], "name": "Portal"})
+    e = call(d, "POST", "/api/environments", {"projectId": p["id"], "name": "Prod"})
+    sid = str(call(d, "POST", "/api/servers", {"environmentId": e["id"], "name": name})["id"])
+    call(d, "PATCH", f"/api/servers/{sid}", {"sampling": "agent"})
+    made = cli("token", "create", "--name", name, "--role", "agent", "--server-id", sid,
+               "--state-dir", str(state))  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    return sid, made.stdout.strip()
+
+
 def test_agent_round_trip(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with Daemon(state) as d:
         d.wait_listening()
-        c = call(d, "POST", "/api/clients", {"name": "Acme"})
-        p = call(d, "POST", "/api/projects", {"clientId": c["id"], "name": "Portal"})
-        e = call(d, "POST", "/api/environments", {"projectId": p["id"], "name": "Prod"})
-        s = call(d, "POST", "/api/servers", {"environmentId": e["id"], "name": "db-1"})
-        sid = s["id"]
-        call(d, "PATCH", f"/api/servers/{sid}", {"sampling": "agent"})
-        made = cli("token", "create", "--name", "db-1", "--role", "agent", "--server-id", sid,
-                   "--state-dir", str(state))  # fmt: skip
-        assert made.returncode == 0, made.stderr
-        token = made.stdout.strip()
+        sid, token = agent_server(d, state, "db-1")
         argv = [sys.executable, "-m", "dragonopsd", "agent", "--url", d.url, "--token", token,
                 "--server-id", sid, "--interval", "1"]  # fmt: skip
         log = (tmp_path / "agent.log").open("wb")

@@ -13,39 +13,18 @@ from signal import SIGTERM
 from typing import Any
 
 from daemon import Daemon
-from test_agent import call, cli
-from test_systemd_unit import SHIPPED_BINARY, _analyze, _installed_script
+from test_agent import agent_server, call, cli
+from test_systemd_unit import assert_exposure_at_most, assert_verifies, installed_copy
 
 UNIT = Path(__file__).resolve().parents[1] / "systemd" / "dragonopsd-agent.service"
-MAX_EXPOSURE = 2.0
-
-
-def _testable(tmp_path: Path) -> Path:
-    """The unit, running this environment's console script."""
-    text = UNIT.read_text(encoding="utf-8")
-    shipped = f"ExecStart={SHIPPED_BINARY} "
-    assert text.count(shipped) == 1
-    unit = tmp_path / UNIT.name
-    unit.write_text(text.replace(shipped, f"ExecStart={_installed_script()} "), encoding="utf-8")
-    return unit
 
 
 def test_agent_unit_verifies_without_warnings(tmp_path: Path) -> None:
-    out = _analyze("verify", "--man=no", str(_testable(tmp_path)))
-    output = out.stdout + out.stderr
-    assert out.returncode == 0, output
-    assert [line for line in output.splitlines() if "dragonopsd" in line] == [], output
+    assert_verifies(installed_copy(UNIT, tmp_path))
 
 
 def test_agent_unit_exposure_is_low(tmp_path: Path) -> None:
-    unit = _testable(tmp_path)
-    out = _analyze("security", "--offline=true", "--no-pager", str(unit))
-    output = out.stdout + out.stderr
-    match = re.search(
-        rf"Overall exposure level for {re.escape(unit.name)}: (\d+(?:\.\d+)?)", output
-    )
-    assert out.returncode == 0 and match, output
-    assert float(match[1]) <= MAX_EXPOSURE, output
+    assert_exposure_at_most(installed_copy(UNIT, tmp_path))
 
 
 def test_the_token_never_reaches_the_command_line() -> None:
@@ -70,16 +49,7 @@ def test_exec_start_pushes_samples_with_the_credential(tmp_path: Path) -> None:
     state = tmp_path / "state"
     with Daemon(state) as d:
         d.wait_listening()
-        c = call(d, "POST", "/api/clients", {"name": "Acme"})
-        p = call(d, "POST", "/api/projects", {"clientId": c["id"], "name": "Portal"})
-        e = call(d, "POST", "/api/environments", {"projectId": p["id"], "name": "Prod"})
-        s = call(d, "POST", "/api/servers", {"environmentId": e["id"], "name": "web-1"})
-        sid = s["id"]
-        call(d, "PATCH", f"/api/servers/{sid}", {"sampling": "agent"})
-        made = cli("token", "create", "--name", "web-1", "--role", "agent", "--server-id", sid,
-                   "--state-dir", str(state))  # fmt: skip
-        assert made.returncode == 0, made.stderr
-        token = made.stdout.strip()
+        sid, token = agent_server(d, state, "web-1")
         credentials = tmp_path / "credentials"
         credentials.mkdir(mode=0o700)
         (credentials / "agent.token").write_text(token + "\n")

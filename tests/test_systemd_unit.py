@@ -51,17 +51,19 @@ def _service_directives(text: str) -> dict[str, list[str]]:
     return found
 
 
-def _testable_unit(tmp_path: Path) -> Path:
-    """Copy of the unit whose ExecStart points at the installed script.
+def installed_copy(unit_file: Path, tmp_path: Path, name: str | None = None) -> Path:
+    """Copy of a shipped unit whose ExecStart points at the installed script.
 
     `systemd-analyze verify` fails when the ExecStart binary does not exist or is not
     executable, and /usr/local/bin/dragonopsd exists only on a real install; so the copy runs
-    the console script of this environment instead. Nothing else is changed.
+    the console script of this environment. name: the copy's file name (a template's instance,
+    ``dragonopsd-probe@eu-west.service``); by default the unit's own, from which systemd
+    derives the unit type.
     """
-    text = UNIT.read_text(encoding="utf-8")
+    text = unit_file.read_text(encoding="utf-8")
     shipped = f"ExecStart={SHIPPED_BINARY} "
     assert text.count(shipped) == 1, f"expected exactly one line starting {shipped!r}"
-    unit = tmp_path / UNIT.name  # same name: systemd derives the unit type from it
+    unit = tmp_path / (name or unit_file.name)
     unit.write_text(text.replace(shipped, f"ExecStart={_installed_script()} "), encoding="utf-8")
     return unit
 
@@ -73,8 +75,8 @@ def _analyze(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_unit_verifies_without_warnings(tmp_path: Path) -> None:
-    unit = _testable_unit(tmp_path)
+def assert_verifies(unit: Path) -> None:
+    """`systemd-analyze verify` has nothing to say about the unit."""
     out = _analyze("verify", "--man=no", str(unit))
     output = out.stdout + out.stderr
     # verify exits 0 even for unknown keys or bad values: those only show up as lines naming
@@ -84,8 +86,8 @@ def test_unit_verifies_without_warnings(tmp_path: Path) -> None:
     assert about_unit == [], output
 
 
-def test_unit_exposure_is_low(tmp_path: Path) -> None:
-    unit = _testable_unit(tmp_path)
+def assert_exposure_at_most(unit: Path, limit: float = MAX_EXPOSURE) -> None:
+    """`systemd-analyze security --offline=true` rates the unit at limit or lower."""
     out = _analyze("security", "--offline=true", "--no-pager", str(unit))
     output = out.stdout + out.stderr
     assert out.returncode == 0, output
@@ -93,7 +95,15 @@ def test_unit_exposure_is_low(tmp_path: Path) -> None:
     match = re.search(pattern, output)
     assert match, output
     exposure = float(match[1])
-    assert exposure <= MAX_EXPOSURE, f"exposure {exposure} > {MAX_EXPOSURE}:\n{output}"
+    assert exposure <= limit, f"exposure {exposure} > {limit}:\n{output}"
+
+
+def test_unit_verifies_without_warnings(tmp_path: Path) -> None:
+    assert_verifies(installed_copy(UNIT, tmp_path))
+
+
+def test_unit_exposure_is_low(tmp_path: Path) -> None:
+    assert_exposure_at_most(installed_copy(UNIT, tmp_path))
 
 
 def test_unit_keeps_what_the_daemon_needs() -> None:
