@@ -121,6 +121,9 @@ async def test_security_headers_on_every_response(client: Client) -> None:
         assert resp.headers["X-Content-Type-Options"] == "nosniff", path
         assert resp.headers["Referrer-Policy"] == "no-referrer", path
         assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"], path
+        # Each once, and no library versions announced to scanners.
+        assert len(resp.headers.getall("Content-Security-Policy")) == 1, path
+        assert resp.headers.getall("Server") == ["dragonopsd"], path
     html = await client.get("/api/docs")
     csp = html.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp

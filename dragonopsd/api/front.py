@@ -57,6 +57,9 @@ def _security_headers(csp: str) -> tuple[tuple[istr, str], ...]:
         (istr("X-Content-Type-Options"), "nosniff"),
         (istr("Referrer-Policy"), "no-referrer"),
         (_CSP, csp),
+        # aiohttp would announce "Python/3.x aiohttp/3.y": versions tell a scanner which
+        # advisories to try. The product name is enough for whoever reads the headers.
+        (hdrs.SERVER, "dragonopsd"),
     )
 
 
