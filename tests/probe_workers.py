@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import redis
 from daemon import Daemon
 
 _serial = itertools.count()
@@ -53,6 +54,33 @@ class ProbeWorker:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(10)
+
+
+class StreamTail(threading.Thread):
+    """Every entry XADDed to a stream, read as it arrives (XREAD, outside any group), so a
+    test keeps what the consumer deletes from Redis once it has stored it."""
+
+    def __init__(self, url: str, stream: str) -> None:
+        super().__init__(daemon=True)
+        self._redis = redis.Redis.from_url(url)
+        self._stream = stream
+        self._done = threading.Event()
+        self.entries: list[tuple[bytes, dict[bytes, bytes]]] = []
+        self.start()
+
+    def run(self) -> None:
+        last: Any = "0-0"
+        while not self._done.is_set():
+            reply: Any = self._redis.xread({self._stream: last}, count=1000, block=100)
+            for _, items in reply or []:
+                for entry_id, fields in items:
+                    self.entries.append((entry_id, fields))
+                    last = entry_id
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(5)
+        self._redis.close()
 
 
 class Target:

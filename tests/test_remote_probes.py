@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 from daemon import Daemon
-from probe_workers import ProbeWorker, Target, api, wait_for, write_config
+from probe_workers import ProbeWorker, StreamTail, Target, api, wait_for, write_config
 from redis_helpers import SHARED_URL, PrivateRedis
 from websockets.sync.client import connect
 
@@ -195,6 +195,8 @@ def test_core_killed_mid_stream_loses_no_result(tmp_path: Path, redis_prefix: st
     cfg = write_config(tmp_path / "core.toml", SHARED_URL, redis_prefix)
     state_dir = tmp_path / "state"
     r = redis.Redis.from_url(SHARED_URL)
+    # The core deletes each result once stored: keep a copy of all of them as they arrive.
+    tail = StreamTail(SHARED_URL, f"{redis_prefix}:results")
     worker = ProbeWorker(tmp_path, SHARED_URL, redis_prefix, "eu", "eu-1")
     try:
         with Daemon(state_dir, "--config", str(cfg)) as d:
@@ -203,7 +205,7 @@ def test_core_killed_mid_stream_loses_no_result(tmp_path: Path, redis_prefix: st
             time.sleep(1.2)
             for i in range(20):
                 monitor(d, f"m{i}", target.url, ["eu"], interval=1, timeout=0.5)
-            wait_for(lambda: r.xlen(f"{redis_prefix}:results") >= 60, 20, "results streaming")
+            wait_for(lambda: len(tail.entries) >= 60, 20, "results streaming")
             d.kill()  # kill -9 while results keep arriving
         time.sleep(1.5)  # the worker still reports the jobs it had
         with Daemon(state_dir, "--config", str(cfg)) as d:
@@ -212,10 +214,13 @@ def test_core_killed_mid_stream_loses_no_result(tmp_path: Path, redis_prefix: st
             assert worker.stop() == 0
             wait_for(lambda: _consumed(r, redis_prefix), 20, "core caught up with the results")
             assert d.stop() == 0
+            # Stored results leave Redis (each carries up to 64 KB of response body).
+            assert r.xlen(f"{redis_prefix}:results") == 0
     finally:
         worker.kill()
         target.close()
-    outcomes = [json.loads(f[b"result"]) for _, f in r.xrange(f"{redis_prefix}:results")]
+        tail.stop()
+    outcomes = [json.loads(f[b"result"]) for _, f in tail.entries]
     r.close()
     assert len(outcomes) >= 60
     db = sqlite3.connect(state_dir / "dragonops.db")

@@ -164,4 +164,9 @@ class RemoteProbes:
             # Committed before acknowledged: otherwise the entries stay pending and are re-read.
             if not await self._history.sync(SYNC_TIMEOUT):
                 raise NotStored(f"{len(ids)} results not committed within {SYNC_TIMEOUT:g}s")
-            await client.xack(stream, CORE_GROUP, *ids)
+            # Then gone from Redis: a result carries up to 64 KB of response body, and the
+            # stream would otherwise hold stream_maxlen of them (gigabytes) until trimmed.
+            async with client.pipeline(transaction=True) as pipe:
+                pipe.xack(stream, CORE_GROUP, *ids)
+                pipe.xdel(stream, *ids)
+                await pipe.execute()

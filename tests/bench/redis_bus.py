@@ -333,9 +333,21 @@ def snapshot(d: Daemon, r: redis.Redis, prefix: str) -> dict[str, Any]:
         "engine": engine,
         "core": group(r, results, "core"),
         "workers": group(r, jobs, "workers"),
+        # Ever added, not XLEN: entries are deleted once acknowledged (jobs by the workers,
+        # results by the core), so the length stays near zero.
+        "results_added": added(r, results),
+        "jobs_added": added(r, jobs),
         "results_len": r.xlen(results),
-        "jobs_len": r.xlen(jobs),
     }
+
+
+def added(r: redis.Redis, stream: str) -> int:
+    """XINFO STREAM entries-added (Redis 7): how many entries the stream ever got."""
+    try:
+        info: Any = r.xinfo_stream(stream)
+    except redis.ResponseError:  # no such stream yet
+        return 0
+    return int(info.get("entries-added", 0))
 
 
 def start_workers(args: argparse.Namespace, tmp: Path, cfg: Path) -> list[subprocess.Popen[bytes]]:
@@ -417,7 +429,7 @@ def probe_run(args: argparse.Namespace, tmp: Path, r: redis.Redis, url: str, whe
         return out
     return out | {
         "results_per_s": round((s1["core"]["entries-read"] - s0["core"]["entries-read"]) / wall, 1),
-        "jobs_per_s": round((s1["jobs_len"] - s0["jobs_len"]) / wall, 1),
+        "jobs_per_s": round((s1["jobs_added"] - s0["jobs_added"]) / wall, 1),
         "core_lag_max": lag,
         "core_pending_max": pending,
         "core_lag_end": s1["core"].get("lag"),
@@ -425,7 +437,8 @@ def probe_run(args: argparse.Namespace, tmp: Path, r: redis.Redis, url: str, whe
         **stopped,  # jobs_done/expired: from the workers' exit lines (0 for a hung one)
         # whole run, from Redis: jobs the workers took, results they wrote, still pending
         "jobs_read_total": s2["workers"].get("entries-read"),
-        "results_total": s2["results_len"],
+        "results_total": s2["results_added"],
+        "results_left_in_redis": s2["results_len"],
         "jobs_pending_total": s2["workers"].get("pending"),
     }
 
