@@ -115,6 +115,45 @@ def test_workers_whose_clocks_are_off_still_count(tmp_path: Path, redis_prefix: 
             r.close()
 
 
+def test_body_conditions_are_judged_on_results_from_afar(tmp_path: Path, redis_prefix: str) -> None:
+    """A worker sends the response body along only for monitors whose conditions read it:
+    [BODY] conditions still decide remote checks, and the others' results travel light."""
+    target = Target()
+    cfg = write_config(tmp_path / "core.toml", SHARED_URL, redis_prefix)
+    r = redis.Redis.from_url(SHARED_URL)
+    tail = StreamTail(SHARED_URL, f"{redis_prefix}:results")
+    with Daemon(tmp_path / "state", "--config", str(cfg)) as d:
+        d.wait_listening()
+        worker = ProbeWorker(tmp_path, SHARED_URL, redis_prefix, "eu", "eu-1")
+        try:
+            wait_for(lambda: r.zcard(f"{redis_prefix}:workers:eu"), 10, "worker heartbeat")
+            time.sleep(1.2)
+            good = monitor(d, "good", target.url, ["eu"], conditions=["[BODY] == ok"])
+            bad = monitor(d, "bad", target.url, ["eu"], conditions=["[body] == nope"])
+            plain = monitor(d, "plain", target.url, ["eu"], conditions=["[STATUS] == 200"])
+            try:
+                wait_for(lambda: state(d, good["id"])["status"] == "up", 15, "[BODY] == ok up")
+            except AssertionError:
+                raise AssertionError(f"{state(d, good['id'])}\n{worker.log}") from None
+            down = wait_for(lambda: (s := state(d, bad["id"]))["status"] == "down" and s, 15,
+                            "[body] == nope down")  # fmt: skip
+            assert "nope" in down["message"]
+            wait_for(lambda: state(d, plain["id"])["status"] == "up", 15, "status-only up")
+        finally:
+            worker.stop()
+            target.close()
+            tail.stop()
+            r.close()
+    contexts = {
+        m["id"]: [json.loads(f[b"result"])["context"] for _, f in tail.entries
+                  if json.loads(f[b"result"])["monitor_id"] == m["id"]]
+        for m in (good, bad, plain)
+    }  # fmt: skip
+    assert all(c and all(x.get("BODY") == "ok" for x in c) for k, c in contexts.items()
+               if k != plain["id"])  # fmt: skip
+    assert contexts[plain["id"]] and not any("BODY" in x for x in contexts[plain["id"]])
+
+
 def _status_event(ws: Any, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:

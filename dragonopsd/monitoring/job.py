@@ -52,12 +52,23 @@ class ProbeOutcome(msgspec.Struct, kw_only=True, frozen=True):
         )
 
 
+def needs_body(spec: MonitorSpec) -> bool:
+    """Whether the core will read [BODY]: only conditions do. "BODY" anywhere in one (case
+    aside) counts, so a false alarm costs bandwidth, never a wrong verdict."""
+    return any("BODY" in condition.upper() for condition in spec.conditions)
+
+
 def outcome_of(job: ProbeJob, worker: str, at: float, result: ProbeResult) -> ProbeOutcome:
-    """Wrap a probe result for the results stream (BODY stays out: it can be large)."""
+    """Wrap a probe result for the results stream. The body travels only when a condition
+    reads it (most monitors check the status and the time, and every result of every location
+    crosses Redis), and then whole, as the probe read it (at most 1 MiB, BODY_TRUNCATED
+    beyond): a shorter cut would turn a JSON condition that passes locally into a failure."""
     context = {k: v for k, v in result.context.items() if k != "BODY"}
     body = result.context.get("BODY")
-    if isinstance(body, str):
-        context["BODY"] = body[:65_536]
+    if body is not None and needs_body(job.spec):
+        # Text, as the conditions read it: bytes would be base64 in the JSON envelope.
+        raw = bytes(body) if isinstance(body, bytes | bytearray | memoryview) else None
+        context["BODY"] = raw.decode("utf-8", "replace") if raw is not None else str(body)
     return ProbeOutcome(
         monitor_id=job.monitor_id,
         round=job.round,
