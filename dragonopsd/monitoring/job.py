@@ -67,8 +67,9 @@ def outcome_of(job: ProbeJob, worker: str, at: float, result: ProbeResult) -> Pr
     body = result.context.get("BODY")
     if body is not None and needs_body(job.spec):
         # Text, as the conditions read it: bytes would be base64 in the JSON envelope.
-        raw = bytes(body) if isinstance(body, bytes | bytearray | memoryview) else None
-        context["BODY"] = raw.decode("utf-8", "replace") if raw is not None else str(body)
+        if isinstance(body, bytes | bytearray | memoryview):
+            body = bytes(body).decode("utf-8", "replace")
+        context["BODY"] = str(body)
     return ProbeOutcome(
         monitor_id=job.monitor_id,
         round=job.round,

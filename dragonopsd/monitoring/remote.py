@@ -81,7 +81,7 @@ class RemoteProbes:
 
     def shared(self, t: float) -> float:
         """A time of this host in Redis's clock (what workers compare job times with)."""
-        return t + self._link.clock_offset if self._link is not None else t
+        return self._link.shared(t) if self._link is not None else t
 
     def local(self, shared: float) -> float:
         """A worker's time (Redis's clock) in this host's clock."""
@@ -164,9 +164,6 @@ class RemoteProbes:
             # Committed before acknowledged: otherwise the entries stay pending and are re-read.
             if not await self._history.sync(SYNC_TIMEOUT):
                 raise NotStored(f"{len(ids)} results not committed within {SYNC_TIMEOUT:g}s")
-            # Then gone from Redis: a result carries up to 64 KB of response body, and the
-            # stream would otherwise hold stream_maxlen of them (gigabytes) until trimmed.
-            async with client.pipeline(transaction=True) as pipe:
-                pipe.xack(stream, CORE_GROUP, *ids)
-                pipe.xdel(stream, *ids)
-                await pipe.execute()
+            # Then gone from Redis: a result may carry a response body (up to 1 MiB), and the
+            # stream would otherwise hold stream_maxlen of them until trimmed.
+            await self._link.ack_and_delete(stream, CORE_GROUP, *ids)

@@ -226,10 +226,7 @@ class Worker:
         """Acknowledge and delete the job: it carries the monitor's spec (request headers and
         body may hold credentials), which should not wait in Redis for the stream's trim."""
         try:
-            async with self._link.client.pipeline(transaction=True) as pipe:
-                pipe.xack(self._stream, WORKER_GROUP, entry_id)
-                pipe.xdel(self._stream, entry_id)
-                await pipe.execute()
+            await self._link.ack_and_delete(self._stream, WORKER_GROUP, entry_id)
         except ERRORS as exc:  # unacknowledged: it is re-run after claim_idle, harmlessly
             self._link.failed(exc, "ack")
 

@@ -17,6 +17,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -74,13 +75,25 @@ class RedisLink:
         # Redis's clock minus this host's (seconds), from the last quick TIME answer.
         self.clock_offset = 0.0
 
+    def shared(self, t: float) -> float:
+        """A time of this host's clock in Redis's, for values other hosts read."""
+        return t + self.clock_offset
+
     def now(self) -> float:
-        """The current time in Redis's clock (Unix seconds), for values other hosts read."""
-        return time.time() + self.clock_offset
+        """The current time in Redis's clock (Unix seconds)."""
+        return self.shared(time.time())
 
     def local(self, shared: float) -> float:
         """A time another host wrote in Redis's clock, in this host's clock."""
         return shared - self.clock_offset
+
+    async def ack_and_delete(self, stream: str, group: str, *ids: Any) -> None:
+        """XACK then XDEL in one MULTI: entries done with leave Redis at once instead of
+        waiting for the stream's trim (jobs carry monitor specs, results response bodies)."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xack(stream, group, *ids)
+            pipe.xdel(stream, *ids)
+            await pipe.execute()
 
     @property
     def state(self) -> str:
