@@ -210,7 +210,7 @@ class RedisBus(LocalBus):
                 backoff = min(backoff * 2, 5.0)
             finally:
                 with contextlib.suppress(*ERRORS):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
 
     def _receive(self, payload: bytes) -> None:
         try:

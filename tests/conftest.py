@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import itertools
+import os
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from processes import OWNER, RUN, reap
 from redis_helpers import private_redis, redis_prefix  # noqa: F401  (fixtures)
 
 from dragonopsd.app import build_app
@@ -17,6 +20,34 @@ from dragonopsd.keys import AUTHENTICATOR
 from dragonopsd.principal import Role
 
 Client = TestClient[Any, Any]
+_serial = itertools.count()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    os.environ[OWNER] = f"{RUN}-session"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The final check: no process any test or fixture started outlives the suite."""
+    left = reap()
+    if left:
+        print("\nprocesses left running by the suite (now killed):\n  " + "\n  ".join(left))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(autouse=True)
+def _stop_processes() -> Iterator[None]:
+    """Whatever this test started is stopped when it ends, pass or fail; one it left running
+    fails it (after being killed)."""
+    tag = f"{RUN}-{next(_serial)}"
+    os.environ[OWNER] = tag
+    try:
+        yield
+    finally:
+        os.environ[OWNER] = f"{RUN}-session"
+        left = reap(tag)
+    if left:
+        pytest.fail("processes left running by this test (now killed):\n  " + "\n  ".join(left))
 
 
 @pytest.fixture

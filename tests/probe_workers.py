@@ -3,9 +3,12 @@ target on loopback, and small synchronous API helpers."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -39,20 +42,26 @@ class ProbeWorker:
             assert faketime, "faketime is missing: .ci/run installs it (apt-get install faketime)"
             argv = [faketime, "-f", clock, *argv]
         with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+            # A group of its own: faketime forks the worker and does not pass signals on, so
+            # stopping means signalling the whole group.
+            self.proc = subprocess.Popen(
+                argv, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+            )
 
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def _signal_group(self, sig: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
+        self._signal_group(signal.SIGTERM)
         return self.proc.wait(20)
 
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
+        self._signal_group(signal.SIGKILL)
         self.proc.wait(10)
 
 
