@@ -20,6 +20,7 @@ KINDS: tuple[str, ...] = ("http", "tcp", "dns", "icmp", "tls", "push")
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR", "CAA"]
 MonitorStatus = Literal["up", "down", "pending", "maintenance", "paused"]
+STATUSES: tuple[str, ...] = ("up", "down", "pending", "maintenance", "paused")
 ManagedBy = Literal["api", "config"]
 
 Seconds = Annotated[float, msgspec.Meta(ge=1, le=86_400)]

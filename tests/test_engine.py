@@ -202,7 +202,7 @@ async def test_stopped_server_suppresses_dependent_alerts(
     report = await (await client.post(f"/api/monitors/{m['id']}/check")).json()
     assert report["status"] == "down"
     [incident] = (await (await client.get("/api/incidents")).json())["items"]
-    assert incident["rootCause"] == f"server {t['server']['id']} is stopped"
+    assert incident["rootCause"] == f"server web-1 ({t['server']['id']}) is stopped"
     await asyncio.sleep(0.5)
     assert receiver.events == []  # the root cause is the server, not this monitor
 

@@ -6,13 +6,12 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 
 from aiohttp import web
 
 from ..keys import HISTORY_QUERY, MONITORS
 from ..model import Wire
-from ..monitor import Monitor, MonitorSpec
+from ..monitor import KINDS, STATUSES, Monitor, MonitorSpec
 from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
@@ -23,7 +22,11 @@ from .http import (
     IF_NONE_MATCH_DOC,
     cacheable_response,
     if_match,
+    iso_time,
     json_response,
+    page_limit,
+    page_params,
+    query_time,
     read_json,
 )
 from .route import Param, Route
@@ -85,12 +88,16 @@ def _ident(request: web.Request) -> str:
         raise not_found("monitor", raw) from None
 
 
+LIST_FILTERS = ("kind", "status", "tag", "serverId", "environmentId", "q")
+
+
 async def list_monitors(request: web.Request) -> web.Response:
-    """Monitors, filtered by kind, status, tag, serverId, environmentId."""
+    """Monitors by name, filtered; every match unless ``limit`` asks for a page."""
     q = request.query
     for name in q:
-        if name not in ("kind", "status", "tag", "serverId", "environmentId", "q"):
+        if name not in (*LIST_FILTERS, "limit", "cursor"):
             raise invalid(name, "unknown query parameter")
+    limit = page_limit(q, 10**9)
     service = request.app[MONITORS]
     items = [service.view(r) for r in await service.store.all()]
     text = q.get("q", "").lower()
@@ -104,7 +111,18 @@ async def list_monitors(request: web.Request) -> web.Response:
         and (not q.get("environmentId") or m.environment_id == q["environmentId"])
         and (not text or text in m.name.lower())
     ]
-    return json_response(MonitorPage(items=items))
+    if "cursor" in q:  # keyset: the (name, id) of the previous page's last item
+        after = _cursor(q["cursor"])
+        items = [m for m in items if (m.name, m.id) > after]
+    cursor = f"{items[limit - 1].name}\0{items[limit - 1].id}" if len(items) > limit else None
+    return json_response(MonitorPage(items=items[:limit], next_cursor=cursor))
+
+
+def _cursor(raw: str) -> tuple[str, str]:
+    name, sep, ident = raw.rpartition("\0")
+    if not sep or not ident:
+        raise invalid("cursor", "malformed cursor")
+    return name, ident
 
 
 async def create_monitor(request: web.Request) -> web.Response:
@@ -169,8 +187,8 @@ async def history(request: web.Request) -> web.Response:
     row = await service.store.get(_ident(request))
     q = request.query
     now = time.time()
-    until = _timestamp(q.get("until"), "until", now)
-    since = _timestamp(q.get("since"), "since", until - 86_400)
+    until = query_time(q.get("until"), "until", now)
+    since = query_time(q.get("since"), "since", until - 86_400)
     if since >= until:
         raise invalid("since", "must be before until")
     step = duration(q["step"], "step") if "step" in q else max(60.0, (until - since) / 200)
@@ -195,14 +213,14 @@ async def uptime(request: web.Request) -> web.Response:
     incidents = await service.store.incidents(
         monitor_id=row.monitor.id,
         state=None,
-        since=_iso(time.time() - max(seconds)),
+        since=iso_time(time.time() - max(seconds)),
         before=None,
         limit=10_000,
     )
     counts: dict[str, int] = {}
     mttr: dict[str, float | None] = {}
     for name, span in zip(names, seconds, strict=True):
-        start = _iso(time.time() - span)
+        start = iso_time(time.time() - span)
         inside = [i for i in incidents if (i.closed_at or "9999") >= start]
         closed = [i.duration_seconds for i in inside if i.duration_seconds is not None]
         counts[name] = len(inside)
@@ -235,23 +253,6 @@ async def push(request: web.Request) -> web.Response:
     return json_response(PushAck(ok=True))
 
 
-def _timestamp(raw: str | None, name: str, default: float) -> float:
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise invalid(name, "expected Unix seconds or an ISO 8601 time") from None
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
-
-
 def routes() -> list[Route]:
     """Everything under /api/monitors, plus /api/monitoring, /api/incidents, /api/push."""
     mid = Param("id", "The monitor's UUID", {"type": "string", "format": "uuid"}, "path", True)
@@ -267,6 +268,15 @@ def routes() -> list[Route]:
             "Monitors",
             "viewer",
             response=MonitorPage,
+            params=(
+                Param("kind", "Only this kind", {"enum": list(KINDS)}),
+                Param("status", "Only this status", {"enum": list(STATUSES)}),
+                Param("tag", "Only monitors with this tag", {"type": "string"}),
+                Param("serverId", "Only this server's monitors", {"type": "string"}),
+                Param("environmentId", "Only this environment's", {"type": "string"}),
+                Param("q", "Name contains this text (any case)", {"type": "string"}),
+                *page_params("every match"),
+            ),
             errors=(422,),
         ),
         Route(

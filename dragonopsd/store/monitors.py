@@ -241,6 +241,16 @@ class MonitorStore:
         ):
             return {i.monitor_id: i for i in map(_incident, await cur.fetchall())}
 
+    async def incident(self, ident: str) -> Incident | None:
+        """One incident by id."""
+        cols = ", ".join(_INCIDENT_COLS)
+        async with (
+            self.db.read() as conn,
+            conn.execute(f"SELECT {cols} FROM incidents WHERE id = ?", (ident,)) as cur,
+        ):
+            row = await cur.fetchone()
+        return None if row is None else _incident(row)
+
     async def incidents(
         self,
         *,
@@ -281,12 +291,12 @@ def _str(value: uuid.UUID | None) -> str | None:
 
 async def topology(
     db: Database,
-) -> tuple[dict[str, tuple[str, str]], dict[str, str], dict[str, str]]:
-    """Inventory links the engine needs: server -> (environment, status), environment ->
+) -> tuple[dict[str, tuple[str, str, str]], dict[str, str], dict[str, str]]:
+    """Inventory links the engine needs: server -> (environment, status, name), environment ->
     project, project -> client. One snapshot, three small statements."""
     async with db.read(snapshot=True) as conn:
-        async with conn.execute("SELECT id, environment_id, status FROM servers") as cur:
-            servers = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+        async with conn.execute("SELECT id, environment_id, status, name FROM servers") as cur:
+            servers = {r[0]: (r[1], r[2], r[3]) for r in await cur.fetchall()}
         async with conn.execute("SELECT id, project_id FROM environments") as cur:
             envs = {r[0]: r[1] for r in await cur.fetchall()}
         async with conn.execute("SELECT id, client_id FROM projects") as cur:
