@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable
 
 from aiohttp import web
 
-from ..keys import HISTORY_QUERY, MONITORS
+from ..keys import MONITORS
 from ..model import Wire
 from ..monitor import KINDS, STATUSES, Monitor, MonitorSpec
 from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
-from ..store.history_query import Point, UptimeWindow
 from ..store.monitors import MonitorRow
 from .http import (
     IF_MATCH_DOC,
     IF_NONE_MATCH_DOC,
     cacheable_response,
     if_match,
-    iso_time,
     json_response,
     page_limit,
     page_params,
-    query_time,
     read_json,
 )
 from .route import Param, Route
@@ -49,35 +45,10 @@ class Board(Wire, kw_only=True):
     counts: dict[str, int]
 
 
-class History(Wire, kw_only=True):
-    """GET /api/monitors/{id}/history."""
-
-    monitor_id: str
-    step: float
-    points: list[Point]
-
-
-class Uptime(Wire, kw_only=True):
-    """GET /api/monitors/{id}/uptime."""
-
-    monitor_id: str
-    windows: list[UptimeWindow]
-    incidents: dict[str, int]
-    mttr_seconds: dict[str, float | None]
-
-
 class PushAck(Wire, kw_only=True):
     """Answer to a push call."""
 
     ok: bool
-
-
-def duration(text: str, name: str) -> float:
-    """``90s``, ``15m``, ``24h``, ``30d`` -> seconds; 422 naming the parameter otherwise."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise invalid(name, f"expected a duration like 24h or 30d, got {text[:20]!r}")
-    return int(m[1]) * _UNITS[m[2]]
 
 
 def _ident(request: web.Request) -> str:
@@ -181,55 +152,6 @@ async def monitoring(request: web.Request) -> web.Response:
     return json_response(Board(items=engine.states(), counts=engine.counts()))
 
 
-async def history(request: web.Request) -> web.Response:
-    """Heartbeat history aggregated per step (from raw rows or rollups)."""
-    service = request.app[MONITORS]
-    row = await service.store.get(_ident(request))
-    q = request.query
-    now = time.time()
-    until = query_time(q.get("until"), "until", now)
-    since = query_time(q.get("since"), "since", until - 86_400)
-    if since >= until:
-        raise invalid("since", "must be before until")
-    step = duration(q["step"], "step") if "step" in q else max(60.0, (until - since) / 200)
-    try:
-        points = await request.app[HISTORY_QUERY].series(row.seq, since, until, step)
-    except ValueError as exc:
-        raise invalid("step", str(exc)) from None
-    return json_response(History(monitor_id=row.monitor.id, step=step, points=points))
-
-
-async def uptime(request: web.Request) -> web.Response:
-    """Uptime %, p50/p95/p99, incident count and MTTR per window."""
-    service = request.app[MONITORS]
-    row = await service.store.get(_ident(request))
-    names = [w.strip() for w in request.query.get("windows", "24h,7d,30d").split(",") if w.strip()]
-    if not names or len(names) > 8:
-        raise invalid("windows", "1 to 8 windows, e.g. 24h,7d,30d,365d")
-    seconds = [duration(w, "windows") for w in names]
-    if max(seconds) > 400 * 86_400:
-        raise invalid("windows", "at most 400d")
-    windows = await request.app[HISTORY_QUERY].uptime(row.seq, seconds)
-    incidents = await service.store.incidents(
-        monitor_id=row.monitor.id,
-        state=None,
-        since=iso_time(time.time() - max(seconds)),
-        before=None,
-        limit=10_000,
-    )
-    counts: dict[str, int] = {}
-    mttr: dict[str, float | None] = {}
-    for name, span in zip(names, seconds, strict=True):
-        start = iso_time(time.time() - span)
-        inside = [i for i in incidents if (i.closed_at or "9999") >= start]
-        closed = [i.duration_seconds for i in inside if i.duration_seconds is not None]
-        counts[name] = len(inside)
-        mttr[name] = sum(closed) / len(closed) if closed else None
-    return json_response(
-        Uptime(monitor_id=row.monitor.id, windows=windows, incidents=counts, mttr_seconds=mttr)
-    )
-
-
 async def push(request: web.Request) -> web.Response:
     """Push (heartbeat) monitors call this; the token in the path is the credential."""
     q = request.query
@@ -259,6 +181,11 @@ def routes() -> list[Route]:
     token = Param("token", "The push monitor's token", {"type": "string"}, "path", True)
     body_errors = (400, 404, 409, 413, 415, 422)
     if_match_param = Param("If-Match", IF_MATCH_DOC, {"type": "string"}, "header")
+    pushed = (
+        Param("status", "What the job reports (default up)", {"enum": ["up", "down"]}),
+        Param("msg", "A message kept with the heartbeat", {"type": "string", "maxLength": 500}),
+        Param("ping", "The job's own duration in ms", {"type": "number", "minimum": 0}),
+    )
     return [
         Route(
             "GET",
@@ -338,28 +265,6 @@ def routes() -> list[Route]:
         ),
         Route(
             "GET",
-            "/api/monitors/{id}/history",
-            history,
-            "Heartbeat history",
-            "Monitors",
-            "viewer",
-            response=History,
-            params=(mid,),
-            errors=(404, 422),
-        ),
-        Route(
-            "GET",
-            "/api/monitors/{id}/uptime",
-            uptime,
-            "Uptime and latency percentiles",
-            "Monitors",
-            "viewer",
-            response=Uptime,
-            params=(mid,),
-            errors=(404, 422),
-        ),
-        Route(
-            "GET",
             "/api/monitoring",
             monitoring,
             "Latest state of every monitor",
@@ -384,7 +289,7 @@ def routes() -> list[Route]:
             "Monitors",
             "public",
             response=PushAck,
-            params=(token,),
+            params=(token, *pushed),
             errors=(404, 422),
         ),
         Route(
@@ -395,7 +300,7 @@ def routes() -> list[Route]:
             "Monitors",
             "public",
             response=PushAck,
-            params=(token,),
+            params=(token, *pushed),
             errors=(404, 422),
         ),
     ]

@@ -12,8 +12,8 @@ from ..model import Wire
 from ..problem import Problem, invalid, not_found
 from ..sample import Sample, SampleBatch, SampleIn
 from ..store.samples import Point
+from .heartbeats import duration
 from .http import json_response, query_time, read_json
-from .monitors import duration
 from .route import Param, Route
 
 MAX_SKEW = 300.0  # seconds an agent's clock may run ahead of ours
