@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -37,6 +38,27 @@ METADATA_NETWORKS: tuple[IPNetwork, ...] = (
 
 # For callers that must not echo the address (it may be part of a credential-bearing URL).
 REFUSED = "address refused: link-local, cloud metadata or [probes] deny_cidrs"
+
+
+class AddressSet:
+    """Networks that client addresses are tested against ([server] per_address_exempt).
+
+    An IPv4 client on a dual-stack socket shows up as ``::ffff:a.b.c.d``; it counts as a.b.c.d.
+    """
+
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self._networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+    def __contains__(self, address: object) -> bool:
+        if not self._networks or not isinstance(address, str):
+            return False
+        try:
+            ip: IPAddress = ipaddress.ip_address(address.partition("%")[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self._networks)
 
 
 class AddressRefused(OSError):
