@@ -11,6 +11,9 @@ The rules come from ``[probes]``: link-local addresses and the cloud metadata se
 refused unless ``allow_metadata = true``; ``deny_cidrs`` are refused always. Loopback and
 private ranges stay allowed unless listed there: receivers on the same host or LAN are normal.
 Protocol-agnostic on purpose: probes and notifications share it.
+
+The other direction lives here too: ``AddressSet`` and ``Quota`` cap what one client address
+(or principal) may hold open on the daemon's own port, ``[server] per_address_exempt`` aside.
 """
 
 from __future__ import annotations
@@ -59,6 +62,36 @@ class AddressSet:
         if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
             ip = ip.ipv4_mapped
         return any(ip in network for network in self._networks)
+
+
+class Quota:
+    """At most ``cap`` slots held per key (a client address, a principal); keys in ``exempt``
+    are not counted, and a key that holds none is forgotten."""
+
+    def __init__(self, cap: int, exempt: AddressSet | None = None) -> None:
+        self.cap = cap
+        self._exempt = exempt or AddressSet(())
+        self._held: dict[str, int] = {}
+
+    def take(self, key: str) -> bool:
+        """Take a slot for key; False when key already holds cap of them."""
+        if key in self._exempt:
+            return True
+        held = self._held.get(key, 0)
+        if held >= self.cap:
+            return False
+        self._held[key] = held + 1
+        return True
+
+    def give_back(self, key: str) -> None:
+        """Return a slot take() gave."""
+        if key in self._exempt:
+            return
+        held = self._held.get(key, 0) - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            self._held.pop(key, None)
 
 
 class AddressRefused(OSError):

@@ -251,15 +251,16 @@ async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResp
     if not ws.can_prepare(request).ok:
         raise Problem(400, "websocket upgrade required", headers={"Upgrade": "websocket"})
     principal, credential = await _before_upgrade(request)
-    caps = hub.caps
+    principals, addresses = hub.caps.principals, hub.caps.addresses
     address = request.remote or "unknown"
-    if not caps.claim_address(address):
-        raise Problem(429, f"at most {caps.per_address} websockets per client address")
+    if not addresses.take(address):
+        raise Problem(429, f"at most {addresses.cap} websockets per client address")
+    over = f"at most {principals.cap} websockets per token or user"
     actor = ""  # whose principal slot this socket holds, once it holds one
     try:
         if principal is not None:
-            if not caps.claim_principal(principal.actor):
-                raise Problem(429, f"at most {caps.per_principal} websockets per token or user")
+            if not principals.take(principal.actor):
+                raise Problem(429, over)
             actor = principal.actor
         async with asyncio.timeout(10):  # a peer that never reads cannot hold the upgrade
             request.app[FRONT].headers(request, ws)  # request id and security headers
@@ -269,18 +270,17 @@ async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResp
             if authenticated is None:
                 return ws
             principal, credential = authenticated
-            if not caps.claim_principal(principal.actor):
-                reason = f"at most {caps.per_principal} websockets per token or user"
-                await ws.close(code=POLICY_VIOLATION, message=reason.encode())
+            if not principals.take(principal.actor):
+                await ws.close(code=POLICY_VIOLATION, message=over.encode())
                 return ws
             actor = principal.actor
             await ws.send_frame(ack("auth", role=principal.role), WSMsgType.TEXT)
         request[PRINCIPAL] = principal
         await _stream(request, ws, _still_valid(request, principal, credential), initial)
     finally:
-        caps.release_address(address)
+        addresses.give_back(address)
         if actor:
-            caps.release_principal(actor)
+            principals.give_back(actor)
     return ws
 
 

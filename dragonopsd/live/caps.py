@@ -9,50 +9,12 @@ too) and one for its principal once it is known, until it ends. Addresses in
 
 from __future__ import annotations
 
-from ..netguard import AddressSet
+from ..netguard import AddressSet, Quota
 
 
 class SocketCaps:
     """Open websockets per principal (``token:<id>`` / ``jwt:<sub>``) and per client address."""
 
     def __init__(self, per_principal: int, per_address: int, exempt: AddressSet) -> None:
-        self.per_principal = per_principal
-        self.per_address = per_address
-        self._exempt = exempt
-        self._principals: dict[str, int] = {}
-        self._addresses: dict[str, int] = {}
-
-    def claim_address(self, address: str) -> bool:
-        """Take a slot for a socket from address; False when its sockets are at the cap."""
-        if address in self._exempt:
-            return True
-        return _claim(self._addresses, address, self.per_address)
-
-    def release_address(self, address: str) -> None:
-        """Give back the slot claim_address took."""
-        if address not in self._exempt:
-            _release(self._addresses, address)
-
-    def claim_principal(self, actor: str) -> bool:
-        """Take a slot for a socket of this principal; False when it is at the cap."""
-        return _claim(self._principals, actor, self.per_principal)
-
-    def release_principal(self, actor: str) -> None:
-        """Give back the slot claim_principal took."""
-        _release(self._principals, actor)
-
-
-def _claim(counts: dict[str, int], key: str, cap: int) -> bool:
-    held = counts.get(key, 0)
-    if held >= cap:
-        return False
-    counts[key] = held + 1
-    return True
-
-
-def _release(counts: dict[str, int], key: str) -> None:
-    held = counts.get(key, 0) - 1
-    if held > 0:
-        counts[key] = held
-    else:
-        counts.pop(key, None)  # no entry left behind per address that ever connected
+        self.principals = Quota(per_principal)
+        self.addresses = Quota(per_address, exempt)
