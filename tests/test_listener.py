@@ -8,6 +8,7 @@ would read the journal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -103,6 +104,15 @@ def test_slow_request_heads_are_cut_off_after_header_timeout(tmp_path: Path) -> 
             keep.sendall(HEALTHZ)
             assert response(keep)[0] == 200
             assert closed(keep)  # keepalive_timeout ends it
+        with connect(port) as upload:  # refused before its body was read: that is no head
+            upload.sendall(b"POST /api/clients HTTP/1.1\r\nHost: t\r\nContent-Length: 9999\r\n\r\n")
+            assert problem(upload, 401)
+            upload.settimeout(0.1)
+            for _ in range(15):  # three header timeouts' worth of body, while aiohttp reads it off
+                upload.sendall(b"x" * 10)
+                with contextlib.suppress(TimeoutError):
+                    assert upload.recv(65536) == b"", "a second response after the 401"
+                    break  # closed: nothing more came
         assert not log_problems(daemon)
 
 

@@ -116,6 +116,7 @@ class Connection(web.RequestHandler):
         self._awaiting_head = True  # between requests: the next bytes start a request head
         self._head_begun = False  # some of that head has arrived
         self._head_timer: asyncio.TimerHandle | None = None
+        self._unread_body: StreamReader | None = None  # a body aiohttp is reading off, unread
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         peer = transport.get_extra_info("peername")
@@ -144,7 +145,8 @@ class Connection(web.RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        if self._awaiting_head and data:
+        body = self._unread_body
+        if self._awaiting_head and data and (body is None or body.is_eof()):
             self._head_begun = True
             if self._head_timer is None:
                 self._arm()
@@ -160,8 +162,10 @@ class Connection(web.RequestHandler):
     def log_access(
         self, request: web.BaseRequest, response: web.StreamResponse, time: float | None
     ) -> None:
-        # aiohttp calls this once each response is finished: a next head may follow.
+        # aiohttp calls this once each response is finished: a next head may follow, once the
+        # rest of a body the handler left unread is read off ("lingering"): its bytes are none.
         self._awaiting_head = True
+        self._unread_body = None if request.content.is_eof() else request.content
         super().log_access(request, response, time)
 
     def handle_error(
