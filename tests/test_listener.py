@@ -142,7 +142,7 @@ def test_one_address_is_capped_and_others_still_get_in(tmp_path: Path) -> None:
             time.sleep(0.05)
         for sock in held:
             sock.close()
-        daemon.wait_log(r"WARNING dragonopsd\.api: refused \d+ connections over")
+        daemon.wait_log(r"WARNING dragonopsd\.api: refused \d+ connection\(s\) over")
         assert not log_problems(daemon)
 
 

@@ -95,7 +95,7 @@ class Limits:
         now = time.monotonic()
         if now - self._warned >= WARN_EVERY:
             log.warning(
-                "refused %d connections over [server] max_connections_per_address "
+                "refused %d connection(s) over [server] max_connections_per_address "
                 "(the last from %s)",
                 self._refused,
                 address,
