@@ -60,6 +60,7 @@ from .keys import (
     WEB_BUNDLE,
     DocsAssets,
 )
+from .live.caps import SocketCaps
 from .live.hub import Hub, Item
 from .live.mirror import StateMirror
 from .live.topics import topic_id
@@ -73,7 +74,7 @@ from .monitoring.engine import Engine
 from .monitoring.remote import RemoteProbes
 from .monitoring.service import MonitorService
 from .monitoring.statuspage import StatusPages
-from .netguard import AddressGuard
+from .netguard import AddressGuard, AddressSet
 from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
 from .sampling.sampler import Sampler
@@ -152,7 +153,13 @@ def _wire_monitoring(
 def _wire_live(app: web.Application, bus: LocalBus) -> None:
     """The websocket hub and the snapshots of the topics whose state lives here (sampling
     and actions register theirs the same way: live/hub.py's docstring)."""
-    hub = app[HUB] = Hub(bus)
+    server = app[CONFIG].server
+    caps = SocketCaps(
+        server.max_websockets_per_principal,
+        server.max_websockets_per_address,
+        AddressSet(server.per_address_exempt),
+    )
+    hub = app[HUB] = Hub(bus, caps)
     engine = app[MONITORS].engine
 
     async def all_monitors(topic: str) -> list[Item]:

@@ -6,6 +6,7 @@ once instead of making the operator fix one typo per restart.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -36,6 +37,24 @@ class ServerConfig(Section, frozen=True):
     cors_origins: list[Origin] = []
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] = 1024 * 1024
     shutdown_timeout: Annotated[float, msgspec.Meta(ge=0, le=300)] = 10.0
+    # Slow clients: a request head must arrive whole within header_timeout (from connecting, or
+    # from its first byte); an idle keep-alive connection closes after keepalive_timeout.
+    header_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    keepalive_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 75.0
+    max_connections_per_address: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
+    max_websockets_per_principal: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 20
+    max_websockets_per_address: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 50
+    # The per-address caps skip these: a reverse proxy on this host speaks for many clients.
+    per_address_exempt: list[Cidr] = msgspec.field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+
+    def __post_init__(self) -> None:
+        for cidr in self.per_address_exempt:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"server.per_address_exempt: {cidr!r} is not a network") from None
 
 
 class StorageConfig(Section, frozen=True):

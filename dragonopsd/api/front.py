@@ -46,6 +46,7 @@ HTML_CSP = (
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 FORWARDED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection first"
 FALLBACK = "front-fallback"  # the catch-all route's name; it is no API route of its own
 _X_REQUEST_ID = istr("X-Request-ID")
 _CSP = istr("Content-Security-Policy")
@@ -170,8 +171,8 @@ class Front:
                 if exc.status < 400:
                     raise
                 response = problem_response(request, _from_http_exception(request, exc))
-            except Exception:
-                response = _internal_error(request)
+            except Exception as exc:
+                response = _failed(request, exc)
             if audited:
                 await access.record(request, route, response)
             return finish(request, response, template, started)
@@ -212,8 +213,8 @@ class Front:
             response = problem_response(request, problem)
         except web.HTTPException as exc:
             response = problem_response(request, _from_http_exception(request, exc))
-        except Exception:
-            response = _internal_error(request)
+        except Exception as exc:
+            response = _failed(request, exc)
         return self._finish(request, response, UNMATCHED, started)
 
     def _preflight(self, request: web.Request, allowed: set[str]) -> web.Response:
@@ -233,6 +234,21 @@ class Front:
                 "Access-Control-Max-Age": "600",
             },
         )
+
+
+def _failed(request: web.Request, exc: Exception) -> web.Response:
+    """The answer to a handler that raised. A client hanging up mid-response (a scrape, a
+    websocket upgrade) is no server error: a debug line, counted as 499 like nginx does."""
+    transport = request.transport
+    if isinstance(exc, ConnectionError) and (transport is None or transport.is_closing()):
+        log.debug(
+            "client went away during %s %s [request %s]",
+            request.method,
+            request.path,
+            request.get(REQUEST_ID),
+        )
+        return web.Response(status=CLIENT_CLOSED)  # never reaches the client, only the counters
+    return _internal_error(request)
 
 
 def _internal_error(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from ..keys import AUTH_LIMITER, CONFIG, FRONT, METRICS
 from ..problem import Problem
 from .access import CHALLENGE
 from .front import problem_response
+from .listener import Runner
 from .route import Route
 
 log = logging.getLogger("dragonopsd.metrics")
@@ -105,7 +106,8 @@ def listener_ctx(
         own[AUTH_LIMITER] = app[AUTH_LIMITER]
         own[FRONT] = app[FRONT]
         own.router.add_get("/metrics", _listener_metrics)
-        runner = web.AppRunner(own, handle_signals=False, access_log=None)
+        # The API port's limits and problem+json for what aiohttp refuses (api/listener.py).
+        runner = Runner(own, app[CONFIG].server, handle_signals=False)
         await runner.setup()
         try:
             await web.TCPSite(runner, host.strip("[]"), int(port)).start()

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from .. import __version__, logs
+from ..api.listener import Runner
 from ..app import build_app
 from ..config import Config, ConfigError, load
 from ..crypto import KeyRingError
@@ -103,8 +104,12 @@ async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP reloads logging and the config-file monitors."""
     notifier = Notifier()
     app = build_app(cfg, demo_data=demo, config_path=config_path)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=cfg.server.shutdown_timeout
+    runner = Runner(
+        app,
+        cfg.server,
+        stats=app[METRICS].http,
+        handle_signals=False,
+        shutdown_timeout=cfg.server.shutdown_timeout,
     )
     if not await _listen(runner, cfg):
         return EXIT_FAILURE
