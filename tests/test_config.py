@@ -190,3 +190,41 @@ def test_a_deny_cidr_that_is_not_a_network_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as err:
         from_mapping({"probes": {"deny_cidrs": ["10.0.0.0/40"]}}, env={})
     assert err.value.problems == ["probes.deny_cidrs: '10.0.0.0/40' is not a network"]
+
+
+def test_check_config_validates_monitor_tables_as_the_sync_does(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        "[[monitors]]\n"
+        'name = "ok"\nkind = "http"\nurl = "https://example.com/"\nfailure_threshold = 2\n'
+        "[[monitors]]\n"
+        'nmae = "typo"\nkind = "http"\nurl = "https://example.com/"\n'
+        "[[monitors]]\n"
+        'name = "kind"\nkind = "htp"\n'
+        "[[monitors]]\n"
+        'name = "fast"\nkind = "tcp"\nhost = "db"\nport = 5432\ninterval = 0.1\n'
+        "[[monitors]]\n"
+        'name = "cond"\nkind = "http"\nurl = "https://example.com/"\n'
+        'conditions = ["[STATUS] == 200", "[STATUS] ="]\n'
+        "[[monitors]]\n"
+        'name = "ok"\nkind = "push"\nfailure_threshold = "x"\n',
+        encoding="utf-8",
+    )
+    out = run_cli("check-config", "--config", str(path))
+    assert out.returncode == 2, out
+    lines = [line.strip() for line in out.stderr.splitlines()[1:]]
+    assert lines == [
+        "monitors[1].nmae: Object contains unknown field `nmae`",
+        "monitors[2].kind: Invalid enum value 'htp'",
+        "monitors[3].interval: Expected `float` >= 1.0",
+        "monitors[4].conditions[1]: expected an operator (==, !=, <, <=, >, >=) (at position 9)",
+        "monitors[5].failure_threshold: Expected `int`, got `str`",
+    ]
+    path.write_text(
+        '[[monitors]]\nname = "ok"\nkind = "http"\nurl = "https://example.com/"\n'
+        '[[monitors]]\nname = "ok"\nkind = "push"\n',
+        encoding="utf-8",
+    )
+    out = run_cli("check-config", "--config", str(path))
+    assert out.returncode == 2
+    assert "monitors[1].name: 'ok' is also monitors[0]'s name" in out.stderr

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import Config, ConfigError, load, with_overrides
+from ..monitoring.service import parse_monitor_tables
 from ..redislink.client import safe_url
 from ..store import migrations
 from . import agent, db, keys, probe, serve, tokens
@@ -22,7 +23,18 @@ from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common
 log = logging.getLogger("dragonopsd")
 
 
+def _report(problems: list[str]) -> int:
+    print(f"configuration has {len(problems)} problem(s):", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _check_config(cfg: Config, args: argparse.Namespace) -> int:
+    # The very check the [[monitors]] sync makes (links to servers need the database: not here).
+    _, problems = parse_monitor_tables(cfg.monitors)
+    if problems:
+        return _report(problems)
     redis = safe_url(cfg.redis.url) if cfg.redis.url else "off (in-process)"
     print(
         f"ok: listen {cfg.server.host}:{cfg.server.port}, "
@@ -74,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = _config(args)
     except ConfigError as exc:
-        print(f"configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return _report(exc.problems)
     try:
         return int(args.handler(cfg, args))
     except (migrations.MigrationError, sqlite3.DatabaseError) as exc:
