@@ -9,18 +9,25 @@ from __future__ import annotations
 import http.server
 import json
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import jwt
 import pytest
+from conftest import Client
 from daemon import Daemon
+from ws_helpers import closed_with, frame, quick, subscribe
+
+from dragonopsd.config import from_mapping
+from dragonopsd.keys import RELOADER
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):
@@ -56,9 +63,9 @@ def target() -> Iterator[_Target]:
         thread.join(10)
 
 
-def http(d: Daemon, method: str, path: str) -> tuple[int, Any]:
-    """Call the daemon as its bootstrap admin."""
-    headers = {"Authorization": f"Bearer {d.token}"}
+def http(d: Daemon, method: str, path: str, token: str | None = None) -> tuple[int, Any]:
+    """Call the daemon as its bootstrap admin (or with token)."""
+    headers = {"Authorization": f"Bearer {token or d.token}"}
     req = urllib.request.Request(d.url + path, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:
@@ -105,6 +112,8 @@ def check_config(path: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+# The line that ends a reload (before this branch: the monitor sync's, which ended it then).
+RELOADED = r"(reloaded|re-synced) [^\n]*problems"
 HISTORY = "[history]\nflush_interval = 0.05\n\n"
 
 
@@ -153,3 +162,137 @@ def test_a_typo_in_one_monitor_table_deletes_nothing(tmp_path: Path, target: _Ta
 
     config.write_text(good, encoding="utf-8")
     assert check_config(config).returncode == 0
+
+
+def readyz(d: Daemon) -> Any:
+    with urllib.request.urlopen(d.url + "/readyz", timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def state_of(d: Daemon, monitor_id: str) -> Any:
+    status, body = http(d, "GET", "/api/monitoring")
+    assert status == 200, body
+    return next(s for s in body["items"] if s["monitorId"] == monitor_id)
+
+
+def test_sighup_applies_deny_cidrs_to_the_next_check(tmp_path: Path, target: _Target) -> None:
+    url = f"http://127.0.0.1:{target.server_port}/"
+    monitors = _monitor("now", url) + _monitor("scheduled", url + "s")
+    config = tmp_path / "dragonops.toml"
+    config.write_text(monitors, encoding="utf-8")
+    with Daemon(tmp_path / "state", "--config", str(config)) as d:
+        d.wait_listening()
+        ids_ = ids(d)
+        status, report = http(d, "POST", f"/api/monitors/{ids_['now']}/check")
+        assert status == 200 and report["ok"], report
+        until(lambda: state_of(d, ids_["scheduled"])["status"] == "up")
+
+        config.write_text('[probes]\ndeny_cidrs = ["127.0.0.0/8"]\n' + monitors, "utf-8")
+        mark = len(d.log)
+        d.signal(signal.SIGHUP)
+        d.wait_log(RELOADED, start=mark)
+        status, report = http(d, "POST", f"/api/monitors/{ids_['now']}/check")
+        assert status == 200 and not report["ok"], report
+        assert "deny_cidrs 127.0.0.0/8" in report["error"], report
+        assert "applied without a restart: probes.deny_cidrs" in d.log[mark:]
+        # and the scheduler's own next check of the other monitor is refused the same way
+        until(lambda: "deny_cidrs 127.0.0.0/8" in (state_of(d, ids_["scheduled"])["message"] or ""))
+        assert readyz(d)["restartRequired"] == []  # --port 0 (a flag) is not a file change
+
+        config.write_text(monitors, "utf-8")  # and back: allowed again, still no restart
+        mark = len(d.log)
+        d.signal(signal.SIGHUP)
+        d.wait_log(RELOADED, start=mark)
+        status, report = http(d, "POST", f"/api/monitors/{ids_['now']}/check")
+        assert status == 200 and report["ok"], report
+        assert d.stop() == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _jwt(secret: str) -> str:
+    claims = {"sub": "u-1", "aud": "authenticated", "exp": int(time.time()) + 600}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def test_sighup_swaps_auth_and_names_what_needs_a_restart(tmp_path: Path) -> None:
+    port, other = _free_port(), _free_port()
+    old, new = "old-secret-0123456789-abcdefghij", "new-secret-9876543210-zyxwvutsrq"
+    config = tmp_path / "dragonops.toml"
+
+    def write(port: int, secret: str) -> None:
+        config.write_text(f'[server]\nport = {port}\n[auth]\njwt_secret = "{secret}"\n', "utf-8")
+
+    write(port, old)
+    state = tmp_path / "state"
+    with Daemon(state, "--config", str(config), port=None) as d:
+        assert d.wait_listening() == port
+        assert http(d, "GET", "/api/monitors", _jwt(old))[0] == 200
+        assert readyz(d)["status"] == "ready"
+
+        write(other, new)
+        mark = len(d.log)
+        d.signal(signal.SIGHUP)
+        d.wait_log(RELOADED, start=mark)
+        assert http(d, "GET", "/api/monitors", _jwt(old))[0] == 401
+        assert http(d, "GET", "/api/monitors", _jwt(new))[0] == 200
+        ready = readyz(d)
+        assert ready["status"] == "ready" and ready["restartRequired"] == ["server.port"]
+        line = d.wait_log(r"[^\n]*server\.port needs a restart[^\n]*", start=mark)[0]
+        assert "WARNING" in line, line
+        d.wait_log(r"reloaded [^\n]*needs a restart: server\.port", start=mark)
+        assert "auth.jwt_secret" in d.log[mark:]  # applied, and said so by name
+        assert d.port == port  # still served where it was
+
+        write(port, new)  # the file matches the running port again: nothing is pending
+        mark = len(d.log)
+        d.signal(signal.SIGHUP)
+        d.wait_log(RELOADED, start=mark)
+        assert readyz(d)["restartRequired"] == []
+        write(other, new)
+        mark = len(d.log)
+        d.signal(signal.SIGHUP)
+        d.wait_log(r"reloaded [^\n]*needs a restart: server\.port", start=mark)
+        assert d.stop() == 0
+        assert old not in d.log and new not in d.log
+
+    with Daemon(state, "--config", str(config), port=None) as d:  # the restart applies it
+        assert d.wait_listening() == other
+        assert readyz(d)["restartRequired"] == []
+        assert "needs a restart" not in d.log
+        assert d.stop() == 0
+
+
+async def test_a_jwt_secret_reload_signs_jwt_websockets_out(
+    make_client: Callable[..., Awaitable[Client]], tmp_path: Path
+) -> None:
+    """Rotating a leaked secret must end the sessions it let in; API-token sockets stay, and
+    JWT users made from then on get the new default role."""
+    auth = {"jwt_secret": "first-secret-0123456789-abcdefgh"}
+    client = await make_client(auth=auth)
+    quick(client, check_interval=0.2)
+    by_jwt = await client.ws_connect(
+        "/api/ws", headers={"Authorization": f"Bearer {_jwt(auth['jwt_secret'])}"}
+    )
+    by_token = await client.ws_connect("/api/ws")  # the admin API token
+    await subscribe(by_jwt, "monitors")
+    await subscribe(by_token, "monitors")
+    storage = {"state_dir": str(tmp_path)}
+    new = {"jwt_secret": "second-secret-9876543210-zyxwvut", "default_role": "operator"}
+    report = await client.app[RELOADER].apply(from_mapping({"storage": storage, "auth": new}, {}))
+    assert report.applied == ["auth.jwt_secret", "auth.default_role"]
+    assert report.restart_required == [] and report.problems == []
+    assert await closed_with(by_jwt, 3.0) == 4401
+    await by_token.send_json({"op": "ping"})
+    assert (await frame(by_token))["data"] == {"op": "ping"}
+    await by_token.close()
+    claims = {"sub": "u-2", "aud": "authenticated", "exp": int(time.time()) + 600}
+    fresh = jwt.encode(claims, new["jwt_secret"], algorithm="HS256")
+    resp = await client.get("/api/monitors", headers={"Authorization": f"Bearer {fresh}"})
+    assert resp.status == 200
+    profiles = (await (await client.get("/api/profiles")).json())["items"]
+    assert {p["id"]: p["role"] for p in profiles}["u-2"] == "operator"

@@ -10,15 +10,14 @@ import argparse
 import logging
 import sqlite3
 import sys
-from typing import Any
 
 from .. import __version__
-from ..config import Config, ConfigError, load, with_overrides
+from ..config import Config, ConfigError
 from ..monitoring.service import parse_monitor_tables
 from ..redislink.client import safe_url
 from ..store import migrations
 from . import agent, db, keys, probe, serve, tokens
-from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, config_from_args
 
 log = logging.getLogger("dragonopsd")
 
@@ -64,19 +63,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace) -> Config:
-    cfg = load(args.config)
-    server: dict[str, Any] = {}
-    if getattr(args, "host", None):
-        server["host"] = args.host
-    if getattr(args, "port", None) is not None:
-        if not 0 <= args.port <= 65535:
-            raise ConfigError([f"--port: {args.port} is not between 0 and 65535"])
-        server["port"] = args.port
-    storage = {"state_dir": args.state_dir} if getattr(args, "state_dir", None) else {}
-    return with_overrides(cfg, server=server, storage=storage)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dragonopsd`` console script."""
     args = _parser().parse_args(argv)
@@ -84,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dragonopsd {__version__}")
         return EXIT_OK
     try:
-        cfg = _config(args)
+        cfg = config_from_args(args)
     except ConfigError as exc:
         return _report(exc.problems)
     try:
