@@ -52,6 +52,7 @@ from .keys import (
     NOTIFIER,
     OPENAPI,
     REDIS,
+    RELOADER,
     ROUTE_INDEX,
     SAMPLER,
     SETTINGS,
@@ -77,6 +78,7 @@ from .monitoring.statuspage import StatusPages
 from .netguard import AddressGuard, AddressSet
 from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
+from .reload import Reloader
 from .sampling.sampler import Sampler
 from .store.actions import ActionStore
 from .store.audit import AuditStore
@@ -105,8 +107,8 @@ def _docs_assets() -> DocsAssets:
     )
 
 
-def _wire_auth(app: web.Application, cfg: Config, db: Database) -> None:
-    """Tokens, JWTs, failure limiting, audit log and settings."""
+def _wire_auth(app: web.Application, cfg: Config, db: Database) -> JwtVerifier:
+    """Tokens, JWTs, failure limiting, audit log and settings; returns the JWT verifier."""
     token_store = TokenStore(db)
     tokens = TokenAuth(token_store)
     jwt = JwtVerifier(cfg.auth)
@@ -117,14 +119,21 @@ def _wire_auth(app: web.Application, cfg: Config, db: Database) -> None:
     app[SETTINGS] = SettingsStore(db)
     app.cleanup_ctx.append(lifecycle.auth_ctx(cfg, tokens, jwt))
     app.cleanup_ctx.append(lifecycle.audit_retention_ctx(audit, cfg.audit.retention_days))
+    return jwt
 
 
 def _wire_monitoring(
-    app: web.Application, cfg: Config, db: Database, bus: LocalBus, config_path: Path | None
+    app: web.Application,
+    cfg: Config,
+    db: Database,
+    bus: LocalBus,
+    config_path: Path | None,
+    *,
+    guard: AddressGuard,
 ) -> None:
     """Maintenance, notifications, history and the probe engine, in start order."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db), guard=AddressGuard(cfg.probes))
+    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db), guard=guard)
     history = app[HISTORY_WRITER] = HistoryWriter(db, cfg.history)
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
     engine = Engine(
@@ -134,6 +143,7 @@ def _wire_monitoring(
         notifier=notifier,
         maintenance=maintenance,
         bus=bus,
+        guard=guard,
     )
     engine.remote = RemoteProbes(app[REDIS], history)
     monitors = app[MONITORS] = MonitorService(engine, history_query, config_path)
@@ -327,13 +337,24 @@ def build_app(
         app.cleanup_ctx.append(lifecycle.redis_ctx(link, bus))
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(vault_ctx)
-    _wire_monitoring(app, cfg, db, bus, config_path)
-    _wire_auth(app, cfg, db)
+    guard = AddressGuard(cfg.probes)
+    _wire_monitoring(app, cfg, db, bus, config_path, guard=guard)
+    jwt = _wire_auth(app, cfg, db)
     _wire_live(app, bus)
     _wire_actions(app, db, bus, inventory)
     _wire_sampling(app, cfg, db, bus, inventory)
     _wire_assistant(app, cfg, inventory)
     _wire_metrics(app, cfg, db, bus)
+    app[RELOADER] = Reloader(
+        cfg,
+        guard=guard,
+        authenticator=app[AUTHENTICATOR],
+        jwt=jwt,
+        limiter=app[AUTH_LIMITER],
+        exporter=app[METRICS],
+        monitors=app[MONITORS],
+        status_pages=app[STATUS_PAGES],
+    )
     table = routes.table()
     front = app[FRONT] = Front(cfg.server.cors_origins, app[METRICS].http)
     routes.register(app, table, front)

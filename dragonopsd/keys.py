@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .notify.dispatcher import Dispatcher
     from .principal import Principal
     from .redislink.client import RedisLink
+    from .reload import Reloader
     from .sampling.sampler import Sampler
     from .store.audit import AuditStore
     from .store.db import Database
@@ -87,6 +88,9 @@ METRICS: web.AppKey[Exporter] = web.AppKey("metrics")
 
 # Server samples: the tick, agent pushes, latest()/all_latest(), .writer and .query (history).
 SAMPLER: web.AppKey[Sampler] = web.AppKey("sampler")
+
+# SIGHUP: applies a re-read config; its restart_required is what /readyz reports.
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")

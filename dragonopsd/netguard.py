@@ -106,13 +106,20 @@ class AddressGuard:
     """Decides whether the daemon may connect to an IP ([probes] allow_metadata, deny_cidrs)."""
 
     def __init__(self, cfg: ProbesConfig) -> None:
-        self._allow_metadata = cfg.allow_metadata
+        self._allow_metadata = False
+        self._deny: tuple[IPNetwork, ...] = ()
+        self.configure(cfg)
+
+    def configure(self, cfg: ProbesConfig) -> None:
+        """Take (re)loaded rules: every check from now on uses them (SIGHUP). One guard is
+        shared by the probes and the notifications, so both follow at once."""
         deny: list[IPNetwork] = []
         for cidr in cfg.deny_cidrs:
             try:
                 deny.append(ipaddress.ip_network(cidr, strict=False))
             except ValueError:
                 raise ValueError(f"probes.deny_cidrs: {cidr!r} is not a network") from None
+        self._allow_metadata = cfg.allow_metadata
         self._deny = tuple(deny)
 
     def check(self, address: str) -> str | None:

@@ -16,6 +16,8 @@ import trustme
 from aiohttp import web
 from conftest import Client, post
 
+from dragonopsd.keys import MONITORS
+
 MakeClient = Callable[..., Awaitable[Client]]
 SECRET = "webhook-signing-secret-123"
 
@@ -350,18 +352,21 @@ async def test_if_match_guards_monitor_writes(client: Client) -> None:
 
 
 async def test_config_managed_monitors(make_client: MakeClient, tmp_path: Any) -> None:
-    client = await make_client(
-        monitors=[
-            {
-                "name": "homepage",
-                "kind": "http",
-                "url": "http://127.0.0.1:9/",
-                "interval": 60,
-                "retry_interval": 30,
-            },
-            {"name": "broken", "kind": "tcp"},  # reported and skipped, not fatal
-        ]
-    )
+    homepage = {
+        "name": "homepage",
+        "kind": "http",
+        "url": "http://127.0.0.1:9/",
+        "interval": 60,
+        "retry_interval": 30,
+    }
+    # One broken table: reported, and nothing is synced (not even the good one).
+    client = await make_client(monitors=[homepage, {"name": "broken", "kind": "tcp"}])
+    assert (await (await client.get("/api/monitors")).json())["items"] == []
+    sync = client.app[MONITORS].sync_config
+    assert await sync([homepage, {"name": "broken", "kind": "tcp"}]) == [
+        "monitors[1].host: required for kind tcp"
+    ]
+    assert await sync([homepage]) == []
     items = (await (await client.get("/api/monitors")).json())["items"]
     assert [(m["name"], m["managedBy"], m["retryInterval"]) for m in items] == [
         ("homepage", "config", 30)
@@ -370,6 +375,28 @@ async def test_config_managed_monitors(make_client: MakeClient, tmp_path: Any) -
     assert resp.status == 409
     assert "managed by" in (await resp.json(content_type="application/problem+json"))["detail"]
     assert (await client.delete(f"/api/monitors/{items[0]['id']}")).status == 409
+
+
+async def test_config_sync_is_all_or_nothing(client: Client) -> None:
+    """A table naming a server that does not exist stops the whole sync: no monitor is
+    created, changed or deleted, and the problem names the table."""
+    sync = client.app[MONITORS].sync_config
+    a = {"name": "a", "kind": "http", "url": "http://127.0.0.1:9/"}
+    b = {"name": "b", "kind": "http", "url": "http://127.0.0.1:9/b"}
+    assert await sync([a, b]) == []
+    before = (await (await client.get("/api/monitors")).json())["items"]
+    ghost = "00000000-0000-4000-8000-000000000000"
+    problems = await sync(
+        [
+            {**a, "interval": 120},  # a change
+            {"name": "c", "kind": "http", "url": "http://127.0.0.1:9/c"},  # a new one
+            {"name": "d", "kind": "http", "url": "http://127.0.0.1:9/d", "server_id": ghost},
+        ]  # and b gone
+    )
+    assert problems == [f"monitors[2].server_id: server {ghost} does not exist"]
+    after = (await (await client.get("/api/monitors")).json())["items"]
+    assert after == before
+    assert sorted(client.app[MONITORS].engine.ids()) == sorted(m["id"] for m in before)
 
 
 async def test_certificate_expiring_soon_is_notified_once(

@@ -143,7 +143,11 @@ def _still_valid(request: web.Request, principal: Principal, credential: str) ->
         tokens = request.app[AUTHENTICATOR].tokens
         return lambda: tokens.principal(credential) is not None
     expires = principal.expires_at
-    return lambda: expires is None or expires > time.time()
+    authenticator = request.app[AUTHENTICATOR]
+    generation = authenticator.jwt_generation  # a reload of [auth] JWT settings moves it
+    return lambda: (
+        (expires is None or expires > time.time()) and authenticator.jwt_generation == generation
+    )
 
 
 async def _first_frame(ws: web.WebSocketResponse, wait: float) -> str | None:

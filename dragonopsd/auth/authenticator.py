@@ -59,6 +59,9 @@ class Authenticator:
 
     def __init__(self, cfg: AuthConfig, tokens: TokenAuth, jwt: JwtCheck, store: TokenStore):
         self._default_role: HumanRole = cfg.default_role
+        # Bumped when a reload changes how JWTs are verified: a websocket that signed in with
+        # a JWT under older settings is closed by the hub's credential re-check.
+        self.jwt_generation = 0
         self.tokens = tokens
         self.jwt = jwt
         self.store = store
@@ -105,6 +108,13 @@ class Authenticator:
                 "jwt", identity.sub, identity.email or identity.sub, role, identity.exp
             )
         raise AuthFailure("invalid, expired or revoked token")
+
+    def configure(self, cfg: AuthConfig, *, jwt_changed: bool) -> None:
+        """Take a (re)loaded [auth] section's default role for profiles made from now on;
+        jwt_changed: the verifier took new settings, so JWT sessions must sign in again."""
+        self._default_role = cfg.default_role
+        if jwt_changed:
+            self.jwt_generation += 1
 
     def profile_changed(self, profile: Profile) -> None:
         """An admin changed a profile: the new role applies to the next request."""

@@ -75,6 +75,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         notifier: Dispatcher,
         maintenance: MaintenanceService,
         bus: Bus,
+        guard: AddressGuard,
     ) -> None:
         self._cfg = cfg
         self.store = store
@@ -87,7 +88,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         self._by_id: dict[str, int] = {}
         self._by_token: dict[str, int] = {}
         self.topology = Topology()
-        self._guard = AddressGuard(cfg.probes)
+        self._guard = guard  # shared with notifications; a reload swaps its rules in place
         self._session: aiohttp.ClientSession | None = None
         self._env: ProbeEnv | None = None
         self.checks = Counter[str]()
