@@ -6,6 +6,7 @@ once instead of making the operator fix one typo per restart.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ ENV_PREFIX = "DRAGONOPS_"
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Origin = Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")]
+ProxyNetwork = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -36,6 +38,16 @@ class ServerConfig(Section, frozen=True):
     cors_origins: list[Origin] = []
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] = 1024 * 1024
     shutdown_timeout: Annotated[float, msgspec.Meta(ge=0, le=300)] = 10.0
+    # Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed (a reverse
+    # proxy on this host: ["127.0.0.1/32", "::1/128"]). Empty: the TCP peer is the client.
+    trusted_proxies: Annotated[list[ProxyNetwork], msgspec.Meta(max_length=256)] = []
+
+    def __post_init__(self) -> None:
+        for text in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(text)
+            except ValueError as exc:
+                raise ValueError(f"server.trusted_proxies: {text!r}: {exc}") from None
 
 
 class StorageConfig(Section, frozen=True):
