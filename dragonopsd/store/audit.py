@@ -104,6 +104,7 @@ class AuditQuery:
     """Filters for GET /api/audit; newest first, keyset on id."""
 
     actor: str | None = None
+    client: str | None = None
     entity: str | None = None
     entity_id: str | None = None
     method: str | None = None
@@ -147,6 +148,7 @@ class AuditStore:
         args: list[Any] = []
         for column, value in (
             ("actor", q.actor),
+            ("client", q.client),
             ("entity", q.entity),
             ("entity_id", q.entity_id),
             ("method", q.method),
