@@ -16,7 +16,9 @@ import msgspec
 from ..model import Wire
 from .db import Database
 
-MAX_PATH = 512  # stored paths are route templates with ids filled in: longer is an attack
+# Stored paths are route templates with ids filled in, and ids are uuids or setting keys:
+# whatever is longer came from a caller, and is cut so nobody can fill the disk with it.
+MAX_PATH = 512
 MAX_ID = 200
 
 
@@ -127,8 +129,8 @@ class AuditStore:
             await _insert(conn, entry)
 
     async def settle(self, pending: PendingEntry, status: int, outcome: str) -> None:
-        """After the request: write its entry if no change carried it, else correct the
-        status when the request failed after its change committed."""
+        """After the request: write its entry if no change carried it, else correct the row
+        when the request failed after its change committed or named its entity later."""
         pending.closed = True
         entry = pending.entry
         entry.status, entry.outcome = status, outcome
