@@ -14,6 +14,7 @@ from . import __version__, demo, lifecycle
 from .actions.queue import RedisQueue
 from .actions.service import ActionService
 from .api import bundle, openapi, routes
+from .api.forwarded import Proxies
 from .api.front import Front
 from .api.http import encode
 from .api.metrics import listener_ctx as metrics_listener_ctx
@@ -51,6 +52,7 @@ from .keys import (
     MONITORS,
     NOTIFIER,
     OPENAPI,
+    PROXIES,
     REDIS,
     RELOADER,
     ROUTE_INDEX,
@@ -356,6 +358,7 @@ def build_app(
         status_pages=app[STATUS_PAGES],
     )
     table = routes.table()
+    app[PROXIES] = Proxies(cfg.server.trusted_proxies)
     front = app[FRONT] = Front(cfg.server.cors_origins, app[METRICS].http)
     routes.register(app, table, front)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}

@@ -20,6 +20,7 @@ ENV_PREFIX = "DRAGONOPS_"
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Origin = Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")]
+ProxyNetwork = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -50,12 +51,21 @@ class ServerConfig(Section, frozen=True):
         default_factory=lambda: ["127.0.0.0/8", "::1/128"]
     )
 
+    # Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed (a reverse
+    # proxy on this host: ["127.0.0.1/32", "::1/128"]). Empty: the TCP peer is the client.
+    trusted_proxies: Annotated[list[ProxyNetwork], msgspec.Meta(max_length=256)] = []
+
     def __post_init__(self) -> None:
         for cidr in self.per_address_exempt:
             try:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError:
                 raise ValueError(f"server.per_address_exempt: {cidr!r} is not a network") from None
+        for text in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(text)
+            except ValueError as exc:
+                raise ValueError(f"server.trusted_proxies: {text!r}: {exc}") from None
 
 
 class StorageConfig(Section, frozen=True):

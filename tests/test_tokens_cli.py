@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -90,3 +91,30 @@ def test_token_cli_bad_input(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no token" in missing.stderr
     garbage = cli("token", "revoke", "nope", "--state-dir", state)
     assert garbage.returncode == 1
+
+
+def test_a_token_from_the_cli_works_on_its_very_next_request(tmp_path: Path) -> None:
+    """No waiting for the daemon's once-a-second poll, and no failed login counted meanwhile."""
+    state = tmp_path / "state"
+    config = tmp_path / "dragonops.toml"
+    config.write_text("[auth]\nfailure_limit = 1\n")  # one refusal would show as a 429 below
+    argv = [sys.executable, "-m", "dragonopsd", "token", "create", "--role", "viewer"]
+    argv += ["--config", str(config), "--state-dir", str(state)]
+    with Daemon(state, "--config", str(config)) as d:
+        d.wait_listening()
+        for n in range(3):  # the poll could land in the gap once by chance, not three times
+            # The token is used the moment the CLI prints it (after its COMMIT), not after the
+            # CLI has exited: that is what someone pasting it into the next command does.
+            with subprocess.Popen(
+                [*argv, "--name", f"fresh-{n}"],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            ) as proc:
+                assert proc.stdout is not None
+                token = proc.stdout.readline().strip()
+                assert token.startswith("dro_"), token
+                assert status(d, token) == 200
+                assert proc.wait(60) == 0
+        assert status(d, "dro_never-minted") == 401  # still refused, and only now counted
+        assert status(d, "dro_never-minted") == 429

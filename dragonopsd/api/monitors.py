@@ -15,6 +15,7 @@ from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
 from ..store.monitors import MonitorRow
+from .access import name_entity
 from .http import (
     IF_MATCH_DOC,
     IF_NONE_MATCH_DOC,
@@ -170,8 +171,10 @@ async def push(request: web.Request) -> web.Response:
         if not 0 <= ping <= 3_600_000:
             raise invalid("ping", "between 0 and 3600000 ms")
     engine = request.app[MONITORS].engine
-    if not await engine.push(request.match_info["token"][:200], status == "up", message, ping):
+    monitor_id = await engine.push(request.match_info["token"][:200], status == "up", message, ping)
+    if monitor_id is None:
         raise Problem(404, "no push monitor has this token")
+    name_entity(request, "monitors", monitor_id)  # the audit entry names it, not the token
     return json_response(PushAck(ok=True))
 
 

@@ -22,19 +22,18 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import WSMsgType, web
 
-from ..auth.authenticator import AuthFailure
-from ..keys import AUTH_LIMITER, AUTHENTICATOR, FRONT, HUB, PRINCIPAL
+from ..keys import AUTHENTICATOR, FRONT, HUB, PRINCIPAL
 from ..live.client import Client
 from ..live.hub import UNAUTHORIZED, Hub
 from ..live.topics import ack, error, template_of
 from ..principal import Principal
 from ..problem import Problem
-from .access import CHALLENGE
+from .access import authenticate
+from .forwarded import client_of, same_origin
 from .route import Param, Route
 
 log = logging.getLogger("dragonopsd.live")
@@ -124,17 +123,7 @@ def _origin_ok(request: web.Request) -> bool:
         return True  # not a browser: there is no page whose credentials could be borrowed
     # The built-in dashboard is served from this host, so its own origin is always fine.
     allowed = request.app[FRONT].allowed_origin(request) is not None
-    return allowed or urlsplit(origin).netloc == request.host
-
-
-async def _authenticate(request: web.Request, credential: str) -> Principal:
-    """The principal for a bearer credential; failures that look like guessing are counted."""
-    try:
-        return await request.app[AUTHENTICATOR].authenticate(f"Bearer {credential}")
-    except AuthFailure as exc:
-        if exc.guess:
-            request.app[AUTH_LIMITER].fail(request.remote or "unknown")
-        raise
+    return allowed or same_origin(request, origin)
 
 
 def _still_valid(request: web.Request, principal: Principal, credential: str) -> Callable[[], bool]:
@@ -183,9 +172,9 @@ async def _frame_auth(
     if token is None:
         return None
     try:
-        principal = await _authenticate(request, token)
-    except AuthFailure as exc:
-        await ws.close(code=UNAUTHORIZED, message=exc.reason.encode()[:120])
+        principal = await authenticate(request, f"Bearer {token}")
+    except Problem as exc:
+        await ws.close(code=UNAUTHORIZED, message=exc.detail.encode()[:120])
         return None
     if principal.role not in STREAM_ROLES:
         await ws.close(code=FORBIDDEN, message=b"this role may not open websockets")
@@ -218,26 +207,16 @@ async def _handle(hub: Hub, client: Client, data: str | bytes) -> bool:
 
 
 async def _before_upgrade(request: web.Request) -> tuple[Principal | None, str]:
-    """Origin, failure limit and header auth, each refused as HTTP before the upgrade; the
-    principal and its credential when an Authorization header came, else (None, "")."""
+    """Origin and header auth (401, or 429 past the failure limit), each refused as HTTP before
+    the upgrade; the principal and its credential when an Authorization header came, else
+    (None, "")."""
     if not _origin_ok(request):
         raise Problem(403, "origin is not allowed by [server] cors_origins")
-    wait = request.app[AUTH_LIMITER].retry_after(request.remote or "unknown")
-    if wait is not None:
-        raise Problem(
-            429, "too many failed authentication attempts", headers={"Retry-After": str(wait)}
-        )
     header = request.headers.get("Authorization")
     if not header:
         return None, ""
-    scheme, _, credential = header.strip().partition(" ")
-    credential = credential.strip()
-    try:
-        if scheme.lower() != "bearer":
-            raise AuthFailure("expected Authorization: Bearer <token>", guess=False)
-        principal = await _authenticate(request, credential)
-    except AuthFailure as exc:
-        raise Problem(401, exc.reason, headers=CHALLENGE) from None
+    principal = await authenticate(request, header)
+    credential = header.strip().partition(" ")[2].strip()
     if principal.role not in STREAM_ROLES:
         raise Problem(403, f"role {principal.role} may not open websockets")
     return principal, credential
@@ -256,7 +235,7 @@ async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResp
         raise Problem(400, "websocket upgrade required", headers={"Upgrade": "websocket"})
     principal, credential = await _before_upgrade(request)
     principals, addresses = hub.caps.principals, hub.caps.addresses
-    address = request.remote or "unknown"
+    address = client_of(request).address
     if not addresses.take(address):
         raise Problem(429, f"at most {addresses.cap} websockets per client address")
     over = f"at most {principals.cap} websockets per token or user"

@@ -7,19 +7,18 @@ from typing import Protocol
 
 from ..config import AuthConfig
 from ..principal import HumanRole, Principal
-from ..store.tokens import Profile, TokenStore
+from ..store.tokens import TOKEN_PREFIX, Profile, TokenStore
 from .tokens import TokenAuth
 
 KNOWN_MAX = 1024  # remembered headers; a caller rotating through more only costs the hash
 
 
 class AuthFailure(Exception):
-    """Why a caller was not authenticated; ``guess`` failures count toward the 429 limit."""
+    """Why a caller was not authenticated (every failure counts toward the 429 limit)."""
 
-    def __init__(self, reason: str, *, guess: bool = True) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.guess = guess
 
 
 class Identity(Protocol):
@@ -76,7 +75,7 @@ class Authenticator:
     async def authenticate(self, header: str | None) -> Principal:
         """The principal for an ``Authorization`` header, or AuthFailure."""
         if not header:
-            raise AuthFailure("missing Authorization: Bearer <token>", guess=False)
+            raise AuthFailure("missing Authorization: Bearer <token>")
         if self._known_generation != self.tokens.generation:
             self._known.clear()
             self._known_generation = self.tokens.generation
@@ -86,8 +85,13 @@ class Authenticator:
         scheme, _, credential = header.strip().partition(" ")
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
-            raise AuthFailure("expected Authorization: Bearer <token>", guess=False)
+            raise AuthFailure("expected Authorization: Bearer <token>")
         principal = self.tokens.principal(credential)
+        if principal is None and credential.startswith(TOKEN_PREFIX):
+            # Perhaps minted a moment ago by another process (`dragonopsd token create`):
+            # look again in the store before refusing it.
+            await self.tokens.fresh()
+            principal = self.tokens.principal(credential)
         if principal is not None:
             if len(self._known) >= KNOWN_MAX:
                 self._known.clear()

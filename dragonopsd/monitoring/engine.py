@@ -211,11 +211,13 @@ class Engine(EngineViews, MultiLocation, Transitions):
         await self._record(rt, await self._probe(rt))
         return rt.last
 
-    async def push(self, token: str, up: bool, message: str | None, ping: float | None) -> bool:
-        """A push monitor called in; False when the token is unknown."""
+    async def push(
+        self, token: str, up: bool, message: str | None, ping: float | None
+    ) -> str | None:
+        """A push monitor called in: its id, or None when the token is unknown."""
         seq = self._by_token.get(token)
         if seq is None:
-            return False
+            return None
         rt = self._runtimes[seq]
         rt.last_push = asyncio.get_running_loop().time()
         context: dict[str, Any] = {"CONNECTED": up}
@@ -225,7 +227,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
             error=None if up else (message or "push reported down"),
         )
         await self._record(rt, result, forced_ok=up, note=message)
-        return True
+        return rt.row.monitor.id
 
     async def _push_deadline(self, rt: Runtime) -> None:
         spec = rt.row.spec

@@ -3,19 +3,63 @@
 Every connection runs in its own aiosqlite thread, so the event loop never waits on disk.
 Writers serialise on one connection (SQLite allows one writer anyway, and queueing here is
 cheaper than SQLITE_BUSY retries); readers see the last committed snapshot and never block it.
+
+A write may carry a rider: rows that must commit together with the change or not at all. The
+request front sets the request's audit entry as the rider of the request's task (``riding``),
+and the first write transaction of that request inserts it before its COMMIT.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from pathlib import Path
+from typing import Protocol
 
 import aiosqlite
 
 from . import migrations
+
+
+class Rider(Protocol):
+    """Rows that commit with a write of the current task (the request's audit entry)."""
+
+    async def board(self, conn: aiosqlite.Connection) -> bool:
+        """Insert its rows into the open transaction; True when it did."""
+        ...
+
+    def landed(self) -> None:
+        """The transaction it boarded committed."""
+        ...
+
+    def created(self, ident: str) -> None:
+        """The transaction created the row ident (the entity the rows are about)."""
+        ...
+
+
+# A context variable, not a parameter: the request front knows the entry, the stores know
+# the transaction, and nothing between them (handlers, services) has to pass it along.
+_RIDER: ContextVar[Rider | None] = ContextVar("dragonopsd_write_rider", default=None)
+
+
+@contextmanager
+def riding(rider: Rider) -> Iterator[None]:
+    """Make rider board the write transactions run inside this block (this task only)."""
+    token = _RIDER.set(rider)
+    try:
+        yield
+    finally:
+        _RIDER.reset(token)
+
+
+def note_created(ident: str) -> None:
+    """Tell the current rider, if any, which row the current write created."""
+    rider = _RIDER.get()
+    if rider is not None:
+        rider.created(ident)
 
 
 class Database:
@@ -89,19 +133,25 @@ class Database:
         """One write transaction: COMMIT on success (acknowledge only after), else ROLLBACK."""
         if self._writer is None:
             raise RuntimeError("database is not open")
+        rider = _RIDER.get()
         async with self._write_lock:
             conn = self._writer
+            boarded = False
             try:
                 # Inside the try: a cancellation while BEGIN is queued must still roll back,
                 # or the shared writer would stay stuck in a transaction. The rollback runs
                 # after the BEGIN on the connection's own thread, so it is always safe.
                 await conn.execute("BEGIN IMMEDIATE")
                 yield conn
+                if rider is not None:
+                    boarded = await rider.board(conn)
             except BaseException:
                 # Unconditional: sqlite3's rollback is a no-op outside a transaction.
                 await asyncio.shield(conn.rollback())
                 raise
             await conn.commit()
+            if boarded and rider is not None:
+                rider.landed()
 
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[aiosqlite.Connection]:

@@ -15,7 +15,7 @@ from ..clock import now_iso
 from ..model import Wire
 from ..monitor import Monitor, MonitorSpec
 from ..problem import FieldIssue, Problem, invalid, not_found
-from .db import Database
+from .db import Database, note_created
 
 _encode = msgspec.json.Encoder().encode
 _decode_spec = msgspec.json.Decoder(MonitorSpec).decode
@@ -117,6 +117,7 @@ class MonitorStore:
             ident = str(uuid.uuid4())
             token = secrets.token_urlsafe(24) if spec.kind == "push" else None
             ids.append(ident)
+            note_created(ident)
             await conn.execute(
                 "INSERT INTO monitors (id, name, kind, enabled, managed_by, server_id, "
                 "environment_id, push_token, spec, created_at, updated_at) "
