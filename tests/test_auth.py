@@ -67,6 +67,7 @@ EXPECTED_ROLES = {
     ("GET", "/api/monitoring"): "viewer",
     ("GET", "/api/stats/engine"): "viewer",
     ("GET", "/api/incidents"): "viewer",
+    ("GET", "/api/incidents/{id}"): "viewer",
     ("GET", "/api/push/{token}"): "public",
     ("POST", "/api/push/{token}"): "public",
     ("GET", "/api/secrets"): "viewer",
