@@ -29,7 +29,7 @@ from multidict import istr
 
 from ..keys import PRINCIPAL, REQUEST_ID
 from ..metrics.requests import UNMATCHED, RequestStats
-from ..problem import Problem
+from ..problem import Problem, invalid
 from ..store.audit import PendingEntry
 from ..store.db import riding
 from . import access
@@ -159,6 +159,10 @@ class Front:
         public = route.role == "public"
         audited = route.audited
         template = route.path
+        # The API takes exactly the query parameters its OpenAPI document declares, so the
+        # document cannot fall behind a handler; pages (/, /status, docs) are left alone.
+        declared = frozenset(p.name for p in route.params if p.where == "query")
+        strict = template.startswith("/api/") and route.content_type == "application/json"
         request_id = self._request_id
         finish = self._finish
         stats = self._stats
@@ -171,6 +175,8 @@ class Front:
             try:
                 if not public:
                     await access.authorize(request, route)
+                if strict and request.query_string:
+                    _check_query(request, declared)
                 if audited:
                     pending = access.open_entry(request, route)
                     with riding(pending):
@@ -249,6 +255,13 @@ class Front:
                 "Access-Control-Max-Age": "600",
             },
         )
+
+
+def _check_query(request: web.Request, declared: frozenset[str]) -> None:
+    for name in request.query:
+        if name not in declared:
+            allowed = ", ".join(sorted(declared)) or "none"
+            raise invalid(name[:64], f"unknown query parameter (allowed: {allowed})")
 
 
 def _failed(request: web.Request, exc: Exception, template: str) -> web.Response:
