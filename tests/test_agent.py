@@ -153,6 +153,7 @@ def test_agent_and_token_flags_are_checked(
     state = ["--state-dir", str(tmp_path / "state")]
     base = ["agent", "--url", "http://127.0.0.1:1", "--token", "t", "--server-id", ZERO]
     agent_token = ["token", "create", "--name", "a", "--role", "agent", *state]
+    assert cli_main(["db", "migrate", *state]) == 0  # "no server" is looked up in a database
     for args, words in (
         (["agent", "--url", "ftp://h", "--token", "t", "--server-id", ZERO], "http"),
         (["agent", "--url", "http://h", "--token", "t", "--server-id", "nope"], "UUID"),

@@ -8,9 +8,10 @@ cheaper than SQLITE_BUSY retries); readers see the last committed snapshot and n
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import aiosqlite
@@ -48,8 +49,9 @@ class Database:
         return conn
 
     async def open(self, *, migrate: bool = True) -> None:
-        """Open the file (creating its directory), switch to WAL, apply migrations, open readers."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open the file (creating it 0600 in a 0700 directory), switch to WAL, apply
+        migrations, open readers."""
+        await asyncio.to_thread(_create_private, self.path)
         try:
             self._writer = await self._connect()
             async with self._writer.execute("PRAGMA page_count") as cur:
@@ -132,16 +134,30 @@ class Database:
             return [str(row[0]) for row in await cur.fetchall()]
 
     async def backup(self, target: Path) -> None:
-        """Copy the live database to target through SQLite's online backup API."""
+        """Copy the live database to target, a new file (0600) in an existing directory,
+        through SQLite's online backup API; FileExistsError / FileNotFoundError otherwise."""
         if self._writer is None:
             raise RuntimeError("database is not open")
-        target.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(_new_private_file, target)
         dest = await aiosqlite.connect(target)
         try:
             async with self._write_lock:
                 await self._writer.backup(dest)
         finally:
             await dest.close()
+
+
+def _new_private_file(path: Path) -> None:
+    """Create path, owner-only from the first byte (no chmod window); fails if it exists."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _create_private(path: Path) -> None:
+    """The database file, 0600, in a 0700 directory, unless they exist (then they are left
+    as the operator made them). SQLite gives -wal and -shm the mode of the database file."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with suppress(FileExistsError):
+        _new_private_file(path)
 
 
 def is_constraint(exc: BaseException) -> bool:
