@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def main(cfg: Config, args: argparse.Namespace) -> int:
     """Run the chosen keys action."""
-    path = cfg.resolve(cfg.secrets.key_file)
+    path = cfg.key_file()
     from_env = bool(os.environ.get(KEYS_ENV, "").strip())
     if args.keys_command == "generate":
         try:
@@ -75,7 +75,7 @@ def _progress(done: int, total: int) -> None:
 
 
 async def _rotate(cfg: Config, old: KeyRing) -> int:
-    path = cfg.resolve(cfg.secrets.key_file)
+    path = cfg.key_file()
     db = existing_database(cfg)
     await db.open(migrate=True)
     try:
@@ -99,7 +99,7 @@ async def _rotate(cfg: Config, old: KeyRing) -> int:
 
 
 async def _prune(cfg: Config, ring: KeyRing) -> int:
-    path = cfg.resolve(cfg.secrets.key_file)
+    path = cfg.key_file()
     db = existing_database(cfg)
     await db.open(migrate=True)
     try:
