@@ -223,9 +223,7 @@ async def test_first_start_creates_the_key_file(
     created = await post(client, "/api/secrets", {"key": "K", "value": PLAIN})
     await client.close()
     ring = json.loads(key_file.read_text())
-    assert db_rows(tmp_path / "dragonops.db", "SELECT key_id FROM secrets") == [
-        (ring["primary"],)
-    ]
+    assert db_rows(tmp_path / "dragonops.db", "SELECT key_id FROM secrets") == [(ring["primary"],)]
     client = await make_client()  # the second start uses the same file
     assert json.loads(key_file.read_text()) == ring
     value = await (await client.get(f"/api/secrets/{created['id']}/value")).json()
