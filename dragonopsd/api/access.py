@@ -12,10 +12,11 @@ from aiohttp import hdrs, web
 
 from ..auth.authenticator import AuthFailure
 from ..clock import now_iso
-from ..keys import AUDIT, AUTH_LIMITER, AUTHENTICATOR, PRINCIPAL, REQUEST_ID
+from ..keys import AUDIT, AUTH_LIMITER, AUTHENTICATOR, DATABASE, PRINCIPAL, REQUEST_ID
 from ..principal import allows
 from ..problem import Problem
 from ..store.audit import AuditEntry
+from ..store.db import StoreUnavailable
 from .route import Route
 
 log = logging.getLogger("dragonopsd.audit")
@@ -79,7 +80,27 @@ async def record(request: web.Request, route: Route, response: web.StreamRespons
         status=status,
         outcome=outcome,
     )
+    trouble = request.app[DATABASE].trouble
+    if status == 503 and trouble is not None:
+        # The store has just refused this request's write: the entry would wait out the same
+        # lock (doubling the answer's delay) or hit the same full disk. The log keeps it.
+        _not_written(entry, trouble)
+        return
     try:
         await request.app[AUDIT].append(entry)
+    except StoreUnavailable as exc:
+        _not_written(entry, exc.trouble)
     except Exception:
         log.exception("could not write the audit entry for request %s", request[REQUEST_ID])
+
+
+def _not_written(entry: AuditEntry, trouble: str) -> None:
+    log.warning(
+        "audit entry not written (database %s): %s %s %s -> %d [request %s]",
+        trouble,
+        entry.actor,
+        entry.method,
+        entry.path,
+        entry.status,
+        entry.request_id,
+    )

@@ -11,6 +11,9 @@ from .route import Route
 
 REF = "#/components/schemas/{name}"
 COMMON_ERRORS = (500,)
+# Any write may meet a database that cannot take it now (store/db.py StoreUnavailable).
+WRITE_ERRORS = (503,)
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 ERROR_TEXT = {
     400: "Malformed request (e.g. invalid JSON)",
     401: "Missing or invalid credentials",
@@ -24,7 +27,8 @@ ERROR_TEXT = {
     422: "Body or parameter failed validation; errors[] names each field",
     429: "Too many requests",
     500: "Internal error (no stack trace; quote X-Request-ID)",
-    503: "Not ready",
+    503: "Not ready, or the database cannot take writes now (locked by another process, disk "
+    "full); Retry-After says when to try again",
 }
 
 
@@ -33,6 +37,12 @@ def _op_id(route: Route) -> str:
     words = [w for w in words if w != "api"]
     name = "".join(w.replace(".", "_").replace("-", "_").title().replace("_", "") for w in words)
     return route.method.lower() + name
+
+
+def _errors(route: Route) -> tuple[int, ...]:
+    """The error codes a route may answer: its own, and those every route or write shares."""
+    writes = WRITE_ERRORS if route.method in WRITE_METHODS else ()
+    return tuple(sorted({*route.errors, *COMMON_ERRORS, *writes}))
 
 
 def build(routes: list[Route], version: str) -> dict[str, Any]:
@@ -80,10 +90,10 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
         op["responses"][str(r.status)] = ok
         if any(p.name == "If-None-Match" for p in r.params):
             op["responses"]["304"] = {"description": "Not modified: the ETag sent is current"}
-        for code in (*r.errors, *COMMON_ERRORS):
+        for code in _errors(r):
             op["responses"][str(code)] = {"$ref": f"#/components/responses/E{code}"}
         paths.setdefault(r.path, {})[r.method.lower()] = op
-    used = sorted({c for r in routes for c in (*r.errors, *COMMON_ERRORS)})
+    used = sorted({c for r in routes for c in _errors(r)})
     return {
         "openapi": "3.1.0",
         "info": {

@@ -3,11 +3,16 @@
 Every connection runs in its own aiosqlite thread, so the event loop never waits on disk.
 Writers serialise on one connection (SQLite allows one writer anyway, and queueing here is
 cheaper than SQLITE_BUSY retries); readers see the last committed snapshot and never block it.
+
+A write the file cannot take for a reason that passes (another process holds the lock past
+the busy timeout, the disk is full) is a 503 ``StoreUnavailable`` naming the cause, and the
+database reports it in ``state`` (/readyz) until a write succeeds again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +21,44 @@ from pathlib import Path
 
 import aiosqlite
 
+from ..problem import Problem
 from . import migrations
+
+log = logging.getLogger("dragonopsd.store")
+
+# SQLite's primary result codes for a write that may work later.
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+_RETRY_AFTER = {"locked": 5, "full": 60}  # seconds: a lock passes sooner than a full disk
+
+
+class StoreUnavailable(Problem):
+    """A write the database cannot take now: locked by another process, or the disk is full."""
+
+    def __init__(self, trouble: str, busy_timeout_ms: int) -> None:
+        if trouble == "locked":
+            detail = (
+                "database is locked by another process (waited "
+                f"{busy_timeout_ms / 1000:g} s); nothing was changed, try again"
+            )
+        else:
+            detail = "disk full: the database cannot grow; nothing was changed, try again later"
+        super().__init__(
+            503,
+            detail,
+            kind=f"store-{trouble}",
+            headers={"Retry-After": str(_RETRY_AFTER[trouble])},
+        )
+        self.trouble = trouble
+
+
+def _trouble(exc: BaseException) -> str | None:
+    """ "locked" or "full" when exc is SQLite refusing a write for a reason that passes."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
+        return "locked"
+    return "full" if code == _SQLITE_FULL else None
 
 
 class Database:
@@ -39,6 +81,8 @@ class Database:
         self._all: list[aiosqlite.Connection] = []
         self._write_lock = asyncio.Lock()
         self.schema_version = 0
+        # "locked" or "full" from the last write that failed so, until one succeeds again.
+        self.trouble: str | None = None
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -86,6 +130,28 @@ class Database:
         """True between a successful open() and close()."""
         return self._writer is not None
 
+    @property
+    def state(self) -> str:
+        """What /readyz reports: ok, closed, locked or full."""
+        if self._writer is None:
+            return "closed"
+        return self.trouble or "ok"
+
+    def _troubled(self, trouble: str) -> None:
+        if self.trouble != trouble:
+            log.warning(
+                "%s: %s; writes answer 503 until one succeeds",
+                self.path,
+                "database is locked by another process" if trouble == "locked" else "disk full",
+            )
+        self.trouble = trouble
+
+    def _wrote(self, changed: bool) -> None:
+        # A transaction that changed nothing proves the lock, not that the disk has room.
+        if self.trouble == "locked" or (self.trouble == "full" and changed):
+            log.info("%s: writes succeed again (was %s)", self.path, self.trouble)
+            self.trouble = None
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction: COMMIT on success (acknowledge only after), else ROLLBACK."""
@@ -93,17 +159,23 @@ class Database:
             raise RuntimeError("database is not open")
         async with self._write_lock:
             conn = self._writer
+            before = conn.total_changes
             try:
                 # Inside the try: a cancellation while BEGIN is queued must still roll back,
                 # or the shared writer would stay stuck in a transaction. The rollback runs
                 # after the BEGIN on the connection's own thread, so it is always safe.
                 await conn.execute("BEGIN IMMEDIATE")
                 yield conn
-            except BaseException:
+                await conn.commit()
+            except BaseException as exc:
                 # Unconditional: sqlite3's rollback is a no-op outside a transaction.
                 await asyncio.shield(conn.rollback())
-                raise
-            await conn.commit()
+                trouble = _trouble(exc)
+                if trouble is None:
+                    raise
+                self._troubled(trouble)
+                raise StoreUnavailable(trouble, self._busy_timeout_ms) from exc
+            self._wrote(conn.total_changes != before)
 
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[aiosqlite.Connection]:
