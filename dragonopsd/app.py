@@ -320,7 +320,11 @@ def build_app(
     app[DASHBOARD] = dashboard
     app[INVENTORY] = inventory
     vault = app[VAULT] = VaultService(
-        VaultStore(db), cfg.resolve(cfg.secrets.key_file), os.environ.get(KEYS_ENV), bus
+        VaultStore(db),
+        cfg.key_file(),
+        os.environ.get(KEYS_ENV),
+        bus,
+        create=not cfg.secrets.key_file,  # the default file is ours to make; a named one is not
     )
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:

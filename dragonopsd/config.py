@@ -121,10 +121,17 @@ class AuthConfig(Section, frozen=True):
     failure_window: Annotated[float, msgspec.Meta(ge=1, le=86_400)] = 60.0
 
 
-class SecretsConfig(Section, frozen=True):
-    """[secrets]: where the AES-256-GCM key ring lives (or DRAGONOPS_SECRETS_KEYS)."""
+DEFAULT_KEY_FILE = "secrets.key"
 
-    key_file: Annotated[str, msgspec.Meta(min_length=1)] = "secrets.key"
+
+class SecretsConfig(Section, frozen=True):
+    """[secrets]: where the AES-256-GCM key ring lives (or DRAGONOPS_SECRETS_KEYS).
+
+    Empty: ``secrets.key`` in the state directory, created on first start. A file named here
+    is the operator's: when it is missing no key is made in its place.
+    """
+
+    key_file: str = ""
 
 
 class AuditConfig(Section, frozen=True):
@@ -297,6 +304,10 @@ class Config(Section, frozen=True):
         """Resolve a configured path against the state directory."""
         p = Path(path)
         return p if p.is_absolute() else self.state_dir() / p
+
+    def key_file(self) -> Path:
+        """The secrets key file: [secrets] key_file, else secrets.key in the state directory."""
+        return self.resolve(self.secrets.key_file or DEFAULT_KEY_FILE)
 
 
 SECTIONS: dict[str, type[Section]] = {

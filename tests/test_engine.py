@@ -322,6 +322,39 @@ async def test_patch_is_a_merge_and_revalidates(client: Client) -> None:
     assert (await client.get(f"/api/monitors/{m['id']}")).status == 404
 
 
+async def test_default_timeout_fits_the_interval(client: Client) -> None:
+    """A timeout nobody sent is never the reason a monitor is refused: it is min(10 s,
+    0.8 x interval), on create and when a PATCH changes only the interval. Only a timeout
+    the user gave may exceed the interval, and that is a 422 naming it."""
+    tcp = {"kind": "tcp", "host": "127.0.0.1", "port": 9, "enabled": False}
+    m = await post(client, "/api/monitors", {"name": "fast", "interval": 5, **tcp})
+    assert m["timeout"] == 4.0
+    slow = await post(client, "/api/monitors", {"name": "slow", "interval": 60, **tcp})
+    assert slow["timeout"] == 10.0
+    resp = await client.patch(f"/api/monitors/{slow['id']}", json={"interval": 2})
+    body = await resp.json()
+    assert resp.status == 200 and body["timeout"] == 1.6, body
+    resp = await client.patch(f"/api/monitors/{slow['id']}", json={"interval": 120})
+    assert (await resp.json())["timeout"] == 10.0  # still the default: it follows the interval
+
+    resp = await client.post(
+        "/api/monitors", json={"name": "bad", "interval": 5, "timeout": 6, **tcp}
+    )
+    problem = await resp.json(content_type="application/problem+json")
+    assert resp.status == 422 and problem["errors"][0]["field"] == "$.timeout", problem
+    explicit = await post(
+        client, "/api/monitors", {"name": "given", "interval": 30, "timeout": 20, **tcp}
+    )
+    resp = await client.patch(f"/api/monitors/{explicit['id']}", json={"interval": 10})
+    problem = await resp.json(content_type="application/problem+json")
+    assert resp.status == 422 and problem["errors"][0]["field"] == "$.timeout", problem
+    assert "exceed" in problem["detail"]
+    resp = await client.patch(
+        f"/api/monitors/{explicit['id']}", json={"interval": 10, "timeout": None}
+    )
+    assert resp.status == 200 and (await resp.json())["timeout"] == 8.0
+
+
 async def test_if_match_guards_monitor_writes(client: Client) -> None:
     """The ETag GET gives is the one PATCH/DELETE check: a write based on a stale read gets
     412 and changes nothing (two operators editing the same monitor lose no update)."""

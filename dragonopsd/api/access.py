@@ -17,10 +17,19 @@ from aiohttp import hdrs, web
 
 from ..auth.authenticator import AuthFailure
 from ..clock import now_iso
-from ..keys import AUDIT, AUDIT_PENDING, AUTH_LIMITER, AUTHENTICATOR, PRINCIPAL, REQUEST_ID
+from ..keys import (
+    AUDIT,
+    AUDIT_PENDING,
+    AUTH_LIMITER,
+    AUTHENTICATOR,
+    DATABASE,
+    PRINCIPAL,
+    REQUEST_ID,
+)
 from ..principal import Principal, allows
 from ..problem import Problem
 from ..store.audit import MAX_ID, MAX_PATH, AuditEntry, PendingEntry, clip
+from ..store.db import StoreUnavailable
 from .forwarded import client_of
 from .route import Route
 
@@ -131,7 +140,28 @@ async def record(
         pending = PendingEntry(_entry(request, route, status))
     elif status == 201 and "Location" in response.headers:
         pending.created(response.headers["Location"].rsplit("/", 1)[-1])
+    trouble = request.app[DATABASE].trouble
+    if status == 503 and trouble is not None and pending.row_id is None:
+        # The store has just refused this request's write: the entry would wait out the same
+        # lock (doubling the answer's delay) or hit the same full disk. The log keeps it.
+        pending.closed = True
+        _not_written(pending.entry, trouble)
+        return
     try:
         await request.app[AUDIT].settle(pending, status, _outcome(status))
+    except StoreUnavailable as exc:
+        _not_written(pending.entry, exc.trouble)
     except Exception:
         log.exception("could not write the audit entry for request %s", request[REQUEST_ID])
+
+
+def _not_written(entry: AuditEntry, trouble: str) -> None:
+    log.warning(
+        "audit entry not written (database %s): %s %s %s -> %d [request %s]",
+        trouble,
+        entry.actor,
+        entry.method,
+        entry.path,
+        entry.status,
+        entry.request_id,
+    )

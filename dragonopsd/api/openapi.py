@@ -36,7 +36,8 @@ ERROR_TEXT = {
     422: "Body or parameter failed validation; errors[] names each field",
     429: "Too many requests",
     500: "Internal error (no stack trace; quote X-Request-ID)",
-    503: "Not ready",
+    503: "Not ready, or the database cannot take writes now (locked by another process, disk "
+    "full); Retry-After says when to try again",
 }
 
 

@@ -32,10 +32,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store is open and migrated to this build's schema."""
+    """Readiness: the store is open, takes writes, and is migrated to this build's schema."""
     db = request.app[DATABASE]
     checks = {
-        "store": "ok" if db.is_open else "closed",
+        "store": db.state,  # ok, closed, or locked / full until a write succeeds again
         "migrations": (
             f"ok (version {db.schema_version})"
             if db.schema_version == migrations.latest()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import sys
 
@@ -18,6 +19,7 @@ from ..redislink.client import safe_url
 from ..store import migrations
 from . import agent, db, keys, probe, serve, tokens
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, config_from_args
+from .state import StateError
 
 log = logging.getLogger("dragonopsd")
 
@@ -73,8 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_from_args(args)
     except ConfigError as exc:
         return _report(exc.problems)
+    # Whatever a command creates (state directory, database and its -wal/-shm, backups, token
+    # and key files) holds token hashes, the audit log or sealed secrets: the owner's alone,
+    # however the shell that started it set its umask. Restored on return for in-process callers.
+    umask = os.umask(0o077)
     try:
         return int(args.handler(cfg, args))
+    except StateError as exc:
+        print(f"dragonopsd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (migrations.MigrationError, sqlite3.DatabaseError) as exc:
         print(f"cannot use the database {cfg.resolve(cfg.storage.path)}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        os.umask(umask)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sqlite3
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from ..keys import INVENTORY, METRICS, MONITORS, RELOADER
 from ..store import migrations
 from ..systemd import Notifier
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, config_from_args, run
+from .state import StateLocked, lock, readable_by_others
 
 log = logging.getLogger("dragonopsd")
 
@@ -41,7 +43,24 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def main(cfg: Config, args: argparse.Namespace) -> int:
     """Serve until stopped."""
     logs.setup(cfg.log.level, cfg.log.format)
-    return run(serve(cfg, args.config, args.demo, reread=lambda: config_from_args(args)))
+    try:
+        held = lock(cfg)  # before anything opens the database
+    except StateLocked as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_FAILURE
+    for path, mode in readable_by_others(cfg):  # left as they are: the operator chose them
+        log.warning(
+            "%s is mode %04o: group or others can read the token hashes, audit log and sealed "
+            "secrets it holds (chmod %s %s)",
+            path,
+            mode,
+            "700" if path.is_dir() else "600",
+            path,
+        )
+    try:
+        return run(serve(cfg, args.config, args.demo, reread=lambda: config_from_args(args)))
+    finally:
+        os.close(held)
 
 
 def _reloader(

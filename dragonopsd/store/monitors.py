@@ -36,7 +36,9 @@ def _row(r: Any) -> MonitorRow:
     seq, ident, managed_by, server_id, environment_id, push_token, raw, created, updated = r
     spec = _decode_spec(raw)
     data = msgspec.structs.asdict(spec)
+    del data["given_timeout"]
     data.update(
+        timeout=spec.timeout,  # the one in force, given or default
         id=ident,
         server_id=server_id,  # the column wins: ON DELETE SET NULL keeps it honest
         environment_id=environment_id,
