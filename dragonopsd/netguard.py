@@ -5,7 +5,8 @@ the cloud metadata service or an internal network. Checking the hostname is not 
 resolve to anything, and resolve differently a second later), so the check runs on the
 resolved address (``GuardedResolver``) and again on the exact address handed to ``connect()``
 (``guarded_socket_factory``). Callers that connect by name through a library of their own can
-at least refuse IP literals up front with ``check_host_literal``.
+at least refuse IP literals up front with ``check_host_literal``; those that take a connected socket
+get one from ``connected_socket``, dialled to the address that was checked.
 
 The rules come from ``[probes]``: link-local addresses and the cloud metadata services are
 refused unless ``allow_metadata = true``; ``deny_cidrs`` are refused always. Loopback and
@@ -17,6 +18,7 @@ Protocol-agnostic on purpose: probes and notifications share it.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 
@@ -156,6 +158,64 @@ def check_host_literal(guard: AddressGuard, host: str) -> str | None:
     except ValueError:
         return None
     return guard.check(literal)
+
+
+async def resolve(host: str, port: int, resolver: AbstractResolver | None = None) -> list[str]:
+    """The IP addresses host resolves to, in the resolver's order, without blocking the loop.
+
+    An IP literal is returned as is. resolver (tests' stand-in for DNS) replaces getaddrinfo.
+    """
+    try:
+        ipaddress.ip_address(host.strip("[]").partition("%")[0])
+        return [host.strip("[]")]
+    except ValueError:
+        pass
+    if resolver is not None:
+        results = await resolver.resolve(host, port, socket.AF_UNSPEC)
+        return [r["host"] for r in results]
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def allowed_addresses(
+    guard: AddressGuard, host: str, port: int, resolver: AbstractResolver | None = None
+) -> list[str]:
+    """Resolve host and keep the addresses the guard allows; AddressRefused if none is left."""
+    addresses = await resolve(host, port, resolver)
+    allowed = [a for a in addresses if guard.check(a) is None]
+    if addresses and not allowed:
+        guard.refuse(addresses[0])
+    if not allowed:
+        raise OSError(f"cannot resolve {host}")
+    return allowed
+
+
+async def connected_socket(
+    guard: AddressGuard, host: str, port: int, resolver: AbstractResolver | None = None
+) -> socket.socket:
+    """A socket connected to the first allowed address of host that accepts.
+
+    For clients that connect on their own (SMTP): resolving and checking here, then handing
+    them the connected socket, means the address judged is the address dialled, whatever
+    form the name took ("2130706433", "127.1", "localhost"). The caller owns the socket.
+    """
+    loop = asyncio.get_running_loop()
+    failure: OSError | None = None
+    for address in await allowed_addresses(guard, host, port, resolver):
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (address, port))
+        except BaseException as exc:
+            sock.close()
+            if not isinstance(exc, OSError):
+                raise
+            failure = exc
+            continue
+        return sock
+    assert failure is not None  # allowed_addresses never returns an empty list
+    raise failure
 
 
 class GuardedResolver(AbstractResolver):

@@ -8,7 +8,6 @@ URL and ``hasSecret``, and every Struct holding one masks it in its repr.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -19,6 +18,7 @@ from msgspec import UNSET, UnsetType
 from ..model import Body, FieldError, Name, Wire
 from ..monitor import Scope
 from ..store.notifications import ChannelFields, StoredChannel
+from .event import plain
 
 ChannelKind = Literal["webhook", "slack", "discord", "teams", "mattermost", "email"]
 PRESETS = frozenset({"slack", "discord", "teams", "mattermost"})
@@ -354,10 +354,7 @@ class Channel:
         )
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
 def one_line(text: str, limit: int = 200) -> str:
     """Control characters folded to spaces and length capped: safe in a header or log line."""
-    flat = _CONTROL.sub(" ", text).strip()
+    flat = plain(text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

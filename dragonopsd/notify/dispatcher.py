@@ -250,7 +250,7 @@ class Dispatcher:
             if result.ok:
                 stats.sent += 1
                 return
-            stats.last_error = result.error
+            stats.last_error = result.reason
             if not result.retry or attempt == self.policy.max_attempts:
                 stats.failed += 1
                 log.warning(
@@ -261,7 +261,7 @@ class Dispatcher:
                     event.event,
                     event.monitor_id,
                     attempt,
-                    result.error,
+                    result.reason,
                 )
                 return
             stats.retried += 1
@@ -271,7 +271,7 @@ class Dispatcher:
                 ident,
                 channel.name,
                 attempt,
-                result.error,
+                result.reason,
                 delay,
             )
             await asyncio.sleep(delay)
@@ -290,7 +290,7 @@ class Dispatcher:
                     self._session, channel, event, delivery_id, guard=self.guard
                 )
         except TimeoutError:
-            return Attempt.failed(f"timed out after {timeout:g}s", retry=True)
+            return Attempt.unreached(f"timed out after {timeout:g}s", retry=True)
 
     async def test(self, channel_id: str) -> DeliveryResult:
         """Send one test event to a channel (enabled or not), now, without retries."""
@@ -308,7 +308,7 @@ class Dispatcher:
         result = await self._attempt(channel, test_event(channel), str(uuid.uuid4()))
         if not result.ok:
             log.info(
-                "notification channel %s (%s): test failed: %s", row.id, row.name, result.error
+                "notification channel %s (%s): test failed: %s", row.id, row.name, result.reason
             )
         return DeliveryResult(
             channel_id=row.id,
