@@ -13,7 +13,17 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+# Text that ends up on one line of a mail header or body, a chat message or a log: no control
+# characters (C0, DEL, C1, U+2028/U+2029), and something besides spaces.
+_NO_CONTROL = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+ONE_LINE = rf"^{_NO_CONTROL}*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{_NO_CONTROL}*$"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=ONE_LINE)]
+_PATTERN_WORDS = {
+    "Expected `str` matching regex '\\S'": "Must not be blank",
+    f"Expected `str` matching regex {ONE_LINE!r}": (
+        "Must not be blank or contain control characters (line breaks, tabs)"
+    ),
+}
 Description = Annotated[str, msgspec.Meta(max_length=4000)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]
@@ -50,6 +60,12 @@ class FieldError(Exception):
         super().__init__(f"{message} - at `{path}`")
         self.path = path
         self.message = message
+
+
+def in_words(message: str) -> str:
+    """msgspec's message for a value that failed one of our patterns, said in words (it would
+    show the raw regex); any other message unchanged."""
+    return _PATTERN_WORDS.get(message, message)
 
 
 def check_ip(value: str | UnsetType | None, path: str) -> None:

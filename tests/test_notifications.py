@@ -414,3 +414,45 @@ async def test_email_over_starttls(client: Client) -> None:
     assert good["ok"] is True and len(mailbox.envelopes) == 1
     # the server insists on STARTTLS: a permanent 5xx, reported by code only
     assert bad["ok"] is False and bad["error"].startswith("SMTP 5")
+
+
+def _strings(doc: Any) -> list[str]:
+    if isinstance(doc, str):
+        return [doc]
+    if isinstance(doc, dict):
+        return [s for v in doc.values() for s in _strings(v)]
+    if isinstance(doc, list):
+        return [s for v in doc for s in _strings(v)]
+    return []
+
+
+async def test_push_message_cannot_forge_lines_in_any_channel(
+    client: Client, receiver: Receiver
+) -> None:
+    mailbox = Mailbox()
+    server = smtp_server(mailbox)
+    await asyncio.to_thread(server.start)
+    try:
+        await channel(client, "email", {**EMAIL_TO_LOOPBACK, "port": server.port})
+        for kind in ("webhook", "slack", "discord", "teams", "mattermost"):
+            await channel(client, kind, {"url": receiver.url(f"/{kind}")})
+        m = await post(client, "/api/monitors", {"name": "backup", "kind": "push"})
+        forged = "disk full\r\nBcc: evil@example.com\r\n\u2028Subject: pwned\x85x"
+        query = {"status": "down", "msg": forged}
+        resp = await client.get(f"/api/push/{m['pushToken']}", params=query)
+        assert resp.status == 200
+        await until(lambda: len(mailbox.envelopes) == 1 and len(receiver.seen) == 5)
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert mailbox.envelopes[0].rcpt_tos == ["oncall@example.com"]
+    msg = mailbox.message(0)
+    assert msg["Bcc"] is None
+    body = msg.get_content()
+    assert "disk full Bcc: evil@example.com Subject: pwned x" in body
+    assert not any(line.startswith(("Bcc:", "Subject:")) for line in body.splitlines())
+    for delivery in receiver.seen:
+        texts = _strings(delivery.json())
+        assert any("Bcc: evil@" in t for t in texts), delivery.path
+        assert not any(ch in t for t in texts for ch in "\r\x85\u2028"), delivery.path
+        # Mattermost's Markdown uses real line breaks of its own; the forged text adds none.
+        assert not any("\nBcc:" in t or "\nSubject:" in t for t in texts), delivery.path

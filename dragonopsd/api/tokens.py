@@ -11,14 +11,14 @@ from aiohttp import web
 from msgspec import UNSET, UnsetType
 
 from ..keys import AUTHENTICATOR, INVENTORY, PRINCIPAL
-from ..model import Body, Wire
+from ..model import ONE_LINE, Body, Wire
 from ..principal import HumanRole, Role
 from ..problem import Problem, invalid, not_found
 from ..store.tokens import Profile, Token
 from .http import json_response, read_json
 from .route import Param, Route
 
-TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
+TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=ONE_LINE)]
 
 
 class TokenCreate(Body, kw_only=True):
