@@ -7,6 +7,7 @@ and ``*Patch`` (PATCH body, ``UNSET`` marks fields not sent).
 from __future__ import annotations
 
 import ipaddress
+import urllib.parse
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -66,6 +67,25 @@ def in_words(message: str) -> str:
     """msgspec's message for a value that failed one of our patterns, said in words (it would
     show the raw regex); any other message unchanged."""
     return _PATTERN_WORDS.get(message, message)
+
+
+def public_url(url: str) -> str:
+    """url as safe to show or send on: scheme, host, port and path only.
+
+    Userinfo (``user:password@``) is a credential by definition, and query strings and
+    fragments often carry one (``?token=``, ``#access_token=``), so all three are dropped.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""  # not a URL anything could use; showing it could only leak it
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host = f"{host}:{port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def check_ip(value: str | UnsetType | None, path: str) -> None:
