@@ -133,6 +133,7 @@ def _wire_monitoring(
         notifier=notifier,
         maintenance=maintenance,
         bus=bus,
+        secrets=app[VAULT].value_by_name,
     )
     engine.remote = RemoteProbes(app[REDIS], history)
     monitors = app[MONITORS] = MonitorService(engine, history_query, config_path)

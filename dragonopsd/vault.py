@@ -32,6 +32,8 @@ log = logging.getLogger("dragonopsd.secrets")
 
 NO_KEY = "no secrets key configured: run `dragonopsd keys generate`"
 RECHECK_SECONDS = 1.0
+DEFAULT_ENV = "default"
+_NAME_PAGE = 500
 _CHECK_PLAIN = b"dragonopsd key check"
 _encode = msgspec.json.Encoder().encode
 
@@ -241,6 +243,21 @@ class VaultService:
         """Remove a secret."""
         await self._keys()
         self._changed(await self.store.delete(ident), "deleted")
+
+    async def value_by_name(self, name: str) -> str | None:
+        """The value of the secret ``key`` (env "default") or ``env/key``; None if there is
+        none. For the daemon's own use (probe headers, the model's API key), never an answer."""
+        env, _, key = name.rpartition("/")
+        env = env or DEFAULT_ENV
+        cursor: str | None = None
+        while True:
+            # q is a substring match; the exact key is picked from the page.
+            items, cursor = await self.list(env, key, _NAME_PAGE, cursor)
+            for meta in items:
+                if meta.key == key:
+                    return (await self.reveal(meta.id))[1]
+            if cursor is None:
+                return None
 
     async def reveal(self, ident: str) -> tuple[Secret, str]:
         """A secret's metadata and plaintext value (the only way out)."""

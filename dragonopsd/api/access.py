@@ -42,6 +42,12 @@ async def authorize(request: web.Request, route: Route) -> None:
             limiter.fail(request.remote or "unknown")
         raise Problem(401, exc.reason, headers=CHALLENGE) from None
     request[PRINCIPAL] = principal
+    if principal.role == "none" and route.role != "public":
+        raise Problem(
+            403,
+            'this account has no role yet ([auth] default_role = "none"): an admin grants one '
+            f"with PATCH /api/profiles/{principal.id}",
+        )
     if not allows(principal.role, route.role):
         raise Problem(
             403, f"role {principal.role} may not {route.method} {route.path} (needs {route.role})"

@@ -10,9 +10,9 @@ from datetime import datetime
 
 from aiohttp import web
 
-from ..keys import HISTORY_QUERY, MONITORS
+from ..keys import HISTORY_QUERY, MONITORS, PRINCIPAL
 from ..model import Wire
-from ..monitor import Monitor, MonitorSpec
+from ..monitor import Monitor, MonitorSpec, shown_to
 from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
@@ -104,7 +104,8 @@ async def list_monitors(request: web.Request) -> web.Response:
         and (not q.get("environmentId") or m.environment_id == q["environmentId"])
         and (not text or text in m.name.lower())
     ]
-    return json_response(MonitorPage(items=items))
+    role = request[PRINCIPAL].role
+    return json_response(MonitorPage(items=[shown_to(role, m) for m in items]))
 
 
 async def create_monitor(request: web.Request) -> web.Response:
@@ -119,7 +120,8 @@ async def create_monitor(request: web.Request) -> web.Response:
 async def get_monitor(request: web.Request) -> web.Response:
     """One monitor with its current status."""
     service = request.app[MONITORS]
-    return cacheable_response(request, service.view(await service.store.get(_ident(request))))
+    monitor = service.view(await service.store.get(_ident(request)))
+    return cacheable_response(request, shown_to(request[PRINCIPAL].role, monitor))
 
 
 def _precondition(request: web.Request) -> Callable[[MonitorRow], None] | None:
