@@ -123,7 +123,9 @@ def _wire_monitoring(
 ) -> None:
     """Maintenance, notifications, history and the probe engine, in start order."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db), guard=AddressGuard(cfg.probes))
+    notifier = app[NOTIFIER] = Dispatcher(
+        NotificationStore(db, keys=app[VAULT]), guard=AddressGuard(cfg.probes)
+    )
     history = app[HISTORY_WRITER] = HistoryWriter(db, cfg.history)
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
     engine = Engine(

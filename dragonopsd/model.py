@@ -31,6 +31,7 @@ Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]
 Technology = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$")]
 ServerType = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+MASK = "****"  # what stands in for a credential in an answer
 Resources = Annotated[dict[str, Any], msgspec.Meta(max_length=100)]
 
 ClientStatus = Literal["active", "inactive", "archived"]
@@ -67,6 +68,19 @@ def in_words(message: str) -> str:
     """msgspec's message for a value that failed one of our patterns, said in words (it would
     show the raw regex); any other message unchanged."""
     return _PATTERN_WORDS.get(message, message)
+
+
+def masked_url(url: str) -> str:
+    """``https://hooks.slack.com/****``: scheme and host only (never userinfo, path or query)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/{MASK}"
 
 
 def public_url(url: str) -> str:

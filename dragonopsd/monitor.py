@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .model import Body, Description, FieldError, Name, Tags, Wire
+from .model import MASK, Body, Description, FieldError, Name, Tags, Wire
 from .principal import Role, allows
 
 MonitorKind = Literal["http", "tcp", "dns", "icmp", "tls", "push"]
@@ -60,7 +60,6 @@ KIND_FIELDS = frozenset().union(*ALLOWED.values())
 # values and in a URL's password (user:${secret:KEY}@host, where NAME cannot hold "/").
 SECRET_REF = re.compile(r"\$\{secret:([^}]*)\}")
 _SECRET_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}/)?[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
-MASK = "****"
 _RESOLVER = re.compile(r"^(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+|[0-9a-fA-F:]+)(?::(?P<port>\d{1,5}))?$")
 
 
@@ -203,7 +202,7 @@ class Monitor(Wire, kw_only=True):
     updated_at: str
 
 
-def masked_url(url: str) -> str:
+def viewer_url(url: str) -> str:
     """url with its userinfo and every query value replaced by the mask: what a viewer sees."""
     parts = urllib.parse.urlsplit(url)
     netloc = parts.netloc
@@ -224,7 +223,7 @@ def masked(monitor: Monitor) -> Monitor:
     """
     return msgspec.structs.replace(
         monitor,
-        url=masked_url(monitor.url) if monitor.url else monitor.url,
+        url=viewer_url(monitor.url) if monitor.url else monitor.url,
         headers={k: MASK for k in monitor.headers} if monitor.headers else monitor.headers,
         body=MASK if monitor.body else monitor.body,
         push_token=MASK if monitor.push_token else monitor.push_token,

@@ -26,6 +26,7 @@ from .clock import now_iso
 from .crypto import KeyRing, KeyRingError, SealError, file_signature, load_keys, read_key_file
 from .model import Wire
 from .problem import Problem
+from .store.notifications import NotificationStore
 from .store.vault import Sealed, Secret, VaultStore
 
 log = logging.getLogger("dragonopsd.secrets")
@@ -99,7 +100,8 @@ async def verify(store: VaultStore, ring: KeyRing) -> None:
 async def reseal_all(
     store: VaultStore, ring: KeyRing, batch: int, progress: Callable[[int, int], None]
 ) -> int:
-    """Re-seal every row not under the primary, batch rows per transaction; returns the count."""
+    """Re-seal every row not under the primary, batch rows per transaction, then the channels'
+    credentials (sealing any still in clear); returns the count."""
     total = await store.count_not_under(ring.primary)
     done = 0
 
@@ -108,6 +110,10 @@ async def reseal_all(
 
     check = key_check(ring, ring.primary)
     while count := await store.reseal_batch(ring.primary, batch, reseal, check):
+        done += count
+        progress(done, max(total, done))
+    await store.put_check(check)
+    if count := await NotificationStore(store.db).seal_all(ring):
         done += count
         progress(done, max(total, done))
     return done
@@ -127,6 +133,7 @@ class VaultService:
         self._signature: tuple[int, int, int] | None = None
         self._checked_at = -math.inf
         self._lock = asyncio.Lock()
+        self._checked: set[str] = set()  # key ids whose check value is known to be stored
 
     @property
     def ring(self) -> KeyRing | None:
@@ -185,6 +192,21 @@ class VaultService:
         if self._ring is None:
             raise Problem(503, NO_KEY, kind="secrets-unavailable")
         return self._ring
+
+    async def keyring(self, needed: str | None = None) -> KeyRing | None:
+        """The ring for sealing other rows with (channel credentials), None without a key.
+
+        The primary's key check is recorded first, so a wrong key file is caught at start
+        even when only channels were ever sealed with it.
+        """
+        try:
+            ring = await self._keys(needed)
+        except Problem:
+            return None
+        if ring.primary not in self._checked:
+            await self.store.put_check(key_check(ring, ring.primary))
+            self._checked.add(ring.primary)
+        return ring
 
     def _changed(self, meta: Secret, op: Literal["created", "updated", "deleted"]) -> None:
         if self._bus is not None:

@@ -113,6 +113,9 @@ class Dispatcher:
         """Open the session (inside the running loop) and load the channels."""
         self._session = self._session_factory()
         self._running = True
+        sealed = await self.store.seal_pending()
+        if sealed:
+            log.info("sealed the credentials of %d notification channel(s)", sealed)
         await self.reload()
 
     async def stop(self) -> None:
@@ -137,8 +140,8 @@ class Dispatcher:
         async with self._reload_lock:
             fresh: dict[str, Channel] = {}
             for row in await self.store.list():
-                if not row.enabled:
-                    continue
+                if not row.enabled or row.locked:
+                    continue  # a locked row was logged by the store
                 try:
                     fresh[row.id] = Channel.parse(row)
                 except (msgspec.ValidationError, FieldError):
@@ -295,6 +298,8 @@ class Dispatcher:
     async def test(self, channel_id: str) -> DeliveryResult:
         """Send one test event to a channel (enabled or not), now, without retries."""
         row = await self.store.get(channel_id)
+        if row.locked:
+            raise Problem(409, f"notification channel {channel_id}: its credentials do not open")
         try:
             channel = Channel.parse(row)
         except (msgspec.ValidationError, FieldError):
