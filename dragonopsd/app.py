@@ -135,7 +135,7 @@ def _wire_monitoring(
 ) -> None:
     """Maintenance, notifications, history and the probe engine, in start order."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db), guard=guard)
+    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db, keys=app[VAULT]), guard=guard)
     history = app[HISTORY_WRITER] = HistoryWriter(db, cfg.history)
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
     engine = Engine(
@@ -146,6 +146,7 @@ def _wire_monitoring(
         maintenance=maintenance,
         bus=bus,
         guard=guard,
+        secrets=app[VAULT].value_by_name,
     )
     engine.remote = RemoteProbes(app[REDIS], history)
     monitors = app[MONITORS] = MonitorService(engine, history_query, config_path)

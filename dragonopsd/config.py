@@ -100,7 +100,7 @@ class LogConfig(Section, frozen=True):
     format: Literal["text", "json"] = "text"
 
 
-Role = Literal["viewer", "operator", "admin"]
+Role = Literal["none", "viewer", "operator", "admin"]
 JwksAlgorithm = Literal["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "EdDSA"]
 
 

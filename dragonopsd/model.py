@@ -7,19 +7,31 @@ and ``*Patch`` (PATCH body, ``UNSET`` marks fields not sent).
 from __future__ import annotations
 
 import ipaddress
+import urllib.parse
 import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=r"\S")]
+# Text that ends up on one line of a mail header or body, a chat message or a log: no control
+# characters (C0, DEL, C1, U+2028/U+2029), and something besides spaces.
+_NO_CONTROL = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+ONE_LINE = rf"^{_NO_CONTROL}*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{_NO_CONTROL}*$"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=ONE_LINE)]
+_PATTERN_WORDS = {
+    "Expected `str` matching regex '\\S'": "Must not be blank",
+    f"Expected `str` matching regex {ONE_LINE!r}": (
+        "Must not be blank or contain control characters (line breaks, tabs)"
+    ),
+}
 Description = Annotated[str, msgspec.Meta(max_length=4000)]
 Tag = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Tags = Annotated[list[Tag], msgspec.Meta(max_length=50)]
 Technology = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Url = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$")]
 ServerType = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+MASK = "****"  # what stands in for a credential in an answer
 Resources = Annotated[dict[str, Any], msgspec.Meta(max_length=100)]
 
 ClientStatus = Literal["active", "inactive", "archived"]
@@ -50,6 +62,44 @@ class FieldError(Exception):
         super().__init__(f"{message} - at `{path}`")
         self.path = path
         self.message = message
+
+
+def in_words(message: str) -> str:
+    """msgspec's message for a value that failed one of our patterns, said in words (it would
+    show the raw regex); any other message unchanged."""
+    return _PATTERN_WORDS.get(message, message)
+
+
+def masked_url(url: str) -> str:
+    """``https://hooks.slack.com/****``: scheme and host only (never userinfo, path or query)."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return f"{parts.scheme}://{host}{port}/{MASK}"
+
+
+def public_url(url: str) -> str:
+    """url as safe to show or send on: scheme, host, port and path only.
+
+    Userinfo (``user:password@``) is a credential by definition, and query strings and
+    fragments often carry one (``?token=``, ``#access_token=``), so all three are dropped.
+    """
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""  # not a URL anything could use; showing it could only leak it
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None:
+        host = f"{host}:{port}"
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def check_ip(value: str | UnsetType | None, path: str) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import urllib.parse
 import uuid
 from typing import Annotated, Literal
 
 import msgspec
 
-from .model import Body, Description, FieldError, Name, Tags, Wire
+from .model import MASK, Body, Description, FieldError, Name, Tags, Wire
+from .principal import Role, allows
 
 MonitorKind = Literal["http", "tcp", "dns", "icmp", "tls", "push"]
 KINDS: tuple[str, ...] = ("http", "tcp", "dns", "icmp", "tls", "push")
@@ -57,6 +59,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "push": frozenset({"grace"}),
 }
 KIND_FIELDS = frozenset().union(*ALLOWED.values())
+# ``${secret:NAME}``: the value of a secret from the secrets store, read at probe time. NAME is
+# a key (env "default") or "env/key", as [ai] api_key_secret names one. Allowed in header
+# values and in a URL's password (user:${secret:KEY}@host, where NAME cannot hold "/").
+SECRET_REF = re.compile(r"\$\{secret:([^}]*)\}")
+_SECRET_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}/)?[A-Za-z_][A-Za-z0-9_.-]{0,127}$")
 _RESOLVER = re.compile(r"^(?P<ip>\[[0-9a-fA-F:.]+\]|[0-9.]+|[0-9a-fA-F:]+)(?::(?P<port>\d{1,5}))?$")
 
 
@@ -141,10 +148,38 @@ def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
                 raise ValueError
         except ValueError:
             raise FieldError(f"{prefix}.resolver", "expected IP or IP:port") from None
+    _check_secret_refs(spec, prefix)
     if spec.quorum is not None and spec.quorum > len(spec.locations):
         raise FieldError(f"{prefix}.quorum", "cannot exceed the number of locations")
     if len(set(spec.locations)) != len(spec.locations):
         raise FieldError(f"{prefix}.locations", "duplicate location")
+
+
+def _check_names(text: str, path: str) -> None:
+    for name in SECRET_REF.findall(text):
+        if not _SECRET_NAME.match(name):
+            raise FieldError(path, f"${{secret:{name}}} does not name a secret (KEY or env/KEY)")
+
+
+def _check_secret_refs(spec: MonitorSpec, prefix: str) -> None:
+    """References name secrets, and sit only where the probe resolves them."""
+    for header, value in (spec.headers or {}).items():
+        _check_names(value, f"{prefix}.headers.{header}")
+    if spec.url is not None and "${secret:" in spec.url:
+        parts = urllib.parse.urlsplit(spec.url)
+        userinfo, _, _ = parts.netloc.rpartition("@")
+        _, _, password = userinfo.partition(":")
+        everywhere, in_password = spec.url.count("${secret:"), password.count("${secret:")
+        if everywhere != in_password or len(SECRET_REF.findall(password)) != in_password:
+            raise FieldError(
+                f"{prefix}.url",
+                "a ${secret:…} reference may only stand in the password of user:password@",
+            )
+        _check_names(password, f"{prefix}.url")
+    if spec.body is not None and SECRET_REF.search(spec.body):
+        raise FieldError(
+            f"{prefix}.body", "${secret:…} references work in headers and the URL password only"
+        )
 
 
 class Monitor(Wire, kw_only=True):
@@ -183,6 +218,39 @@ class Monitor(Wire, kw_only=True):
     status: MonitorStatus = "pending"
     created_at: str
     updated_at: str
+
+
+def viewer_url(url: str) -> str:
+    """url with its userinfo and every query value replaced by the mask: what a viewer sees."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = f"{MASK}@{netloc.rpartition('@')[2]}"
+    query = "&".join(
+        f"{k}={MASK}" if v else k
+        for k, _, v in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def masked(monitor: Monitor) -> Monitor:
+    """The monitor as someone below operator sees it: no credential it may hold.
+
+    URL userinfo and query values, every header value (Authorization, API keys), the request
+    body and the push token (which lets anyone report the monitor up) become the mask.
+    """
+    return msgspec.structs.replace(
+        monitor,
+        url=viewer_url(monitor.url) if monitor.url else monitor.url,
+        headers={k: MASK for k in monitor.headers} if monitor.headers else monitor.headers,
+        body=MASK if monitor.body else monitor.body,
+        push_token=MASK if monitor.push_token else monitor.push_token,
+    )
+
+
+def shown_to(role: Role, monitor: Monitor) -> Monitor:
+    """monitor as a caller with role may read it: whole for operators and admins."""
+    return monitor if allows(role, "operator") else masked(monitor)
 
 
 def spec_of(monitor: Monitor) -> MonitorSpec:

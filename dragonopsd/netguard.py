@@ -5,11 +5,14 @@ the cloud metadata service or an internal network. Checking the hostname is not 
 resolve to anything, and resolve differently a second later), so the check runs on the
 resolved address (``GuardedResolver``) and again on the exact address handed to ``connect()``
 (``guarded_socket_factory``). Callers that connect by name through a library of their own can
-at least refuse IP literals up front with ``check_host_literal``.
+at least refuse IP literals up front with ``check_host_literal``; those that take a connected socket
+get one from ``connected_socket``, dialled to the address that was checked.
 
 The rules come from ``[probes]``: link-local addresses and the cloud metadata services are
 refused unless ``allow_metadata = true``; ``deny_cidrs`` are refused always. Loopback and
 private ranges stay allowed unless listed there: receivers on the same host or LAN are normal.
+Every IPv4 address an IPv6 one embeds (``reached``) is judged too, and the unspecified addresses
+count as this host (Linux connects 0.0.0.0 and :: to it).
 Protocol-agnostic on purpose: probes and notifications share it.
 
 The other direction lives here too: ``AddressSet`` and ``Quota`` cap what one client address
@@ -18,6 +21,7 @@ The other direction lives here too: ``AddressSet`` and ``Quota`` cap what one cl
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterable
@@ -38,6 +42,54 @@ METADATA_NETWORKS: tuple[IPNetwork, ...] = (
     ipaddress.ip_network("fd00:ec2::254/128"),
     ipaddress.ip_network("100.100.100.200/32"),
 )
+
+# Where connect() to an unspecified address (0.0.0.0/8, ::) really goes: this host.
+HOST_ALIASES: tuple[IPAddress, ...] = (
+    ipaddress.ip_address("127.0.0.1"),
+    ipaddress.ip_address("::1"),
+)
+_THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
+_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+_NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def _unspecified(ip: IPAddress) -> bool:
+    return ip in _THIS_NETWORK if isinstance(ip, ipaddress.IPv4Address) else ip.is_unspecified
+
+
+def _rfc6052(ip: ipaddress.IPv6Address, prefix: int) -> ipaddress.IPv4Address:
+    """The IPv4 address a NAT64 prefix of this length embeds (RFC 6052 section 2.2): the
+    32 bits follow the prefix, skipping bits 64-71 (the "u" octet)."""
+    raw = ip.packed
+    if prefix == 96:
+        return ipaddress.IPv4Address(raw[12:])
+    octets = raw[:8] + raw[9:]
+    return ipaddress.IPv4Address(octets[prefix // 8 : prefix // 8 + 4])
+
+
+def reached(ip: IPAddress) -> list[IPAddress]:
+    """ip and every IPv4 address it embeds in a form that a translator, a tunnel or a
+    dual-stack socket turns into a packet to that IPv4 address: IPv4-mapped and -compatible,
+    NAT64 (64:ff9b::/96 and every RFC 6052 prefix length in 64:ff9b:1::/48), 6to4, Teredo.
+    Each is checked, so 64:ff9b::a9fe:a9fe is as refused as 169.254.169.254."""
+    found: list[IPAddress] = [ip]
+    if isinstance(ip, ipaddress.IPv4Address):
+        return found
+    if ip.ipv4_mapped is not None:
+        found.append(ip.ipv4_mapped)
+    if ip in _IPV4_COMPATIBLE and ip != HOST_ALIASES[1]:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    if ip in _NAT64_WELL_KNOWN:
+        found.append(_rfc6052(ip, 96))
+    if ip in _NAT64_LOCAL:
+        found += [_rfc6052(ip, prefix) for prefix in (48, 56, 64, 96)]
+    if ip.sixtofour is not None:
+        found.append(ip.sixtofour)
+    if ip.teredo is not None:
+        found += list(ip.teredo)
+    return found
+
 
 # For callers that must not echo the address (it may be part of a credential-bearing URL).
 REFUSED = "address refused: link-local, cloud metadata or [probes] deny_cidrs"
@@ -129,20 +181,25 @@ class AddressGuard:
             ip = ipaddress.ip_address(address.partition("%")[0])
         except ValueError:
             return f"address {address!r} is not an IP address"
-        candidates: list[IPAddress] = [ip]
-        # ::ffff:169.254.169.254 reaches the same host as 169.254.169.254 on a dual-stack socket.
-        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-            candidates.append(ip.ipv4_mapped)
-        for candidate in candidates:
+        for candidate in reached(ip):
             if not self._allow_metadata:
                 if any(candidate in n for n in METADATA_NETWORKS):
                     return f"address {address} is not allowed (cloud metadata)"
                 if candidate.is_link_local:
                     return f"address {address} is not allowed (link-local)"
-            for network in self._deny:
-                if candidate in network:
-                    return f"address {address} is not allowed (deny_cidrs {network})"
+            network = self._denied(candidate)
+            if network is not None:
+                return f"address {address} is not allowed (deny_cidrs {network})"
+            if _unspecified(candidate):
+                # connect() to 0.0.0.0 or :: reaches this host (Linux): refused like loopback.
+                for host in HOST_ALIASES:
+                    network = self._denied(host)
+                    if network is not None:
+                        return f"address {address} is not allowed (this host; deny_cidrs {network})"
         return None
+
+    def _denied(self, ip: IPAddress) -> IPNetwork | None:
+        return next((network for network in self._deny if ip in network), None)
 
     def refuse(self, address: str) -> None:
         """Raise AddressRefused when check() refuses address."""
@@ -163,6 +220,64 @@ def check_host_literal(guard: AddressGuard, host: str) -> str | None:
     except ValueError:
         return None
     return guard.check(literal)
+
+
+async def resolve(host: str, port: int, resolver: AbstractResolver | None = None) -> list[str]:
+    """The IP addresses host resolves to, in the resolver's order, without blocking the loop.
+
+    An IP literal is returned as is. resolver (tests' stand-in for DNS) replaces getaddrinfo.
+    """
+    try:
+        ipaddress.ip_address(host.strip("[]").partition("%")[0])
+        return [host.strip("[]")]
+    except ValueError:
+        pass
+    if resolver is not None:
+        results = await resolver.resolve(host, port, socket.AF_UNSPEC)
+        return [r["host"] for r in results]
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+async def allowed_addresses(
+    guard: AddressGuard, host: str, port: int, resolver: AbstractResolver | None = None
+) -> list[str]:
+    """Resolve host and keep the addresses the guard allows; AddressRefused if none is left."""
+    addresses = await resolve(host, port, resolver)
+    allowed = [a for a in addresses if guard.check(a) is None]
+    if addresses and not allowed:
+        guard.refuse(addresses[0])
+    if not allowed:
+        raise OSError(f"cannot resolve {host}")
+    return allowed
+
+
+async def connected_socket(
+    guard: AddressGuard, host: str, port: int, resolver: AbstractResolver | None = None
+) -> socket.socket:
+    """A socket connected to the first allowed address of host that accepts.
+
+    For clients that connect on their own (SMTP): resolving and checking here, then handing
+    them the connected socket, means the address judged is the address dialled, whatever
+    form the name took ("2130706433", "127.1", "localhost"). The caller owns the socket.
+    """
+    loop = asyncio.get_running_loop()
+    failure: OSError | None = None
+    for address in await allowed_addresses(guard, host, port, resolver):
+        family = socket.AF_INET6 if ":" in address else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, (address, port))
+        except BaseException as exc:
+            sock.close()
+            if not isinstance(exc, OSError):
+                raise
+            failure = exc
+            continue
+        return sock
+    assert failure is not None  # allowed_addresses never returns an empty list
+    raise failure
 
 
 class GuardedResolver(AbstractResolver):

@@ -8,10 +8,13 @@ from typing import Literal
 # People (tokens or JWT profiles) climb the ladder viewer < operator < admin. An agent token
 # is no rung on it: it may push samples for its one server and call nothing else.
 HumanRole = Literal["viewer", "operator", "admin"]
-Role = Literal["viewer", "operator", "admin", "agent"]
+# A JWT profile may also hold "none" ([auth] default_role = "none"): signed up, no access yet.
+ProfileRole = Literal["none", "viewer", "operator", "admin"]
+TokenRole = Literal["viewer", "operator", "admin", "agent"]
+Role = Literal["none", "viewer", "operator", "admin", "agent"]
 RouteRole = Literal["public", "viewer", "operator", "admin", "agent"]
 ROLES: tuple[HumanRole, ...] = ("viewer", "operator", "admin")
-TOKEN_ROLES: tuple[Role, ...] = (*ROLES, "agent")
+TOKEN_ROLES: tuple[TokenRole, ...] = (*ROLES, "agent")
 _RANK = {"public": 0, "viewer": 1, "operator": 2, "admin": 3}
 
 
@@ -40,6 +43,6 @@ def allows(role: Role, required: RouteRole) -> bool:
     """
     if required == "agent":
         return role in ("agent", "admin")
-    if role == "agent":
+    if role in ("agent", "none"):
         return required == "public"
     return _RANK[role] >= _RANK[required]

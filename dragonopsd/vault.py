@@ -36,6 +36,7 @@ from .crypto import (
 )
 from .model import Wire
 from .problem import Problem
+from .store.notifications import NotificationStore
 from .store.vault import Sealed, Secret, VaultStore
 
 log = logging.getLogger("dragonopsd.secrets")
@@ -45,6 +46,8 @@ NO_KEY = (
     "`dragonopsd keys generate`"
 )
 RECHECK_SECONDS = 1.0
+DEFAULT_ENV = "default"
+_NAME_PAGE = 500
 _CHECK_PLAIN = b"dragonopsd key check"
 _encode = msgspec.json.Encoder().encode
 
@@ -123,7 +126,8 @@ def create_key_file(path: Path) -> KeyRing:
 async def reseal_all(
     store: VaultStore, ring: KeyRing, batch: int, progress: Callable[[int, int], None]
 ) -> int:
-    """Re-seal every row not under the primary, batch rows per transaction; returns the count."""
+    """Re-seal every row not under the primary, batch rows per transaction, then the channels'
+    credentials (sealing any still in clear); returns the count."""
     total = await store.count_not_under(ring.primary)
     done = 0
 
@@ -132,6 +136,10 @@ async def reseal_all(
 
     check = key_check(ring, ring.primary)
     while count := await store.reseal_batch(ring.primary, batch, reseal, check):
+        done += count
+        progress(done, max(total, done))
+    await store.put_check(check)
+    if count := await NotificationStore(store.db).seal_all(ring):
         done += count
         progress(done, max(total, done))
     return done
@@ -159,6 +167,7 @@ class VaultService:
         self._signature: tuple[int, int, int] | None = None
         self._checked_at = -math.inf
         self._lock = asyncio.Lock()
+        self._checked: set[str] = set()  # key ids whose check value is known to be stored
 
     @property
     def ring(self) -> KeyRing | None:
@@ -231,6 +240,21 @@ class VaultService:
             raise Problem(503, NO_KEY, kind="secrets-unavailable")
         return self._ring
 
+    async def keyring(self, needed: str | None = None) -> KeyRing | None:
+        """The ring for sealing other rows with (channel credentials), None without a key.
+
+        The primary's key check is recorded first, so a wrong key file is caught at start
+        even when only channels were ever sealed with it.
+        """
+        try:
+            ring = await self._keys(needed)
+        except Problem:
+            return None
+        if ring.primary not in self._checked:
+            await self.store.put_check(key_check(ring, ring.primary))
+            self._checked.add(ring.primary)
+        return ring
+
     def _changed(self, meta: Secret, op: Literal["created", "updated", "deleted"]) -> None:
         if self._bus is not None:
             event = SecretChanged(
@@ -288,6 +312,21 @@ class VaultService:
         """Remove a secret."""
         await self._keys()
         self._changed(await self.store.delete(ident), "deleted")
+
+    async def value_by_name(self, name: str) -> str | None:
+        """The value of the secret ``key`` (env "default") or ``env/key``; None if there is
+        none. For the daemon's own use (probe headers, the model's API key), never an answer."""
+        env, _, key = name.rpartition("/")
+        env = env or DEFAULT_ENV
+        cursor: str | None = None
+        while True:
+            # q is a substring match; the exact key is picked from the page.
+            items, cursor = await self.list(env, key, _NAME_PAGE, cursor)
+            for meta in items:
+                if meta.key == key:
+                    return (await self.reveal(meta.id))[1]
+            if cursor is None:
+                return None
 
     async def reveal(self, ident: str) -> tuple[Secret, str]:
         """A secret's metadata and plaintext value (the only way out)."""

@@ -161,6 +161,25 @@ async def test_no_secret_value_reaches_the_model(
         assert value not in caplog.text
 
 
+async def test_environment_url_credentials_never_reach_the_model(
+    llm_client: Callable[..., Awaitable[Client]], fake: FakeOpenAI
+) -> None:
+    client = await llm_client()
+    c = await post(client, "/api/clients", {"name": "Acme"})
+    p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal"})
+    stored = "https://deploy:pa55-w0rd-31337@[2001:db8::7]:8443/app?token=tok-9f8e7d#sig=zz-42"
+    e = await post(
+        client, "/api/environments", {"projectId": p["id"], "name": "Production", "url": stored}
+    )
+    data = await ask(client, {"prompt": PROMPT, "environmentId": e["id"]})
+    assert data["source"] == "llm"
+    (seen,) = fake.requests
+    for value in ("deploy", "pa55-w0rd-31337", "tok-9f8e7d", "zz-42"):
+        assert value not in seen.raw
+    inventory = json.loads(seen.body["messages"][1]["content"].split(": ", 1)[1])
+    assert inventory["inventory"]["environment"]["url"] == "https://[2001:db8::7]:8443/app"
+
+
 async def test_the_key_comes_from_openai_api_key_last(
     llm_client: Callable[..., Awaitable[Client]],
     fake: FakeOpenAI,

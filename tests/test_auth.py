@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import aiohttp
 import jwt as pyjwt
 import pytest
 from aiohttp import web
@@ -281,6 +282,33 @@ async def test_supabase_jwt_creates_a_viewer_profile_that_admins_promote(
         assert (
             await client.get("/api/clients", headers={"Authorization": f"Bearer {bad}"})
         ).status == 401
+
+
+async def test_default_role_none_gives_signups_no_access_until_promoted(
+    make_client: MakeClient,
+) -> None:
+    secret = "super-secret-jwt-key-with-32-bytes!"
+    client = await make_client(auth={"jwt_secret": secret, "default_role": "none"})
+    user = {"Authorization": f"Bearer {hs256(secret)}"}
+    for path in ("/api/clients", "/api/monitors", "/api/stats/dashboard"):
+        resp = await client.get(path, headers=user)
+        body = await resp.json(content_type=None)
+        assert resp.status == 403 and resp.content_type == "application/problem+json", path
+        assert "no role yet" in body["detail"] and "/api/profiles/user-1" in body["detail"]
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await client.ws_connect("/api/ws", headers=user)
+    assert refused.value.status == 403
+    assert (await client.get("/healthz", headers=user)).status == 200  # public stays public
+    profiles = await (await client.get("/api/profiles")).json()
+    assert [(p["id"], p["role"]) for p in profiles["items"]] == [("user-1", "none")]
+    resp = await client.patch("/api/profiles/user-1", json={"role": "viewer"})
+    assert resp.status == 200
+    assert (await client.get("/api/clients", headers=user)).status == 200
+    assert (await client.patch("/api/profiles/user-1", json={"role": "none"})).status == 200
+    assert (await client.get("/api/clients", headers=user)).status == 403
+    # "none" is for profiles only: no token can be minted without a role.
+    resp = await client.post("/api/tokens", json={"name": "x", "role": "none"})
+    assert resp.status == 422
 
 
 async def test_es256_jwt_from_a_jwks_server(make_client: MakeClient, aiohttp_server: Any) -> None:

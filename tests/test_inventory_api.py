@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import aiosqlite
+import pytest
 from conftest import Client, post
+
+from dragonopsd.store import migrations
 
 
 async def test_create_get_list_the_whole_hierarchy(client: Client, tree: Any) -> None:
@@ -198,3 +205,72 @@ async def test_list_of_many_children_is_bounded_by_limit(client: Client) -> None
         await post(client, "/api/projects", {"clientId": c["id"], "name": f"p{i}"})
     page = await (await client.get("/api/projects?limit=2")).json()
     assert len(page["items"]) == 2 and page["nextCursor"]
+
+
+FORGED_NAMES = ["api\r\nBcc: evil@example.com", "tab\there", "nul\x00", "sep\u2028line", "c1\x85"]
+
+
+@pytest.mark.parametrize("name", FORGED_NAMES)
+async def test_names_with_control_characters_are_refused_everywhere(
+    client: Client, tree: Any, name: str
+) -> None:
+    t = await tree()
+    creates = {
+        "/api/clients": {},
+        "/api/projects": {"clientId": t["client"]["id"]},
+        "/api/environments": {"projectId": t["project"]["id"]},
+        "/api/servers": {"environmentId": t["environment"]["id"]},
+        "/api/monitors": {"kind": "push"},
+        "/api/notifications": {
+            "kind": "webhook",
+            "config": {"url": "http://127.0.0.1:9/hook"},
+        },
+        "/api/maintenance": {
+            "kind": "one-off",
+            "startsAt": "2020-01-01T00:00:00Z",
+            "endsAt": "2100-01-01T00:00:00Z",
+            "scope": {"all": True},
+        },
+        "/api/tokens": {"role": "viewer"},
+    }
+    for path, rest in creates.items():
+        resp = await client.post(path, json={"name": name, **rest})
+        body = await resp.json(content_type=None)
+        assert resp.status == 422, (path, body)
+        assert body["errors"][0]["field"] == "$.name", (path, body)
+        assert "control characters" in body["errors"][0]["message"], (path, body)
+    for kind in ("client", "project", "environment", "server"):
+        path = f"/api/{kind}s/{t[kind]['id']}"
+        resp = await client.patch(path, json={"name": name})
+        assert resp.status == 422 and (await resp.json())["errors"][0]["field"] == "$.name"
+        assert (await (await client.get(path)).json())["name"] == t[kind]["name"]
+    for path in ("/api/monitors", "/api/notifications", "/api/maintenance"):
+        assert (await (await client.get(path)).json())["items"] == [], path
+
+
+async def test_names_stored_before_are_folded_on_upgrade(
+    tmp_path: Path, make_client: Callable[..., Awaitable[Client]]
+) -> None:
+    shipped = migrations.available()
+    conn = await aiosqlite.connect(tmp_path / "dragonops.db", isolation_level=None)
+    try:
+        await migrations.migrate(conn, shipped[:8])  # the schema before names were checked
+        spec = {"name": "nightly\r\nBcc: evil@example.com", "kind": "push"}
+        await conn.execute(
+            "INSERT INTO monitors (id, name, kind, enabled, spec, created_at, updated_at) "
+            "VALUES ('00000000-0000-4000-8000-000000000001', ?, 'push', 1, ?, 't', 't')",
+            (spec["name"], json.dumps(spec)),
+        )
+        await conn.execute(
+            "INSERT INTO notification_channels (id, name, kind, events, scope, config, "
+            "created_at, updated_at) VALUES ('c1', ?, 'webhook', '[\"down\"]', "
+            "'{\"all\": true}', '{\"url\": \"http://127.0.0.1:9/\"}', 't', 't')",
+            ("ops\u2028team",),
+        )
+    finally:
+        await conn.close()
+    client = await make_client()
+    monitors = (await (await client.get("/api/monitors")).json())["items"]
+    assert [m["name"] for m in monitors] == ["nightly  Bcc: evil@example.com"]
+    channels = (await (await client.get("/api/notifications")).json())["items"]
+    assert [c["name"] for c in channels] == ["ops team"]

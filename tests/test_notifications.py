@@ -28,9 +28,11 @@ from notify_helpers import (
 from dragonopsd.config import ProbesConfig
 from dragonopsd.keys import DATABASE, NOTIFIER
 from dragonopsd.netguard import REFUSED, AddressGuard
-from dragonopsd.notify.delivery import DeliveryPolicy
+from dragonopsd.notify import mail as smtp
+from dragonopsd.notify.channels import Channel
+from dragonopsd.notify.delivery import UNDELIVERED, DeliveryPolicy
 from dragonopsd.notify.dispatcher import Dispatcher
-from dragonopsd.store.notifications import NotificationStore
+from dragonopsd.store.notifications import NotificationStore, StoredChannel
 
 EMAIL_TO_LOOPBACK = {
     "host": "127.0.0.1",
@@ -248,7 +250,7 @@ async def test_test_endpoint_reports_success_and_failure(
     port = free_port()  # nothing listens there
     refused = await channel(client, "mattermost", {"url": f"http://127.0.0.1:{port}/hooks/x"})
     result = await (await client.post(f"/api/notifications/{refused['id']}/test")).json()
-    assert result["ok"] is False and result["error"].startswith("cannot connect")
+    assert result["ok"] is False and result["error"] == UNDELIVERED and result["status"] is None
     missing = "00000000-0000-4000-8000-000000000000"
     assert (await client.post(f"/api/notifications/{missing}/test")).status == 404
 
@@ -264,7 +266,7 @@ async def test_deny_cidrs_refuse_channels_by_literal_and_by_name(
     mail = await channel(client, "email", {**EMAIL_TO_LOOPBACK, "port": free_port()})
     for ch in (literal, by_name, mail):
         result = await d.test(ch["id"])
-        assert result.ok is False and result.error == REFUSED, ch["kind"]
+        assert result.ok is False and result.error == UNDELIVERED, ch["kind"]
     assert receiver.at("/hook") == []
 
 
@@ -309,6 +311,92 @@ async def test_email_through_a_real_smtp_server(
     assert "smtp-pass-123" not in daemon_logs(caplog)
 
 
+LOOPBACK_SPELLINGS = ("2130706433", "0x7f000001", "127.1", "localhost")
+
+
+async def test_email_hosts_are_resolved_and_judged_not_read_literally(
+    client: Client, make_dispatcher: MakeDispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dragonopsd")
+    mailbox = Mailbox()
+    server = smtp_server(mailbox)
+    await asyncio.to_thread(server.start)
+    try:
+        channels = [
+            await channel(client, "email", {**EMAIL_TO_LOOPBACK, "host": host, "port": server.port})
+            for host in LOOPBACK_SPELLINGS
+        ]
+        denied = await make_dispatcher(
+            guard=AddressGuard(ProbesConfig(deny_cidrs=["127.0.0.0/8", "::1/128"]))
+        )
+        for ch in channels:
+            result = await denied.test(ch["id"])
+            assert result.ok is False and result.error == UNDELIVERED, ch["config"]["host"]
+        assert mailbox.envelopes == []
+        assert daemon_logs(caplog).count(f"test failed: {REFUSED}") == len(LOOPBACK_SPELLINGS)
+        # The same spellings with loopback allowed: each reaches the server through the
+        # address that was checked.
+        allowed = await make_dispatcher()
+        for ch in channels:
+            assert (await allowed.test(ch["id"])).ok is True, ch["config"]["host"]
+        assert len(mailbox.envelopes) == len(LOOPBACK_SPELLINGS)
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@pytest.mark.parametrize(
+    "host", ["2851998206", "0xa9fea9fe", "169.254.43518", "0251.0376.0251.0376"]
+)
+async def test_email_metadata_spellings_are_refused_before_connecting(host: str) -> None:
+    row = await _stored_email(host)
+    async with asyncio.timeout(2):  # refused outright, not a connect attempt that times out
+        attempt = await smtp.send(row, event("down"), "d-1", guard=AddressGuard(ProbesConfig()))
+    assert attempt.ok is False and attempt.error == UNDELIVERED and attempt.detail == REFUSED
+
+
+async def _stored_email(host: str) -> Channel:
+    row = StoredChannel(
+        id="c-1",
+        name="mail",
+        kind="email",
+        enabled=True,
+        events=["down"],
+        scope={"all": True},
+        config={**EMAIL_TO_LOOPBACK, "host": host, "port": 25},
+        created_at="",
+        updated_at="",
+    )
+    return Channel.parse(row)
+
+
+async def test_test_endpoint_is_no_port_scan_oracle(
+    make_client: Callable[..., Awaitable[Client]], receiver: Receiver
+) -> None:
+    client = await make_client(probes={"deny_cidrs": ["10.0.0.0/8"]})
+    listening = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
+    silent_port = listening.sockets[0].getsockname()[1]
+    targets = {
+        "refused": ("0x0a000001", free_port()),  # 10.0.0.1 spelled as a name: denied
+        "closed": ("127.0.0.1", free_port()),
+        "not smtp": ("127.0.0.1", silent_port),  # accepts, then hangs up without a greeting
+        "unknown": ("no-such-host.invalid", 25),
+    }
+    answers = {}
+    try:
+        for label, (host, port) in targets.items():
+            ch = await channel(client, "email", {**EMAIL_TO_LOOPBACK, "host": host, "port": port})
+            resp = await client.post(f"/api/notifications/{ch['id']}/test")
+            body = await resp.json()
+            answers[label] = (resp.status, body["ok"], body["status"], body["error"])
+        hook = await channel(client, "webhook", {"url": f"http://0x0a000001:{free_port()}/h"})
+        body = await (await client.post(f"/api/notifications/{hook['id']}/test")).json()
+        answers["refused webhook"] = (200, body["ok"], body["status"], body["error"])
+    finally:
+        listening.close()
+        await listening.wait_closed()
+    assert set(answers.values()) == {(200, False, None, UNDELIVERED)}, answers
+
+
 async def test_email_over_starttls(client: Client) -> None:
     mailbox = Mailbox()
     server = smtp_server(mailbox, starttls=True)
@@ -326,3 +414,45 @@ async def test_email_over_starttls(client: Client) -> None:
     assert good["ok"] is True and len(mailbox.envelopes) == 1
     # the server insists on STARTTLS: a permanent 5xx, reported by code only
     assert bad["ok"] is False and bad["error"].startswith("SMTP 5")
+
+
+def _strings(doc: Any) -> list[str]:
+    if isinstance(doc, str):
+        return [doc]
+    if isinstance(doc, dict):
+        return [s for v in doc.values() for s in _strings(v)]
+    if isinstance(doc, list):
+        return [s for v in doc for s in _strings(v)]
+    return []
+
+
+async def test_push_message_cannot_forge_lines_in_any_channel(
+    client: Client, receiver: Receiver
+) -> None:
+    mailbox = Mailbox()
+    server = smtp_server(mailbox)
+    await asyncio.to_thread(server.start)
+    try:
+        await channel(client, "email", {**EMAIL_TO_LOOPBACK, "port": server.port})
+        for kind in ("webhook", "slack", "discord", "teams", "mattermost"):
+            await channel(client, kind, {"url": receiver.url(f"/{kind}")})
+        m = await post(client, "/api/monitors", {"name": "backup", "kind": "push"})
+        forged = "disk full\r\nBcc: evil@example.com\r\n\u2028Subject: pwned\x85x"
+        query = {"status": "down", "msg": forged}
+        resp = await client.get(f"/api/push/{m['pushToken']}", params=query)
+        assert resp.status == 200
+        await until(lambda: len(mailbox.envelopes) == 1 and len(receiver.seen) == 5)
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert mailbox.envelopes[0].rcpt_tos == ["oncall@example.com"]
+    msg = mailbox.message(0)
+    assert msg["Bcc"] is None
+    body = msg.get_content()
+    assert "disk full Bcc: evil@example.com Subject: pwned x" in body
+    assert not any(line.startswith(("Bcc:", "Subject:")) for line in body.splitlines())
+    for delivery in receiver.seen:
+        texts = _strings(delivery.json())
+        assert any("Bcc: evil@" in t for t in texts), delivery.path
+        assert not any(ch in t for t in texts for ch in "\r\x85\u2028"), delivery.path
+        # Mattermost's Markdown uses real line breaks of its own; the forged text adds none.
+        assert not any("\nBcc:" in t or "\nSubject:" in t for t in texts), delivery.path

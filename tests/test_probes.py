@@ -554,6 +554,68 @@ async def test_deny_cidrs_refuse_loopback(make_env: Callable[..., ProbeEnv], htt
     assert tcp.error == refused
 
 
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64, well-known prefix
+        "64:ff9b::169.254.169.254",
+        "64:ff9b:1:a9fe:a9:fe00::",  # NAT64, local-use prefix of length 48 (RFC 6052)
+        "64:ff9b:1::a9fe:a9fe",  # ... and of length 96
+        "2002:a9fe:a9fe::",  # 6to4
+        "2002:a9fe:a9fe:1::1",
+        "::a9fe:a9fe",  # IPv4-compatible
+        "::ffff:a9fe:a9fe",  # IPv4-mapped
+        "2001:0:a9fe:a9fe::1",  # Teredo server
+        "2001:0:4136:e378:8000:63bf:5601:5601",  # Teredo client (obfuscated 169.254.169.254)
+    ],
+)
+def test_guard_refuses_metadata_embedded_in_ipv6(address: str) -> None:
+    assert AddressGuard(ProbesConfig()).check(address) is not None
+
+
+def test_guard_embedded_ipv4_meets_deny_cidrs_and_passes_otherwise() -> None:
+    guard = AddressGuard(ProbesConfig(deny_cidrs=["10.0.0.0/8"]))
+    assert guard.check("64:ff9b::10.1.2.3") is not None
+    assert guard.check("2002:a01:203::") is not None
+    assert guard.check("64:ff9b::8.8.8.8") is None  # a public IPv4 through NAT64 is fine
+    assert guard.check("2002:808:808::") is None
+    assert guard.check("2001:db8::a9fe:a9fe") is None  # documentation range, embeds nothing
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "0.1.2.3", "::", "::ffff:0.0.0.0", "::0.0.0.0"])
+def test_guard_unspecified_is_this_host(address: str) -> None:
+    assert AddressGuard(ProbesConfig()).check(address) is None  # loopback allowed: so is this
+    denied = AddressGuard(ProbesConfig(deny_cidrs=["127.0.0.0/8"]))
+    assert denied.check(address) == (
+        f"address {address} is not allowed (this host; deny_cidrs 127.0.0.0/8)"
+    )
+    assert AddressGuard(ProbesConfig(deny_cidrs=["::1/128"])).check(address) is not None
+
+
+async def test_unspecified_address_does_not_reach_denied_loopback(
+    make_env: Callable[..., ProbeEnv], http_url: str
+) -> None:
+    port = int(http_url.rsplit(":", 1)[1])
+    body = ["[BODY].status == nope"]
+    # Loopback allowed: 0.0.0.0 really does reach the local server (the hole being closed).
+    open_env = make_env()
+    reached, _ = await probe(open_env, "http", url=f"http://0.0.0.0:{port}/json", conditions=body)
+    assert reached.context["STATUS"] == 200
+    env = make_env(deny_cidrs=["127.0.0.0/8"])
+    for host in ("0.0.0.0", "[::]", "[::ffff:0.0.0.0]"):
+        http, _ = await probe(env, "http", url=f"http://{host}:{port}/json", conditions=body)
+        assert http.error is not None and "this host; deny_cidrs" in http.error, host
+        assert "BODY" not in http.context and "STATUS" not in http.context
+    async with stream_server() as tcp_port:
+        plain, _ = await probe(open_env, "tcp", host="0.0.0.0", port=tcp_port)
+        assert plain.error is None and plain.context["CONNECTED"] is True
+        for host in ("0.0.0.0", "::"):
+            tcp, _ = await probe(env, "tcp", host=host, port=tcp_port)
+            assert tcp.error == f"address {host} is not allowed (this host; deny_cidrs 127.0.0.0/8)"
+    icmp, _ = await probe(env, "icmp", host="0.0.0.0")
+    assert icmp.error is not None and "this host" in icmp.error
+
+
 # --- dispatch ------------------------------------------------------------------------------
 
 

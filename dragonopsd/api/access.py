@@ -45,6 +45,12 @@ async def authorize(request: web.Request, route: Route) -> None:
     """Authenticate the caller and check its role; 401, 403 or 429 as a Problem otherwise."""
     principal = await authenticate(request, request.headers.get(hdrs.AUTHORIZATION))
     request[PRINCIPAL] = principal
+    if principal.role == "none" and route.role != "public":
+        raise Problem(
+            403,
+            'this account has no role yet ([auth] default_role = "none"): an admin grants one '
+            f"with PATCH /api/profiles/{principal.id}",
+        )
     if not allows(principal.role, route.role):
         raise Problem(
             403, f"role {principal.role} may not {route.method} {route.path} (needs {route.role})"

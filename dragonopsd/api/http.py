@@ -13,7 +13,7 @@ import msgspec
 from aiohttp import web
 
 from ..keys import CONFIG
-from ..model import FieldError
+from ..model import FieldError, in_words
 from ..problem import FieldIssue, Problem, invalid
 from .route import Param
 
@@ -22,7 +22,6 @@ T = TypeVar("T")
 JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
 _encoder = msgspec.json.Encoder()
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
-_BLANK = re.compile(r"^Expected `str` matching regex '\\+S'$")
 _NAMED = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 
@@ -54,8 +53,7 @@ def issue_from_validation(exc: msgspec.ValidationError) -> FieldIssue:
     m = _AT.match(str(exc))
     assert m is not None
     message, path = m["msg"], m["path"] or "$"
-    if _BLANK.match(message):  # msgspec shows the raw pattern; say what it means instead
-        message = "Must not be blank"
+    message = in_words(message)
     named = _NAMED.search(message)
     if named:
         path = f"{path}.{named[1]}"

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ..keys import MONITORS
+from ..keys import MONITORS, PRINCIPAL
 from ..model import Wire
-from ..monitor import KINDS, STATUSES, Monitor, MonitorSpec
+from ..monitor import KINDS, STATUSES, Monitor, MonitorSpec, shown_to
 from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
@@ -87,7 +87,9 @@ async def list_monitors(request: web.Request) -> web.Response:
         after = _cursor(q["cursor"])
         items = [m for m in items if (m.name, m.id) > after]
     cursor = f"{items[limit - 1].name}\0{items[limit - 1].id}" if len(items) > limit else None
-    return json_response(MonitorPage(items=items[:limit], next_cursor=cursor))
+    role = request[PRINCIPAL].role
+    page = [shown_to(role, m) for m in items[:limit]]
+    return json_response(MonitorPage(items=page, next_cursor=cursor))
 
 
 def _cursor(raw: str) -> tuple[str, str]:
@@ -109,7 +111,8 @@ async def create_monitor(request: web.Request) -> web.Response:
 async def get_monitor(request: web.Request) -> web.Response:
     """One monitor with its current status."""
     service = request.app[MONITORS]
-    return cacheable_response(request, service.view(await service.store.get(_ident(request))))
+    monitor = service.view(await service.store.get(_ident(request)))
+    return cacheable_response(request, shown_to(request[PRINCIPAL].role, monitor))
 
 
 def _precondition(request: web.Request) -> Callable[[MonitorRow], None] | None:

@@ -11,21 +11,21 @@ from aiohttp import web
 from msgspec import UNSET, UnsetType
 
 from ..keys import AUTHENTICATOR, INVENTORY, PRINCIPAL
-from ..model import Body, Wire
-from ..principal import HumanRole, Role
+from ..model import ONE_LINE, Body, Wire
+from ..principal import ProfileRole, TokenRole
 from ..problem import Problem, invalid, not_found
 from ..store.tokens import Profile, Token
 from .http import json_response, read_json
 from .route import Param, Route
 
-TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=r"\S")]
+TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=ONE_LINE)]
 
 
 class TokenCreate(Body, kw_only=True):
     """POST /api/tokens."""
 
     name: TokenName
-    role: Role
+    role: TokenRole
     expires_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
     server_id: uuid.UUID | None = None  # required for (and only for) role agent
 
@@ -46,7 +46,7 @@ class TokenList(Wire, kw_only=True):
 class ProfilePatch(Body, kw_only=True):
     """PATCH /api/profiles/{id}."""
 
-    role: HumanRole | UnsetType = UNSET
+    role: ProfileRole | UnsetType = UNSET
     email: Annotated[str, msgspec.Meta(max_length=320)] | UnsetType | None = UNSET
 
 

@@ -2,8 +2,9 @@
 
 Given ids must name real rows (422 naming the field otherwise, as for any dangling reference
 in a body). Without ids, a project whose name the prompt spells out is used, when exactly one
-is; its environment likewise. Nothing but names, technologies, URLs and server types and
-addresses is read: secrets live elsewhere and never come near this module.
+is; its environment likewise. Nothing but names, technologies, URLs (without userinfo or
+query) and server types and addresses is read: secrets live elsewhere and never come near
+this module.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
-from ..model import AnyEntity, Environment, Project, Server
+from ..model import AnyEntity, Environment, Project, Server, public_url
 from ..problem import Problem, invalid
 from ..store.inventory import ListQuery
 from .model import Context, EnvironmentInfo, ProjectInfo, ServerInfo
@@ -31,8 +32,10 @@ def _project(p: Project) -> ProjectInfo:
 
 def _environment(e: Environment) -> EnvironmentInfo:
     servers = e.servers if isinstance(e.servers, list) else []
+    # The URL goes to a remote model: never with its user:password or a token in its query.
+    url = public_url(e.url) if e.url else None
     return EnvironmentInfo(
-        name=e.name, url=e.url, status=e.status, servers=[_server(s) for s in servers]
+        name=e.name, url=url, status=e.status, servers=[_server(s) for s in servers]
     )
 
 

@@ -6,7 +6,7 @@ import time
 from typing import Protocol
 
 from ..config import AuthConfig
-from ..principal import HumanRole, Principal
+from ..principal import Principal, ProfileRole
 from ..store.tokens import TOKEN_PREFIX, Profile, TokenStore
 from .tokens import TokenAuth
 
@@ -57,14 +57,14 @@ class Authenticator:
     """Checks bearer credentials; creates a JWT subject's profile on first sight."""
 
     def __init__(self, cfg: AuthConfig, tokens: TokenAuth, jwt: JwtCheck, store: TokenStore):
-        self._default_role: HumanRole = cfg.default_role
+        self._default_role: ProfileRole = cfg.default_role
         # Bumped when a reload changes how JWTs are verified: a websocket that signed in with
         # a JWT under older settings is closed by the hub's credential re-check.
         self.jwt_generation = 0
         self.tokens = tokens
         self.jwt = jwt
         self.store = store
-        self._roles: dict[str, HumanRole] = {}
+        self._roles: dict[str, ProfileRole] = {}
         # Authorization header -> principal, for API tokens that checked out: a repeat caller
         # costs one dict lookup instead of parsing and SHA-256 (tests/bench/api.py). Emptied
         # whenever the usable tokens are reloaded (create, revoke, another process's change)

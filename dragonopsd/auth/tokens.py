@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ..principal import Principal, Role
+from ..principal import Principal, TokenRole
 from ..store.tokens import Token, TokenStore, hash_token
 
 log = logging.getLogger("dragonopsd.auth")
@@ -106,7 +106,7 @@ class TokenAuth:
     async def create(
         self,
         name: str,
-        role: Role,
+        role: TokenRole,
         expires_at: str | None,
         created_by: str | None,
         server_id: str | None = None,

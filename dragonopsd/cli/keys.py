@@ -1,8 +1,9 @@
 """`dragonopsd keys generate|rotate|prune`: the secrets key file, safe while the daemon runs.
 
 rotate writes the new primary to the key file first (the daemon re-reads it within about a
-second), then re-seals rows in batches of one transaction each; prune then drops keys that no
-row uses. Neither applies to keys given in DRAGONOPS_SECRETS_KEYS: the file is not in use then.
+second), then re-seals rows in batches of one transaction each, notification channels'
+credentials included; prune then drops keys that no row (secret or channel) uses. Neither
+applies to keys given in DRAGONOPS_SECRETS_KEYS: the file is not in use then.
 """
 
 from __future__ import annotations

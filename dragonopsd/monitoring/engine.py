@@ -29,6 +29,7 @@ from .conditions import DEFAULTS, Condition, ConditionResult, evaluate_all, pars
 from .multi import MultiLocation
 from .probes import ProbeEnv, ProbeResult, run_probe
 from .probes.guard import AddressGuard, make_session
+from .probes.result import SecretLookup
 from .remote import RemoteProbes
 from .report import CheckReport
 from .scheduler import Scheduler
@@ -76,8 +77,10 @@ class Engine(EngineViews, MultiLocation, Transitions):
         maintenance: MaintenanceService,
         bus: Bus,
         guard: AddressGuard,
+        secrets: SecretLookup | None = None,
     ) -> None:
         self._cfg = cfg
+        self._secrets = secrets
         self.store = store
         self._history = history
         self._notifier = notifier
@@ -105,7 +108,9 @@ class Engine(EngineViews, MultiLocation, Transitions):
         """Load monitors, their last state and open incidents; open the probe session."""
         self._session = make_session(self._cfg.probes, self._guard)
         # One env for every probe: it caches the CA store and nameservers it loads.
-        self._env = ProbeEnv(self._session, self._guard, self._cfg.probes.user_agent)
+        self._env = ProbeEnv(
+            self._session, self._guard, self._cfg.probes.user_agent, secrets=self._secrets
+        )
         await self.refresh_topology()
         states = await self.store.states()
         incidents = await self.store.open_incidents()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-from ..model import Wire
+from ..model import Wire, public_url
 from ..monitor import Monitor
 from .conditions import ConditionResult
 
@@ -91,11 +90,7 @@ class IncidentEvent(Wire, kw_only=True):
 def target_of(monitor: Monitor) -> str:
     """What a monitor points at, safe to show: URLs lose any user:password part."""
     if monitor.url:
-        parts = urlsplit(monitor.url)
-        host = parts.hostname or ""
-        if parts.port:
-            host = f"{host}:{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, "", ""))
+        return public_url(monitor.url)
     if monitor.kind == "push":
         return "push"
     if monitor.port:

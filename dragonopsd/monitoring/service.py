@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..model import FieldError
+from ..model import FieldError, in_words
 from ..monitor import Monitor, MonitorSpec
 from ..problem import FieldIssue, Problem
 from ..store.history_query import HistoryQuery
@@ -47,7 +47,7 @@ def decode_spec(raw: Any, prefix: str = "$") -> MonitorSpec:
         named = re.search(r"(?:unknown|missing required) field `([^`]+)`", message)
         if named:
             path = f"{path}.{named[1]}"
-        raise _problem(prefix + path[1:], message) from None
+        raise _problem(prefix + path[1:], in_words(message)) from None
     except FieldError as exc:
         raise _problem(prefix + exc.path[1:], exc.message) from None
     validate_conditions(spec, prefix)

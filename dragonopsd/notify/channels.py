@@ -8,7 +8,6 @@ URL and ``hasSecret``, and every Struct holding one masks it in its repr.
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -16,15 +15,15 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from ..model import Body, FieldError, Name, Wire
+from ..model import Body, FieldError, Name, Wire, masked_url
 from ..monitor import Scope
 from ..store.notifications import ChannelFields, StoredChannel
+from .event import plain
 
 ChannelKind = Literal["webhook", "slack", "discord", "teams", "mattermost", "email"]
 PRESETS = frozenset({"slack", "discord", "teams", "mattermost"})
 RoutedEvent = Literal["down", "up", "certificate"]
 ALL_EVENTS: tuple[RoutedEvent, ...] = ("down", "up", "certificate")
-MASK = "****"
 
 HookUrl = Annotated[
     str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s/?#]+(?:[/?#]\S*)?$")
@@ -223,19 +222,6 @@ class ChannelList(Wire, kw_only=True):
     items: list[ChannelOut]
 
 
-def masked_url(url: str) -> str:
-    """``https://hooks.slack.com/****``: scheme and host only (never userinfo, path or query)."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    try:
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        port = ""
-    return f"{parts.scheme}://{host}{port}/{MASK}"
-
-
 _SECRET_KEYS = ("secret", "password")
 
 
@@ -244,7 +230,7 @@ def public(row: StoredChannel) -> ChannelOut:
     config = {k: v for k, v in row.config.items() if k not in _SECRET_KEYS}
     if isinstance(config.get("url"), str):
         config["url"] = masked_url(config["url"])
-    has_secret = row.kind in PRESETS or any(row.config.get(k) for k in _SECRET_KEYS)
+    has_secret = row.kind in PRESETS or row.locked or any(row.config.get(k) for k in _SECRET_KEYS)
     return ChannelOut(
         id=row.id,
         name=row.name,
@@ -354,10 +340,7 @@ class Channel:
         )
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-
-
 def one_line(text: str, limit: int = 200) -> str:
     """Control characters folded to spaces and length capped: safe in a header or log line."""
-    flat = _CONTROL.sub(" ", text).strip()
+    flat = plain(text).strip()
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"

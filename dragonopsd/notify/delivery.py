@@ -15,21 +15,39 @@ from ..model import Wire
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 
 
+# What a caller is told when no receiver answered: the same words whether the address was
+# refused by the guard, the port closed, the name unknown or the connect timed out, so the
+# test endpoint cannot map which internal hosts and ports exist. Logs get the reason.
+UNDELIVERED = "delivery failed"
+
+
 @dataclass(frozen=True)
 class Attempt:
-    """What one try at a receiver came to. ``error`` is safe to log: it never holds a URL,
-    a credential or the receiver's body."""
+    """What one try at a receiver came to. ``error`` is what callers see (a status or code a
+    receiver answered, else ``UNDELIVERED``); ``detail`` is the reason for the operator's log.
+    Neither ever holds a URL, a credential or the receiver's body."""
 
     ok: bool
     retry: bool = False
     status: int | None = None
     error: str | None = None
     retry_after: float | None = None
+    detail: str | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """What the log says: the detail when there is one, else the error."""
+        return self.detail if self.detail is not None else self.error
 
     @classmethod
     def failed(cls, error: str, *, retry: bool, status: int | None = None) -> Attempt:
-        """A failed attempt."""
+        """A failed attempt: the receiver answered with error."""
         return cls(ok=False, retry=retry, status=status, error=error)
+
+    @classmethod
+    def unreached(cls, detail: str, *, retry: bool) -> Attempt:
+        """No receiver answered (refused, closed, unknown, timed out): detail is logged only."""
+        return cls(ok=False, retry=retry, error=UNDELIVERED, detail=detail)
 
 
 def http_attempt(status: int, retry_after: str | None) -> Attempt:

@@ -113,6 +113,9 @@ class Dispatcher:
         """Open the session (inside the running loop) and load the channels."""
         self._session = self._session_factory()
         self._running = True
+        sealed = await self.store.seal_pending()
+        if sealed:
+            log.info("sealed the credentials of %d notification channel(s)", sealed)
         await self.reload()
 
     async def stop(self) -> None:
@@ -137,8 +140,8 @@ class Dispatcher:
         async with self._reload_lock:
             fresh: dict[str, Channel] = {}
             for row in await self.store.list():
-                if not row.enabled:
-                    continue
+                if not row.enabled or row.locked:
+                    continue  # a locked row was logged by the store
                 try:
                     fresh[row.id] = Channel.parse(row)
                 except (msgspec.ValidationError, FieldError):
@@ -250,7 +253,7 @@ class Dispatcher:
             if result.ok:
                 stats.sent += 1
                 return
-            stats.last_error = result.error
+            stats.last_error = result.reason
             if not result.retry or attempt == self.policy.max_attempts:
                 stats.failed += 1
                 log.warning(
@@ -261,7 +264,7 @@ class Dispatcher:
                     event.event,
                     event.monitor_id,
                     attempt,
-                    result.error,
+                    result.reason,
                 )
                 return
             stats.retried += 1
@@ -271,7 +274,7 @@ class Dispatcher:
                 ident,
                 channel.name,
                 attempt,
-                result.error,
+                result.reason,
                 delay,
             )
             await asyncio.sleep(delay)
@@ -290,11 +293,13 @@ class Dispatcher:
                     self._session, channel, event, delivery_id, guard=self.guard
                 )
         except TimeoutError:
-            return Attempt.failed(f"timed out after {timeout:g}s", retry=True)
+            return Attempt.unreached(f"timed out after {timeout:g}s", retry=True)
 
     async def test(self, channel_id: str) -> DeliveryResult:
         """Send one test event to a channel (enabled or not), now, without retries."""
         row = await self.store.get(channel_id)
+        if row.locked:
+            raise Problem(409, f"notification channel {channel_id}: its credentials do not open")
         try:
             channel = Channel.parse(row)
         except (msgspec.ValidationError, FieldError):
@@ -308,7 +313,7 @@ class Dispatcher:
         result = await self._attempt(channel, test_event(channel), str(uuid.uuid4()))
         if not result.ok:
             log.info(
-                "notification channel %s (%s): test failed: %s", row.id, row.name, result.error
+                "notification channel %s (%s): test failed: %s", row.id, row.name, result.reason
             )
         return DeliveryResult(
             channel_id=row.id,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -36,6 +37,38 @@ class NotificationEvent(msgspec.Struct, frozen=True, rename="camel", kw_only=Tru
     cause: str | None = None
     incident_id: str | None = None
     scope: Scope
+
+
+# C0 and C1 controls and the Unicode line and paragraph separators: each can end a header or
+# start a line a reader would take for the sender's (a forged "Bcc:" in a mail body).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def plain(text: str) -> str:
+    """text with every run of control characters folded to one space."""
+    return _CONTROL.sub(" ", text)
+
+
+def _plain_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return plain(value)
+    if isinstance(value, list | tuple):
+        return type(value)(_plain_value(v) for v in value)
+    if isinstance(value, msgspec.Struct):
+        return msgspec.structs.replace(
+            value, **{name: _plain_value(getattr(value, name)) for name in value.__struct_fields__}
+        )
+    return value
+
+
+def sanitised(event: NotificationEvent) -> NotificationEvent:
+    """event with control characters folded out of every text field, however deep.
+
+    Names, push messages and probe errors come from users and remote peers; every channel
+    renders from this copy, so none of them can carry a line break a reader would trust.
+    """
+    result: NotificationEvent = _plain_value(event)
+    return result
 
 
 def duration(seconds: float) -> str:

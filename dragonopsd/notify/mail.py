@@ -12,16 +12,21 @@ from email.utils import format_datetime, make_msgid
 
 import aiosmtplib
 
-from ..netguard import REFUSED, AddressGuard, check_host_literal
+from ..netguard import REFUSED, AddressGuard, AddressRefused, connected_socket
 from .channels import Channel, EmailConfig, one_line
 from .delivery import Attempt
-from .event import NotificationEvent, facts, headline
+from .event import NotificationEvent, facts, headline, sanitised
 
 SUBJECT_LIMIT = 200
 
 
 def message(cfg: EmailConfig, event: NotificationEvent, delivery_id: str) -> EmailMessage:
-    """The email for one event: headline as subject, the facts as a plain-text body."""
+    """The email for one event: headline as subject, the facts as a plain-text body.
+
+    Every text comes from the sanitised event: a name or push message with CR/LF cannot add
+    a header or a line of its own to the body.
+    """
+    event = sanitised(event)
     msg = EmailMessage()
     # one_line: names and messages may hold CR/LF, which would end the header (injection).
     msg["Subject"] = one_line(f"[dragonopsd] {headline(event)}", SUBJECT_LIMIT)
@@ -49,19 +54,31 @@ async def send(
     """One SMTP transaction; the dispatcher bounds it with the attempt timeout."""
     cfg = channel.config
     assert isinstance(cfg, EmailConfig)
-    if check_host_literal(guard, cfg.host) is not None:
-        return Attempt.failed(REFUSED, retry=False)
+    host = cfg.host.strip("[]")
     try:
+        # Resolved and judged here, then dialled to the judged address: "2130706433", "127.1"
+        # or "localhost" are loopback however they are spelled.
+        sock = await connected_socket(guard, host, cfg.port)
+    except AddressRefused:
+        return Attempt.unreached(REFUSED, retry=False)
+    except OSError as exc:
+        return Attempt.unreached(f"cannot connect ({type(exc).__name__})", retry=True)
+    try:
+        # The socket is the transport's from here on: it closes it, on success or failure.
         await aiosmtplib.send(
             message(cfg, event, delivery_id),
-            hostname=cfg.host.strip("[]"),
-            port=cfg.port,
+            sock=sock,
+            hostname=host,  # the name the user wrote: TLS (SNI, certificate check) uses it
+            port=None,
             username=cfg.username,
             password=cfg.password,
             use_tls=cfg.security == "tls",
             start_tls=cfg.security == "starttls",
             validate_certs=cfg.verify_tls,
         )
+    except aiosmtplib.SMTPConnectResponseError as exc:
+        # Something listened but did not greet as SMTP: told like a closed port.
+        return Attempt.unreached(f"no SMTP greeting ({exc.code})", retry=True)
     except aiosmtplib.SMTPResponseException as exc:
         # 4yz is transient by definition (RFC 5321); 5yz (bad login, refused sender) is not.
         return Attempt.failed(f"SMTP {exc.code}", retry=400 <= exc.code < 500, status=exc.code)
@@ -72,5 +89,5 @@ async def send(
     except aiosmtplib.SMTPTimeoutError:
         raise TimeoutError from None  # reported like the dispatcher's own timeout
     except (aiosmtplib.SMTPException, OSError) as exc:
-        return Attempt.failed(f"SMTP failure ({type(exc).__name__})", retry=True)
+        return Attempt.unreached(f"SMTP failure ({type(exc).__name__})", retry=True)
     return Attempt(ok=True)

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from ..monitor import camel
-from .event import COLOURS, NotificationEvent, facts, headline
+from .event import COLOURS, NotificationEvent, facts, headline, sanitised
 
 _encode = msgspec.json.Encoder().encode
 FOOTER = "dragonopsd"
@@ -134,5 +134,5 @@ RENDERERS: dict[str, Callable[[NotificationEvent], Any]] = {
 
 
 def render(kind: str, event: NotificationEvent) -> bytes:
-    """The JSON body a webhook of this kind receives."""
-    return _encode(RENDERERS[kind](event))
+    """The JSON body a webhook of this kind receives (control characters folded out)."""
+    return _encode(RENDERERS[kind](sanitised(event)))

@@ -1,7 +1,7 @@
 """Webhook transport: POST a rendered body to a channel's URL over the dispatcher's session.
 
 Nothing here logs or returns the URL (for chat presets it is the credential) or the receiver's
-answer body: an ``Attempt`` names the status or the kind of failure, nothing else.
+answer body: an ``Attempt`` names the status, or (for the log only) the kind of failure.
 """
 
 from __future__ import annotations
@@ -25,14 +25,16 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def _failure(exc: aiohttp.ClientError | OSError) -> Attempt:
-    """Map a client-side failure to an attempt, naming only the kind of failure."""
+    """Map a client-side failure to an attempt; only the log learns the kind of failure."""
+    if isinstance(exc, AddressRefused) or (
+        isinstance(exc, aiohttp.ClientConnectorError) and isinstance(exc.os_error, AddressRefused)
+    ):
+        return Attempt.unreached(REFUSED, retry=False)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, AddressRefused):
-            return Attempt.failed(REFUSED, retry=False)
-        return Attempt.failed(f"cannot connect ({type(exc.os_error).__name__})", retry=True)
+        return Attempt.unreached(f"cannot connect ({type(exc.os_error).__name__})", retry=True)
     if isinstance(exc, aiohttp.InvalidURL):
-        return Attempt.failed("invalid URL", retry=False)
-    return Attempt.failed(f"transport error ({type(exc).__name__})", retry=True)
+        return Attempt.unreached("invalid URL", retry=False)
+    return Attempt.unreached(f"transport error ({type(exc).__name__})", retry=True)
 
 
 async def post(
@@ -48,7 +50,7 @@ async def post(
     assert isinstance(cfg, WebhookConfig | PresetConfig)
     url = URL(cfg.url, encoded=False)
     if check_host_literal(guard, url.host or "") is not None:
-        return Attempt.failed(REFUSED, retry=False)
+        return Attempt.unreached(REFUSED, retry=False)
     body = render(channel.kind, event)
     headers = {
         "Content-Type": "application/json",

@@ -11,7 +11,7 @@ import msgspec
 
 from ..clock import now_iso
 from ..model import Wire
-from ..principal import HumanRole, Role
+from ..principal import ProfileRole, TokenRole
 from ..problem import not_found
 from .db import Database, note_created
 
@@ -24,7 +24,7 @@ class Token(Wire, kw_only=True):
 
     id: str
     name: str
-    role: Role
+    role: TokenRole
     prefix: str
     created_at: str
     expires_at: str | None = None
@@ -38,7 +38,7 @@ class Profile(Wire, kw_only=True):
 
     id: str
     email: str | None
-    role: HumanRole
+    role: ProfileRole
     created_at: str
     updated_at: str
 
@@ -74,7 +74,7 @@ class TokenStore:
     async def create(
         self,
         name: str,
-        role: Role,
+        role: TokenRole,
         expires_at: str | None,
         created_by: str | None,
         server_id: str | None = None,
@@ -154,7 +154,7 @@ class TokenStore:
             row = await cur.fetchone()
         return str(row[0]) if row else "0"
 
-    async def ensure_profile(self, sub: str, email: str | None, role: HumanRole) -> Profile:
+    async def ensure_profile(self, sub: str, email: str | None, role: ProfileRole) -> Profile:
         """The profile for a JWT subject, created with role on first sight."""
         now = now_iso()
         async with self.db.write() as conn:
@@ -178,7 +178,7 @@ class TokenStore:
             return [_profile(r) for r in await cur.fetchall()]
 
     async def update_profile(
-        self, sub: str, role: HumanRole | None, email: str | msgspec.UnsetType | None
+        self, sub: str, role: ProfileRole | None, email: str | msgspec.UnsetType | None
     ) -> Profile:
         """Change a profile's role and/or email."""
         async with self.db.write() as conn:

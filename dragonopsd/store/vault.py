@@ -186,10 +186,14 @@ class VaultStore:
         return current.meta
 
     async def key_ids(self) -> set[str]:
-        """Every key id some row is sealed with."""
+        """Every key id some row is sealed with: secrets, and channel credentials (sealed with
+        the same ring), so no key either still needs is dropped or missing at start."""
         async with (
             self.db.read() as conn,
-            conn.execute("SELECT DISTINCT key_id FROM secrets") as cur,
+            conn.execute(
+                "SELECT key_id FROM secrets UNION "
+                "SELECT key_id FROM notification_channels WHERE key_id IS NOT NULL"
+            ) as cur,
         ):
             return {str(r[0]) for r in await cur.fetchall()}
 
@@ -201,6 +205,11 @@ class VaultStore:
         ):
             rows = await cur.fetchall()
         return {str(k)[len(KEYCHECK) :]: base64.b64decode(v) for k, v in rows}
+
+    async def put_check(self, check: tuple[str, bytes]) -> None:
+        """Record a key's check value unless it has one (before the key seals anything)."""
+        async with self.db.write() as conn:
+            await _put_check(conn, check)
 
     async def drop_checks(self, key_ids: Iterable[str]) -> None:
         """Forget the key checks of keys leaving the ring."""
@@ -231,10 +240,15 @@ class VaultStore:
         return len(rows)
 
     async def count_not_under(self, primary: str) -> int:
-        """How many rows are sealed with a key other than primary."""
+        """How many rows (secrets and sealed channels) are sealed with a key other than
+        primary."""
         async with (
             self.db.read() as conn,
-            conn.execute("SELECT COUNT(*) FROM secrets WHERE key_id != ?", (primary,)) as cur,
+            conn.execute(
+                "SELECT (SELECT COUNT(*) FROM secrets WHERE key_id != ?) + (SELECT COUNT(*) "
+                "FROM notification_channels WHERE key_id IS NOT NULL AND key_id != ?)",
+                (primary, primary),
+            ) as cur,
         ):
             row = await cur.fetchone()
         return int(row[0]) if row else 0

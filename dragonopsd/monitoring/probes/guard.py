@@ -6,9 +6,6 @@ live in ``dragonopsd.netguard``, shared with notifications; they are re-exported
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
 import ssl
 
 import aiohttp
@@ -19,7 +16,9 @@ from ...netguard import (
     AddressGuard,
     AddressRefused,
     GuardedResolver,
+    allowed_addresses,
     guarded_socket_factory,
+    resolve,
 )
 from .peer import PeerResponse
 
@@ -69,33 +68,3 @@ def make_session(
         response_class=PeerResponse,  # probes report the peer's IP and certificate
         trust_env=False,  # never route probes through proxies picked up from the environment
     )
-
-
-async def resolve(host: str, port: int, resolver: AbstractResolver | None = None) -> list[str]:
-    """The IP addresses host resolves to, in the resolver's order, without blocking the loop.
-
-    An IP literal is returned as is. resolver (tests' stand-in for DNS) replaces getaddrinfo.
-    """
-    try:
-        ipaddress.ip_address(host.strip("[]").partition("%")[0])
-        return [host.strip("[]")]
-    except ValueError:
-        pass
-    if resolver is not None:
-        results = await resolver.resolve(host, port, socket.AF_UNSPEC)
-        return [r["host"] for r in results]
-    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-async def allowed_addresses(
-    guard: AddressGuard, host: str, port: int, resolver: AbstractResolver | None = None
-) -> list[str]:
-    """Resolve host and keep the addresses the guard allows; AddressRefused if none is left."""
-    addresses = await resolve(host, port, resolver)
-    allowed = [a for a in addresses if guard.check(a) is None]
-    if addresses and not allowed:
-        guard.refuse(addresses[0])
-    if not allowed:
-        raise OSError(f"cannot resolve {host}")
-    return allowed

@@ -11,6 +11,7 @@ from multidict import CIMultiDict
 from ...monitor import MonitorSpec
 from .peer import PeerResponse, expiry_fields
 from .result import MAX_BODY, ProbeEnv, ProbeResult
+from .secrets import SecretUnavailable, expand
 
 MAX_REDIRECTS = 10
 
@@ -23,7 +24,15 @@ async def probe_http(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
     if not url.startswith(("http://", "https://")):
         return ProbeResult({"CONNECTED": False}, error="only http:// and https:// are probed")
     headers: CIMultiDict[str] = CIMultiDict({"User-Agent": env.user_agent})
-    headers.update(spec.headers or {})
+    try:
+        for name, value in (spec.headers or {}).items():
+            headers[name] = await expand(value, env.secrets)
+        url = await expand(url, env.secrets, quote=True)  # only ever in the password
+    except SecretUnavailable as exc:
+        return ProbeResult({"CONNECTED": False}, error=str(exc))
+    if any(c in value for value in headers.values() for c in "\r\n"):
+        # A secret's value is not checked like a header typed into the monitor is.
+        return ProbeResult({"CONNECTED": False}, error="a secret in a header holds a line break")
     verify = spec.verify_tls is not False
     started = time.perf_counter()
     async with env.session.request(

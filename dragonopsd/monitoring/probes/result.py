@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,9 @@ from .guard import AddressGuard
 # Bodies are read up to this much; conditions rarely need more, and a monitor pointed at a large
 # download must not hold megabytes per probe in memory.
 MAX_BODY = 1024 * 1024
+
+# A secret's value by name ("KEY" or "env/KEY"); None when there is no such secret.
+SecretLookup = Callable[[str], Awaitable[str | None]]
 
 
 class ProbeResult(msgspec.Struct):
@@ -39,7 +43,8 @@ class ProbeEnv:
     ssl_context is the trust for verified TLS probes (the system store when omitted, loaded on
     first use; HTTP probes take theirs from the session). resolver stands in for getaddrinfo in
     tcp, tls and icmp probes (tests use it as fake DNS). nameservers: resolv.conf's, filled by
-    the first dns probe that needs them.
+    the first dns probe that needs them. secrets resolves ``${secret:NAME}`` references (None
+    where no secrets store is at hand: remote probe workers).
     """
 
     session: aiohttp.ClientSession
@@ -48,6 +53,7 @@ class ProbeEnv:
     ssl_context: ssl.SSLContext | None = None
     resolver: AbstractResolver | None = None
     nameservers: list[str] | None = None
+    secrets: SecretLookup | None = None
 
 
 @functools.cache
