@@ -122,13 +122,16 @@ async def test_credentials_are_sealed_at_rest_and_still_delivered(
 async def test_rows_in_clear_are_sealed_on_the_first_start_with_a_key(
     tmp_path: Path, make_client: MakeClient, receiver: Receiver, mailbox: Any
 ) -> None:
-    client = await make_client()  # no key file: stored as before, in clear
+    # A key file named in the config is never created for you: until it exists, rows are
+    # stored in clear, as they were before channels were sealed.
+    named = {"key_file": "secrets.key"}
+    client = await make_client(secrets=named)
     channels = await make_channels(client, receiver, mailbox.port)
     await client.close()
     assert channel_keys(tmp_path) == [None] * 3
     assert HOOK_TOKEN.encode() in raw_database(tmp_path)
     ring = new_key_file(tmp_path)
-    client = await make_client()
+    client = await make_client(secrets=named)
     assert channel_keys(tmp_path) == [ring.primary] * 3
     await deliver_all(client, channels)
     await client.close()

@@ -26,7 +26,7 @@ from notify_helpers import (
 )
 
 from dragonopsd.config import ProbesConfig
-from dragonopsd.keys import DATABASE, NOTIFIER
+from dragonopsd.keys import DATABASE, NOTIFIER, VAULT
 from dragonopsd.netguard import REFUSED, AddressGuard
 from dragonopsd.notify import mail as smtp
 from dragonopsd.notify.channels import Channel
@@ -51,7 +51,8 @@ async def make_dispatcher(client: Client) -> AsyncIterator[MakeDispatcher]:
 
     async def make(**kwargs: Any) -> Dispatcher:
         kwargs.setdefault("policy", FAST)
-        d = Dispatcher(NotificationStore(client.app[DATABASE]), **kwargs)
+        store = NotificationStore(client.app[DATABASE], keys=client.app[VAULT])
+        d = Dispatcher(store, **kwargs)
         await d.start()
         made.append(d)
         return d
