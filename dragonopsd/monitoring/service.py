@@ -80,7 +80,7 @@ class MonitorService:
     async def create(self, spec: MonitorSpec) -> Monitor:
         """Store and schedule a new monitor."""
         row = await self.store.create(spec)
-        self.engine.upsert(row)
+        await self.engine.upsert(row)
         return self.view(row)
 
     async def update(
@@ -100,7 +100,7 @@ class MonitorService:
             else:
                 merged[key] = value
         row = await self.store.replace(ident, decode_spec(merged), precondition)
-        self.engine.upsert(row)
+        await self.engine.upsert(row)
         return self.view(row)
 
     async def delete(
@@ -145,7 +145,7 @@ class MonitorService:
                 except Problem as exc:
                     problems.append(f"monitors ({spec.name}): {exc.detail}")
         for row in created:
-            self.engine.upsert(row, soon=False)
+            await self.engine.upsert(row, soon=False)
         for name, spec in wanted.items():
             if name in current and current[name].spec != spec:
                 try:
@@ -153,7 +153,7 @@ class MonitorService:
                 except Problem as exc:
                     problems.append(f"monitors ({name}): {exc.detail}")
                 else:
-                    self.engine.upsert(row, soon=False)
+                    await self.engine.upsert(row, soon=False)
         invalid_names = {t.get("name") for t in tables} - set(wanted)
         for name, row in current.items():
             if name not in wanted and name not in invalid_names:
