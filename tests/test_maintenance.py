@@ -393,6 +393,7 @@ async def test_validation_names_the_field(client: Client, body: Any, field: str)
         ({"timezone": "Nowhere/City"}, "$.timezone"),
         ({"scope": {}}, "$.scope"),
         ({"kind": "one-off"}, "$.startsAt"),
+        ({"activeFrom": "9999-12-31T22:00:00Z"}, "$.activeFrom"),
         ({"id": ZERO}, "$.id"),
     ],
 )
