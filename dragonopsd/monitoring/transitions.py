@@ -1,7 +1,9 @@
-"""Mixed into Engine: what a status change leads to, and alerts that are not status changes.
+"""Mixed into Engine: what a verdict leads to, and alerts that are not status changes.
 
 A transition persists the new status (and opens or closes the incident), tells the bus
-(``monitor.status``, ``incident.*``) and, unless a root cause explains it, the notifier.
+(``monitor.status``, ``incident.*``) and, unless a root cause explains it, the notifier. An
+incident follows the status except while the monitor flaps (it stays open) and when the
+monitor is paused (it is resolved).
 """
 
 from __future__ import annotations
