@@ -14,6 +14,7 @@ from . import __version__, demo, lifecycle
 from .actions.queue import RedisQueue
 from .actions.service import ActionService
 from .api import bundle, openapi, routes
+from .api.forwarded import Proxies
 from .api.front import Front
 from .api.http import encode
 from .api.metrics import listener_ctx as metrics_listener_ctx
@@ -51,7 +52,9 @@ from .keys import (
     MONITORS,
     NOTIFIER,
     OPENAPI,
+    PROXIES,
     REDIS,
+    RELOADER,
     ROUTE_INDEX,
     SAMPLER,
     SETTINGS,
@@ -60,6 +63,7 @@ from .keys import (
     WEB_BUNDLE,
     DocsAssets,
 )
+from .live.caps import SocketCaps
 from .live.hub import Hub, Item
 from .live.mirror import StateMirror
 from .live.topics import topic_id
@@ -73,9 +77,10 @@ from .monitoring.engine import Engine
 from .monitoring.remote import RemoteProbes
 from .monitoring.service import MonitorService
 from .monitoring.statuspage import StatusPages
-from .netguard import AddressGuard
+from .netguard import AddressGuard, AddressSet
 from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
+from .reload import Reloader
 from .sampling.sampler import Sampler
 from .store.actions import ActionStore
 from .store.audit import AuditStore
@@ -104,8 +109,8 @@ def _docs_assets() -> DocsAssets:
     )
 
 
-def _wire_auth(app: web.Application, cfg: Config, db: Database) -> None:
-    """Tokens, JWTs, failure limiting, audit log and settings."""
+def _wire_auth(app: web.Application, cfg: Config, db: Database) -> JwtVerifier:
+    """Tokens, JWTs, failure limiting, audit log and settings; returns the JWT verifier."""
     token_store = TokenStore(db)
     tokens = TokenAuth(token_store)
     jwt = JwtVerifier(cfg.auth)
@@ -116,14 +121,21 @@ def _wire_auth(app: web.Application, cfg: Config, db: Database) -> None:
     app[SETTINGS] = SettingsStore(db)
     app.cleanup_ctx.append(lifecycle.auth_ctx(cfg, tokens, jwt))
     app.cleanup_ctx.append(lifecycle.audit_retention_ctx(audit, cfg.audit.retention_days))
+    return jwt
 
 
 def _wire_monitoring(
-    app: web.Application, cfg: Config, db: Database, bus: LocalBus, config_path: Path | None
+    app: web.Application,
+    cfg: Config,
+    db: Database,
+    bus: LocalBus,
+    config_path: Path | None,
+    *,
+    guard: AddressGuard,
 ) -> None:
     """Maintenance, notifications, history and the probe engine, in start order."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db), guard=AddressGuard(cfg.probes))
+    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db), guard=guard)
     history = app[HISTORY_WRITER] = HistoryWriter(db, cfg.history)
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
     engine = Engine(
@@ -134,6 +146,7 @@ def _wire_monitoring(
         notifier=notifier,
         maintenance=maintenance,
         bus=bus,
+        guard=guard,
     )
     engine.remote = RemoteProbes(app[REDIS], history)
     monitors = app[MONITORS] = MonitorService(engine, history_query, config_path)
@@ -153,7 +166,13 @@ def _wire_monitoring(
 def _wire_live(app: web.Application, bus: LocalBus) -> None:
     """The websocket hub and the snapshots of the topics whose state lives here (sampling
     and actions register theirs the same way: live/hub.py's docstring)."""
-    hub = app[HUB] = Hub(bus)
+    server = app[CONFIG].server
+    caps = SocketCaps(
+        server.max_websockets_per_principal,
+        server.max_websockets_per_address,
+        AddressSet(server.per_address_exempt),
+    )
+    hub = app[HUB] = Hub(bus, caps)
     engine = app[MONITORS].engine
 
     async def all_monitors(topic: str) -> list[Item]:
@@ -302,7 +321,11 @@ def build_app(
     app[DASHBOARD] = dashboard
     app[INVENTORY] = inventory
     vault = app[VAULT] = VaultService(
-        VaultStore(db), cfg.resolve(cfg.secrets.key_file), os.environ.get(KEYS_ENV), bus
+        VaultStore(db),
+        cfg.key_file(),
+        os.environ.get(KEYS_ENV),
+        bus,
+        create=not cfg.secrets.key_file,  # the default file is ours to make; a named one is not
     )
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -321,14 +344,26 @@ def build_app(
         app.cleanup_ctx.append(lifecycle.redis_ctx(link, bus))
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(vault_ctx)
-    _wire_monitoring(app, cfg, db, bus, config_path)
-    _wire_auth(app, cfg, db)
+    guard = AddressGuard(cfg.probes)
+    _wire_monitoring(app, cfg, db, bus, config_path, guard=guard)
+    jwt = _wire_auth(app, cfg, db)
     _wire_live(app, bus)
     _wire_actions(app, db, bus, inventory)
     _wire_sampling(app, cfg, db, bus, inventory)
     _wire_assistant(app, cfg, inventory)
     _wire_metrics(app, cfg, db, bus)
+    app[RELOADER] = Reloader(
+        cfg,
+        guard=guard,
+        authenticator=app[AUTHENTICATOR],
+        jwt=jwt,
+        limiter=app[AUTH_LIMITER],
+        exporter=app[METRICS],
+        monitors=app[MONITORS],
+        status_pages=app[STATUS_PAGES],
+    )
     table = routes.table()
+    app[PROXIES] = Proxies(cfg.server.trusted_proxies)
     front = app[FRONT] = Front(cfg.server.cors_origins, app[METRICS].http)
     routes.register(app, table, front)
     app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}

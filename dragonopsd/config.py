@@ -6,7 +6,9 @@ once instead of making the operator fix one typo per restart.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +20,7 @@ ENV_PREFIX = "DRAGONOPS_"
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
 Origin = Annotated[str, msgspec.Meta(pattern=r"^(\*|https?://[^/\s]+)$")]
+ProxyNetwork = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class Section(msgspec.Struct, frozen=True, forbid_unknown_fields=True, kw_only=True):
@@ -36,6 +39,33 @@ class ServerConfig(Section, frozen=True):
     cors_origins: list[Origin] = []
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=256 * 1024 * 1024)] = 1024 * 1024
     shutdown_timeout: Annotated[float, msgspec.Meta(ge=0, le=300)] = 10.0
+    # Slow clients: a request head must arrive whole within header_timeout (from connecting, or
+    # from its first byte); an idle keep-alive connection closes after keepalive_timeout.
+    header_timeout: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    keepalive_timeout: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 75.0
+    max_connections_per_address: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 256
+    max_websockets_per_principal: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 20
+    max_websockets_per_address: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 50
+    # The per-address caps skip these: a reverse proxy on this host speaks for many clients.
+    per_address_exempt: list[Cidr] = msgspec.field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+
+    # Peers whose X-Forwarded-For / X-Real-IP / X-Forwarded-Proto are believed (a reverse
+    # proxy on this host: ["127.0.0.1/32", "::1/128"]). Empty: the TCP peer is the client.
+    trusted_proxies: Annotated[list[ProxyNetwork], msgspec.Meta(max_length=256)] = []
+
+    def __post_init__(self) -> None:
+        for cidr in self.per_address_exempt:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"server.per_address_exempt: {cidr!r} is not a network") from None
+        for text in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(text)
+            except ValueError as exc:
+                raise ValueError(f"server.trusted_proxies: {text!r}: {exc}") from None
 
 
 class StorageConfig(Section, frozen=True):
@@ -91,10 +121,17 @@ class AuthConfig(Section, frozen=True):
     failure_window: Annotated[float, msgspec.Meta(ge=1, le=86_400)] = 60.0
 
 
-class SecretsConfig(Section, frozen=True):
-    """[secrets]: where the AES-256-GCM key ring lives (or DRAGONOPS_SECRETS_KEYS)."""
+DEFAULT_KEY_FILE = "secrets.key"
 
-    key_file: Annotated[str, msgspec.Meta(min_length=1)] = "secrets.key"
+
+class SecretsConfig(Section, frozen=True):
+    """[secrets]: where the AES-256-GCM key ring lives (or DRAGONOPS_SECRETS_KEYS).
+
+    Empty: ``secrets.key`` in the state directory, created on first start. A file named here
+    is the operator's: when it is missing no key is made in its place.
+    """
+
+    key_file: str = ""
 
 
 class AuditConfig(Section, frozen=True):
@@ -115,6 +152,15 @@ class ProbesConfig(Section, frozen=True):
     user_agent: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "dragonopsd"
     flap_window: Annotated[int, msgspec.Meta(ge=0, le=100)] = 10
     flap_threshold: Annotated[int, msgspec.Meta(ge=2, le=100)] = 6
+
+    def __post_init__(self) -> None:
+        # The pattern lets "10.0.0.0/40" through; refuse it here, where check-config sees it,
+        # rather than when the guard is built at start or on a reload.
+        for cidr in self.deny_cidrs:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                raise ValueError(f"probes.deny_cidrs: {cidr!r} is not a network") from None
 
 
 class HistoryConfig(Section, frozen=True):
@@ -259,6 +305,10 @@ class Config(Section, frozen=True):
         p = Path(path)
         return p if p.is_absolute() else self.state_dir() / p
 
+    def key_file(self) -> Path:
+        """The secrets key file: [secrets] key_file, else secrets.key in the state directory."""
+        return self.resolve(self.secrets.key_file or DEFAULT_KEY_FILE)
+
 
 SECTIONS: dict[str, type[Section]] = {
     "server": ServerConfig,
@@ -286,15 +336,66 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _env_value(text: str) -> Any:
-    """Read an env override as a TOML value (so ports are ints, lists are lists), else a string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off"})
+
+
+def _env_kind(tp: Any) -> str:
+    """How an env override for a key of type tp is read: str, int, float, bool or toml."""
+    info = msgspec.inspect.type_info(tp)
+    if isinstance(info, msgspec.inspect.UnionType):  # e.g. `int | None`: the non-None part
+        kinds = {_env_kind_of(t) for t in info.types if not isinstance(t, msgspec.inspect.NoneType)}
+        return "str" if "str" in kinds else kinds.pop() if len(kinds) == 1 else "toml"
+    return _env_kind_of(info)
+
+
+def _env_kind_of(info: msgspec.inspect.Type) -> str:
+    if isinstance(info, msgspec.inspect.LiteralType):
+        values = info.values
+        if all(isinstance(v, str) for v in values):
+            return "str"
+        return "int" if all(isinstance(v, int) for v in values) else "toml"
+    kinds: dict[type[msgspec.inspect.Type], str] = {
+        msgspec.inspect.StrType: "str",
+        msgspec.inspect.IntType: "int",
+        msgspec.inspect.FloatType: "float",
+        msgspec.inspect.BoolType: "bool",
+    }
+    return kinds.get(type(info), "toml")
+
+
+_EXPECTED = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "toml": 'a TOML value (an array is written ["a", "b"])',
+}
+
+
+def _env_value(text: str, kind: str) -> Any:
+    """An env override read by its key's type: a string key takes the text as it is (digits,
+    quotes and all); numbers and booleans must be exactly that; lists and tables are TOML.
+    Raises ValueError (without the value: it may be a secret set in the wrong variable)."""
+    if kind == "str":
         return text
+    word = text.strip()
+    if kind == "int" and re.fullmatch(r"[+-]?\d+", word):
+        return int(word)
+    if kind == "float" and re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", word):
+        return float(word)
+    if kind == "bool" and word.lower() in _TRUE | _FALSE:
+        return word.lower() in _TRUE
+    if kind == "toml":
+        try:
+            return tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            pass
+    raise ValueError(f"expected {_EXPECTED[kind]}")
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> None:
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str], problems: list[str]) -> dict[str, str]:
+    """Put DRAGONOPS_<SECTION>__<KEY> values into raw; returns dotted key -> variable name."""
+    origins: dict[str, str] = {}
     for name, text in sorted(env.items()):
         if not name.startswith(ENV_PREFIX) or "__" not in name:
             continue
@@ -302,13 +403,24 @@ def _apply_env(raw: dict[str, Any], env: Mapping[str, str], problems: list[str])
         if section not in SECTIONS:
             problems.append(f"{name}: unknown section '{section}'")
             continue
+        fields = {f.encode_name: f for f in msgspec.structs.fields(SECTIONS[section])}
+        if key not in fields:
+            problems.append(f"{name}: unknown key '{key}' in [{section}]")
+            continue
         table = raw.setdefault(section, {})
         if not isinstance(table, dict):
+            continue  # the file's own problem is reported for the section
+        try:
+            table[key] = _env_value(text, _env_kind(fields[key].type))
+        except ValueError as exc:
+            problems.append(f"{name}: {exc} for {section}.{key}")
+            table.pop(key, None)  # one problem per key: the file's value is not checked again
             continue
-        table[key] = _env_value(text)
+        origins[f"{section}.{key}"] = name
+    return origins
 
 
-def _check_section(name: str, table: Any, problems: list[str]) -> None:
+def _check_section(name: str, table: Any, problems: list[str], origins: Mapping[str, str]) -> None:
     cls = SECTIONS[name]
     if not isinstance(table, dict):
         problems.append(f"{name}: expected a table, got {type(table).__name__}")
@@ -323,14 +435,15 @@ def _check_section(name: str, table: Any, problems: list[str]) -> None:
             msgspec.convert(value, field.type)
         except msgspec.ValidationError as exc:
             message = str(exc).split(" - at `", 1)[0]
-            problems.append(f"{name}.{key}: {message}")
+            origin = origins.get(f"{name}.{key}")
+            problems.append(f"{name}.{key}: {message}" + (f" (from {origin})" if origin else ""))
 
 
 def from_mapping(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate a decoded TOML document (plus env overrides) into a Config, or raise ConfigError."""
     problems: list[str] = []
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
-    _apply_env(raw, os.environ if env is None else env, problems)
+    origins = _apply_env(raw, os.environ if env is None else env, problems)
     for name, table in raw.items():
         if name == "monitors":
             if not isinstance(table, list) or not all(isinstance(m, dict) for m in table):
@@ -338,13 +451,13 @@ def from_mapping(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> C
         elif name not in SECTIONS:
             problems.append(f"{name}: unknown section")
         else:
-            _check_section(name, table, problems)
+            _check_section(name, table, problems, origins)
     if problems:
         raise ConfigError(problems)
     try:
         return msgspec.convert(raw, Config)
     except msgspec.ValidationError as exc:  # cross-key problems the per-key pass cannot see
-        raise ConfigError([str(exc)]) from exc
+        raise ConfigError([str(exc).split(" - at `", 1)[0]]) from exc
 
 
 def load(path: Path | None, env: Mapping[str, str] | None = None) -> Config:

@@ -10,6 +10,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from .actions.service import ActionService
     from .api.bundle import Bundle
+    from .api.forwarded import ClientInfo, Proxies
     from .api.front import Front
     from .api.route import Route
     from .assistant.service import AssistantService
@@ -28,8 +29,9 @@ if TYPE_CHECKING:
     from .notify.dispatcher import Dispatcher
     from .principal import Principal
     from .redislink.client import RedisLink
+    from .reload import Reloader
     from .sampling.sampler import Sampler
-    from .store.audit import AuditStore
+    from .store.audit import AuditStore, PendingEntry
     from .store.db import Database
     from .store.history import HistoryWriter
     from .store.history_query import HistoryQuery
@@ -71,6 +73,8 @@ MAINTENANCE: web.AppKey[MaintenanceService] = web.AppKey("maintenance")
 ROUTE_INDEX: web.AppKey[dict[tuple[str, str], Route]] = web.AppKey("route_index")
 # The request front every handler is wrapped in: request ids, CORS, access, problems, counters.
 FRONT: web.AppKey[Front] = web.AppKey("front")
+# [server] trusted_proxies: whose forwarded headers name the client (api/forwarded.py).
+PROXIES: web.AppKey[Proxies] = web.AppKey("proxies")
 
 HISTORY_WRITER: web.AppKey[HistoryWriter] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryQuery] = web.AppKey("history_query")
@@ -88,5 +92,12 @@ METRICS: web.AppKey[Exporter] = web.AppKey("metrics")
 # Server samples: the tick, agent pushes, latest()/all_latest(), .writer and .query (history).
 SAMPLER: web.AppKey[Sampler] = web.AppKey("sampler")
 
+# SIGHUP: applies a re-read config; its restart_required is what /readyz reports.
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
+
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+# The client's address and scheme, resolved on first use (api/forwarded.py client_of).
+CLIENT: web.RequestKey[ClientInfo] = web.RequestKey("client")
+# An audited call's entry until it is written (api/access.py, store/audit.py).
+AUDIT_PENDING: web.RequestKey[PendingEntry] = web.RequestKey("audit_pending")

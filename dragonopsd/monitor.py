@@ -20,6 +20,7 @@ KINDS: tuple[str, ...] = ("http", "tcp", "dns", "icmp", "tls", "push")
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR", "CAA"]
 MonitorStatus = Literal["up", "down", "pending", "maintenance", "paused"]
+STATUSES: tuple[str, ...] = ("up", "down", "pending", "maintenance", "paused")
 ManagedBy = Literal["api", "config"]
 
 Seconds = Annotated[float, msgspec.Meta(ge=1, le=86_400)]
@@ -34,6 +35,9 @@ Location = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
 HeaderValue = Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[^\r\n]*$")]
 Resolver = Annotated[str, msgspec.Meta(max_length=100)]
+# A timeout nobody set is this, or DEFAULT_TIMEOUT_SHARE of a shorter interval.
+DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT_SHARE = 0.8
 
 # Fields each kind needs (beyond the common ones) and the ones it may have.
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -70,7 +74,10 @@ class MonitorSpec(Body, kw_only=True):
     kind: MonitorKind
     enabled: bool = True
     interval: Seconds = 60.0
-    timeout: Timeout = 10.0
+    # "timeout" on the wire, None when not given: the default then follows the interval, so a
+    # PATCH of the interval alone never trips over a timeout the user did not choose. Code
+    # reads the ``timeout`` property, the one in force.
+    given_timeout: Timeout | None = msgspec.field(default=None, name="timeout")
     retries: Annotated[int, msgspec.Meta(ge=0, le=10)] = 0
     retry_interval: Seconds = 20.0
     failure_threshold: Annotated[int, msgspec.Meta(ge=1, le=100)] = 1
@@ -102,6 +109,13 @@ class MonitorSpec(Body, kw_only=True):
     def __post_init__(self) -> None:
         check_kind_fields(self)
 
+    @property
+    def timeout(self) -> float:
+        """Seconds one probe may take: the one given, else min(10 s, 0.8 x interval)."""
+        if self.given_timeout is not None:
+            return self.given_timeout
+        return round(min(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SHARE * self.interval), 3)
+
 
 def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
     """Required fields present, foreign fields absent, cross-field rules; FieldError otherwise."""
@@ -111,8 +125,12 @@ def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
     for name in KIND_FIELDS - ALLOWED[spec.kind]:
         if getattr(spec, name) is not None:
             raise FieldError(f"{prefix}.{camel(name)}", f"not used by kind {spec.kind}")
-    if spec.timeout > spec.interval:
-        raise FieldError(f"{prefix}.timeout", "must not exceed interval")
+    if spec.given_timeout is not None and spec.given_timeout > spec.interval:
+        raise FieldError(
+            f"{prefix}.timeout",
+            f"must not exceed interval ({spec.interval:g} s); leave it out for the default, "
+            "min(10 s, 0.8 x interval)",
+        )
     if spec.resolver is not None:
         m = _RESOLVER.match(spec.resolver)
         try:

@@ -11,12 +11,16 @@ The rules come from ``[probes]``: link-local addresses and the cloud metadata se
 refused unless ``allow_metadata = true``; ``deny_cidrs`` are refused always. Loopback and
 private ranges stay allowed unless listed there: receivers on the same host or LAN are normal.
 Protocol-agnostic on purpose: probes and notifications share it.
+
+The other direction lives here too: ``AddressSet`` and ``Quota`` cap what one client address
+(or principal) may hold open on the daemon's own port, ``[server] per_address_exempt`` aside.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Iterable
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -39,6 +43,57 @@ METADATA_NETWORKS: tuple[IPNetwork, ...] = (
 REFUSED = "address refused: link-local, cloud metadata or [probes] deny_cidrs"
 
 
+class AddressSet:
+    """Networks that client addresses are tested against ([server] per_address_exempt).
+
+    An IPv4 client on a dual-stack socket shows up as ``::ffff:a.b.c.d``; it counts as a.b.c.d.
+    """
+
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self._networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+    def __contains__(self, address: object) -> bool:
+        if not self._networks or not isinstance(address, str):
+            return False
+        try:
+            ip: IPAddress = ipaddress.ip_address(address.partition("%")[0])
+        except ValueError:
+            return False
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self._networks)
+
+
+class Quota:
+    """At most ``cap`` slots held per key (a client address, a principal); keys in ``exempt``
+    are not counted, and a key that holds none is forgotten."""
+
+    def __init__(self, cap: int, exempt: AddressSet | None = None) -> None:
+        self.cap = cap
+        self._exempt = exempt or AddressSet(())
+        self._held: dict[str, int] = {}
+
+    def take(self, key: str) -> bool:
+        """Take a slot for key; False when key already holds cap of them."""
+        if key in self._exempt:
+            return True
+        held = self._held.get(key, 0)
+        if held >= self.cap:
+            return False
+        self._held[key] = held + 1
+        return True
+
+    def give_back(self, key: str) -> None:
+        """Return a slot take() gave."""
+        if key in self._exempt:
+            return
+        held = self._held.get(key, 0) - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            self._held.pop(key, None)
+
+
 class AddressRefused(OSError):
     """A target resolved to an address the guard refuses; the message says which and why.
 
@@ -51,13 +106,20 @@ class AddressGuard:
     """Decides whether the daemon may connect to an IP ([probes] allow_metadata, deny_cidrs)."""
 
     def __init__(self, cfg: ProbesConfig) -> None:
-        self._allow_metadata = cfg.allow_metadata
+        self._allow_metadata = False
+        self._deny: tuple[IPNetwork, ...] = ()
+        self.configure(cfg)
+
+    def configure(self, cfg: ProbesConfig) -> None:
+        """Take (re)loaded rules: every check from now on uses them (SIGHUP). One guard is
+        shared by the probes and the notifications, so both follow at once."""
         deny: list[IPNetwork] = []
         for cidr in cfg.deny_cidrs:
             try:
                 deny.append(ipaddress.ip_network(cidr, strict=False))
             except ValueError:
                 raise ValueError(f"probes.deny_cidrs: {cidr!r} is not a network") from None
+        self._allow_metadata = cfg.allow_metadata
         self._deny = tuple(deny)
 
     def check(self, address: str) -> str | None:

@@ -2,8 +2,10 @@
 
 The associated data of every value binds its row id, key, env and key id, so a ciphertext
 copied into another row (or relabelled with another key id) does not open. The key ring comes
-from the key file or ``DRAGONOPS_SECRETS_KEYS``; without one every call answers 503 and the
-rest of the daemon carries on. ``dragonopsd keys rotate`` rewrites the key file from another
+from the key file or ``DRAGONOPS_SECRETS_KEYS``. The default key file is created on the first
+start, while nothing is sealed yet (as the admin token is); a key file the config names, or
+one whose secrets are stored, is never replaced: while it is missing every call answers 503
+and the rest of the daemon carries on. ``dragonopsd keys rotate`` rewrites the key file from another
 process, so the file is re-read (off the loop) when it changes, checked at most once a second
 and at once when a row names a key id the ring does not hold.
 """
@@ -23,14 +25,25 @@ from msgspec import UNSET, UnsetType
 
 from .bus import Bus
 from .clock import now_iso
-from .crypto import KeyRing, KeyRingError, SealError, file_signature, load_keys, read_key_file
+from .crypto import (
+    KeyRing,
+    KeyRingError,
+    SealError,
+    file_signature,
+    load_keys,
+    read_key_file,
+    write_key_file,
+)
 from .model import Wire
 from .problem import Problem
 from .store.vault import Sealed, Secret, VaultStore
 
 log = logging.getLogger("dragonopsd.secrets")
 
-NO_KEY = "no secrets key configured: run `dragonopsd keys generate`"
+NO_KEY = (
+    "no secrets key: the key file is missing; restore it, or create one with "
+    "`dragonopsd keys generate`"
+)
 RECHECK_SECONDS = 1.0
 _CHECK_PLAIN = b"dragonopsd key check"
 _encode = msgspec.json.Encoder().encode
@@ -94,6 +107,19 @@ async def verify(store: VaultStore, ring: KeyRing) -> None:
             ) from None
 
 
+def create_key_file(path: Path) -> KeyRing:
+    """Write a new one-key ring to path (0600); if another process wrote one meanwhile
+    (`keys generate`), that one is read instead. Blocking."""
+    ring = KeyRing.new(str(path))
+    try:
+        write_key_file(path, ring, overwrite=False)
+    except KeyRingError:
+        if file_signature(path) is None:
+            raise
+        return read_key_file(path)
+    return ring
+
+
 async def reseal_all(
     store: VaultStore, ring: KeyRing, batch: int, progress: Callable[[int, int], None]
 ) -> int:
@@ -115,11 +141,19 @@ class VaultService:
     """The API's one way to secrets; plaintext exists only between request and seal."""
 
     def __init__(
-        self, store: VaultStore, key_file: Path, env_keys: str | None, bus: Bus | None = None
+        self,
+        store: VaultStore,
+        key_file: Path,
+        env_keys: str | None,
+        bus: Bus | None = None,
+        *,
+        create: bool = False,
     ) -> None:
         self.store = store
         self.key_file = key_file
         self._env = env_keys if env_keys and env_keys.strip() else None
+        # True for the default key file: the first start makes it, as it does the admin token.
+        self._create = create
         self._bus = bus
         self._ring: KeyRing | None = None
         self._signature: tuple[int, int, int] | None = None
@@ -136,6 +170,14 @@ class VaultService:
         self._signature = await asyncio.to_thread(file_signature, self.key_file)
         self._checked_at = asyncio.get_running_loop().time()
         ring = await asyncio.to_thread(load_keys, self.key_file, self._env)
+        if ring is None and self._create and not await self._ever_sealed():
+            ring = await asyncio.to_thread(create_key_file, self.key_file)
+            self._signature = await asyncio.to_thread(file_signature, self.key_file)
+            log.warning(
+                "no secrets key existed: created %s (mode 0600); back it up with the database, "
+                "the secrets cannot be read without it",
+                self.key_file,
+            )
         if ring is None:
             stored = len(await self.store.key_ids())
             log.warning(
@@ -150,6 +192,11 @@ class VaultService:
         log.info(
             "secrets: %d key(s) from %s, primary %s", len(ring.keys), ring.source, ring.primary
         )
+
+    async def _ever_sealed(self) -> bool:
+        """Whether any key has sealed anything here (each leaves its key check): a new key
+        would open none of it, so only the lost file will do."""
+        return bool(await self.store.key_ids() or await self.store.checks())
 
     async def _refresh(self, force: bool) -> None:
         """Re-read the key file if it changed since it was loaded (never the env var)."""

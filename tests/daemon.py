@@ -25,14 +25,22 @@ _serial = itertools.count()
 class Daemon:
     """A daemon process; use it as a context manager (or kill() it) so none outlives a test."""
 
-    def __init__(self, state_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        port: int | None = 0,
+    ) -> None:
+        """port: the --port flag (0: a free one); None: no flag, the config file's port."""
         self.log_path = state_dir.parent / f"{state_dir.name}-{next(_serial)}.log"
         clean = {
             k: v
             for k, v in os.environ.items()
             if k not in FOREIGN and not k.startswith("DRAGONOPS_")
         }
-        argv = [sys.executable, "-m", "dragonopsd", "serve", "--port", "0"]
+        argv = [sys.executable, "-m", "dragonopsd", "serve"]
+        argv += [] if port is None else ["--port", str(port)]
         argv += ["--state-dir", str(state_dir), *args]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(

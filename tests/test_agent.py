@@ -18,6 +18,7 @@ from daemon import Daemon
 from dragonopsd.cli import main as cli_main
 
 ZERO = "00000000-0000-4000-8000-000000000000"
+SAMPLE = {"cpu": 1, "memory": 2, "load": 0.1, "disk": 3, "netIn": 0, "netOut": 0}
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -89,12 +90,70 @@ def test_agent_round_trip(tmp_path: Path) -> None:
     assert token not in d.log
 
 
+def push(d: Daemon, sid: str) -> tuple[int, dict[str, Any]]:
+    """POST one sample for sid as the bootstrap admin: (status, decoded body)."""
+    req = urllib.request.Request(
+        f"{d.url}/api/servers/{sid}/samples",
+        data=json.dumps(SAMPLE).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {d.token}"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_agent_of_a_server_not_sampled_by_agent_says_what_to_change(tmp_path: Path) -> None:
+    """A server whose sampling is not "agent" refuses pushes with a problem that says what to
+    change; the agent says the same (not "daemon unavailable"), keeps its samples and sends
+    them once the server's sampling is changed, without a restart."""
+    state = tmp_path / "state"
+    with Daemon(state) as d:
+        d.wait_listening()
+        sid, token = agent_server(d, state, "web-1")
+        call(d, "PATCH", f"/api/servers/{sid}", {"sampling": "simulated"})
+        status, problem = push(d, sid)
+        assert status == 409, problem
+        assert problem["type"].endswith("/sampling-not-agent"), problem
+        assert 'set its sampling to "agent"' in problem["detail"], problem
+        assert "simulated" in problem["detail"], problem
+        argv = [sys.executable, "-m", "dragonopsd", "agent", "--url", d.url, "--token", token,
+                "--server-id", sid, "--interval", "1"]  # fmt: skip
+        log_path = tmp_path / "agent.log"
+        with log_path.open("wb") as log:
+            agent = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            deadline = time.monotonic() + 15
+            while "WARNING" not in log_path.read_text():
+                assert time.monotonic() < deadline and agent.poll() is None, log_path.read_text()
+                time.sleep(0.1)
+            text = log_path.read_text()
+            assert 'set the server\'s sampling to "agent"' in text, text
+            assert "daemon unavailable" not in text, text
+            call(d, "PATCH", f"/api/servers/{sid}", {"sampling": "agent"})
+            while "sent" not in log_path.read_text():  # the backoff is under 2 s this early
+                assert time.monotonic() < deadline and agent.poll() is None, log_path.read_text()
+                time.sleep(0.1)
+            got = call(d, "GET", f"/api/servers/{sid}/metrics?step=1&since={time.time() - 60}")
+            assert got["latest"]["serverId"] == sid
+            agent.send_signal(SIGTERM)
+            assert agent.wait(10) == 0
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+                agent.wait(10)
+        assert d.stop() == 0
+
+
 def test_agent_and_token_flags_are_checked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     state = ["--state-dir", str(tmp_path / "state")]
     base = ["agent", "--url", "http://127.0.0.1:1", "--token", "t", "--server-id", ZERO]
     agent_token = ["token", "create", "--name", "a", "--role", "agent", *state]
+    assert cli_main(["db", "migrate", *state]) == 0  # "no server" is looked up in a database
     for args, words in (
         (["agent", "--url", "ftp://h", "--token", "t", "--server-id", ZERO], "http"),
         (["agent", "--url", "http://h", "--token", "t", "--server-id", "nope"], "UUID"),

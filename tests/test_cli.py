@@ -7,6 +7,7 @@ import json
 import signal
 import socket
 import sqlite3
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -61,13 +62,14 @@ def test_version_and_help() -> None:
 def test_db_migrate_check_backup(tmp_path: Path) -> None:
     state = tmp_path / "state"
     missing = cli("db", "check", "--state-dir", str(state))
-    assert missing.returncode == 1 and "no such database" in missing.stderr
+    assert missing.returncode == 2 and "no database" in missing.stderr
     out = cli("db", "migrate", "--state-dir", str(state))
     assert out.returncode == 0 and f"version {migrations.latest()}" in out.stdout
     with Daemon(state, "--demo") as d:
         d.wait_listening()
         status, _ = http(d, "POST", "/api/clients", {"name": "Backed Up"})
         assert status == 201
+        (tmp_path / "b").mkdir()
         backup = tmp_path / "b" / "copy.db"
         out = cli("db", "backup", str(backup), "--state-dir", str(state))  # while it runs
         assert out.returncode == 0, out.stderr
@@ -208,3 +210,48 @@ def test_json_logs_from_an_env_override(tmp_path: Path) -> None:
         lines = [json.loads(line) for line in d.log.splitlines() if line.strip()]
     assert any("listening on" in rec["msg"] for rec in lines)
     assert all({"ts", "level", "logger", "msg"} <= rec.keys() for rec in lines)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_state_is_private_and_backups_go_where_told(tmp_path: Path) -> None:
+    """The database holds token hashes, the audit log and sealed secrets: the state directory
+    is 0700 and the database, its -wal/-shm and backups 0600, whatever the umask. A backup
+    into a directory that does not exist fails (exit 2, naming it) instead of creating it."""
+    state = tmp_path / "state"
+    with Daemon(state) as d:
+        d.wait_listening()
+        assert http(d, "POST", "/api/clients", {"name": "Private"})[0] == 201
+        assert mode(state) == 0o700
+        for name in ("dragonops.db", "dragonops.db-wal", "dragonops.db-shm", "admin.token"):
+            assert mode(state / name) == 0o600, name
+        backup = tmp_path / "copy.db"
+        out = cli("db", "backup", str(backup), "--state-dir", str(state))
+        assert out.returncode == 0, out.stderr
+        assert mode(backup) == 0o600
+        nowhere = tmp_path / "no" / "such" / "dir" / "copy.db"
+        out = cli("db", "backup", str(nowhere), "--state-dir", str(state))
+        assert out.returncode == 2 and str(nowhere.parent) in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr and not (tmp_path / "no").exists()
+        assert d.stop() == 0
+    made = tmp_path / "made"
+    assert cli("db", "migrate", "--state-dir", str(made)).returncode == 0
+    assert mode(made) == 0o700 and mode(made / "dragonops.db") == 0o600
+
+
+def test_a_second_daemon_on_the_same_state_refuses_to_start(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with Daemon(state) as first:
+        first.wait_listening()
+        with Daemon(state) as second:
+            assert second.wait_exit(30) == 1, second.log
+            assert str(state) in second.log and str(first.proc.pid) in second.log, second.log
+            assert "already" in second.log and "--state-dir" in second.log, second.log
+            assert "Traceback" not in second.log and "locked" not in second.log, second.log
+        assert http(first, "GET", "/api/clients")[0] == 200  # the first one never noticed
+        first.kill()  # kill -9: the lock goes with the process
+        with Daemon(state) as third:
+            third.wait_listening()
+            assert third.stop() == 0

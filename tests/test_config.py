@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tomllib
@@ -116,3 +117,114 @@ def test_check_config_cli_ok_and_failures(tmp_path: Path) -> None:
 
     missing = run_cli("check-config", "--config", str(tmp_path / "nope.toml"))
     assert missing.returncode == 2 and "file not found" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    "text", ["12345678901234567890", '"quoted"', "1e5", "true", "[not, a, list]", " padded "]
+)
+def test_env_overrides_of_string_keys_are_taken_as_written(text: str) -> None:
+    cfg = load(None, env={"DRAGONOPS_AUTH__JWT_SECRET": text, "DRAGONOPS_AUTH__ISSUER": text})
+    assert cfg.auth.jwt_secret == text and cfg.auth.issuer == text
+
+
+def test_env_overrides_parse_by_the_keys_type() -> None:
+    cfg = load(
+        None,
+        env={
+            "DRAGONOPS_SERVER__PORT": " 9100 ",
+            "DRAGONOPS_AUTH__LEEWAY": "1e1",
+            "DRAGONOPS_AUTH__FAILURE_WINDOW": "90",  # a float key takes an integer
+            "DRAGONOPS_REDIS__REQUIRED": "TRUE",
+            "DRAGONOPS_PROBES__ALLOW_METADATA": "no",
+            "DRAGONOPS_AUTH__DEFAULT_ROLE": "operator",
+            "DRAGONOPS_PROBES__DENY_CIDRS": '["10.0.0.0/8", "fd00::/8"]',
+            "DRAGONOPS_STATUS_PAGE__PAGES": '[{slug = "team", title = "Team"}]',
+        },
+    )
+    assert cfg.server.port == 9100
+    assert cfg.auth.leeway == 10.0 and cfg.auth.failure_window == 90.0
+    assert cfg.redis.required is True and cfg.probes.allow_metadata is False
+    assert cfg.auth.default_role == "operator"
+    assert cfg.probes.deny_cidrs == ["10.0.0.0/8", "fd00::/8"]
+    assert cfg.status_page.pages[0].slug == "team"
+
+
+def test_env_overrides_that_do_not_parse_name_the_variable() -> None:
+    with pytest.raises(ConfigError) as err:
+        load(
+            None,
+            env={
+                "DRAGONOPS_SERVER__PORT": "80.5",
+                "DRAGONOPS_AUTH__LEEWAY": "inf",
+                "DRAGONOPS_REDIS__REQUIRED": "maybe",
+                "DRAGONOPS_PROBES__DENY_CIDRS": "10.0.0.0/8",
+                "DRAGONOPS_SERVER__HOTS": "x",
+                "DRAGONOPS_STORAGE__READERS": "0",
+            },
+        )
+    problems = sorted(err.value.problems)
+    assert problems == [
+        "DRAGONOPS_AUTH__LEEWAY: expected a number for auth.leeway",
+        "DRAGONOPS_PROBES__DENY_CIDRS: expected a TOML value"
+        ' (an array is written ["a", "b"]) for probes.deny_cidrs',
+        "DRAGONOPS_REDIS__REQUIRED: expected true or false for redis.required",
+        "DRAGONOPS_SERVER__HOTS: unknown key 'hots' in [server]",
+        "DRAGONOPS_SERVER__PORT: expected an integer for server.port",
+        "storage.readers: Expected `int` >= 1 (from DRAGONOPS_STORAGE__READERS)",
+    ]
+
+
+def test_check_config_takes_an_all_digit_secret_from_the_environment() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAGONOPS_")}
+    out = run_cli(
+        "check-config", env=env | {"DRAGONOPS_AUTH__JWT_SECRET": "31415926535897932384626"}
+    )
+    assert out.returncode == 0, out.stderr
+    bad = run_cli("check-config", env=env | {"DRAGONOPS_SERVER__PORT": "eighty"})
+    assert bad.returncode == 2
+    assert "DRAGONOPS_SERVER__PORT: expected an integer for server.port" in bad.stderr
+    assert "eighty" not in bad.stderr  # the value may be a secret put in the wrong variable
+
+
+def test_a_deny_cidr_that_is_not_a_network_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as err:
+        from_mapping({"probes": {"deny_cidrs": ["10.0.0.0/40"]}}, env={})
+    assert err.value.problems == ["probes.deny_cidrs: '10.0.0.0/40' is not a network"]
+
+
+def test_check_config_validates_monitor_tables_as_the_sync_does(tmp_path: Path) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        "[[monitors]]\n"
+        'name = "ok"\nkind = "http"\nurl = "https://example.com/"\nfailure_threshold = 2\n'
+        "[[monitors]]\n"
+        'nmae = "typo"\nkind = "http"\nurl = "https://example.com/"\n'
+        "[[monitors]]\n"
+        'name = "kind"\nkind = "htp"\n'
+        "[[monitors]]\n"
+        'name = "fast"\nkind = "tcp"\nhost = "db"\nport = 5432\ninterval = 0.1\n'
+        "[[monitors]]\n"
+        'name = "cond"\nkind = "http"\nurl = "https://example.com/"\n'
+        'conditions = ["[STATUS] == 200", "[STATUS] ="]\n'
+        "[[monitors]]\n"
+        'name = "ok"\nkind = "push"\nfailure_threshold = "x"\n',
+        encoding="utf-8",
+    )
+    out = run_cli("check-config", "--config", str(path))
+    assert out.returncode == 2, out
+    lines = [line.strip() for line in out.stderr.splitlines()[1:]]
+    assert lines == [
+        "monitors[1].nmae: Object contains unknown field `nmae`",
+        "monitors[2].kind: Invalid enum value 'htp'",
+        "monitors[3].interval: Expected `float` >= 1.0",
+        "monitors[4].conditions[1]: expected an operator (==, !=, <, <=, >, >=) (at position 9)",
+        "monitors[5].failure_threshold: Expected `int`, got `str`",
+    ]
+    path.write_text(
+        '[[monitors]]\nname = "ok"\nkind = "http"\nurl = "https://example.com/"\n'
+        '[[monitors]]\nname = "ok"\nkind = "push"\n',
+        encoding="utf-8",
+    )
+    out = run_cli("check-config", "--config", str(path))
+    assert out.returncode == 2
+    assert "monitors[1].name: 'ok' is also monitors[0]'s name" in out.stderr

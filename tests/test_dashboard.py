@@ -84,8 +84,11 @@ def test_monitor_flips_down_and_up_without_reload(scene: Scene, browser: Browser
             shoot(page, "02-overview-monitor-down")
         finally:
             scene.target.healthy = True
-        card(page, "up")
-        assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+        try:
+            card(page, "up")
+            assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+        finally:
+            scene.daemon.kill()  # started by this test, so stopped by it (the module is over)
         watch.assert_clean()
 
 
@@ -299,5 +302,8 @@ def test_reconnects_and_resyncs_after_a_restart(scene: Scene, browser: Browser) 
             ) from exc
         finally:
             scene.target.healthy = True
-        card(page, "up")
-        assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+        try:
+            card(page, "up")
+            assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+        finally:
+            scene.daemon.kill()  # started by this test, so stopped by it (the module is over)

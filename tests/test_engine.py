@@ -16,6 +16,8 @@ import trustme
 from aiohttp import web
 from conftest import Client, post
 
+from dragonopsd.keys import MONITORS
+
 MakeClient = Callable[..., Awaitable[Client]]
 SECRET = "webhook-signing-secret-123"
 
@@ -202,7 +204,7 @@ async def test_stopped_server_suppresses_dependent_alerts(
     report = await (await client.post(f"/api/monitors/{m['id']}/check")).json()
     assert report["status"] == "down"
     [incident] = (await (await client.get("/api/incidents")).json())["items"]
-    assert incident["rootCause"] == f"server {t['server']['id']} is stopped"
+    assert incident["rootCause"] == f"server web-1 ({t['server']['id']}) is stopped"
     await asyncio.sleep(0.5)
     assert receiver.events == []  # the root cause is the server, not this monitor
 
@@ -320,6 +322,39 @@ async def test_patch_is_a_merge_and_revalidates(client: Client) -> None:
     assert (await client.get(f"/api/monitors/{m['id']}")).status == 404
 
 
+async def test_default_timeout_fits_the_interval(client: Client) -> None:
+    """A timeout nobody sent is never the reason a monitor is refused: it is min(10 s,
+    0.8 x interval), on create and when a PATCH changes only the interval. Only a timeout
+    the user gave may exceed the interval, and that is a 422 naming it."""
+    tcp = {"kind": "tcp", "host": "127.0.0.1", "port": 9, "enabled": False}
+    m = await post(client, "/api/monitors", {"name": "fast", "interval": 5, **tcp})
+    assert m["timeout"] == 4.0
+    slow = await post(client, "/api/monitors", {"name": "slow", "interval": 60, **tcp})
+    assert slow["timeout"] == 10.0
+    resp = await client.patch(f"/api/monitors/{slow['id']}", json={"interval": 2})
+    body = await resp.json()
+    assert resp.status == 200 and body["timeout"] == 1.6, body
+    resp = await client.patch(f"/api/monitors/{slow['id']}", json={"interval": 120})
+    assert (await resp.json())["timeout"] == 10.0  # still the default: it follows the interval
+
+    resp = await client.post(
+        "/api/monitors", json={"name": "bad", "interval": 5, "timeout": 6, **tcp}
+    )
+    problem = await resp.json(content_type="application/problem+json")
+    assert resp.status == 422 and problem["errors"][0]["field"] == "$.timeout", problem
+    explicit = await post(
+        client, "/api/monitors", {"name": "given", "interval": 30, "timeout": 20, **tcp}
+    )
+    resp = await client.patch(f"/api/monitors/{explicit['id']}", json={"interval": 10})
+    problem = await resp.json(content_type="application/problem+json")
+    assert resp.status == 422 and problem["errors"][0]["field"] == "$.timeout", problem
+    assert "exceed" in problem["detail"]
+    resp = await client.patch(
+        f"/api/monitors/{explicit['id']}", json={"interval": 10, "timeout": None}
+    )
+    assert resp.status == 200 and (await resp.json())["timeout"] == 8.0
+
+
 async def test_if_match_guards_monitor_writes(client: Client) -> None:
     """The ETag GET gives is the one PATCH/DELETE check: a write based on a stale read gets
     412 and changes nothing (two operators editing the same monitor lose no update)."""
@@ -350,18 +385,21 @@ async def test_if_match_guards_monitor_writes(client: Client) -> None:
 
 
 async def test_config_managed_monitors(make_client: MakeClient, tmp_path: Any) -> None:
-    client = await make_client(
-        monitors=[
-            {
-                "name": "homepage",
-                "kind": "http",
-                "url": "http://127.0.0.1:9/",
-                "interval": 60,
-                "retry_interval": 30,
-            },
-            {"name": "broken", "kind": "tcp"},  # reported and skipped, not fatal
-        ]
-    )
+    homepage = {
+        "name": "homepage",
+        "kind": "http",
+        "url": "http://127.0.0.1:9/",
+        "interval": 60,
+        "retry_interval": 30,
+    }
+    # One broken table: reported, and nothing is synced (not even the good one).
+    client = await make_client(monitors=[homepage, {"name": "broken", "kind": "tcp"}])
+    assert (await (await client.get("/api/monitors")).json())["items"] == []
+    sync = client.app[MONITORS].sync_config
+    assert await sync([homepage, {"name": "broken", "kind": "tcp"}]) == [
+        "monitors[1].host: required for kind tcp"
+    ]
+    assert await sync([homepage]) == []
     items = (await (await client.get("/api/monitors")).json())["items"]
     assert [(m["name"], m["managedBy"], m["retryInterval"]) for m in items] == [
         ("homepage", "config", 30)
@@ -370,6 +408,28 @@ async def test_config_managed_monitors(make_client: MakeClient, tmp_path: Any) -
     assert resp.status == 409
     assert "managed by" in (await resp.json(content_type="application/problem+json"))["detail"]
     assert (await client.delete(f"/api/monitors/{items[0]['id']}")).status == 409
+
+
+async def test_config_sync_is_all_or_nothing(client: Client) -> None:
+    """A table naming a server that does not exist stops the whole sync: no monitor is
+    created, changed or deleted, and the problem names the table."""
+    sync = client.app[MONITORS].sync_config
+    a = {"name": "a", "kind": "http", "url": "http://127.0.0.1:9/"}
+    b = {"name": "b", "kind": "http", "url": "http://127.0.0.1:9/b"}
+    assert await sync([a, b]) == []
+    before = (await (await client.get("/api/monitors")).json())["items"]
+    ghost = "00000000-0000-4000-8000-000000000000"
+    problems = await sync(
+        [
+            {**a, "interval": 120},  # a change
+            {"name": "c", "kind": "http", "url": "http://127.0.0.1:9/c"},  # a new one
+            {"name": "d", "kind": "http", "url": "http://127.0.0.1:9/d", "server_id": ghost},
+        ]  # and b gone
+    )
+    assert problems == [f"monitors[2].server_id: server {ghost} does not exist"]
+    after = (await (await client.get("/api/monitors")).json())["items"]
+    assert after == before
+    assert sorted(client.app[MONITORS].engine.ids()) == sorted(m["id"] for m in before)
 
 
 async def test_certificate_expiring_soon_is_notified_once(

@@ -67,7 +67,7 @@ class FakeDNS(AbstractResolver):
 
 def spec(kind: str, **fields: Any) -> MonitorSpec:
     """A monitor of kind with a short default timeout."""
-    fields.setdefault("timeout", 3.0)
+    fields["given_timeout"] = fields.pop("timeout", 3.0)
     return MonitorSpec(name="probe-test", kind=kind, **fields)  # type: ignore[arg-type]
 
 

@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import time
+import urllib.request
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aredis
 from aiohttp import web
 from conftest import Client, post
+from daemon import Daemon
 from redis_helpers import SHARED_URL, PrivateRedis
 from ws_helpers import frame, subscribe
 
@@ -23,6 +28,7 @@ from dragonopsd.keys import ACTIONS, MONITORS, REDIS
 from dragonopsd.redislink.client import RedisLink
 
 MakeClient = Callable[..., Awaitable[Client]]
+PASSWORD = "redis-pass-9c1e5"
 
 
 async def until(check: Callable[[], Awaitable[bool]], wait: float = 5.0) -> None:
@@ -200,6 +206,48 @@ async def test_redis_away_degrades_and_recovers(
     await until(lambda: _back(client), 10)
     assert (await client.get("/readyz")).status == 200
     assert (await (await client.get("/api/stats/dashboard")).json())["clients"] == 1
+
+
+def test_redis_outages_are_logged_once_each_without_the_password(tmp_path: Path) -> None:
+    """A real daemon and a Redis of its own, stopped and started: the first failure of each
+    outage is one WARNING naming the URL (password masked), however many retries follow;
+    each recovery is one INFO. Unreachable from the start counts as an outage too."""
+    server = PrivateRedis(tmp_path, password=PASSWORD)
+    server.start()
+    server.stop()  # away before the daemon starts
+    env = {"DRAGONOPS_REDIS__URL": server.url}
+    masked = f"redis://***@127.0.0.1:{server.port}/0"
+    try:
+        with Daemon(tmp_path / "state", env=env) as d:
+            d.wait_listening()
+            away = d.wait_log(r"WARNING dragonopsd\.redis: .*unreachable.*")
+            assert masked in away[0], away[0]
+            server.start()
+            back = d.wait_log(r"INFO dragonopsd\.redis: .*answering.*", timeout=15)
+            assert masked in back[0], back[0]
+            server.stop()
+            d.wait_log(r"WARNING dragonopsd\.redis: .*unreachable.*", start=back.end())
+            errors = _redis_errors(d)
+            while _redis_errors(d) < errors + 3:  # the daemon keeps retrying, silently
+                time.sleep(0.2)
+            server.start()
+            d.wait_log(r"INFO dragonopsd\.redis: .*answering.*", timeout=15, start=back.end())
+            assert d.stop() == 0
+        lines = [line for line in d.log.splitlines() if " dragonopsd.redis: " in line]
+        warnings = [line for line in lines if " WARNING " in line]
+        infos = [line for line in lines if " INFO " in line and "answering" in line]
+        assert len(warnings) == 2 and len(infos) == 2, "\n".join(lines)
+        assert PASSWORD not in d.log
+    finally:
+        server.stop()
+
+
+def _redis_errors(d: Daemon) -> float:
+    with urllib.request.urlopen(f"{d.url}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    match = re.search(r"^dragonops_redis_errors_total (\S+)$", text, re.M)
+    assert match, text
+    return float(match[1])
 
 
 async def _away(client: Client) -> bool:

@@ -245,7 +245,7 @@ def test_sighup_rotates_the_metrics_token(
     daemon.wait_log(r"[^\n]*\[metrics\] token changed[^\n]*", start=mark)
     assert _scrape_status(port, "scrape-new-5678") == 200
     assert _scrape_status(port, "scrape-old-1234") == 401
-    assert "listen changes when the daemon restarts" in daemon.log[mark:]  # not silently
+    assert "metrics.listen needs a restart" in daemon.log[mark:]  # not silently
     assert _healthz(port) == (200, {"status": "ok"})
 
     daemon.signal(signal.SIGTERM)

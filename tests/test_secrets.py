@@ -210,22 +210,67 @@ async def test_ciphertext_copied_to_another_row_does_not_open(
     ] == "value-of-a"
 
 
-async def test_without_a_key_secrets_answer_503_and_the_rest_works(
+async def test_first_start_creates_the_key_file(
+    tmp_path: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No key file and nothing sealed yet: the first start writes one (0600) in the state
+    directory, as it does the admin token, and says where; secrets work at once."""
+    caplog.set_level(logging.INFO)
+    client = await make_client()
+    key_file = tmp_path / "secrets.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert str(key_file) in caplog.text and "created" in caplog.text
+    created = await post(client, "/api/secrets", {"key": "K", "value": PLAIN})
+    await client.close()
+    ring = json.loads(key_file.read_text())
+    assert db_rows(tmp_path / "dragonops.db", "SELECT key_id FROM secrets") == [(ring["primary"],)]
+    client = await make_client()  # the second start uses the same file
+    assert json.loads(key_file.read_text()) == ring
+    value = await (await client.get(f"/api/secrets/{created['id']}/value")).json()
+    assert value["value"] == PLAIN
+
+
+async def test_a_configured_key_file_that_is_missing_answers_503(
     tmp_path: Path, make_client: MakeClient
 ) -> None:
-    client = await make_client()
+    """[secrets] key_file names a file that is not there (a mount that failed, say): no new
+    key is made in its place; secret routes answer 503 and the rest works."""
+    client = await make_client(secrets={"key_file": "keys/ring.json"})
     for method, path in (("GET", "/api/secrets"), ("POST", "/api/secrets")):
         resp = await client.request(method, path, json={"key": "K", "value": PLAIN})
         problem = await resp.json(content_type=None)
         assert resp.status == 503, problem
-        assert "no secrets key configured" in problem["detail"]
-        assert "dragonopsd keys generate" in problem["detail"]
+        assert "key file is missing" in problem["detail"], problem
+        assert "dragonopsd keys generate" in problem["detail"], problem
+    assert not (tmp_path / "keys").exists() and not (tmp_path / "secrets.key").exists()
     assert (await client.get("/api/clients")).status == 200
     await post(client, "/api/clients", {"name": "still works"})
     # `keys generate` while the daemon runs: the key file is picked up without a restart.
-    await asyncio.to_thread(new_key_file, tmp_path)
+    (tmp_path / "keys").mkdir()
+    ring = KeyRing.new("k")
+    await asyncio.to_thread(write_key_file, tmp_path / "keys" / "ring.json", ring, overwrite=False)
     await asyncio.sleep(1.1)
     await post(client, "/api/secrets", {"key": "K", "value": PLAIN})
+
+
+async def test_a_lost_key_file_is_not_replaced(tmp_path: Path, make_client: MakeClient) -> None:
+    """Secrets are stored and the default key file is gone: a new key would open none of
+    them, so none is made; 503 until the old file is restored."""
+    client = await make_client()
+    await post(client, "/api/secrets", {"key": "K", "value": PLAIN})
+    await client.close()
+    key_file = tmp_path / "secrets.key"
+    kept = key_file.read_bytes()
+    key_file.unlink()
+    client = await make_client()
+    assert not key_file.exists()
+    resp = await client.get("/api/secrets")
+    assert resp.status == 503, await resp.text()
+    await client.close()
+    key_file.write_bytes(kept)
+    key_file.chmod(0o600)
+    client = await make_client()
+    assert (await client.get("/api/secrets")).status == 200
 
 
 async def test_keys_from_the_environment(

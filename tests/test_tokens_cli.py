@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -12,9 +13,15 @@ from pathlib import Path
 from daemon import Daemon
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"}
     return subprocess.run(
-        [sys.executable, "-m", "dragonopsd", *args], capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "dragonopsd", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+        env=env,
     )
 
 
@@ -74,8 +81,46 @@ def test_token_create_list_revoke_while_running(tmp_path: Path) -> None:
     assert token not in d.log
 
 
+def test_cli_elsewhere_names_its_state_and_creates_no_database(tmp_path: Path) -> None:
+    """Run from another directory, a command that needs the daemon's database says which
+    state directory and database it looked at and refuses (exit 2) to start an empty one
+    there: a token minted into a stray ./var/dragonops.db would be unknown to the daemon."""
+    state = tmp_path / "state"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    stray = elsewhere / "var"
+    for args in (
+        ["token", "create", "--name", "x", "--role", "viewer"],
+        ["token", "list"],
+        ["token", "revoke", "00000000-0000-4000-8000-000000000000"],
+        ["db", "check"],
+        ["db", "backup", str(tmp_path / "b.db")],
+    ):
+        out = cli(*args, cwd=elsewhere)
+        assert out.returncode == 2, (args, out.stderr)
+        assert str(stray / "dragonops.db") in out.stderr, (args, out.stderr)
+        assert "--state-dir" in out.stderr and "--config" in out.stderr, (args, out.stderr)
+        assert "Traceback" not in out.stderr and not stray.exists(), (args, out.stderr)
+    assert not (tmp_path / "b.db").exists()
+
+    with Daemon(state) as d:
+        d.wait_listening()
+        out = cli("token", "create", "--name", "ci", "--role", "viewer", "--state-dir", "../state",
+                  cwd=elsewhere)  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert f"state directory {state}" in out.stderr, out.stderr
+        assert f"database {state / 'dragonops.db'}" in out.stderr, out.stderr
+        assert out.stdout.strip() not in out.stderr  # the token goes to stdout only
+        eventually(d, out.stdout.strip(), 200)
+        assert d.stop() == 0
+    made = cli("db", "migrate", cwd=elsewhere)  # the one command that starts a database
+    assert made.returncode == 0 and (stray / "dragonops.db").exists(), made.stderr
+    assert str(stray / "dragonops.db") in made.stderr
+
+
 def test_token_cli_bad_input(tmp_path: Path) -> None:
     state = str(tmp_path / "state")
+    assert cli("db", "migrate", "--state-dir", state).returncode == 0
     for args, words in (
         (["token", "create", "--name", "x", "--role", "root"], "invalid choice"),
         (["token", "create", "--name", "x", "--role", "admin", "--expires", "0"], "between 1"),
@@ -90,3 +135,30 @@ def test_token_cli_bad_input(tmp_path: Path) -> None:
     assert missing.returncode == 1 and "no token" in missing.stderr
     garbage = cli("token", "revoke", "nope", "--state-dir", state)
     assert garbage.returncode == 1
+
+
+def test_a_token_from_the_cli_works_on_its_very_next_request(tmp_path: Path) -> None:
+    """No waiting for the daemon's once-a-second poll, and no failed login counted meanwhile."""
+    state = tmp_path / "state"
+    config = tmp_path / "dragonops.toml"
+    config.write_text("[auth]\nfailure_limit = 1\n")  # one refusal would show as a 429 below
+    argv = [sys.executable, "-m", "dragonopsd", "token", "create", "--role", "viewer"]
+    argv += ["--config", str(config), "--state-dir", str(state)]
+    with Daemon(state, "--config", str(config)) as d:
+        d.wait_listening()
+        for n in range(3):  # the poll could land in the gap once by chance, not three times
+            # The token is used the moment the CLI prints it (after its COMMIT), not after the
+            # CLI has exited: that is what someone pasting it into the next command does.
+            with subprocess.Popen(
+                [*argv, "--name", f"fresh-{n}"],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            ) as proc:
+                assert proc.stdout is not None
+                token = proc.stdout.readline().strip()
+                assert token.startswith("dro_"), token
+                assert status(d, token) == 200
+                assert proc.wait(60) == 0
+        assert status(d, "dro_never-minted") == 401  # still refused, and only now counted
+        assert status(d, "dro_never-minted") == 429

@@ -7,6 +7,7 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -15,6 +16,8 @@ from websockets.asyncio.client import connect
 from ws_helpers import WAIT, frame, quick, subscribe, ws_url
 
 from dragonopsd.keys import BUS, HUB
+
+MakeClient = Callable[..., Awaitable[Client]]
 
 
 def status(n: int, pad: int = 0) -> dict[str, Any]:
@@ -116,7 +119,9 @@ async def stalled_client(client: Client, topic: str) -> Any:
     return ws
 
 
-async def test_a_stalled_client_is_closed_and_delays_nobody(client: Client) -> None:
+async def test_a_stalled_client_is_closed_and_delays_nobody(make_client: MakeClient) -> None:
+    # 21 sockets of the one admin token: more than [server] max_websockets_per_principal allows.
+    client = await make_client(server={"max_websockets_per_principal": 50})
     quick(client, queue_size=16, close_timeout=0.3)
     hub = client.app[HUB]
     slow_ws = await stalled_client(client, "monitors")

@@ -11,7 +11,7 @@ from ..store.audit import AuditEntry, AuditQuery
 from .http import json_response
 from .route import Param, Route
 
-FILTERS = ("actor", "entity", "entityId", "method", "outcome", "since", "until")
+FILTERS = ("actor", "client", "entity", "entityId", "method", "outcome", "since", "until")
 MAX_LIMIT = 500
 
 
@@ -45,6 +45,7 @@ def _query(request: web.Request) -> AuditQuery:
         raise invalid("outcome", "one of ok, denied, failed")
     return AuditQuery(
         actor=q.get("actor"),
+        client=q.get("client"),
         entity=q.get("entity"),
         entity_id=q.get("entityId"),
         method=q.get("method", "").upper() or None,

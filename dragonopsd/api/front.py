@@ -7,9 +7,11 @@ and the route row would have to be looked up again on every call (tests/bench/ap
 the difference). Requests that match no route (404, 405 and CORS preflights) reach
 ``Front.fallback``, a catch-all registered after every other route.
 
-The steps, in order: mint or echo the request id, check the caller's role, run the handler,
-turn every failure into a problem, audit the call, add the headers every response carries,
-count the request for /metrics.
+The steps, in order: mint or echo the request id, check the caller's role, run the handler
+(an audited call's entry rides its writes), turn every failure into a problem, audit the call,
+add the headers every response carries, count the request for /metrics. Calls refused to a
+caller without a credential are counted for /metrics instead of audited: anyone can make
+those, as many as they like.
 """
 
 from __future__ import annotations
@@ -25,10 +27,13 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import istr
 
-from ..keys import REQUEST_ID
+from ..keys import PRINCIPAL, REQUEST_ID
 from ..metrics.requests import UNMATCHED, RequestStats
-from ..problem import Problem
+from ..problem import Problem, invalid
+from ..store.audit import PendingEntry
+from ..store.db import riding
 from . import access
+from .forwarded import client_of
 from .http import encode
 from .route import Route
 
@@ -46,6 +51,7 @@ HTML_CSP = (
 )
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 FORWARDED_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+CLIENT_CLOSED = 499  # nginx's code for "the client closed the connection first"
 FALLBACK = "front-fallback"  # the catch-all route's name; it is no API route of its own
 _X_REQUEST_ID = istr("X-Request-ID")
 _CSP = istr("Content-Security-Policy")
@@ -153,27 +159,43 @@ class Front:
         public = route.role == "public"
         audited = route.audited
         template = route.path
+        # The API takes exactly the query parameters its OpenAPI document declares, so the
+        # document cannot fall behind a handler; pages (/, /status, docs) are left alone.
+        declared = frozenset(p.name for p in route.params if p.where == "query")
+        strict = template.startswith("/api/") and route.content_type == "application/json"
         request_id = self._request_id
         finish = self._finish
+        stats = self._stats
 
         async def front(request: web.Request) -> web.StreamResponse:
             started = perf_counter()
             request[REQUEST_ID] = request_id(request)
             response: web.StreamResponse
+            pending: PendingEntry | None = None
             try:
                 if not public:
                     await access.authorize(request, route)
-                response = await handler(request)
+                if strict and request.query_string:
+                    _check_query(request, declared)
+                if audited:
+                    pending = access.open_entry(request, route)
+                    with riding(pending):
+                        response = await handler(request)
+                else:
+                    response = await handler(request)
             except Problem as problem:
                 response = problem_response(request, problem)
             except web.HTTPException as exc:
                 if exc.status < 400:
                     raise
                 response = problem_response(request, _from_http_exception(request, exc))
-            except Exception:
-                response = _internal_error(request)
+            except Exception as exc:
+                response = _failed(request, exc, template)
             if audited:
-                await access.record(request, route, response)
+                if response.status >= 400 and request.get(PRINCIPAL) is None:
+                    stats.unaudited(template, response.status)
+                else:
+                    await access.record(request, route, response, pending)
             return finish(request, response, template, started)
 
         front.__doc__ = handler.__doc__
@@ -212,8 +234,8 @@ class Front:
             response = problem_response(request, problem)
         except web.HTTPException as exc:
             response = problem_response(request, _from_http_exception(request, exc))
-        except Exception:
-            response = _internal_error(request)
+        except Exception as exc:
+            response = _failed(request, exc, UNMATCHED)
         return self._finish(request, response, UNMATCHED, started)
 
     def _preflight(self, request: web.Request, allowed: set[str]) -> web.Response:
@@ -235,11 +257,35 @@ class Front:
         )
 
 
-def _internal_error(request: web.Request) -> web.Response:
+def _check_query(request: web.Request, declared: frozenset[str]) -> None:
+    for name in request.query:
+        if name not in declared:
+            allowed = ", ".join(sorted(declared)) or "none"
+            raise invalid(name[:64], f"unknown query parameter (allowed: {allowed})")
+
+
+def _failed(request: web.Request, exc: Exception, template: str) -> web.Response:
+    """The answer to a handler that raised. A client hanging up mid-response (a scrape, a
+    websocket upgrade) is no server error: a debug line, counted as 499 like nginx does."""
+    transport = request.transport
+    if isinstance(exc, ConnectionError) and (transport is None or transport.is_closing()):
+        log.debug(
+            "client went away during %s %s [request %s]",
+            request.method,
+            template,
+            request.get(REQUEST_ID),
+        )
+        return web.Response(status=CLIENT_CLOSED)  # never reaches the client, only the counters
+    return _internal_error(request, template)
+
+
+def _internal_error(request: web.Request, template: str) -> web.Response:
+    # The route template, not the path: a path can carry a credential (a push token).
     log.exception(
-        "unhandled error in %s %s [request %s]",
+        "unhandled error in %s %s from %s [request %s]",
         request.method,
-        request.path,
+        template,
+        client_of(request).address,
         request.get(REQUEST_ID),
     )
     return problem_response(

@@ -1,7 +1,9 @@
-"""GET /api/monitors/{id}/heartbeats: the newest raw checks of a monitor (the heartbeat bar)."""
+"""A monitor's heartbeat history: raw checks (the heartbeat bar), series per step, uptime."""
 
 from __future__ import annotations
 
+import re
+import time
 import uuid
 
 from aiohttp import web
@@ -10,11 +12,14 @@ from ..keys import HISTORY_QUERY, MONITORS
 from ..model import Wire
 from ..monitor import STATUS_CODES
 from ..problem import invalid, not_found
-from .http import json_response
+from ..store.history_query import Point, UptimeWindow
+from .http import iso_time, json_response, query_time
 from .route import Param, Route
 
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 MAX_LIMIT = 500
+_DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 class Beat(Wire, kw_only=True):
@@ -26,6 +31,23 @@ class Beat(Wire, kw_only=True):
     message: str | None
 
 
+class History(Wire, kw_only=True):
+    """GET /api/monitors/{id}/history."""
+
+    monitor_id: str
+    step: float
+    points: list[Point]
+
+
+class Uptime(Wire, kw_only=True):
+    """GET /api/monitors/{id}/uptime."""
+
+    monitor_id: str
+    windows: list[UptimeWindow]
+    incidents: dict[str, int]
+    mttr_seconds: dict[str, float | None]
+
+
 class Heartbeats(Wire, kw_only=True):
     """GET /api/monitors/{id}/heartbeats: newest first."""
 
@@ -33,13 +55,74 @@ class Heartbeats(Wire, kw_only=True):
     items: list[Beat]
 
 
-async def heartbeats(request: web.Request) -> web.Response:
-    """The newest raw heartbeats (kept [history] raw_hours), newest first."""
+def duration(text: str, name: str) -> float:
+    """``90s``, ``15m``, ``24h``, ``30d`` -> seconds; 422 naming the parameter otherwise."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise invalid(name, f"expected a duration like 24h or 30d, got {text[:20]!r}")
+    return int(m[1]) * _UNITS[m[2]]
+
+
+def _ident(request: web.Request) -> str:
     raw = request.match_info["id"]
     try:
-        ident = str(uuid.UUID(raw))
+        return str(uuid.UUID(raw))
     except ValueError:
         raise not_found("monitor", raw) from None
+
+
+async def history(request: web.Request) -> web.Response:
+    """Heartbeat history aggregated per step (from raw rows or rollups)."""
+    service = request.app[MONITORS]
+    row = await service.store.get(_ident(request))
+    q = request.query
+    now = time.time()
+    until = query_time(q.get("until"), "until", now)
+    since = query_time(q.get("since"), "since", until - 86_400)
+    if since >= until:
+        raise invalid("since", "must be before until")
+    step = duration(q["step"], "step") if "step" in q else max(60.0, (until - since) / 200)
+    try:
+        points = await request.app[HISTORY_QUERY].series(row.seq, since, until, step)
+    except ValueError as exc:
+        raise invalid("step", str(exc)) from None
+    return json_response(History(monitor_id=row.monitor.id, step=step, points=points))
+
+
+async def uptime(request: web.Request) -> web.Response:
+    """Uptime %, p50/p95/p99, incident count and MTTR per window."""
+    service = request.app[MONITORS]
+    row = await service.store.get(_ident(request))
+    names = [w.strip() for w in request.query.get("windows", "24h,7d,30d").split(",") if w.strip()]
+    if not names or len(names) > 8:
+        raise invalid("windows", "1 to 8 windows, e.g. 24h,7d,30d,365d")
+    seconds = [duration(w, "windows") for w in names]
+    if max(seconds) > 400 * 86_400:
+        raise invalid("windows", "at most 400d")
+    windows = await request.app[HISTORY_QUERY].uptime(row.seq, seconds)
+    incidents = await service.store.incidents(
+        monitor_id=row.monitor.id,
+        state=None,
+        since=iso_time(time.time() - max(seconds)),
+        before=None,
+        limit=10_000,
+    )
+    counts: dict[str, int] = {}
+    mttr: dict[str, float | None] = {}
+    for name, span in zip(names, seconds, strict=True):
+        start = iso_time(time.time() - span)
+        inside = [i for i in incidents if (i.closed_at or "9999") >= start]
+        closed = [i.duration_seconds for i in inside if i.duration_seconds is not None]
+        counts[name] = len(inside)
+        mttr[name] = sum(closed) / len(closed) if closed else None
+    return json_response(
+        Uptime(monitor_id=row.monitor.id, windows=windows, incidents=counts, mttr_seconds=mttr)
+    )
+
+
+async def heartbeats(request: web.Request) -> web.Response:
+    """The newest raw heartbeats (kept [history] raw_hours), newest first."""
+    ident = _ident(request)
     for name in request.query:
         if name != "limit":
             raise invalid(name, "unknown query parameter (allowed: limit)")
@@ -64,8 +147,38 @@ async def heartbeats(request: web.Request) -> web.Response:
 
 
 def routes() -> list[Route]:
-    """/api/monitors/{id}/heartbeats."""
+    """/api/monitors/{id}/heartbeats, /history and /uptime."""
+    mid = Param("id", "The monitor's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    when = "Unix seconds, ISO 8601, or relative to now (-24h, -7d)"
+    series = (
+        Param("since", f"Start ({when}); default: a day before until", {"type": "string"}),
+        Param("until", f"End ({when}); default: now", {"type": "string"}),
+        Param("step", "Bucket size like 5m or 1h; default: about 200 points", {"type": "string"}),
+    )
+    windows = Param("windows", "Comma-separated durations (default 24h,7d,30d)", {"type": "string"})
     return [
+        Route(
+            "GET",
+            "/api/monitors/{id}/history",
+            history,
+            "Heartbeat history",
+            "Monitors",
+            "viewer",
+            response=History,
+            params=(mid, *series),
+            errors=(404, 422),
+        ),
+        Route(
+            "GET",
+            "/api/monitors/{id}/uptime",
+            uptime,
+            "Uptime and latency percentiles",
+            "Monitors",
+            "viewer",
+            response=Uptime,
+            params=(mid, windows),
+            errors=(404, 422),
+        ),
         Route(
             "GET",
             "/api/monitors/{id}/heartbeats",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,7 +14,8 @@ from aiohttp import web
 
 from ..keys import CONFIG
 from ..model import FieldError
-from ..problem import FieldIssue, Problem
+from ..problem import FieldIssue, Problem, invalid
+from .route import Param
 
 T = TypeVar("T")
 
@@ -135,3 +138,67 @@ def if_match(request: web.Request, render: Callable[[T], Any]) -> Callable[[T], 
             raise Problem(412, "If-Match does not match the current ETag; GET it again")
 
     return check
+
+
+MAX_LIMIT = 500
+
+
+def page_limit(query: Mapping[str, str], default: int) -> int:
+    """The ``limit`` query parameter: 1..MAX_LIMIT, 422 naming it otherwise."""
+    raw = query.get("limit")
+    if raw is None:
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise invalid("limit", "expected an integer") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    return limit
+
+
+def page_params(default: str) -> tuple[Param, Param]:
+    """``limit`` and ``cursor`` as OpenAPI documents them; default says what no limit gives."""
+    return (
+        Param(
+            "limit",
+            f"Page size (default: {default})",
+            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+        ),
+        Param("cursor", "Opaque cursor from the previous page's nextCursor", {"type": "string"}),
+    )
+
+
+_RELATIVE = re.compile(r"^-(\d{1,6})(s|m|h|d)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+# Year 1970 to 9999: beyond it, times cannot be formatted or stored as ISO text.
+_LATEST = 253_402_300_799.0
+
+
+def query_time(raw: str | None, name: str, default: float) -> float:
+    """A time in a query: Unix seconds, ISO 8601, or relative to now (``-24h``, ``-90m``,
+    ``-7d``) so that saved links and scripts keep working as time passes; 422 naming the
+    parameter otherwise."""
+    if raw is None:
+        return default
+    rel = _RELATIVE.match(raw.strip())
+    if rel:
+        return time.time() - int(rel[1]) * _UNITS[rel[2]]
+    try:
+        value = float(raw)
+    except ValueError:
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise invalid(name, "expected Unix seconds, ISO 8601 or -24h style") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        value = parsed.timestamp()
+    if not 0 <= value <= _LATEST:  # also NaN and infinities
+        raise invalid(name, "must be between 1970 and the year 9999")
+    return value
+
+
+def iso_time(ts: float) -> str:
+    """Unix seconds -> the ISO 8601 text every entity time uses (UTC, milliseconds)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"

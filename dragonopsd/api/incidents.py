@@ -1,4 +1,4 @@
-"""GET /api/incidents: open and closed incidents, newest first."""
+"""GET /api/incidents (open and closed, newest first) and GET /api/incidents/{id}."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from aiohttp import web
 
 from ..keys import MONITORS
 from ..model import Wire
-from ..problem import invalid
+from ..problem import invalid, not_found
 from ..store.monitors import Incident
-from .http import json_response
-from .route import Route
+from .http import iso_time, json_response, page_limit, page_params, query_time
+from .route import Param, Route
+
+FILTERS = ("status", "monitorId", "since", "limit", "cursor")
 
 
 class IncidentPage(Wire, kw_only=True):
@@ -23,17 +25,13 @@ async def incidents(request: web.Request) -> web.Response:
     """Open and closed incidents, newest first."""
     q = request.query
     for name in q:
-        if name not in ("status", "monitorId", "limit", "cursor"):
-            raise invalid(name, "unknown query parameter")
+        if name not in FILTERS:
+            raise invalid(name, f"unknown query parameter (allowed: {', '.join(FILTERS)})")
     state = q.get("status")
     if state not in (None, "open", "closed"):
         raise invalid("status", "open or closed")
-    try:
-        limit = int(q.get("limit", "50"))
-    except ValueError:
-        raise invalid("limit", "expected an integer") from None
-    if not 1 <= limit <= 500:
-        raise invalid("limit", "must be between 1 and 500")
+    limit = page_limit(q, 50)
+    since = iso_time(query_time(q["since"], "since", 0)) if "since" in q else None
     before = None
     if "cursor" in q:
         at, _, ident = q["cursor"].partition("|")
@@ -41,14 +39,23 @@ async def incidents(request: web.Request) -> web.Response:
             raise invalid("cursor", "malformed cursor")
         before = (at, ident)
     items = await request.app[MONITORS].store.incidents(
-        monitor_id=q.get("monitorId"), state=state, since=None, before=before, limit=limit + 1
+        monitor_id=q.get("monitorId"), state=state, since=since, before=before, limit=limit + 1
     )
     cursor = f"{items[limit - 1].opened_at}|{items[limit - 1].id}" if len(items) > limit else None
     return json_response(IncidentPage(items=items[:limit], next_cursor=cursor))
 
 
+async def incident(request: web.Request) -> web.Response:
+    """One incident, open or closed."""
+    ident = request.match_info["id"]
+    found = await request.app[MONITORS].store.incident(ident)
+    if found is None:
+        raise not_found("incident", ident[:64])
+    return json_response(found)
+
+
 def routes() -> list[Route]:
-    """/api/incidents."""
+    """/api/incidents and /api/incidents/{id}."""
     return [
         Route(
             "GET",
@@ -58,6 +65,28 @@ def routes() -> list[Route]:
             "Incidents",
             "viewer",
             response=IncidentPage,
+            params=(
+                Param("status", "Only open or only closed ones", {"enum": ["open", "closed"]}),
+                Param("monitorId", "Only this monitor's", {"type": "string"}),
+                Param(
+                    "since",
+                    "Only those open at or after this time: Unix seconds, ISO 8601, or "
+                    "relative to now (-24h, -7d)",
+                    {"type": "string"},
+                ),
+                *page_params("50"),
+            ),
             errors=(422,),
+        ),
+        Route(
+            "GET",
+            "/api/incidents/{id}",
+            incident,
+            "One incident",
+            "Incidents",
+            "viewer",
+            response=Incident,
+            params=(Param("id", "The incident's id", {"type": "string"}, "path", True),),
+            errors=(404,),
         ),
     ]

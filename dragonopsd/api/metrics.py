@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ..config import MetricsConfig
-from ..keys import AUTH_LIMITER, CONFIG, FRONT, METRICS
+from ..keys import AUTH_LIMITER, CONFIG, FRONT, METRICS, PROXIES
 from ..problem import Problem
-from .access import CHALLENGE
+from .access import refusal
 from .front import problem_response
+from .listener import Runner
 from .route import Route
 
 log = logging.getLogger("dragonopsd.metrics")
@@ -35,21 +36,10 @@ def wants_gzip(accept_encoding: str) -> bool:
 
 
 def _check_token(request: web.Request, token: str) -> None:
-    limiter = request.app.get(AUTH_LIMITER)
-    address = request.remote or "unknown"
-    wait = limiter.retry_after(address) if limiter else None
-    if wait is not None:
-        raise Problem(
-            429,
-            "too many failed authentication attempts; try again later",
-            headers={"Retry-After": str(wait)},
-        )
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode()):
-        return
-    if limiter and given:
-        limiter.fail(address)
-    raise Problem(401, "/metrics needs the [metrics] token as a bearer token", headers=CHALLENGE)
+        return  # the right token passes whatever failed before it from the same address
+    raise refusal(request, "/metrics needs the [metrics] token as a bearer token")
 
 
 async def _scrape(request: web.Request) -> web.StreamResponse:
@@ -103,9 +93,11 @@ def listener_ctx(
         own[CONFIG] = app[CONFIG]
         own[METRICS] = app[METRICS]
         own[AUTH_LIMITER] = app[AUTH_LIMITER]
+        own[PROXIES] = app[PROXIES]
         own[FRONT] = app[FRONT]
         own.router.add_get("/metrics", _listener_metrics)
-        runner = web.AppRunner(own, handle_signals=False, access_log=None)
+        # The API port's limits and problem+json for what aiohttp refuses (api/listener.py).
+        runner = Runner(own, app[CONFIG].server, handle_signals=False)
         await runner.setup()
         try:
             await web.TCPSite(runner, host.strip("[]"), int(port)).start()

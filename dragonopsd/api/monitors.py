@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 
 from aiohttp import web
 
-from ..keys import HISTORY_QUERY, MONITORS
+from ..keys import MONITORS
 from ..model import Wire
-from ..monitor import Monitor, MonitorSpec
+from ..monitor import KINDS, STATUSES, Monitor, MonitorSpec
 from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid, not_found
-from ..store.history_query import Point, UptimeWindow
 from ..store.monitors import MonitorRow
+from .access import name_entity
 from .http import (
     IF_MATCH_DOC,
     IF_NONE_MATCH_DOC,
     cacheable_response,
     if_match,
     json_response,
+    page_limit,
+    page_params,
     read_json,
 )
 from .route import Param, Route
@@ -46,35 +46,10 @@ class Board(Wire, kw_only=True):
     counts: dict[str, int]
 
 
-class History(Wire, kw_only=True):
-    """GET /api/monitors/{id}/history."""
-
-    monitor_id: str
-    step: float
-    points: list[Point]
-
-
-class Uptime(Wire, kw_only=True):
-    """GET /api/monitors/{id}/uptime."""
-
-    monitor_id: str
-    windows: list[UptimeWindow]
-    incidents: dict[str, int]
-    mttr_seconds: dict[str, float | None]
-
-
 class PushAck(Wire, kw_only=True):
     """Answer to a push call."""
 
     ok: bool
-
-
-def duration(text: str, name: str) -> float:
-    """``90s``, ``15m``, ``24h``, ``30d`` -> seconds; 422 naming the parameter otherwise."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise invalid(name, f"expected a duration like 24h or 30d, got {text[:20]!r}")
-    return int(m[1]) * _UNITS[m[2]]
 
 
 def _ident(request: web.Request) -> str:
@@ -85,12 +60,16 @@ def _ident(request: web.Request) -> str:
         raise not_found("monitor", raw) from None
 
 
+LIST_FILTERS = ("kind", "status", "tag", "serverId", "environmentId", "q")
+
+
 async def list_monitors(request: web.Request) -> web.Response:
-    """Monitors, filtered by kind, status, tag, serverId, environmentId."""
+    """Monitors by name, filtered; every match unless ``limit`` asks for a page."""
     q = request.query
     for name in q:
-        if name not in ("kind", "status", "tag", "serverId", "environmentId", "q"):
+        if name not in (*LIST_FILTERS, "limit", "cursor"):
             raise invalid(name, "unknown query parameter")
+    limit = page_limit(q, 10**9)
     service = request.app[MONITORS]
     items = [service.view(r) for r in await service.store.all()]
     text = q.get("q", "").lower()
@@ -104,7 +83,18 @@ async def list_monitors(request: web.Request) -> web.Response:
         and (not q.get("environmentId") or m.environment_id == q["environmentId"])
         and (not text or text in m.name.lower())
     ]
-    return json_response(MonitorPage(items=items))
+    if "cursor" in q:  # keyset: the (name, id) of the previous page's last item
+        after = _cursor(q["cursor"])
+        items = [m for m in items if (m.name, m.id) > after]
+    cursor = f"{items[limit - 1].name}\0{items[limit - 1].id}" if len(items) > limit else None
+    return json_response(MonitorPage(items=items[:limit], next_cursor=cursor))
+
+
+def _cursor(raw: str) -> tuple[str, str]:
+    name, sep, ident = raw.rpartition("\0")
+    if not sep or not ident:
+        raise invalid("cursor", "malformed cursor")
+    return name, ident
 
 
 async def create_monitor(request: web.Request) -> web.Response:
@@ -163,55 +153,6 @@ async def monitoring(request: web.Request) -> web.Response:
     return json_response(Board(items=engine.states(), counts=engine.counts()))
 
 
-async def history(request: web.Request) -> web.Response:
-    """Heartbeat history aggregated per step (from raw rows or rollups)."""
-    service = request.app[MONITORS]
-    row = await service.store.get(_ident(request))
-    q = request.query
-    now = time.time()
-    until = _timestamp(q.get("until"), "until", now)
-    since = _timestamp(q.get("since"), "since", until - 86_400)
-    if since >= until:
-        raise invalid("since", "must be before until")
-    step = duration(q["step"], "step") if "step" in q else max(60.0, (until - since) / 200)
-    try:
-        points = await request.app[HISTORY_QUERY].series(row.seq, since, until, step)
-    except ValueError as exc:
-        raise invalid("step", str(exc)) from None
-    return json_response(History(monitor_id=row.monitor.id, step=step, points=points))
-
-
-async def uptime(request: web.Request) -> web.Response:
-    """Uptime %, p50/p95/p99, incident count and MTTR per window."""
-    service = request.app[MONITORS]
-    row = await service.store.get(_ident(request))
-    names = [w.strip() for w in request.query.get("windows", "24h,7d,30d").split(",") if w.strip()]
-    if not names or len(names) > 8:
-        raise invalid("windows", "1 to 8 windows, e.g. 24h,7d,30d,365d")
-    seconds = [duration(w, "windows") for w in names]
-    if max(seconds) > 400 * 86_400:
-        raise invalid("windows", "at most 400d")
-    windows = await request.app[HISTORY_QUERY].uptime(row.seq, seconds)
-    incidents = await service.store.incidents(
-        monitor_id=row.monitor.id,
-        state=None,
-        since=_iso(time.time() - max(seconds)),
-        before=None,
-        limit=10_000,
-    )
-    counts: dict[str, int] = {}
-    mttr: dict[str, float | None] = {}
-    for name, span in zip(names, seconds, strict=True):
-        start = _iso(time.time() - span)
-        inside = [i for i in incidents if (i.closed_at or "9999") >= start]
-        closed = [i.duration_seconds for i in inside if i.duration_seconds is not None]
-        counts[name] = len(inside)
-        mttr[name] = sum(closed) / len(closed) if closed else None
-    return json_response(
-        Uptime(monitor_id=row.monitor.id, windows=windows, incidents=counts, mttr_seconds=mttr)
-    )
-
-
 async def push(request: web.Request) -> web.Response:
     """Push (heartbeat) monitors call this; the token in the path is the credential."""
     q = request.query
@@ -230,26 +171,11 @@ async def push(request: web.Request) -> web.Response:
         if not 0 <= ping <= 3_600_000:
             raise invalid("ping", "between 0 and 3600000 ms")
     engine = request.app[MONITORS].engine
-    if not await engine.push(request.match_info["token"][:200], status == "up", message, ping):
+    monitor_id = await engine.push(request.match_info["token"][:200], status == "up", message, ping)
+    if monitor_id is None:
         raise Problem(404, "no push monitor has this token")
+    name_entity(request, "monitors", monitor_id)  # the audit entry names it, not the token
     return json_response(PushAck(ok=True))
-
-
-def _timestamp(raw: str | None, name: str, default: float) -> float:
-    if raw is None:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        raise invalid(name, "expected Unix seconds or an ISO 8601 time") from None
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
 
 
 def routes() -> list[Route]:
@@ -258,6 +184,11 @@ def routes() -> list[Route]:
     token = Param("token", "The push monitor's token", {"type": "string"}, "path", True)
     body_errors = (400, 404, 409, 413, 415, 422)
     if_match_param = Param("If-Match", IF_MATCH_DOC, {"type": "string"}, "header")
+    pushed = (
+        Param("status", "What the job reports (default up)", {"enum": ["up", "down"]}),
+        Param("msg", "A message kept with the heartbeat", {"type": "string", "maxLength": 500}),
+        Param("ping", "The job's own duration in ms", {"type": "number", "minimum": 0}),
+    )
     return [
         Route(
             "GET",
@@ -267,6 +198,15 @@ def routes() -> list[Route]:
             "Monitors",
             "viewer",
             response=MonitorPage,
+            params=(
+                Param("kind", "Only this kind", {"enum": list(KINDS)}),
+                Param("status", "Only this status", {"enum": list(STATUSES)}),
+                Param("tag", "Only monitors with this tag", {"type": "string"}),
+                Param("serverId", "Only this server's monitors", {"type": "string"}),
+                Param("environmentId", "Only this environment's", {"type": "string"}),
+                Param("q", "Name contains this text (any case)", {"type": "string"}),
+                *page_params("every match"),
+            ),
             errors=(422,),
         ),
         Route(
@@ -328,28 +268,6 @@ def routes() -> list[Route]:
         ),
         Route(
             "GET",
-            "/api/monitors/{id}/history",
-            history,
-            "Heartbeat history",
-            "Monitors",
-            "viewer",
-            response=History,
-            params=(mid,),
-            errors=(404, 422),
-        ),
-        Route(
-            "GET",
-            "/api/monitors/{id}/uptime",
-            uptime,
-            "Uptime and latency percentiles",
-            "Monitors",
-            "viewer",
-            response=Uptime,
-            params=(mid,),
-            errors=(404, 422),
-        ),
-        Route(
-            "GET",
             "/api/monitoring",
             monitoring,
             "Latest state of every monitor",
@@ -374,7 +292,7 @@ def routes() -> list[Route]:
             "Monitors",
             "public",
             response=PushAck,
-            params=(token,),
+            params=(token, *pushed),
             errors=(404, 422),
         ),
         Route(
@@ -385,7 +303,7 @@ def routes() -> list[Route]:
             "Monitors",
             "public",
             response=PushAck,
-            params=(token,),
+            params=(token, *pushed),
             errors=(404, 422),
         ),
     ]

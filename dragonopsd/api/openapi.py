@@ -11,6 +11,18 @@ from .route import Route
 
 REF = "#/components/schemas/{name}"
 COMMON_ERRORS = (500,)
+# What the request front itself can answer on any route that needs a credential: none or a bad
+# one (401), a role too low (403), too many failed attempts from the client (429).
+SECURED_ERRORS = (401, 403, 429)
+# A write that cannot commit (database locked or disk full) answers 503 with Retry-After.
+WRITE_ERRORS = (503,)
+CONVENTIONS = (
+    "Conventions: entity times (createdAt, openedAt, lastCheckAt, ...) are ISO 8601 UTC "
+    "strings; points of a time series (history, heartbeats, metrics) carry `at`/`ts` as Unix "
+    "seconds, which keeps long series compact. Times in query parameters may be Unix seconds, "
+    "ISO 8601, or relative to now (-24h, -90m, -7d). Uptime is a fraction from 0 to 1 wherever "
+    "it appears (uptime, uptimeRatio); health on the dashboard is a percent (0-100), named so."
+)
 ERROR_TEXT = {
     400: "Malformed request (e.g. invalid JSON)",
     401: "Missing or invalid credentials",
@@ -24,7 +36,8 @@ ERROR_TEXT = {
     422: "Body or parameter failed validation; errors[] names each field",
     429: "Too many requests",
     500: "Internal error (no stack trace; quote X-Request-ID)",
-    503: "Not ready",
+    503: "Not ready, or the database cannot take writes now (locked by another process, disk "
+    "full); Retry-After says when to try again",
 }
 
 
@@ -33,6 +46,16 @@ def _op_id(route: Route) -> str:
     words = [w for w in words if w != "api"]
     name = "".join(w.replace(".", "_").replace("-", "_").title().replace("_", "") for w in words)
     return route.method.lower() + name
+
+
+def _errors(route: Route) -> list[int]:
+    """Every error status the route can answer, its own and those of the request front."""
+    codes = {*route.errors, *COMMON_ERRORS}
+    if route.role != "public":
+        codes.update(SECURED_ERRORS)
+    if route.method not in ("GET", "HEAD"):
+        codes.update(WRITE_ERRORS)
+    return sorted(codes)
 
 
 def build(routes: list[Route], version: str) -> dict[str, Any]:
@@ -77,20 +100,21 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
             else:
                 schema = {"type": "string"}
             ok["content"] = {r.content_type: {"schema": schema}}
-        op["responses"][str(r.status)] = ok
+        for status in (r.status, *r.also):
+            op["responses"][str(status)] = ok
         if any(p.name == "If-None-Match" for p in r.params):
             op["responses"]["304"] = {"description": "Not modified: the ETag sent is current"}
-        for code in (*r.errors, *COMMON_ERRORS):
+        for code in _errors(r):
             op["responses"][str(code)] = {"$ref": f"#/components/responses/E{code}"}
         paths.setdefault(r.path, {})[r.method.lower()] = op
-    used = sorted({c for r in routes for c in (*r.errors, *COMMON_ERRORS)})
+    used = sorted({c for r in routes for c in _errors(r)})
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "dragonopsd",
             "version": version,
             "description": "Inventory, monitoring and operations daemon. Errors are RFC 9457 "
-            "application/problem+json documents.",
+            "application/problem+json documents. " + CONVENTIONS,
         },
         "paths": paths,
         "components": {

@@ -38,6 +38,8 @@ class Route:
     body: Any = None
     response: Any = None
     status: int = 200
+    # Other success statuses with the same body (PUT answers 201 when it created the item).
+    also: tuple[int, ...] = ()
     params: tuple[Param, ...] = ()
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
-from datetime import datetime
 
 from aiohttp import web
 
@@ -14,8 +12,8 @@ from ..model import Wire
 from ..problem import Problem, invalid, not_found
 from ..sample import Sample, SampleBatch, SampleIn
 from ..store.samples import Point
-from .http import json_response, read_json
-from .monitors import duration
+from .heartbeats import duration
+from .http import json_response, query_time, read_json
 from .route import Param, Route
 
 MAX_SKEW = 300.0  # seconds an agent's clock may run ahead of ours
@@ -48,22 +46,6 @@ def _server_id(request: web.Request) -> str:
         raise not_found("server", raw) from None
 
 
-def _time(raw: str | None, name: str, default: float) -> float:
-    """Unix seconds or ISO 8601; 422 naming the parameter otherwise."""
-    if raw is None:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            value = datetime.fromisoformat(raw.replace("Z", "+00:00")).timestamp()
-        except ValueError:
-            raise invalid(name, "expected Unix seconds or an ISO 8601 time") from None
-    if not math.isfinite(value):
-        raise invalid(name, "expected a finite time")
-    return value
-
-
 def _step(raw: str | None, span: float, interval: float) -> float:
     if raw is None:
         return max(1.0, interval, span / TARGET_POINTS)
@@ -84,8 +66,8 @@ async def metrics(request: web.Request) -> web.Response:
             raise invalid(name, "unknown query parameter (allowed: since, step, until)")
     await request.app[INVENTORY].get("servers", ident)  # 404 for unknown servers
     q = request.query
-    until = _time(q.get("until"), "until", time.time())
-    since = _time(q.get("since"), "since", until - DEFAULT_SPAN)
+    until = query_time(q.get("until"), "until", time.time())
+    since = query_time(q.get("since"), "since", until - DEFAULT_SPAN)
     if since >= until:
         raise invalid("since", "must be before until")
     step = _step(q.get("step"), until - since, request.app[CONFIG].sampling.interval)

@@ -100,6 +100,7 @@ def routes() -> list[Route]:
             "admin",
             body=SettingPut,
             response=Setting,
+            also=(201,),
             params=(key,),
             errors=(400, 413, 415, 422),
         ),

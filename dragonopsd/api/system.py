@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from ..keys import CONFIG, DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI, REDIS
+from ..keys import CONFIG, DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI, REDIS, RELOADER
 from ..model import DashboardStats
 from ..store import migrations
 from .route import Route
@@ -18,10 +18,12 @@ class Health(msgspec.Struct):
 
 
 class Readiness(msgspec.Struct):
-    """Readiness: each dependency and whether it is usable."""
+    """Readiness: each dependency and whether it is usable, and the config keys changed in
+    the file whose new values only a restart applies (the daemon still serves the old ones)."""
 
     status: str
     checks: dict[str, str]
+    restart_required: list[str] = msgspec.field(default_factory=list, name="restartRequired")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -30,10 +32,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Readiness: the store is open and migrated to this build's schema."""
+    """Readiness: the store is open, takes writes, and is migrated to this build's schema."""
     db = request.app[DATABASE]
     checks = {
-        "store": "ok" if db.is_open else "closed",
+        "store": db.state,  # ok, closed, or locked / full until a write succeeds again
         "migrations": (
             f"ok (version {db.schema_version})"
             if db.schema_version == migrations.latest()
@@ -46,7 +48,8 @@ async def readyz(request: web.Request) -> web.Response:
     # Redis away is "degraded", not "not ready", unless [redis] required says it must be there.
     required = request.app[CONFIG].redis.required
     ready = all(v.startswith("ok") or (k == "redis" and not required) for k, v in checks.items())
-    body = msgspec.json.encode(Readiness("ready" if ready else "not-ready", checks))
+    restart = request.app[RELOADER].restart_required
+    body = msgspec.json.encode(Readiness("ready" if ready else "not-ready", checks, restart))
     return web.Response(body=body, status=200 if ready else 503, content_type="application/json")
 
 

@@ -6,33 +6,43 @@ one is a 401 before the upgrade), else from a first frame ``{"op":"auth","token"
 must arrive within ``auth_timeout`` (close 4401 otherwise). An ``Origin`` outside
 ``[server] cors_origins`` (and not this host's own) is refused with 403 before the upgrade.
 Close codes: 4401 authenticate (again), 4403 role may not stream, 1013 too slow, 1009 frame
-over 64 KiB, 1001 shutdown.
+over 64 KiB, 1007 a frame that is not JSON before authentication (or nested too deeply, at any
+time), 1008 too many sockets for this token or user, 1001 shutdown.
+
+Sockets are capped per client address and per principal (``[server] max_websockets_per_*``):
+over the cap the upgrade is refused with 429 when the header said who is calling, and a socket
+that authenticated by frame is closed with 1008.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 import time
 from collections.abc import Callable, Sequence
 from typing import Annotated
-from urllib.parse import urlsplit
 
 import msgspec
 from aiohttp import WSMsgType, web
 
-from ..auth.authenticator import AuthFailure
-from ..keys import AUTH_LIMITER, AUTHENTICATOR, FRONT, HUB, PRINCIPAL
+from ..keys import AUTHENTICATOR, FRONT, HUB, PRINCIPAL
 from ..live.client import Client
 from ..live.hub import UNAUTHORIZED, Hub
 from ..live.topics import ack, error, template_of
 from ..principal import Principal
 from ..problem import Problem
-from .access import CHALLENGE
+from .access import authenticate
+from .forwarded import client_of, same_origin
 from .route import Param, Route
+
+log = logging.getLogger("dragonopsd.live")
 
 MAX_FRAME = 64 * 1024
 FORBIDDEN = 4403
+INVALID_DATA = 1007  # RFC 6455: the frame's payload is not what the protocol expects
+POLICY_VIOLATION = 1008
+TOO_DEEP = "frame nested too deeply"
 _FIN_TEXT = 0x81  # RFC 6455 frame byte 0: final fragment, text; servers do not mask
 # Every human role may watch every topic (none carries secrets); agents push samples only.
 STREAM_ROLES = frozenset({"viewer", "operator", "admin"})
@@ -113,17 +123,7 @@ def _origin_ok(request: web.Request) -> bool:
         return True  # not a browser: there is no page whose credentials could be borrowed
     # The built-in dashboard is served from this host, so its own origin is always fine.
     allowed = request.app[FRONT].allowed_origin(request) is not None
-    return allowed or urlsplit(origin).netloc == request.host
-
-
-async def _authenticate(request: web.Request, credential: str) -> Principal:
-    """The principal for a bearer credential; failures that look like guessing are counted."""
-    try:
-        return await request.app[AUTHENTICATOR].authenticate(f"Bearer {credential}")
-    except AuthFailure as exc:
-        if exc.guess:
-            request.app[AUTH_LIMITER].fail(request.remote or "unknown")
-        raise
+    return allowed or same_origin(request, origin)
 
 
 def _still_valid(request: web.Request, principal: Principal, credential: str) -> Callable[[], bool]:
@@ -132,7 +132,11 @@ def _still_valid(request: web.Request, principal: Principal, credential: str) ->
         tokens = request.app[AUTHENTICATOR].tokens
         return lambda: tokens.principal(credential) is not None
     expires = principal.expires_at
-    return lambda: expires is None or expires > time.time()
+    authenticator = request.app[AUTHENTICATOR]
+    generation = authenticator.jwt_generation  # a reload of [auth] JWT settings moves it
+    return lambda: (
+        (expires is None or expires > time.time()) and authenticator.jwt_generation == generation
+    )
 
 
 async def _first_frame(ws: web.WebSocketResponse, wait: float) -> str | None:
@@ -145,8 +149,14 @@ async def _first_frame(ws: web.WebSocketResponse, wait: float) -> str | None:
     if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
         try:
             op = DECODER.decode(msg.data)
-        except msgspec.DecodeError:
-            op = None
+        except msgspec.ValidationError:
+            op = None  # JSON, but not an auth frame: the 4401 below says what is expected
+        except (msgspec.DecodeError, RecursionError) as exc:
+            # Not JSON at all (as read_json's 400): nothing here is worth more than a debug line.
+            reason = TOO_DEEP if isinstance(exc, RecursionError) else "frame is not JSON"
+            log.debug("websocket closed before authentication: %s", reason)
+            await ws.close(code=INVALID_DATA, message=reason.encode())
+            return None
         if isinstance(op, AuthOp):
             return op.token
     if not ws.closed:
@@ -154,13 +164,36 @@ async def _first_frame(ws: web.WebSocketResponse, wait: float) -> str | None:
     return None
 
 
-async def _handle(hub: Hub, client: Client, data: str | bytes) -> None:
-    """One client frame; bad input earns an error frame and nothing else."""
+async def _frame_auth(
+    request: web.Request, ws: web.WebSocketResponse, wait: float
+) -> tuple[Principal, str] | None:
+    """The principal and token of an auth first frame; None when the socket was closed."""
+    token = await _first_frame(ws, wait)
+    if token is None:
+        return None
+    try:
+        principal = await authenticate(request, f"Bearer {token}")
+    except Problem as exc:
+        await ws.close(code=UNAUTHORIZED, message=exc.detail.encode()[:120])
+        return None
+    if principal.role not in STREAM_ROLES:
+        await ws.close(code=FORBIDDEN, message=b"this role may not open websockets")
+        return None
+    return principal, token
+
+
+async def _handle(hub: Hub, client: Client, data: str | bytes) -> bool:
+    """One client frame; bad input earns an error frame and nothing else, but a frame nested
+    past the decoder's depth (no client makes one by mistake) closes the socket: False then."""
     try:
         op = DECODER.decode(data)
     except msgspec.DecodeError as exc:
         client.send(error(f"bad frame: {exc}"))
-        return
+        return True
+    except RecursionError:
+        log.debug("websocket closed: %s", TOO_DEEP)
+        client.shutdown(INVALID_DATA, TOO_DEEP)
+        return False
     match op:
         case SubscribeOp(topics=topics):
             await hub.subscribe(client, topics)
@@ -170,29 +203,20 @@ async def _handle(hub: Hub, client: Client, data: str | bytes) -> None:
             client.send(ack("ping"))
         case AuthOp():
             client.send(error("already authenticated", op="auth"))
+    return True
 
 
 async def _before_upgrade(request: web.Request) -> tuple[Principal | None, str]:
-    """Origin, failure limit and header auth, each refused as HTTP before the upgrade; the
-    principal and its credential when an Authorization header came, else (None, "")."""
+    """Origin and header auth (401, or 429 past the failure limit), each refused as HTTP before
+    the upgrade; the principal and its credential when an Authorization header came, else
+    (None, "")."""
     if not _origin_ok(request):
         raise Problem(403, "origin is not allowed by [server] cors_origins")
-    wait = request.app[AUTH_LIMITER].retry_after(request.remote or "unknown")
-    if wait is not None:
-        raise Problem(
-            429, "too many failed authentication attempts", headers={"Retry-After": str(wait)}
-        )
     header = request.headers.get("Authorization")
     if not header:
         return None, ""
-    scheme, _, credential = header.strip().partition(" ")
-    credential = credential.strip()
-    try:
-        if scheme.lower() != "bearer":
-            raise AuthFailure("expected Authorization: Bearer <token>", guess=False)
-        principal = await _authenticate(request, credential)
-    except AuthFailure as exc:
-        raise Problem(401, exc.reason, headers=CHALLENGE) from None
+    principal = await authenticate(request, header)
+    credential = header.strip().partition(" ")[2].strip()
     if principal.role not in STREAM_ROLES:
         raise Problem(403, f"role {principal.role} may not open websockets")
     return principal, credential
@@ -210,34 +234,57 @@ async def _serve(request: web.Request, initial: Sequence[str]) -> web.StreamResp
     if not ws.can_prepare(request).ok:
         raise Problem(400, "websocket upgrade required", headers={"Upgrade": "websocket"})
     principal, credential = await _before_upgrade(request)
-    async with asyncio.timeout(10):  # a peer that never reads cannot hold the upgrade
-        request.app[FRONT].headers(request, ws)  # request id and security headers
-        await ws.prepare(request)
-    if principal is None:
-        token = await _first_frame(ws, settings.auth_timeout)
-        if token is None:
-            return ws
-        try:
-            principal = await _authenticate(request, token)
-        except AuthFailure as exc:
-            await ws.close(code=UNAUTHORIZED, message=exc.reason.encode()[:120])
-            return ws
-        if principal.role not in STREAM_ROLES:
-            await ws.close(code=FORBIDDEN, message=b"this role may not open websockets")
-            return ws
-        credential = token
-        await ws.send_frame(ack("auth", role=principal.role), WSMsgType.TEXT)
-    request[PRINCIPAL] = principal
-    client = hub.attach(_Socket(ws, request), _still_valid(request, principal, credential))
+    principals, addresses = hub.caps.principals, hub.caps.addresses
+    address = client_of(request).address
+    if not addresses.take(address):
+        raise Problem(429, f"at most {addresses.cap} websockets per client address")
+    over = f"at most {principals.cap} websockets per token or user"
+    actor = ""  # whose principal slot this socket holds, once it holds one
+    try:
+        if principal is not None:
+            if not principals.take(principal.actor):
+                raise Problem(429, over)
+            actor = principal.actor
+        async with asyncio.timeout(10):  # a peer that never reads cannot hold the upgrade
+            request.app[FRONT].headers(request, ws)  # request id and security headers
+            await ws.prepare(request)
+        if principal is None:
+            authenticated = await _frame_auth(request, ws, settings.auth_timeout)
+            if authenticated is None:
+                return ws
+            principal, credential = authenticated
+            if not principals.take(principal.actor):
+                await ws.close(code=POLICY_VIOLATION, message=over.encode())
+                return ws
+            actor = principal.actor
+            await ws.send_frame(ack("auth", role=principal.role), WSMsgType.TEXT)
+        request[PRINCIPAL] = principal
+        await _stream(request, ws, _still_valid(request, principal, credential), initial)
+    finally:
+        addresses.give_back(address)
+        if actor:
+            principals.give_back(actor)
+    return ws
+
+
+async def _stream(
+    request: web.Request,
+    ws: web.WebSocketResponse,
+    still_valid: Callable[[], bool],
+    initial: Sequence[str],
+) -> None:
+    """An authenticated socket's life: its client in the hub, fed by the frames it sends."""
+    hub = request.app[HUB]
+    client = hub.attach(_Socket(ws, request), still_valid)
     try:
         if initial:
             await hub.subscribe(client, initial)
         async for msg in ws:
-            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
-                await _handle(hub, client, msg.data)
+            data = msg.data if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY) else None
+            if data is not None and not await _handle(hub, client, data):
+                break
     finally:
         await hub.detach(client)
-    return ws
 
 
 async def websocket(request: web.Request) -> web.StreamResponse:

@@ -7,19 +7,18 @@ from typing import Protocol
 
 from ..config import AuthConfig
 from ..principal import HumanRole, Principal
-from ..store.tokens import Profile, TokenStore
+from ..store.tokens import TOKEN_PREFIX, Profile, TokenStore
 from .tokens import TokenAuth
 
 KNOWN_MAX = 1024  # remembered headers; a caller rotating through more only costs the hash
 
 
 class AuthFailure(Exception):
-    """Why a caller was not authenticated; ``guess`` failures count toward the 429 limit."""
+    """Why a caller was not authenticated (every failure counts toward the 429 limit)."""
 
-    def __init__(self, reason: str, *, guess: bool = True) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.guess = guess
 
 
 class Identity(Protocol):
@@ -59,6 +58,9 @@ class Authenticator:
 
     def __init__(self, cfg: AuthConfig, tokens: TokenAuth, jwt: JwtCheck, store: TokenStore):
         self._default_role: HumanRole = cfg.default_role
+        # Bumped when a reload changes how JWTs are verified: a websocket that signed in with
+        # a JWT under older settings is closed by the hub's credential re-check.
+        self.jwt_generation = 0
         self.tokens = tokens
         self.jwt = jwt
         self.store = store
@@ -73,7 +75,7 @@ class Authenticator:
     async def authenticate(self, header: str | None) -> Principal:
         """The principal for an ``Authorization`` header, or AuthFailure."""
         if not header:
-            raise AuthFailure("missing Authorization: Bearer <token>", guess=False)
+            raise AuthFailure("missing Authorization: Bearer <token>")
         if self._known_generation != self.tokens.generation:
             self._known.clear()
             self._known_generation = self.tokens.generation
@@ -83,8 +85,13 @@ class Authenticator:
         scheme, _, credential = header.strip().partition(" ")
         credential = credential.strip()
         if scheme.lower() != "bearer" or not credential:
-            raise AuthFailure("expected Authorization: Bearer <token>", guess=False)
+            raise AuthFailure("expected Authorization: Bearer <token>")
         principal = self.tokens.principal(credential)
+        if principal is None and credential.startswith(TOKEN_PREFIX):
+            # Perhaps minted a moment ago by another process (`dragonopsd token create`):
+            # look again in the store before refusing it.
+            await self.tokens.fresh()
+            principal = self.tokens.principal(credential)
         if principal is not None:
             if len(self._known) >= KNOWN_MAX:
                 self._known.clear()
@@ -105,6 +112,13 @@ class Authenticator:
                 "jwt", identity.sub, identity.email or identity.sub, role, identity.exp
             )
         raise AuthFailure("invalid, expired or revoked token")
+
+    def configure(self, cfg: AuthConfig, *, jwt_changed: bool) -> None:
+        """Take a (re)loaded [auth] section's default role for profiles made from now on;
+        jwt_changed: the verifier took new settings, so JWT sessions must sign in again."""
+        self._default_role = cfg.default_role
+        if jwt_changed:
+            self.jwt_generation += 1
 
     def profile_changed(self, profile: Profile) -> None:
         """An admin changed a profile: the new role applies to the next request."""

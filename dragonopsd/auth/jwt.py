@@ -91,11 +91,8 @@ class JwtVerifier:
     def __init__(self, cfg: AuthConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._cfg = cfg
         self._clock = clock  # monotonic; paces JWKS fetches (tests pass a fake one)
-        self._algorithms = frozenset(cfg.jwks_algorithms) if cfg.jwks_url else frozenset()
-        self._options: Options = {
-            "require": ["exp", "sub"],
-            "verify_aud": bool(cfg.audience),
-        }
+        self._algorithms: frozenset[str] = frozenset()
+        self._options: Options = {"require": ["exp", "sub"]}
         self._keys: dict[tuple[str | None, str], jwt.PyJWK] = {}
         self._fetch_failed = False
         self._next_fetch = 0.0
@@ -103,6 +100,23 @@ class JwtVerifier:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._cache: OrderedDict[str, tuple[float, JwtIdentity]] = OrderedDict()
+        self.configure(cfg)
+
+    def configure(self, cfg: AuthConfig) -> None:
+        """Take a (re)loaded [auth] section (SIGHUP). Tokens verified under the old settings are
+        forgotten, and with another JWKS URL or algorithm list the keys are fetched anew."""
+        jwks_changed = (cfg.jwks_url, cfg.jwks_algorithms) != (
+            self._cfg.jwks_url,
+            self._cfg.jwks_algorithms,
+        )
+        self._cfg = cfg
+        self._algorithms = frozenset(cfg.jwks_algorithms) if cfg.jwks_url else frozenset()
+        self._options = {"require": ["exp", "sub"], "verify_aud": bool(cfg.audience)}
+        self._cache.clear()
+        if jwks_changed:
+            self._keys = {}
+            self._fetch_failed = False
+            self._next_fetch = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -183,9 +197,16 @@ class JwtVerifier:
     async def _refresh(self) -> None:
         """Fetch the JWKS once; on failure keep the keys we had and retry after a pause."""
         self._next_fetch = self._clock() + REFETCH_INTERVAL
+        cfg = self._cfg
         try:
             body = await self._fetch()
             keys = self._parse(msgspec.json.decode(body, type=_Jwks).keys)
+            if (cfg.jwks_url, cfg.jwks_algorithms) != (
+                self._cfg.jwks_url,
+                self._cfg.jwks_algorithms,
+            ):  # reconfigured meanwhile: these are the old URL's keys
+                self._next_fetch = 0.0
+                return
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             # msgspec.DecodeError is a ValueError; the URL is config, not a secret.
             log.warning("JWKS fetch from %s failed: %s", self._cfg.jwks_url, exc)

@@ -1,4 +1,8 @@
-"""Repeated authentication failures from one address get 429 instead of another guess."""
+"""Repeated authentication failures from one client address get 429 instead of another try.
+
+Only failures are limited: a credential that checks out is always accepted, so a client that
+fails (or an attacker behind the same proxy address) never locks out anyone who can log in.
+"""
 
 from __future__ import annotations
 
@@ -53,8 +57,8 @@ class FailureLimiter:
             return None
         return max(1, math.ceil(times[0] + self.window - now))
 
-    def fail(self, address: str) -> None:
-        """Count one failure for address."""
+    def fail(self, address: str) -> bool:
+        """Count one failure for address; True when this one reached the limit."""
         now = time.monotonic()
         times = self._recent(address, now)
         if times is None:
@@ -63,3 +67,4 @@ class FailureLimiter:
             times = self._failures[address] = deque(maxlen=self.limit)
         times.append(now)
         self._failures.move_to_end(address)
+        return len(times) == self.limit

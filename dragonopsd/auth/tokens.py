@@ -1,13 +1,16 @@
 """API token checks from memory: the usable tokens are loaded once and reloaded on change.
 
 Another process (``dragonopsd token revoke``) may change the table, so a cheap revision
-counter in ``meta`` is polled once a second; API writes reload at once.
+counter in ``meta`` is polled once a second; API writes reload at once. A token that is not
+in memory is looked for in the store before it is refused (``fresh``), so one that
+``dragonopsd token create`` just minted works on its first request.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import sys
 import time
@@ -18,6 +21,10 @@ from ..principal import Principal, Role
 from ..store.tokens import Token, TokenStore, hash_token
 
 log = logging.getLogger("dragonopsd.auth")
+# Least time between two store checks asked for by unknown tokens. Every caller waits for a
+# check that began after it asked, so none is refused a token committed before its request,
+# and a flood of random tokens costs the database at most 1 / FRESH_GAP small reads a second.
+FRESH_GAP = 0.1
 
 
 def _timestamp(iso: str | None) -> float | None:
@@ -33,6 +40,9 @@ class TokenAuth:
         self._revision = ""
         # Bumped on every reload: whoever remembers a lookup forgets it when this moves.
         self.generation = 0
+        self._check: asyncio.Task[None] | None = None
+        self._check_began = -math.inf  # loop time the last store check began at
+        self._checked_from = -math.inf  # ... and the last one that finished
 
     async def reload(self) -> None:
         """Re-read the usable tokens (each one's Principal is built here, not per request)."""
@@ -49,13 +59,42 @@ class TokenAuth:
 
     async def watch(self, interval: float = 1.0) -> None:
         """Reload whenever another process changes the tokens (until cancelled)."""
-        while True:
-            await asyncio.sleep(interval)
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    if await self.store.revision() != self._revision:
+                        await self.reload()
+                except Exception:  # a locked or briefly unavailable store must not end it
+                    log.exception("could not reload tokens")
+        finally:
+            if self._check is not None:
+                self._check.cancel()
+
+    async def fresh(self) -> None:
+        """Return once a store check that began after this call has finished (FRESH_GAP)."""
+        loop = asyncio.get_running_loop()
+        asked = loop.time()
+        while self._checked_from < asked:
+            if self._check is None:
+                delay = max(0.0, self._check_began + FRESH_GAP - asked)
+                self._check = loop.create_task(self._check_store(delay))
+            # Shielded: a caller that goes away does not cancel the check the others wait on.
+            await asyncio.shield(self._check)
+
+    async def _check_store(self, delay: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.sleep(delay)
+            began = self._check_began = loop.time()
             try:
                 if await self.store.revision() != self._revision:
                     await self.reload()
-            except Exception:  # a locked or briefly unavailable store must not end the watch
-                log.exception("could not reload tokens")
+            except Exception:  # the callers are refused, as they would have been anyway
+                log.exception("could not look for new tokens")
+            self._checked_from = began
+        finally:
+            self._check = None
 
     def principal(self, token: str) -> Principal | None:
         """The caller a token stands for, or None (unknown, revoked or expired)."""

@@ -8,21 +8,34 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sqlite3
 import sys
-from typing import Any
 
 from .. import __version__
-from ..config import Config, ConfigError, load, with_overrides
+from ..config import Config, ConfigError
+from ..monitoring.service import parse_monitor_tables
 from ..redislink.client import safe_url
 from ..store import migrations
 from . import agent, db, keys, probe, serve, tokens
-from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, config_from_args
+from .state import StateError
 
 log = logging.getLogger("dragonopsd")
 
 
+def _report(problems: list[str]) -> int:
+    print(f"configuration has {len(problems)} problem(s):", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _check_config(cfg: Config, args: argparse.Namespace) -> int:
+    # The very check the [[monitors]] sync makes (links to servers need the database: not here).
+    _, problems = parse_monitor_tables(cfg.monitors)
+    if problems:
+        return _report(problems)
     redis = safe_url(cfg.redis.url) if cfg.redis.url else "off (in-process)"
     print(
         f"ok: listen {cfg.server.host}:{cfg.server.port}, "
@@ -52,19 +65,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _config(args: argparse.Namespace) -> Config:
-    cfg = load(args.config)
-    server: dict[str, Any] = {}
-    if getattr(args, "host", None):
-        server["host"] = args.host
-    if getattr(args, "port", None) is not None:
-        if not 0 <= args.port <= 65535:
-            raise ConfigError([f"--port: {args.port} is not between 0 and 65535"])
-        server["port"] = args.port
-    storage = {"state_dir": args.state_dir} if getattr(args, "state_dir", None) else {}
-    return with_overrides(cfg, server=server, storage=storage)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dragonopsd`` console script."""
     args = _parser().parse_args(argv)
@@ -72,14 +72,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dragonopsd {__version__}")
         return EXIT_OK
     try:
-        cfg = _config(args)
+        cfg = config_from_args(args)
     except ConfigError as exc:
-        print(f"configuration has {len(exc.problems)} problem(s):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_USAGE
+        return _report(exc.problems)
+    # Whatever a command creates (state directory, database and its -wal/-shm, backups, token
+    # and key files) holds token hashes, the audit log or sealed secrets: the owner's alone,
+    # however the shell that started it set its umask. Restored on return for in-process callers.
+    umask = os.umask(0o077)
     try:
         return int(args.handler(cfg, args))
+    except StateError as exc:
+        print(f"dragonopsd: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except (migrations.MigrationError, sqlite3.DatabaseError) as exc:
         print(f"cannot use the database {cfg.resolve(cfg.storage.path)}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        os.umask(umask)

@@ -5,7 +5,8 @@ daemon is away, and sending backs off exponentially with jitter up to BACKOFF_CA
 the backlog in batches. SIGTERM or SIGINT stops it at once with exit 0. A token scoped to
 another server or a server that does not exist (403/404) is a configuration error: exit 1. An
 unknown token (401) is retried like an outage: one just made with `dragonopsd token create`
-reaches a running daemon within a second.
+reaches a running daemon within a second. So is a server whose sampling is not "agent" (409):
+the log says to change it, and the queued samples go as soon as someone does.
 """
 
 from __future__ import annotations
@@ -150,20 +151,17 @@ async def _loop(url: str, token: str, server_id: str, interval: float) -> int:
             pending.append(_body(await reader.sample(server_id)))
             if loop.time() >= retry_at:
                 try:
-                    sent = await _send(session, endpoint, pending, interval)
+                    sent = await _send(session, endpoint, pending, interval, server_id)
                 except _Retry as exc:
                     failures += 1
                     delay = _backoff(failures)
                     retry_at = loop.time() + delay
                     log.warning(
-                        "daemon unavailable (%s); %d samples queued, retrying in %.1fs",
-                        exc,
-                        len(pending),
-                        delay,
+                        "%s; %d samples queued, retrying in %.1fs", exc, len(pending), delay
                     )
                 else:
                     if failures:
-                        log.info("daemon reachable again; sent %d queued samples", sent)
+                        log.info("the daemon takes samples again; sent %d queued samples", sent)
                     failures = 0
             next_at += interval
             now = loop.time()
@@ -173,7 +171,18 @@ async def _loop(url: str, token: str, server_id: str, interval: float) -> int:
 
 
 class _Retry(Exception):
-    """Sending failed in a way that may pass (daemon down, restarting, overloaded)."""
+    """Sending failed in a way that may pass (daemon down, restarting, overloaded, or a
+    server setting someone can change while the agent runs); the message says which."""
+
+
+def _detail(text: str) -> str:
+    """The detail of a problem+json answer, else the text as it came."""
+    try:
+        doc = msgspec.json.decode(text)
+    except msgspec.DecodeError:
+        return text[:300]
+    detail = doc.get("detail") if isinstance(doc, dict) else None
+    return str(detail)[:300] if detail else text[:300]
 
 
 def _body(sample: Sample) -> SampleIn:
@@ -195,7 +204,11 @@ def _backoff(failures: int) -> float:
 
 
 async def _send(
-    session: aiohttp.ClientSession, endpoint: str, pending: deque[SampleIn], interval: float
+    session: aiohttp.ClientSession,
+    endpoint: str,
+    pending: deque[SampleIn],
+    interval: float,
+    server_id: str,
 ) -> int:
     """Send everything pending, oldest first, in batches; returns how many were sent."""
     sent = 0
@@ -208,15 +221,24 @@ async def _send(
                 params={"interval": f"{interval:g}"},
                 headers={"Content-Type": "application/json"},
             ) as resp:
-                status, detail = resp.status, (await resp.text())[:300]
+                status, detail = resp.status, _detail(await resp.text())
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise _Retry(str(exc) or type(exc).__name__) from None
+            raise _Retry(f"daemon unavailable ({str(exc) or type(exc).__name__})") from None
         if status in FATAL:
             raise Fatal(f"the daemon refused the samples ({status}): {detail}")
+        if status == 409:  # the server is sampled by the daemon: fixed there, not here
+            raise _Retry(
+                f"the daemon takes no pushed samples for server {server_id}: set the server's "
+                f'sampling to "agent" (it said: {detail})'
+            )
         if status == 422:  # e.g. readings older than raw history: these will never be taken
             log.warning("daemon rejected %d samples: %s", len(batch), detail)
         elif status >= 300:
-            raise _Retry(f"HTTP {status}: {detail}" if status < 500 else f"HTTP {status}")
+            raise _Retry(
+                f"daemon unavailable (HTTP {status}: {detail})"
+                if status < 500
+                else f"daemon unavailable (HTTP {status})"
+            )
         else:
             sent += len(batch)
         for _ in batch:

@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-from ..config import Config
+from ..config import Config, ConfigError, load, with_overrides
 from ..store.db import Database
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
@@ -22,6 +22,21 @@ def add_common(parser: argparse.ArgumentParser) -> None:
         "--state-dir",
         help="directory for the database and other state (default: $STATE_DIRECTORY, else ./var)",
     )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The config file and DRAGONOPS_* overrides, then the flags (--host, --port, --state-dir),
+    which win: at start and again at every reload, so a flag never reads as a change."""
+    cfg = load(args.config)
+    server: dict[str, Any] = {}
+    if getattr(args, "host", None):
+        server["host"] = args.host
+    if getattr(args, "port", None) is not None:
+        if not 0 <= args.port <= 65535:
+            raise ConfigError([f"--port: {args.port} is not between 0 and 65535"])
+        server["port"] = args.port
+    storage = {"state_dir": args.state_dir} if getattr(args, "state_dir", None) else {}
+    return with_overrides(cfg, server=server, storage=storage)
 
 
 def database(cfg: Config) -> Database:

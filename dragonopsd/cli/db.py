@@ -9,6 +9,7 @@ from pathlib import Path
 from ..config import Config
 from ..store import migrations
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, database, run
+from .state import announce, existing_database
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -24,7 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "backup", help="copy the live database with SQLite's online backup", epilog=EPILOG
     )
     add_common(backup)
-    backup.add_argument("path", type=Path, help="file to write (must not exist)")
+    backup.add_argument(
+        "path", type=Path, help="file to write (must not exist; its directory must), mode 0600"
+    )
     db.set_defaults(handler=main)
 
 
@@ -34,22 +37,29 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _db(cfg: Config, args: argparse.Namespace) -> int:
-    db = database(cfg)
-    if args.db_command == "migrate":
+    if args.db_command == "migrate":  # the one command besides serve that may start a database
+        announce(cfg)
+        db = database(cfg)
         await db.open(migrate=True)
         print(f"{db.path}: schema at version {db.schema_version}")
         await db.close()
         return EXIT_OK
-    if not db.path.exists():
-        print(f"{db.path}: no such database", file=sys.stderr)
-        return EXIT_FAILURE
+    db = existing_database(cfg)
+    if args.db_command == "backup":
+        if not args.path.parent.is_dir():
+            print(f"{args.path}: no directory {args.path.parent}; create it first", file=sys.stderr)
+            return EXIT_USAGE
+        if args.path.exists():
+            print(f"{args.path}: already exists; refusing to overwrite", file=sys.stderr)
+            return EXIT_USAGE
     await db.open(migrate=False)
     try:
         if args.db_command == "backup":
-            if args.path.exists():
+            try:
+                await db.backup(args.path)
+            except FileExistsError:  # appeared since the check above
                 print(f"{args.path}: already exists; refusing to overwrite", file=sys.stderr)
                 return EXIT_USAGE
-            await db.backup(args.path)
             print(f"backed up {db.path} to {args.path}")
             return EXIT_OK
         result = await db.quick_check()

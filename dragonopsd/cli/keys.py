@@ -17,7 +17,8 @@ from ..config import Config
 from ..crypto import KEYS_ENV, KeyRing, KeyRingError, SealError, read_key_file, write_key_file
 from ..store.vault import VaultStore
 from ..vault import RECHECK_SECONDS, reseal_all
-from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, database, run
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, run
+from .state import existing_database
 
 BATCH = 200
 
@@ -37,7 +38,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def main(cfg: Config, args: argparse.Namespace) -> int:
     """Run the chosen keys action."""
-    path = cfg.resolve(cfg.secrets.key_file)
+    path = cfg.key_file()
     from_env = bool(os.environ.get(KEYS_ENV, "").strip())
     if args.keys_command == "generate":
         try:
@@ -46,7 +47,7 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
         except (KeyRingError, OSError) as exc:
             print(f"cannot generate: {exc}", file=sys.stderr)
             return EXIT_FAILURE
-        print(f"wrote {path} (mode 0600) with key {ring.primary}")
+        print(f"wrote {os.path.abspath(path)} (mode 0600) with key {ring.primary}")
         if from_env:
             print(f"note: {KEYS_ENV} is set and takes precedence over this file", file=sys.stderr)
         return EXIT_OK
@@ -74,8 +75,8 @@ def _progress(done: int, total: int) -> None:
 
 
 async def _rotate(cfg: Config, old: KeyRing) -> int:
-    path = cfg.resolve(cfg.secrets.key_file)
-    db = database(cfg)
+    path = cfg.key_file()
+    db = existing_database(cfg)
     await db.open(migrate=True)
     try:
         store = VaultStore(db)
@@ -98,8 +99,8 @@ async def _rotate(cfg: Config, old: KeyRing) -> int:
 
 
 async def _prune(cfg: Config, ring: KeyRing) -> int:
-    path = cfg.resolve(cfg.secrets.key_file)
-    db = database(cfg)
+    path = cfg.key_file()
+    db = existing_database(cfg)
     await db.open(migrate=True)
     try:
         store = VaultStore(db)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sqlite3
 from collections.abc import Callable
@@ -15,14 +16,16 @@ from pathlib import Path
 from aiohttp import web
 
 from .. import __version__, logs
+from ..api.listener import Runner
 from ..app import build_app
-from ..config import Config, ConfigError, load
+from ..config import Config, ConfigError
 from ..crypto import KeyRingError
 from ..demo import seed_monitors
-from ..keys import CONFIG, INVENTORY, METRICS, MONITORS, STATUS_PAGES
+from ..keys import INVENTORY, METRICS, MONITORS, RELOADER
 from ..store import migrations
 from ..systemd import Notifier
-from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, run
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, config_from_args, run
+from .state import StateLocked, lock, readable_by_others
 
 log = logging.getLogger("dragonopsd")
 
@@ -40,40 +43,64 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def main(cfg: Config, args: argparse.Namespace) -> int:
     """Serve until stopped."""
     logs.setup(cfg.log.level, cfg.log.format)
-    return run(serve(cfg, args.config, args.demo))
+    try:
+        held = lock(cfg)  # before anything opens the database
+    except StateLocked as exc:
+        log.error("cannot start: %s", exc)
+        return EXIT_FAILURE
+    for path, mode in readable_by_others(cfg):  # left as they are: the operator chose them
+        log.warning(
+            "%s is mode %04o: group or others can read the token hashes, audit log and sealed "
+            "secrets it holds (chmod %s %s)",
+            path,
+            mode,
+            "700" if path.is_dir() else "600",
+            path,
+        )
+    try:
+        return run(serve(cfg, args.config, args.demo, reread=lambda: config_from_args(args)))
+    finally:
+        os.close(held)
 
 
 def _reloader(
-    app: web.Application, path: Path | None, notifier: Notifier, status: str
+    app: web.Application,
+    reread: Callable[[], Config],
+    path: Path | None,
+    notifier: Notifier,
+    status: str,
 ) -> Callable[[], None]:
-    """SIGHUP: re-read the file, apply log settings, re-sync ``[[monitors]]``; on a broken
-    file keep everything as it is."""
+    """SIGHUP: re-read the file (flags still win) and apply it (reload.py says what applies
+    live and names what needs a restart); on a broken file keep everything as it is."""
     tasks: set[asyncio.Task[object]] = set()
 
     def reload() -> None:
         notifier.reloading()
         try:
-            new = load(path)
+            new = reread()
         except ConfigError as exc:
             log.error("reload failed, keeping the running config: %s", exc)
             notifier.ready(status)
             return
-        logs.setup(new.log.level, new.log.format)
-        log.info("reloaded %s (log level %s)", path or "defaults", new.log.level)
-        exporter = app[METRICS]
-        if new.metrics.token != exporter.token:
-            exporter.token = new.metrics.token  # the next scrape needs the new one
-            log.info("[metrics] token %s", "changed" if new.metrics.token else "removed")
-        if new.metrics.listen != app[CONFIG].metrics.listen:
-            log.warning("[metrics] listen changes when the daemon restarts, not on reload")
 
-        async def sync() -> None:
-            problems = await app[MONITORS].sync_config(new.monitors)
-            app[STATUS_PAGES].configure(new.status_page)  # after: names may be new
-            log.info("monitors re-synced from %s (%d problems)", path or "defaults", len(problems))
+        async def apply() -> None:
+            try:
+                report = await app[RELOADER].apply(new)
+            except Exception:  # a bug here must not end the daemon or leave systemd waiting
+                log.exception("reload of %s failed part way", path or "defaults")
+            else:
+                log.info(
+                    "reloaded %s (log level %s, %d problems%s)",
+                    path or "defaults",
+                    new.log.level,
+                    len(report.problems),
+                    f"; needs a restart: {', '.join(report.restart_required)}"
+                    if report.restart_required
+                    else "",
+                )
             notifier.ready(status)
 
-        task: asyncio.Task[object] = asyncio.ensure_future(sync())
+        task: asyncio.Task[object] = asyncio.ensure_future(apply())
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -99,12 +126,18 @@ async def _listen(runner: web.AppRunner, cfg: Config) -> bool:
     return True
 
 
-async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
-    """Run until SIGTERM/SIGINT; SIGHUP reloads logging and the config-file monitors."""
+async def serve(
+    cfg: Config, config_path: Path | None, demo: bool, *, reread: Callable[[], Config]
+) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP applies reread() (reload.py)."""
     notifier = Notifier()
     app = build_app(cfg, demo_data=demo, config_path=config_path)
-    runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=cfg.server.shutdown_timeout
+    runner = Runner(
+        app,
+        cfg.server,
+        stats=app[METRICS].http,
+        handle_signals=False,
+        shutdown_timeout=cfg.server.shutdown_timeout,
     )
     if not await _listen(runner, cfg):
         return EXIT_FAILURE
@@ -118,7 +151,7 @@ async def serve(cfg: Config, config_path: Path | None, demo: bool) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     loop.add_signal_handler(
-        signal.SIGHUP, _reloader(app, config_path, notifier, f"listening on {urls}")
+        signal.SIGHUP, _reloader(app, reread, config_path, notifier, f"listening on {urls}")
     )
     # Everything loaded at start (monitors, routes, caches) lives as long as the process:
     # moved out of the collector's reach, a full collection no longer walks it. Measured with

@@ -16,7 +16,8 @@ from ..problem import Problem
 from ..store.db import Database
 from ..store.inventory import InventoryStore
 from ..store.tokens import TokenStore
-from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, database, run
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, run
+from .state import existing_database
 
 
 def _days(text: str) -> int:
@@ -36,12 +37,22 @@ def _uuid(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a server id (a UUID)") from None
 
 
-async def _check_server(db: Database, args: argparse.Namespace) -> str | None:
-    """A usage problem with --role/--server-id, or None when they fit together."""
+def _check_create(args: argparse.Namespace) -> str | None:
+    """A usage problem with the flags of `token create` alone, or None."""
+    name = args.name.strip()
+    if not name or len(name) > 100:
+        return "--name: 1 to 100 characters"
     if args.role != "agent":
         return "--server-id: only agent tokens are scoped to a server" if args.server_id else None
     if not args.server_id:
         return "--server-id: an agent token needs the server it pushes samples for"
+    return None
+
+
+async def _check_server(db: Database, args: argparse.Namespace) -> str | None:
+    """A usage problem with --server-id (the server must exist), or None."""
+    if args.server_id is None:
+        return None
     try:
         await InventoryStore(db).get("servers", args.server_id)
     except Problem:
@@ -79,15 +90,17 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
 
 
 async def _token(cfg: Config, args: argparse.Namespace) -> int:
-    db = database(cfg)
+    if args.token_command == "create":
+        problem = _check_create(args)
+        if problem:
+            print(problem, file=sys.stderr)
+            return EXIT_USAGE
+    db = existing_database(cfg)
     await db.open(migrate=True)
     store = TokenStore(db)
     try:
         if args.token_command == "create":
             name = args.name.strip()
-            if not name or len(name) > 100:
-                print("--name: 1 to 100 characters", file=sys.stderr)
-                return EXIT_USAGE
             problem = await _check_server(db, args)
             if problem:
                 print(problem, file=sys.stderr)

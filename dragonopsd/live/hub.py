@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..bus import Bus, Event
+from .caps import SocketCaps
 from .client import DROP_REASONS, GOING_AWAY, TRY_AGAIN_LATER, Client, Socket
 from .topics import (
     ALL_SERVERS,
@@ -74,8 +75,10 @@ class HubSettings:
 class Hub:
     """Owns the clients, their topic index, the per-topic seq counters and the snapshots."""
 
-    def __init__(self, bus: Bus, settings: HubSettings | None = None) -> None:
+    def __init__(self, bus: Bus, caps: SocketCaps, settings: HubSettings | None = None) -> None:
         self.settings = settings or HubSettings()
+        # The handler claims and releases these slots around each socket's life (api/ws.py).
+        self.caps = caps
         self._bus = bus
         # Weak: a handler that died without detaching must not keep its client alive here.
         self.clients: weakref.WeakSet[Client] = weakref.WeakSet()

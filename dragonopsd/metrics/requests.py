@@ -37,6 +37,14 @@ class RequestStats:
 
     def __init__(self) -> None:
         self.routes: dict[str, RouteStats] = {}
+        # (route, code) of audited calls refused to callers without a credential: counted
+        # here instead of written to the audit log, which anyone could otherwise flood.
+        self.unaudited_calls: dict[tuple[str, int], int] = {}
+
+    def unaudited(self, route: str, status: int) -> None:
+        """Count one audited call that was refused before anyone was identified."""
+        key = (route, status)
+        self.unaudited_calls[key] = self.unaudited_calls.get(key, 0) + 1
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request (loop thread only; ~0.3 us, so inlined by hand)."""
@@ -70,5 +78,14 @@ class RequestStats:
                 durations.add_metric(
                     [route], bucket_pairs(stats.durations), sum_value=stats.durations.sum
                 )
+        unaudited = CounterMetricFamily(
+            "dragonops_http_unaudited_refusals_total",
+            "Writes refused to callers without a valid credential (no audit entry is kept "
+            "for these), by route template and status code.",
+            labels=("route", "code"),
+        )
+        for (route, code), count in sorted(self.unaudited_calls.items()):
+            unaudited.add_metric([route, str(code)], count)
         yield requests
         yield durations
+        yield unaudited

@@ -80,6 +80,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         notifier: Dispatcher,
         maintenance: MaintenanceService,
         bus: Bus,
+        guard: AddressGuard,
     ) -> None:
         self._cfg = cfg
         self.store = store
@@ -93,7 +94,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         self._by_id: dict[str, int] = {}
         self._by_token: dict[str, int] = {}
         self.topology = Topology()
-        self._guard = AddressGuard(cfg.probes)
+        self._guard = guard  # shared with notifications; a reload swaps its rules in place
         self._session: aiohttp.ClientSession | None = None
         self._env: ProbeEnv | None = None
         self.checks = Counter[str]()
@@ -245,11 +246,13 @@ class Engine(EngineViews, MultiLocation, Transitions):
         await self._record(rt, await self._probe(rt))
         return rt.last
 
-    async def push(self, token: str, up: bool, message: str | None, ping: float | None) -> bool:
-        """A push monitor called in; False when the token is unknown."""
+    async def push(
+        self, token: str, up: bool, message: str | None, ping: float | None
+    ) -> str | None:
+        """A push monitor called in: its id, or None when the token is unknown."""
         seq = self._by_token.get(token)
         if seq is None:
-            return False
+            return None
         rt = self._runtimes[seq]
         rt.last_push = asyncio.get_running_loop().time()
         context: dict[str, Any] = {"CONNECTED": up}
@@ -259,7 +262,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
             error=None if up else (message or "push reported down"),
         )
         await self._record(rt, result, forced_ok=up, note=message)
-        return True
+        return rt.row.monitor.id
 
     async def _push_deadline(self, rt: Runtime) -> None:
         spec = rt.row.spec

@@ -54,9 +54,13 @@ def decode_spec(raw: Any, prefix: str = "$") -> MonitorSpec:
     return spec
 
 
+def _camel(key: str) -> str:
+    return _SNAKE.sub(lambda m: m[1].upper(), key)
+
+
 def camel_keys(table: dict[str, Any]) -> dict[str, Any]:
     """TOML tables are snake_case by habit; the API's names are camelCase. Accept both."""
-    return {_SNAKE.sub(lambda m: m[1].upper(), k): v for k, v in table.items()}
+    return {_camel(k): v for k, v in table.items()}
 
 
 class MonitorService:
@@ -116,50 +120,89 @@ class MonitorService:
     async def sync_config(self, tables: list[dict[str, Any]]) -> list[str]:
         """Make the config-managed monitors match ``[[monitors]]``; returns problems found.
 
-        Identity is the name; an invalid table is reported and skipped, leaving its previous
-        version running, so one typo does not take monitors down.
+        Identity is the name. All or nothing: with any table invalid (or naming a server that
+        does not exist) nothing is created, changed or deleted, because a table whose name
+        cannot be read would otherwise take its monitor and that monitor's history with it.
         """
-        problems: list[str] = []
-        wanted: dict[str, MonitorSpec] = {}
-        for i, table in enumerate(tables):
-            try:
-                spec = decode_spec(camel_keys(table), f"monitors[{i}]")
-            except Problem as exc:
-                problems.append(exc.detail)
-                continue
-            if spec.name in wanted:
-                problems.append(f"monitors[{i}].name: duplicate name {spec.name!r}")
-                continue
-            wanted[spec.name] = spec
+        wanted, problems = parse_monitor_tables(tables)
+        if not problems:
+            problems = await self._apply(wanted, tables)
+        for p in problems:
+            log.error("[[monitors]] %s", p)
+        if problems:
+            log.error(
+                "[[monitors]] not synced (%d problem(s)): the monitors stay as they were",
+                len(problems),
+            )
+        return problems
+
+    async def _apply(
+        self, wanted: dict[str, tuple[int, MonitorSpec]], tables: list[dict[str, Any]]
+    ) -> list[str]:
         current = {
             r.monitor.name: r for r in await self.store.all() if r.monitor.managed_by == "config"
         }
-        new = [spec for name, spec in wanted.items() if name not in current]
+        create = {
+            f"monitors[{i}]": spec for name, (i, spec) in wanted.items() if name not in current
+        }
+        replace = {
+            f"monitors[{i}]": (current[name], spec)
+            for name, (i, spec) in wanted.items()
+            if name in current and current[name].spec != spec
+        }
+        delete = [row for name, row in current.items() if name not in wanted]
         try:
-            created = await self.store.create_many(new, "config")
-        except Problem:  # e.g. a serverId that does not exist: find which, one by one
-            created = []
-            for spec in new:
-                try:
-                    created.append(await self.store.create(spec, managed_by="config"))
-                except Problem as exc:
-                    problems.append(f"monitors ({spec.name}): {exc.detail}")
-        for row in created:
-            await self.engine.upsert(row, soon=False)
-        for name, spec in wanted.items():
-            if name in current and current[name].spec != spec:
-                try:
-                    row = await self.store.replace(current[name].monitor.id, spec)
-                except Problem as exc:
-                    problems.append(f"monitors ({name}): {exc.detail}")
+            changed = await self.store.apply_config(create, replace, delete)
+        except Problem as exc:
+            spelt = []
+            for issue in exc.errors:
+                index = re.match(r"monitors\[(\d+)\]", issue.field)
+                if index is None:
+                    spelt.append(f"{issue.field}: {issue.message}")
                 else:
-                    await self.engine.upsert(row, soon=False)
-        invalid_names = {t.get("name") for t in tables} - set(wanted)
-        for name, row in current.items():
-            if name not in wanted and name not in invalid_names:
-                await self.store.delete(row.monitor.id)
-                self.engine.remove(row.seq)
-                await self._history.delete_monitor(row.seq)
-        for p in problems:
-            log.error("config monitor skipped: %s", p)
-        return problems
+                    spelt.append(_as_written(issue, index[0], tables[int(index[1])]))
+            return spelt or [exc.detail]
+        for row in changed:
+            await self.engine.upsert(row, soon=False)
+        for row in delete:
+            self.engine.remove(row.seq)
+            await self._history.delete_monitor(row.seq)
+        if changed or delete:
+            log.info(
+                "[[monitors]] synced: %d created, %d changed, %d deleted",
+                len(create),
+                len(replace),
+                len(delete),
+            )
+        return []
+
+
+def parse_monitor_tables(
+    tables: list[dict[str, Any]],
+) -> tuple[dict[str, tuple[int, MonitorSpec]], list[str]]:
+    """Validate ``[[monitors]]`` as the sync does (check-config calls this too): name ->
+    (table index, spec), and each problem as ``monitors[i].key: message``, keys as written."""
+    problems: list[str] = []
+    wanted: dict[str, tuple[int, MonitorSpec]] = {}
+    for i, table in enumerate(tables):
+        prefix = f"monitors[{i}]"
+        try:
+            spec = decode_spec(camel_keys(table), prefix)
+        except Problem as exc:
+            problems += [_as_written(e, prefix, table) for e in exc.errors] or [exc.detail]
+            continue
+        if spec.name in wanted:
+            first = wanted[spec.name][0]
+            problems.append(f"{prefix}.name: {spec.name!r} is also monitors[{first}]'s name")
+            continue
+        wanted[spec.name] = (i, spec)
+    return wanted, problems
+
+
+def _as_written(issue: FieldIssue, prefix: str, table: dict[str, Any]) -> str:
+    """The problem with its key spelt as in the file (failure_threshold, not failureThreshold)."""
+    head, sep, rest = issue.field.removeprefix(prefix + ".").partition(".")
+    key, bracket, index = head.partition("[")
+    spelt = {_camel(k): k for k in table}
+    message = issue.message.removeprefix(f"{head}: ")  # conditions[i] says where it is already
+    return f"{prefix}.{spelt.get(key, key)}{bracket}{index}{sep}{rest}: {message}"

@@ -14,7 +14,8 @@ SERVER_DOWN = frozenset({"stopped", "stopping", "unreachable"})
 class Topology:
     """Snapshot of the inventory links, refreshed when the inventory changes."""
 
-    servers: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (env id, status)
+    # id -> (env id, status, name): the name is what an operator reads in a root cause.
+    servers: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     environments: dict[str, str] = field(default_factory=dict)  # id -> project id
     projects: dict[str, str] = field(default_factory=dict)  # id -> client id
 
@@ -22,7 +23,7 @@ class Topology:
         """The monitor's place: its server, environment, project and client."""
         env = monitor.environment_id
         if monitor.server_id and not env:
-            env = self.servers.get(monitor.server_id, (None, ""))[0]
+            env = self.servers.get(monitor.server_id, (None, "", ""))[0]
         project = self.environments.get(env) if env else None
         client = self.projects.get(project) if project else None
         return Scope(
@@ -38,5 +39,5 @@ class Topology:
         """Why the server is down by inventory state, or None."""
         if not server_id or server_id not in self.servers:
             return None
-        status = self.servers[server_id][1]
-        return f"server {server_id} is {status}" if status in SERVER_DOWN else None
+        _, status, name = self.servers[server_id]
+        return f"server {name} ({server_id}) is {status}" if status in SERVER_DOWN else None

@@ -69,6 +69,9 @@ class RedisLink:
         self.up = False
         self.errors = 0
         self.outages = 0
+        # When the current outage was first logged (monotonic), None while Redis answers: an
+        # outage is one WARNING and its end one INFO, never a line per retry.
+        self._away_since: float | None = None
         # Run (in order) each time Redis answers again after being away, and at the first ping.
         self.on_up: list[Callable[[], Awaitable[None]]] = []
         self._up_event = asyncio.Event()
@@ -101,13 +104,22 @@ class RedisLink:
         return "ok" if self.up else "degraded"
 
     def failed(self, exc: BaseException, what: str) -> None:
-        """A call failed: count it, and mark Redis away until the watcher sees it again."""
+        """A call failed: count it, and mark Redis away until the watcher sees it again.
+        The first failure of an outage (at start too) is logged, the retries are not."""
         self.errors += 1
         if self.up:
             self.up = False
             self.outages += 1
             self._up_event.clear()
-            log.warning("redis is away (%s: %s); carrying on locally", what, exc)
+        if self._away_since is None:
+            self._away_since = time.monotonic()
+            log.warning(
+                "redis at %s is unreachable (%s: %s); carrying on locally, retrying every %gs",
+                safe_url(self.cfg.url),
+                what,
+                exc,
+                PING_INTERVAL,
+            )
         else:
             log.debug("redis still away (%s: %s)", what, exc)
 
@@ -139,7 +151,14 @@ class RedisLink:
                     return False
             self.up = True
             self._up_event.set()
-            log.info("redis is answering at %s", safe_url(self.cfg.url))
+            if self._away_since is None:
+                log.info("redis is answering at %s", safe_url(self.cfg.url))
+            else:
+                away = time.monotonic() - self._away_since
+                log.info(
+                    "redis is answering again at %s (away %.0fs)", safe_url(self.cfg.url), away
+                )
+                self._away_since = None
         return True
 
     async def watch(self) -> None:

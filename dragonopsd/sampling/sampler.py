@@ -196,8 +196,10 @@ class Sampler:
             source = target.sampling if target else "unknown"
             raise Problem(
                 409,
-                f"server {server_id} is sampled by the daemon (sampling={source}); "
-                "set sampling to agent to push samples",
+                f'server {server_id} is sampled by the daemon (sampling "{source}"), not by an '
+                f'agent; set its sampling to "agent" to push samples (PATCH /api/servers/'
+                f'{server_id} {{"sampling": "agent"}})',
+                kind="sampling-not-agent",
             )
         for sample in sorted(samples, key=lambda s: s.at):
             self._accept(sample)

@@ -1,14 +1,25 @@
-"""The audit log: who did what, when, to which entity, and how it ended."""
+"""The audit log: who did what, when, from where, to which entity, and how it ended.
+
+A request's entry rides the request's first write transaction (``PendingEntry``, see
+``Database.write``), so a change is never committed without its entry, kill -9 or not.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import aiosqlite
 import msgspec
 
 from ..model import Wire
 from .db import Database
+
+# Stored paths are route templates with ids filled in, and ids are uuids or setting keys:
+# whatever is longer came from a caller, and is cut so nobody can fill the disk with it.
+MAX_PATH = 512
+MAX_ID = 200
 
 
 class AuditEntry(Wire, kw_only=True):
@@ -27,10 +38,67 @@ class AuditEntry(Wire, kw_only=True):
     request_id: str
     status: int
     outcome: str
+    client: str | None = None  # the client address (behind trusted proxies, the real one)
 
 
 _COLS = tuple(f.name for f in msgspec.structs.fields(AuditEntry))
 _INSERT_COLS = _COLS[1:]
+_MARKS = ", ".join("?" for _ in _INSERT_COLS)
+_INSERT = f"INSERT INTO audit_log ({', '.join(_INSERT_COLS)}) VALUES ({_MARKS})"
+
+
+def clip(text: str, limit: int) -> str:
+    """text, cut to limit characters (marked with an ellipsis when cut)."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+async def _insert(conn: aiosqlite.Connection, entry: AuditEntry) -> int:
+    cur = await conn.execute(_INSERT, msgspec.structs.astuple(entry)[1:])
+    return int(cur.lastrowid or 0)
+
+
+class PendingEntry:
+    """One request's entry, written by the request's first write transaction (a Rider).
+
+    It is written with the status the route answers on success; when the request fails after
+    its change committed, or names its entity afterwards, ``AuditStore.settle`` corrects the
+    row. A transaction of another task (one the handler started) never carries it.
+    """
+
+    def __init__(self, entry: AuditEntry) -> None:
+        self.entry = entry
+        self.row_id: int | None = None
+        self.closed = False
+        self._task = asyncio.current_task()
+        self._boarding: int | None = None
+        self.written: tuple[str | None, str | None, int, str] | None = None  # as committed
+
+    def name(self, entity: str, ident: str) -> None:
+        """The entity the request acted on, when the route's path does not say it."""
+        self.entry.entity = entity
+        self.entry.entity_id = clip(ident, MAX_ID)
+
+    def created(self, ident: str) -> None:
+        """A write of this request created row ident: the entry is about it."""
+        if self.entry.entity_id is None:
+            self.entry.entity_id = clip(ident, MAX_ID)
+
+    async def board(self, conn: aiosqlite.Connection) -> bool:
+        """Insert the entry into the open transaction (once, and only from the request)."""
+        if self.closed or self.row_id is not None or asyncio.current_task() is not self._task:
+            return False
+        self._boarding = await _insert(conn, self.entry)
+        return True
+
+    def landed(self) -> None:
+        """The transaction that carried the entry committed."""
+        self.row_id = self._boarding
+        self.written = self.state()
+
+    def state(self) -> tuple[str | None, str | None, int, str]:
+        """What settle may still change: entity, entity id, status, outcome."""
+        e = self.entry
+        return (e.entity, e.entity_id, e.status, e.outcome)
 
 
 @dataclass(frozen=True)
@@ -38,6 +106,7 @@ class AuditQuery:
     """Filters for GET /api/audit; newest first, keyset on id."""
 
     actor: str | None = None
+    client: str | None = None
     entity: str | None = None
     entity_id: str | None = None
     method: str | None = None
@@ -56,12 +125,24 @@ class AuditStore:
 
     async def append(self, entry: AuditEntry) -> None:
         """Record one entry in its own transaction."""
-        values = msgspec.structs.astuple(entry)[1:]
-        marks = ", ".join("?" for _ in _INSERT_COLS)
         async with self.db.write() as conn:
-            await conn.execute(
-                f"INSERT INTO audit_log ({', '.join(_INSERT_COLS)}) VALUES ({marks})", values
-            )
+            await _insert(conn, entry)
+
+    async def settle(self, pending: PendingEntry, status: int, outcome: str) -> None:
+        """After the request: write its entry if no change carried it, else correct the row
+        when the request failed after its change committed or named its entity later."""
+        pending.closed = True
+        entry = pending.entry
+        entry.status, entry.outcome = status, outcome
+        if pending.row_id is None:
+            await self.append(entry)
+        elif pending.written != pending.state():
+            async with self.db.write() as conn:
+                await conn.execute(
+                    "UPDATE audit_log SET entity = ?, entity_id = ?, status = ?, outcome = ? "
+                    "WHERE id = ?",
+                    (*pending.state(), pending.row_id),
+                )
 
     async def query(self, q: AuditQuery) -> tuple[list[AuditEntry], int | None]:
         """One page, newest first, and the id to continue before (None on the last page)."""
@@ -69,6 +150,7 @@ class AuditStore:
         args: list[Any] = []
         for column, value in (
             ("actor", q.actor),
+            ("client", q.client),
             ("entity", q.entity),
             ("entity_id", q.entity_id),
             ("method", q.method),

@@ -19,7 +19,7 @@ import msgspec
 
 from ..buckets import Buckets
 from ..config import HistoryConfig
-from .db import Database
+from .db import Database, StoreUnavailable
 from .rollups import (
     DAILY,
     FIVE_MINUTES,
@@ -169,6 +169,9 @@ class HistoryWriter:
                 self._urgent = False
                 try:
                     await self.flush()
+                except StoreUnavailable as exc:  # logged once by the database, not per retry
+                    log.debug("history flush refused (%s); the rows stay queued", exc.trouble)
+                    await asyncio.sleep(self._cfg.flush_interval)
                 except Exception:
                     log.exception("history flush failed; the rows stay queued")
                     await asyncio.sleep(self._cfg.flush_interval)

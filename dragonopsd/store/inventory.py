@@ -19,7 +19,7 @@ from msgspec import UNSET
 from ..clock import now_iso
 from ..model import AnyCreate, AnyEntity, AnyPatch, DashboardStats
 from ..problem import Problem, invalid, not_found
-from .db import Database
+from .db import Database, note_created
 from .hierarchy import LEVELS, SORTS, Level, camel
 
 _json_encode = msgspec.json.Encoder().encode
@@ -171,6 +171,7 @@ class InventoryStore:
                 f"INSERT INTO {table} ({cols}) VALUES ({marks})",
                 [values[c] for c in level.columns],
             )
+            note_created(values["id"])
             return await self._get(conn, level, values["id"])
 
     async def update(

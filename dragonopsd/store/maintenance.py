@@ -23,7 +23,7 @@ from msgspec import UNSET, UnsetType
 from ..clock import now_iso
 from ..model import Body, Description, FieldError, Name, Wire
 from ..problem import not_found
-from .db import Database
+from .db import Database, note_created
 
 log = logging.getLogger("dragonopsd.maintenance")
 
@@ -323,6 +323,7 @@ class MaintenanceStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (ident, *_values(spec), now, now),
             )
+            note_created(ident)
             return await self._get(conn, ident)
 
     async def replace(self, ident: str, spec: WindowSpec) -> Window:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 import msgspec
@@ -14,11 +14,12 @@ import msgspec
 from ..clock import now_iso
 from ..model import Wire
 from ..monitor import Monitor, MonitorSpec
-from ..problem import invalid, not_found
-from .db import Database
+from ..problem import FieldIssue, Problem, invalid, not_found
+from .db import Database, note_created
 
 _encode = msgspec.json.Encoder().encode
 _decode_spec = msgspec.json.Decoder(MonitorSpec).decode
+T = TypeVar("T")
 _COLS = "seq, id, managed_by, server_id, environment_id, push_token, spec, created_at, updated_at"
 
 
@@ -35,7 +36,9 @@ def _row(r: Any) -> MonitorRow:
     seq, ident, managed_by, server_id, environment_id, push_token, raw, created, updated = r
     spec = _decode_spec(raw)
     data = msgspec.structs.asdict(spec)
+    del data["given_timeout"]
     data.update(
+        timeout=spec.timeout,  # the one in force, given or default
         id=ident,
         server_id=server_id,  # the column wins: ON DELETE SET NULL keeps it honest
         environment_id=environment_id,
@@ -45,6 +48,16 @@ def _row(r: Any) -> MonitorRow:
         updated_at=updated,
     )
     return MonitorRow(seq, Monitor(**data), spec)
+
+
+async def _naming(where: str, step: Awaitable[T]) -> T:
+    """Await step; a Problem it raises names ``where`` (a config table) in front of its field."""
+    try:
+        return await step
+    except Problem as exc:
+        errors = [FieldIssue(f"{where}{e.field[1:]}", e.message) for e in exc.errors]
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors) or f"{where}: {exc.detail}"
+        raise Problem(exc.status, detail, errors=errors) from None
 
 
 class Incident(Wire, kw_only=True):
@@ -103,37 +116,43 @@ class MonitorStore:
 
     async def create_many(self, specs: list[MonitorSpec], managed_by: str) -> list[MonitorRow]:
         """Insert monitors in one transaction (a config file may declare thousands)."""
+        async with self.db.write() as conn:
+            return await self._insert(conn, specs, managed_by)
+
+    async def _insert(
+        self, conn: aiosqlite.Connection, specs: list[MonitorSpec], managed_by: str
+    ) -> list[MonitorRow]:
         now = now_iso()
         ids = []
-        async with self.db.write() as conn:
-            for spec in specs:
-                await self._check_links(conn, spec)
-                ident = str(uuid.uuid4())
-                token = secrets.token_urlsafe(24) if spec.kind == "push" else None
-                ids.append(ident)
-                await conn.execute(
-                    "INSERT INTO monitors (id, name, kind, enabled, managed_by, server_id, "
-                    "environment_id, push_token, spec, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        ident,
-                        spec.name,
-                        spec.kind,
-                        int(spec.enabled),
-                        managed_by,
-                        _str(spec.server_id),
-                        _str(spec.environment_id),
-                        token,
-                        _encode(spec).decode(),
-                        now,
-                        now,
-                    ),
-                )
-            async with conn.execute(
-                f"SELECT {_COLS} FROM monitors WHERE id IN (SELECT value FROM json_each(?))",
-                (_encode(ids).decode(),),
-            ) as cur:
-                rows = {r[1]: _row(r) for r in await cur.fetchall()}
+        for spec in specs:
+            await self._check_links(conn, spec)
+            ident = str(uuid.uuid4())
+            token = secrets.token_urlsafe(24) if spec.kind == "push" else None
+            ids.append(ident)
+            note_created(ident)
+            await conn.execute(
+                "INSERT INTO monitors (id, name, kind, enabled, managed_by, server_id, "
+                "environment_id, push_token, spec, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ident,
+                    spec.name,
+                    spec.kind,
+                    int(spec.enabled),
+                    managed_by,
+                    _str(spec.server_id),
+                    _str(spec.environment_id),
+                    token,
+                    _encode(spec).decode(),
+                    now,
+                    now,
+                ),
+            )
+        async with conn.execute(
+            f"SELECT {_COLS} FROM monitors WHERE id IN (SELECT value FROM json_each(?))",
+            (_encode(ids).decode(),),
+        ) as cur:
+            rows = {r[1]: _row(r) for r in await cur.fetchall()}
         return [rows[i] for i in ids]
 
     async def replace(
@@ -148,28 +167,52 @@ class MonitorStore:
             current = await self._get(conn, ident)
             if precondition is not None:
                 precondition(current)
-            await self._check_links(conn, spec)
-            token = current.monitor.push_token
-            if spec.kind == "push" and token is None:
-                token = secrets.token_urlsafe(24)
-            elif spec.kind != "push":
-                token = None
-            await conn.execute(
-                "UPDATE monitors SET name = ?, kind = ?, enabled = ?, server_id = ?, "
-                "environment_id = ?, push_token = ?, spec = ?, updated_at = ? WHERE id = ?",
-                (
-                    spec.name,
-                    spec.kind,
-                    int(spec.enabled),
-                    _str(spec.server_id),
-                    _str(spec.environment_id),
-                    token,
-                    _encode(spec).decode(),
-                    now_iso(),
-                    ident,
-                ),
-            )
-            return await self._get(conn, ident)
+            return await self._update(conn, current, spec)
+
+    async def _update(
+        self, conn: aiosqlite.Connection, current: MonitorRow, spec: MonitorSpec
+    ) -> MonitorRow:
+        await self._check_links(conn, spec)
+        token = current.monitor.push_token
+        if spec.kind == "push" and token is None:
+            token = secrets.token_urlsafe(24)
+        elif spec.kind != "push":
+            token = None
+        await conn.execute(
+            "UPDATE monitors SET name = ?, kind = ?, enabled = ?, server_id = ?, "
+            "environment_id = ?, push_token = ?, spec = ?, updated_at = ? WHERE id = ?",
+            (
+                spec.name,
+                spec.kind,
+                int(spec.enabled),
+                _str(spec.server_id),
+                _str(spec.environment_id),
+                token,
+                _encode(spec).decode(),
+                now_iso(),
+                current.monitor.id,
+            ),
+        )
+        return await self._get(conn, current.monitor.id)
+
+    async def apply_config(
+        self,
+        create: dict[str, MonitorSpec],
+        replace: dict[str, tuple[MonitorRow, MonitorSpec]],
+        delete: list[MonitorRow],
+    ) -> list[MonitorRow]:
+        """One ``[[monitors]]`` sync in one transaction: all of it or, on a Problem (a
+        serverId that does not exist), none of it. Keys name the config table the change
+        comes from, so the Problem can say which one. Returns the created and replaced rows."""
+        changed: list[MonitorRow] = []
+        async with self.db.write() as conn:
+            for where, spec in create.items():
+                changed += await _naming(where, self._insert(conn, [spec], "config"))
+            for where, (current, spec) in replace.items():
+                changed.append(await _naming(where, self._update(conn, current, spec)))
+            for row in delete:
+                await conn.execute("DELETE FROM monitors WHERE id = ?", (row.monitor.id,))
+        return changed
 
     async def delete(
         self, ident: str, precondition: Callable[[MonitorRow], None] | None = None
@@ -249,6 +292,16 @@ class MonitorStore:
         ):
             return {i.monitor_id: i for i in map(_incident, await cur.fetchall())}
 
+    async def incident(self, ident: str) -> Incident | None:
+        """One incident by id."""
+        cols = ", ".join(_INCIDENT_COLS)
+        async with (
+            self.db.read() as conn,
+            conn.execute(f"SELECT {cols} FROM incidents WHERE id = ?", (ident,)) as cur,
+        ):
+            row = await cur.fetchone()
+        return None if row is None else _incident(row)
+
     async def incidents(
         self,
         *,
@@ -296,12 +349,12 @@ def _str(value: uuid.UUID | None) -> str | None:
 
 async def topology(
     db: Database,
-) -> tuple[dict[str, tuple[str, str]], dict[str, str], dict[str, str]]:
-    """Inventory links the engine needs: server -> (environment, status), environment ->
+) -> tuple[dict[str, tuple[str, str, str]], dict[str, str], dict[str, str]]:
+    """Inventory links the engine needs: server -> (environment, status, name), environment ->
     project, project -> client. One snapshot, three small statements."""
     async with db.read(snapshot=True) as conn:
-        async with conn.execute("SELECT id, environment_id, status FROM servers") as cur:
-            servers = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+        async with conn.execute("SELECT id, environment_id, status, name FROM servers") as cur:
+            servers = {r[0]: (r[1], r[2], r[3]) for r in await cur.fetchall()}
         async with conn.execute("SELECT id, project_id FROM environments") as cur:
             envs = {r[0]: r[1] for r in await cur.fetchall()}
         async with conn.execute("SELECT id, client_id FROM projects") as cur:

@@ -15,7 +15,7 @@ import msgspec
 
 from ..clock import now_iso
 from ..problem import not_found
-from .db import Database
+from .db import Database, note_created
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -126,6 +126,7 @@ class NotificationStore:
                 f"INSERT INTO notification_channels ({_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (ident, *_values(fields), now, now),
             )
+            note_created(ident)
         return _stored(ident, fields, now, now)
 
     async def update(

@@ -22,7 +22,7 @@ from ..config import HistoryConfig, SamplingConfig
 from ..model import Wire
 from ..sample import SCALES, Sample
 from . import sample_rollups as rollups
-from .db import Database
+from .db import Database, StoreUnavailable
 from .rollups import Level, block_id, finish_on_cancel, transact
 from .sample_rollups import HOUR, MINUTE, Agg, State, read_state
 
@@ -177,6 +177,9 @@ class SampleWriter:
                             await self._wake.wait()
                 try:
                     await self.flush()
+                except StoreUnavailable as exc:  # logged once by the database, not per retry
+                    log.debug("sample flush refused (%s); the rows stay queued", exc.trouble)
+                    await asyncio.sleep(self._flush_interval)
                 except Exception:
                     log.exception("sample flush failed; the rows stay queued")
                     await asyncio.sleep(self._flush_interval)

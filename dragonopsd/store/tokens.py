@@ -13,7 +13,7 @@ from ..clock import now_iso
 from ..model import Wire
 from ..principal import HumanRole, Role
 from ..problem import not_found
-from .db import Database
+from .db import Database, note_created
 
 TOKEN_PREFIX = "dro_"
 REVISION_KEY = "tokens_rev"  # bumped by every token write, so other processes notice
@@ -96,6 +96,7 @@ class TokenStore:
                 f"INSERT INTO tokens ({_TOKEN_COLS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (*msgspec.structs.astuple(token), hash_token(plain)),
             )
+            note_created(token.id)
             await self._bump(conn)
         return token, plain
 

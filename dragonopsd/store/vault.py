@@ -16,7 +16,7 @@ from msgspec import UNSET, UnsetType
 
 from ..model import Wire
 from ..problem import Problem, not_found
-from .db import Database, is_constraint
+from .db import Database, is_constraint, note_created
 from .inventory import decode_cursor, encode_cursor
 
 KEYCHECK = "keycheck:"
@@ -143,6 +143,7 @@ class VaultStore:
                         blob,
                     ),
                 )
+                note_created(meta.id)
                 await _put_check(conn, check)
         except Exception as exc:
             if is_constraint(exc):

@@ -131,7 +131,10 @@ async def watch_backlog(hub: Hub, seen: dict[str, int]) -> None:
 async def serve(args: argparse.Namespace) -> dict[str, Any]:
     raise_fd_limit()
     with tempfile.TemporaryDirectory() as state:
-        app = build_app(from_mapping({"storage": {"state_dir": state}}, env={}))
+        # One bench token holds every socket: lift the per-principal cap (loopback is exempt
+        # from the per-address one by default).
+        server = {"max_websockets_per_principal": 100_000}
+        app = build_app(from_mapping({"storage": {"state_dir": state}, "server": server}, env={}))
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=2048)
