@@ -142,6 +142,7 @@ def _wire_monitoring(
         cfg,
         store=MonitorStore(db),
         history=history,
+        history_query=history_query,
         notifier=notifier,
         maintenance=maintenance,
         bus=bus,

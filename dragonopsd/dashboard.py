@@ -52,9 +52,11 @@ class DashboardService:
             stats = await self._store.stats()
             if self.monitor_counts is not None:
                 counts = self.monitor_counts()
-                watched = sum(n for k, n in counts.items() if k not in ("paused", "maintenance"))
+                # Only a verdict counts: pending (not yet checked, or retrying), paused and
+                # maintenance monitors are neither healthy nor not.
+                up, down = counts.get("up", 0), counts.get("down", 0)
                 stats.monitors = {"total": sum(counts.values()), **counts}
-                stats.health = round(100.0 * counts.get("up", 0) / watched, 1) if watched else 100.0
+                stats.health = round(100.0 * up / (up + down), 1) if up + down else 100.0
             body = self._encode(stats)
             if epoch == self._epoch:  # no write committed meanwhile: safe to keep
                 await self._cache.set(STATS_KEY, body, self._ttl)

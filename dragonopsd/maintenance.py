@@ -39,6 +39,7 @@ from .store.maintenance import MaintenanceStore, Window, WindowSpec, iso
 log = logging.getLogger("dragonopsd.maintenance")
 
 INF = math.inf
+LAST = datetime.max.replace(tzinfo=UTC).timestamp()  # the last instant datetime can show
 Interval = tuple[float, float]
 
 
@@ -114,11 +115,12 @@ class Schedule:
         return found
 
     def _start_after(self, t: float) -> float | None:
-        """The first start strictly after t that lies within [activeFrom, activeUntil)."""
+        """The first start strictly after t that lies within [activeFrom, activeUntil), or
+        None when there is none (the schedule is over, or it would run past year 9999)."""
         if self._low is not None and t < self._low:
             t = self._low - 1.0  # croniter is strictly-after; starts are whole minutes
-        it = croniter(self._cron, datetime.fromtimestamp(t, self._tz))
         try:
+            it = croniter(self._cron, datetime.fromtimestamp(t, self._tz))
             while True:
                 start = it.get_next(float)
                 if self._low is not None and start < self._low:
@@ -126,10 +128,14 @@ class Schedule:
                 if self._fixed_hours and datetime.fromtimestamp(start, self._tz).fold:
                     continue  # the repeated hour of a fall-back: this wall time already ran
                 break
-        except CroniterError:  # croniter gives up when no date matches within its horizon
+        # CroniterError: no date matches within its horizon; OverflowError and ValueError: the
+        # next date lies outside what datetime can hold. Either way no occurrence follows.
+        except (CroniterError, OverflowError, ValueError):
             return None
         if self._high is not None and start >= self._high:
             return None
+        if start + self._duration > LAST:
+            return None  # its end could not be written as a date
         return start
 
 
@@ -213,8 +219,13 @@ class MaintenanceService:
                 continue
             try:
                 plans[w.id] = _Plan(w, Schedule(w))
-            except (CroniterError, ValueError, KeyError):
-                log.exception("maintenance window %s (%s) cannot be scheduled", w.id, w.name)
+            except Exception as exc:  # a row stored by an older build, or edited by hand
+                log.warning(
+                    "maintenance window %s (%s) cannot be scheduled and is ignored: %r",
+                    w.id,
+                    w.name,
+                    exc,
+                )
         self._windows = sorted(windows, key=lambda w: (w.name, w.id))
         self._by_id = {w.id: w for w in windows}
         self._plans = plans
@@ -254,8 +265,20 @@ class MaintenanceService:
     def _refresh(self, now: float) -> None:
         active: list[_Plan] = []
         until = INF
-        for plan in self._plans.values():
-            plan.at(now)
+        for ident, plan in list(self._plans.items()):
+            try:
+                plan.at(now)
+            except Exception as exc:
+                # One window that cannot be computed must not take the others (and every
+                # check) with it: drop it until it is next saved or the windows reload.
+                del self._plans[ident]
+                log.warning(
+                    "maintenance window %s (%s) failed to schedule and is ignored: %r",
+                    ident,
+                    plan.window.name,
+                    exc,
+                )
+                continue
             if plan.start <= now:
                 active.append(plan)
                 until = min(until, plan.end)
@@ -297,7 +320,12 @@ class MaintenanceService:
     def occurrences(self, ident: str, after: float, count: int) -> list[Occurrence]:
         """The next count occurrences of a window from after on (the schedule, even if
         disabled, so a cron can be checked before it is switched on)."""
-        intervals = Schedule(self.get(ident)).upcoming(after, count)
+        window = self.get(ident)
+        try:
+            intervals = Schedule(window).upcoming(after, count)
+        except Exception as exc:  # as _install: a stored row this build cannot schedule
+            log.warning("maintenance window %s cannot be scheduled: %r", ident, exc)
+            return []
         return [_occurrence(i) for i in intervals]
 
     # ---------------------------------------------------------------- writes

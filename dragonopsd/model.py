@@ -274,8 +274,14 @@ class DashboardStats(Wire, kw_only=True):
     servers: int
     servers_by_status: dict[str, int]
     monitors: dict[str, int] = {}
-    # Percent of monitors that are being checked (not paused or in maintenance) and up.
-    health: float = 100.0
+    health: Annotated[
+        float,
+        msgspec.Meta(
+            description="Percent of the monitors with a verdict (up or down) that are up. "
+            "Pending, paused and maintenance monitors do not count; 100 while no monitor "
+            "has a verdict yet (none at all, or all still pending on a first start)."
+        ),
+    ] = 100.0
 
 
 class InventoryChanged(Wire, kw_only=True):

@@ -485,3 +485,31 @@ async def test_maintain_runs_in_the_background_until_cancelled(db: Database) -> 
 async def _state(db: Database):  # type: ignore[no-untyped-def]
     async with db.read() as conn:
         return await read_state(conn)
+
+
+async def test_a_clock_that_went_back_loses_no_heartbeats(db: Database) -> None:
+    """A day ahead for ten minutes, then back: what was stamped after the step is rolled up
+    (the marks come back to the present) before retention deletes its raw rows."""
+    writer = HistoryWriter(db, HistoryConfig(raw_hours=2))
+
+    async def each_minute(beats: list[Heartbeat]) -> None:
+        for hb in beats:  # a pass a minute after each heartbeat, as the daemon runs them
+            writer.submit(hb)
+            await writer.flush()
+            await writer.maintain_once(now=hb.at + 1)
+
+    await each_minute([Heartbeat(1, T0 + 60 * i, 1, 5.0, None) for i in range(60)])
+    await each_minute([Heartbeat(1, T0 + DAY + 3600 + 60 * i, 0, None, "x") for i in range(10)])
+    assert (await _state(db)).rolled_5m > T0 + DAY  # the marks followed the clock ahead
+    back = [Heartbeat(1, T0 + 3600 + 60 * i, 1, 5.0, None) for i in range(120)]
+    await each_minute(back)
+    state = await _state(db)
+    assert back[-1].at - 3600 <= state.rolled_5m <= back[-1].at
+    assert state.rolled_1h <= state.rolled_5m and state.rolled_1d <= state.rolled_1h
+
+    await writer.maintain_once(now=T0 + 3 * DAY)  # the raw rows of that time are gone now
+    async with db.read() as conn:
+        (oldest,) = await conn.execute_fetchall("SELECT min(at) FROM history_raw")
+    assert oldest[0] is None or oldest[0] >= (T0 + DAY + 3600) * 1000
+    (w,) = await HistoryQuery(db).uptime(1, [3 * DAY], now=T0 + 3 * DAY)
+    assert (w.up, w.down) == (60 + 120, 10)

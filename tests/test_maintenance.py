@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ import pytest
 from conftest import Client, post, token_for
 
 from dragonopsd.keys import MAINTENANCE
-from dragonopsd.maintenance import MaintenanceService
+from dragonopsd.maintenance import MaintenanceService, Schedule
 from dragonopsd.monitor import Scope
 from dragonopsd.store.db import Database
 from dragonopsd.store.maintenance import MaintenanceStore, Window, WindowSpec
@@ -202,6 +203,74 @@ async def test_windows_survive_a_reload(service: MaintenanceService) -> None:
     assert service.active_for(SCOPE, at("2027-03-21T01:30:00Z")) == w
 
 
+# Rows as an older build (or a hand edit) could have stored them, which the API now refuses:
+# each must be skipped with a warning and leave every other window working.
+FAR = {  # the reported one: croniter overflows past year 9999 looking for its first start
+    "name": "far",
+    "kind": "recurring",
+    "cron": "0 2 * * 0",
+    "timezone": "UTC",
+    "duration": 3600,
+    "active_from": "9999-12-31T22:00:00.000Z",
+    "scope": '{"all": true}',
+}
+BROKEN = [
+    FAR,
+    {**FAR, "name": "late", "active_from": "9999-12-20T00:00:00.000Z", "duration": 31 * 86400},
+    {**FAR, "name": "cron", "cron": "not a cron", "active_from": None},
+    {**FAR, "name": "zone", "timezone": "Mars/Olympus_Mons", "active_from": None},
+    {**FAR, "name": "from", "active_from": "someday"},
+    {**FAR, "name": "scope", "scope": "{not json", "active_from": None},
+]
+
+
+async def store_raw(db: Database, row: dict[str, Any]) -> str:
+    """INSERT a window row directly, past every check the API makes."""
+    ident = str(uuid.uuid4())
+    values = {"id": ident, "created_at": "2026-01-01T00:00:00.000Z", **row}
+    values["updated_at"] = values["created_at"]
+    names = ", ".join(values)
+    marks = ", ".join("?" for _ in values)
+    async with db.write() as conn:
+        await conn.execute(
+            f"INSERT INTO maintenance_windows ({names}) VALUES ({marks})", [*values.values()]
+        )
+    return ident
+
+
+async def test_a_broken_stored_window_is_skipped_and_the_others_work(
+    service: MaintenanceService, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = await service.create(one_off("2027-01-10T10:00:00Z", "2027-01-10T12:00:00Z"))
+    broken = [await store_raw(service.store.db, row) for row in BROKEN]
+    caplog.set_level("WARNING", logger="dragonopsd.maintenance")
+    await service.load()
+    now = at("2027-01-10T11:00:00Z")
+    assert service.active_for(SCOPE, now) == good
+    assert service.next_change(now) == at("2027-01-10T12:00:00Z")
+    assert service.active_for(SCOPE, at("9999-12-31T23:30:00Z")) is None
+    for ident in broken[:-1]:  # every readable one is listed, with no occurrence
+        window = service.get(ident)
+        assert service.view(window, now).next is None
+        assert service.occurrences(ident, now, 5) == []
+    assert {w.id for w in service.page(100, None)[0]} == {good.id, *broken[:-1]}
+    logged = caplog.text
+    for name in ("cron", "zone", "from"):
+        assert f"({name}) cannot be scheduled and is ignored" in logged
+    assert f"{broken[-1]} is unreadable and is ignored" in logged
+
+
+async def test_no_next_occurrence_past_the_end_of_the_calendar(
+    service: MaintenanceService,
+) -> None:
+    w = await service.create(spec(kind="recurring", cron="0 2 * * 0", duration=3600))
+    assert service.occurrences(w.id, at("8999-12-31T00:00:00Z"), 3)  # still far from the end
+    window = service.get(w.id)
+    assert service.view(window, at("2027-01-01T00:00:00Z")).next is not None
+    late = msgspec.structs.replace(window, active_from="9999-12-31T22:00:00.000Z")
+    assert Schedule(late).upcoming(at("2027-01-01T00:00:00Z"), 3) == []
+
+
 # ------------------------------------------------------------------ the API
 
 RECURRING = {
@@ -324,6 +393,7 @@ async def test_validation_names_the_field(client: Client, body: Any, field: str)
         ({"timezone": "Nowhere/City"}, "$.timezone"),
         ({"scope": {}}, "$.scope"),
         ({"kind": "one-off"}, "$.startsAt"),
+        ({"activeFrom": "9999-12-31T22:00:00Z"}, "$.activeFrom"),
         ({"id": ZERO}, "$.id"),
     ],
 )
@@ -394,3 +464,97 @@ async def test_one_off_occurrences_and_bad_parameters(client: Client) -> None:
         problem = await resp.json(content_type="application/problem+json")
         assert resp.status == 422 and problem["errors"][0]["field"] == name, (query, problem)
     assert (await client.get(f"/api/maintenance/{ZERO}/occurrences")).status == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {
+                "name": "far",
+                "kind": "recurring",
+                "cron": "0 2 * * 0",
+                "timezone": "UTC",
+                "duration": 3600,
+                "activeFrom": "9999-12-31T22:00:00Z",
+                "scope": {"all": True},
+            },
+            "$.activeFrom",
+        ),
+        ({**RECURRING, "activeUntil": "9000-01-01T00:00:00Z"}, "$.activeUntil"),
+        ({**RECURRING, "activeFrom": "1969-12-31T23:59:59Z"}, "$.activeFrom"),
+        (now_window(startsAt="0001-01-01T00:00:00Z"), "$.startsAt"),
+        (now_window(endsAt="9999-12-31T23:59:59Z"), "$.endsAt"),
+    ],
+)
+async def test_dates_out_of_range_are_refused(client: Client, body: Any, field: str) -> None:
+    resp = await client.post("/api/maintenance", json=body)
+    problem = await resp.json(content_type="application/problem+json")
+    assert resp.status == 422, problem
+    assert [e["field"] for e in problem["errors"]] == [field], problem
+    listed = await client.get("/api/maintenance")
+    assert listed.status == 200 and (await listed.json())["items"] == []  # nothing stored
+
+
+async def test_occurrences_from_out_of_range_is_refused(client: Client) -> None:
+    ident = (await post(client, "/api/maintenance", RECURRING))["id"]
+    path = f"/api/maintenance/{ident}/occurrences"
+    for start in ("9999-12-31T23:00:00Z", "0001-01-01T00:00:00Z", "9000-01-01T00:00:00Z"):
+        resp = await client.get(path, params={"from": start})
+        problem = await resp.json(content_type="application/problem+json")
+        assert resp.status == 422 and problem["errors"][0]["field"] == "from", (start, problem)
+    resp = await client.get(path, params={"from": "8999-12-01T00:00:00Z", "count": 100})
+    assert resp.status == 200 and len((await resp.json())["items"]) == 100
+
+
+async def test_a_broken_window_in_the_database_stops_no_check(
+    make_client: Callable[..., Awaitable[Client]],
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reported case: a window saved before the fix, found in the database at start."""
+    first = await make_client()
+    push = await post(first, "/api/monitors", {"name": "cron", "kind": "push", "interval": 60})
+    probe = await post(
+        first,
+        "/api/monitors",
+        {"name": "tcp", "kind": "tcp", "host": "127.0.0.1", "port": 1, "interval": 1, "timeout": 1},
+    )
+    held = await post(first, "/api/monitors", {"name": "held", "kind": "push", "interval": 60})
+    await post(first, "/api/maintenance", now_window(scope={"monitorIds": [held["id"]]}))
+    await first.close()
+    db = Database(tmp_path / "dragonops.db")
+    await db.open()
+    try:
+        broken = [await store_raw(db, row) for row in BROKEN]
+    finally:
+        await db.close()
+
+    caplog.set_level("WARNING")
+    client = await make_client()  # the restart: the rows are loaded from the file
+    listed = await client.get("/api/maintenance")
+    assert listed.status == 200, await listed.text()
+    assert broken[0] in {w["id"] for w in (await listed.json())["items"]}
+    anon = {"Authorization": ""}
+    token, other = push["pushToken"], held["pushToken"]
+    assert (await client.get(f"/api/push/{token}?status=down", headers=anon)).status == 200
+    assert (await client.get(f"/api/push/{other}?status=down", headers=anon)).status == 200
+    run = await client.post(f"/api/monitors/{probe['id']}/check")
+    assert run.status == 200 and (await run.json())["status"] in ("pending", "down")
+    board = {m["name"]: m for m in (await (await client.get("/api/monitoring")).json())["items"]}
+    assert board["cron"]["status"] == "down" and board["cron"]["incidentId"]
+    assert board["held"]["status"] == "maintenance"  # the good window still applies
+
+    async def scheduled_checks_recorded() -> bool:
+        hist = await client.get(f"/api/monitors/{probe['id']}/history?step=1h")
+        points = (await hist.json())["points"]
+        return sum(p["down"] + p["pending"] for p in points) >= 3  # run-now + 2 scheduled
+
+    deadline = asyncio.get_running_loop().time() + 15
+    while not await scheduled_checks_recorded():
+        assert asyncio.get_running_loop().time() < deadline, "no heartbeats recorded"
+        await asyncio.sleep(0.2)
+    hist = await client.get(f"/api/monitors/{push['id']}/history?step=1h")
+    assert sum(p["down"] for p in (await hist.json())["points"]) == 1
+    assert "check of monitor" not in caplog.text
+    assert f"{broken[-1]} is unreadable and is ignored" in caplog.text

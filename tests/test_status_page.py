@@ -87,7 +87,24 @@ async def test_html_page_lists_only_configured_monitors(make_client: MakeClient)
     assert page.count('<li class="bar ') == 180, "90 daily bars per monitor"
     assert "<script" not in page
     assert "Paused" in page and "Operational" in page, "statuses in words, not only colour"
-    assert "cron</strong> was down" in page
+    assert "cron</strong> was down (resolved, under a minute)" in page
+
+
+async def test_an_open_incident_reads_ongoing_once(make_client: MakeClient) -> None:
+    client = await make_client(status_page={"monitors": ["cron"], "cache_seconds": 0})
+    made = await post(client, "/api/monitors", {"name": "cron", "kind": "push", "interval": 600})
+    token = made["pushToken"]
+    assert (await client.get(f"/api/push/{token}?status=down", headers=ANON)).status == 200
+    for _ in range(100):  # the incident is committed just after the status flips
+        if (await (await client.get("/api/incidents?status=open")).json())["items"]:
+            break
+        await asyncio.sleep(0.05)
+    page = await (await client.get("/status", headers=ANON)).text()
+    assert "cron</strong> is down (ongoing, under a minute so far)" in page, page
+    assert page.lower().count("ongoing") == 1 and "was down" not in page
+    feed = ET.fromstring(await (await client.get("/status/feed.atom", headers=ANON)).read())
+    [entry] = feed.findall(f"{ATOM}entry")
+    assert entry.findtext(f"{ATOM}title") == "cron is down"
 
 
 async def test_json_and_feed(make_client: MakeClient) -> None:

@@ -12,7 +12,7 @@ from ..keys import MAINTENANCE
 from ..maintenance import OccurrenceList, WindowView
 from ..model import Wire
 from ..problem import invalid, not_found
-from ..store.maintenance import WindowPatch, WindowSpec, merge_patch
+from ..store.maintenance import WindowPatch, WindowSpec, check_instant, merge_patch
 from .http import convert, json_response, read_json
 from .route import Param, Route
 
@@ -123,6 +123,8 @@ async def list_occurrences(request: web.Request) -> web.Response:
             raise invalid("from", "expected an ISO 8601 time") from None
         if start.tzinfo is None:
             raise invalid("from", "needs a UTC offset or Z, e.g. 2027-03-28T00:00:00Z")
+        if problem := check_instant(start):
+            raise invalid("from", problem)
         after = start.timestamp()
     items = request.app[MAINTENANCE].occurrences(ident, after, count)
     return json_response(OccurrenceList(items=items))
@@ -215,7 +217,7 @@ def routes() -> list[Route]:
                 Param(
                     "from",
                     "ISO 8601 time to start from (default now); the occurrence covering it "
-                    "comes first",
+                    "comes first. From 1970-01-01T00:00:00Z and before 9000-01-01T00:00:00Z",
                     {"type": "string", "format": "date-time"},
                 ),
             ),

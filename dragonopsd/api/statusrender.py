@@ -9,6 +9,7 @@ reach this module, and they carry no target, URL or address.
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from html import escape
 
 from ..monitoring.statuspage import DAYS, DayBar, PublicIncident, PublicMonitor, PublicPage
@@ -90,9 +91,7 @@ def _monitor(monitor: PublicMonitor) -> str:
     )
 
 
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "ongoing"
+def _duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     if minutes < 1:
         return "under a minute"
@@ -105,13 +104,23 @@ def _when(iso: str) -> str:
     return f'<time datetime="{escape(iso)}">{escape(iso[:16].replace("T", " "))} UTC</time>'
 
 
-def _incident(i: PublicIncident) -> str:
-    state = "Resolved" if i.closed_at else "Ongoing"
+def _since(opened_at: str, now: str) -> float:
+    """Seconds from opened_at to now (both ISO 8601), never negative."""
+    start, end = (datetime.fromisoformat(t) for t in (opened_at, now))
+    return max(0.0, (end - start).total_seconds())
+
+
+def _incident(i: PublicIncident, now: str) -> str:
+    """One incident: "X was down (resolved, 12 min)" or "X is down (ongoing, 3 min so far)"."""
+    name = f"<strong>{escape(i.monitor_name)}</strong>"
+    if i.closed_at:
+        lasted = _duration(i.duration_seconds or _since(i.opened_at, i.closed_at))
+        text = f"{name} was down (resolved, {lasted})"
+    else:
+        text = f"{name} is down (ongoing, {_duration(_since(i.opened_at, now))} so far)"
     return (
         f'<li class="incident {"closed" if i.closed_at else "open"}">'
-        f"<strong>{escape(i.monitor_name)}</strong> was down "
-        f"({state}, {_duration(i.duration_seconds)}) · {_when(i.opened_at)}"
-        "</li>"
+        f"{text} · {_when(i.opened_at)}</li>"
     )
 
 
@@ -123,7 +132,8 @@ def html(page: PublicPage, *, css: str, icon: str, feed: str) -> bytes:
     else:
         services = '<p class="empty">No services are published on this page yet.</p>'
     if page.incidents:
-        incidents = '<ol class="incidents">' + "".join(map(_incident, page.incidents)) + "</ol>"
+        items = "".join(_incident(i, page.updated_at) for i in page.incidents)
+        incidents = f'<ol class="incidents">{items}</ol>'
     else:
         incidents = f'<p class="empty">No incidents in the last {DAYS} days.</p>'
     title = escape(page.title)
@@ -182,7 +192,8 @@ def atom(page: PublicPage, *, origin: str, page_path: str, feed_path: str) -> by
         entry = _sub(feed, "entry")
         _sub(entry, "id", f"urn:uuid:{i.id}")
         if i.closed_at:
-            title = f"Resolved: {i.monitor_name} was down for {_duration(i.duration_seconds)}"
+            lasted = _duration(i.duration_seconds or _since(i.opened_at, i.closed_at))
+            title = f"Resolved: {i.monitor_name} was down for {lasted}"
         else:
             title = f"{i.monitor_name} is down"
         _sub(entry, "title", title)

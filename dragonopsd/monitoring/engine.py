@@ -18,15 +18,17 @@ from typing import Any
 import aiohttp
 
 from ..bus import Bus
-from ..clock import now_iso
+from ..clock import iso_of, next_stamp, now_iso
 from ..config import Config
 from ..maintenance import MaintenanceService
-from ..monitor import STATUS_CODES, Monitor
+from ..monitor import STATUS_CODES, Monitor, Scope
 from ..notify.dispatcher import Dispatcher
 from ..store.history import Heartbeat, HistoryWriter
+from ..store.history_query import HistoryQuery
 from ..store.monitors import Incident, MonitorRow, MonitorStore, topology
 from .conditions import DEFAULTS, Condition, ConditionResult, evaluate_all, parse_all
 from .multi import MultiLocation
+from .optional import OptionalSteps
 from .probes import ProbeEnv, ProbeResult, run_probe
 from .probes.guard import AddressGuard, make_session
 from .probes.result import SecretLookup
@@ -39,6 +41,7 @@ from .transitions import Transitions
 from .views import EngineViews
 
 log = logging.getLogger("dragonopsd.engine")
+_STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 
 
 @dataclass
@@ -57,6 +60,7 @@ class Runtime:
     cert_expires_at: float | None = None  # Unix time, from the last check that saw one
     successes: int = 0  # checks since this runtime was made (counters for the metrics)
     failures: int = 0
+    down_notified: bool = False  # a DOWN went out that no UP has answered yet
 
     @property
     def monitor(self) -> Monitor:
@@ -73,6 +77,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         *,
         store: MonitorStore,
         history: HistoryWriter,
+        history_query: HistoryQuery,
         notifier: Dispatcher,
         maintenance: MaintenanceService,
         bus: Bus,
@@ -83,6 +88,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         self._secrets = secrets
         self.store = store
         self._history = history
+        self._history_query = history_query
         self._notifier = notifier
         self._maintenance = maintenance
         self._bus = bus
@@ -95,6 +101,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         self._session: aiohttp.ClientSession | None = None
         self._env: ProbeEnv | None = None
         self.checks = Counter[str]()
+        self._steps = OptionalSteps(log)
         self.remote = RemoteProbes(None, history)  # app.py swaps in the Redis one
         self._rounds = {}
         self._round_tasks = set()
@@ -105,7 +112,8 @@ class Engine(EngineViews, MultiLocation, Transitions):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Load monitors, their last state and open incidents; open the probe session."""
+        """Load monitors, their last state, last check and open incidents; open the probe
+        session. A paused monitor's incident left open by an older build is closed."""
         self._session = make_session(self._cfg.probes, self._guard)
         # One env for every probe: it caches the CA store and nameservers it loads.
         self._env = ProbeEnv(
@@ -114,9 +122,18 @@ class Engine(EngineViews, MultiLocation, Transitions):
         await self.refresh_topology()
         states = await self.store.states()
         incidents = await self.store.open_incidents()
+        latest = await self._history_query.latest()
         for row in await self.store.all():
-            status, since, _ = states.get(row.seq, ("pending", now_iso(), None))
-            self._add(row, status, since, incidents.get(row.monitor.id))
+            beat = latest.get(row.seq)
+            status, since, _ = states.get(
+                row.seq, (_STATUS_NAMES[beat.status] if beat else "pending", now_iso(), None)
+            )
+            incident = incidents.get(row.monitor.id)
+            last = _report(row.monitor.id, beat) if beat else None
+            rt = self._add(row, status, since, incident, last)
+            rt.down_notified = incident is not None  # as far as anyone can tell now
+            if incident is not None and not row.spec.enabled:
+                await self.close_paused(rt)
 
     async def stop(self) -> None:
         """Close the probe session (the scheduler task is cancelled by its owner)."""
@@ -131,7 +148,14 @@ class Engine(EngineViews, MultiLocation, Transitions):
 
     # -- registry --------------------------------------------------------------------------
 
-    def _add(self, row: MonitorRow, status: str, since: str, incident: Incident | None) -> None:
+    def _add(
+        self,
+        row: MonitorRow,
+        status: str,
+        since: str,
+        incident: Incident | None,
+        last: CheckReport | None = None,
+    ) -> Runtime:
         spec = row.spec
         machine = Machine(
             spec.retries,
@@ -141,7 +165,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
             status=status,
         )
         texts = spec.conditions or list(DEFAULTS.get(spec.kind, ()))
-        rt = Runtime(row, parse_all(texts), machine, since, incident=incident)
+        rt = Runtime(row, parse_all(texts), machine, since, last=last, incident=incident)
         if spec.kind == "push":
             rt.last_push = asyncio.get_running_loop().time()  # a fresh grace period at start
         self._runtimes[row.seq] = rt
@@ -151,17 +175,28 @@ class Engine(EngineViews, MultiLocation, Transitions):
         if spec.enabled:
             period = spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
             self.scheduler.schedule(row.seq, period)
+        return rt
 
-    def upsert(self, row: MonitorRow, *, soon: bool = True) -> None:
+    async def upsert(self, row: MonitorRow, *, soon: bool = True) -> None:
         """A monitor was created or changed: (re)start it, keeping its visible status.
 
+        Pausing closes its open incident; resuming starts it from pending, so a monitor still
+        down when resumed opens a new incident (and alerts) like any other.
         ``soon``: first check within 2 s (a user just saved it); otherwise spread over the
         interval, so thousands of monitors from a config file do not all fire at once.
         """
         old = self._runtimes.get(row.seq)
         self.remove(row.seq)
-        status = old.machine.status if old else "pending"
-        self._add(row, status, old.since if old else now_iso(), old.incident if old else None)
+        if old is None:
+            rt = self._add(row, "pending", now_iso(), None)
+        elif row.spec.enabled and not old.monitor.enabled:
+            rt = self._add(row, "pending", now_iso(), old.incident, old.last)
+        else:
+            rt = self._add(row, old.machine.status, old.since, old.incident, old.last)
+        if old is not None:
+            rt.down_notified = old.down_notified
+        if not row.spec.enabled:
+            await self.close_paused(rt)
         if soon and row.spec.enabled and row.spec.kind != "push":
             self.scheduler.schedule(
                 row.seq, row.spec.interval, first_in=min(2.0, row.spec.interval)
@@ -282,10 +317,26 @@ class Engine(EngineViews, MultiLocation, Transitions):
     ) -> None:
         """One verdict: status machine, heartbeat, latest state, events, transitions."""
         spec, monitor = rt.row.spec, rt.monitor
-        scope = self.topology.scope(monitor)
-        window = self._maintenance.active_for(scope, time.time())
+        scope = self._scope(monitor)
+        wall = time.time()
+        window = self._steps.run(
+            "maintenance lookup", lambda: self._maintenance.active_for(scope, wall), None
+        )
         transition = rt.machine.observe(ok, maintenance=window is not None)
-        now = now_iso()
+        at = wall
+        if heartbeat:  # several locations: each location's result was stored as it came
+            # History is keyed by (monitor, millisecond): keep each monitor's times distinct.
+            at = self._last_at[rt.row.seq] = next_stamp(wall, self._last_at.get(rt.row.seq), wall)
+            self._history.submit(
+                Heartbeat(
+                    rt.row.seq,
+                    at,
+                    STATUS_CODES[transition.status],
+                    result.latency_ms,
+                    None if ok else message,
+                )
+            )
+        now = iso_of(at)  # the report's time is the heartbeat's, as history will show it
         rt.last = CheckReport(
             monitor_id=monitor.id,
             status=transition.status,
@@ -304,25 +355,35 @@ class Engine(EngineViews, MultiLocation, Transitions):
             rt.successes += 1
         else:
             rt.failures += 1
-        if heartbeat:  # several locations: each location's result was stored as it came
-            # History is keyed by (monitor, millisecond): keep each monitor's times distinct.
-            at = max(time.time(), self._last_at.get(rt.row.seq, 0.0) + 0.001)
-            self._last_at[rt.row.seq] = at
-            self._history.submit(
-                Heartbeat(
-                    rt.row.seq,
-                    at,
-                    STATUS_CODES[transition.status],
-                    result.latency_ms,
-                    None if ok else message,
-                )
-            )
         self._bus.publish(f"monitors.{monitor.id}", rt.last, "monitor.heartbeat")
         if transition.retry and retry:
             self.scheduler.retry(rt.row.seq, spec.retry_interval)
         if transition.changed:
             rt.since = now
-            await self._transition(rt, transition, message, scope, failed)
+        await self._transition(rt, transition, message, scope, failed)
         if result.cert_expires_at is not None:
-            rt.cert_expires_at = result.cert_expires_at
-            self._maybe_warn_certificate(rt, result.cert_expires_at, scope)
+            expires = rt.cert_expires_at = result.cert_expires_at
+            self._steps.run(
+                "certificate warning",
+                lambda: self._maybe_warn_certificate(rt, expires, scope),
+                None,
+            )
+
+    def _scope(self, monitor: Monitor) -> Scope:
+        """Where the monitor sits; without the inventory links if they cannot be read."""
+        return self._steps.run(
+            "topology", lambda: self.topology.scope(monitor), Scope(monitor.id, tuple(monitor.tags))
+        )
+
+
+def _report(monitor_id: str, beat: Heartbeat) -> CheckReport:
+    """The last check as history kept it: enough for the board after a restart."""
+    status = _STATUS_NAMES.get(beat.status, "pending")
+    return CheckReport(
+        monitor_id=monitor_id,
+        status=status,
+        ok=status == "up",
+        at=iso_of(beat.at),
+        latency_ms=beat.latency_ms,
+        message=beat.message,
+    )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from ..clock import now_iso
+from ..clock import next_stamp, now_iso
 from ..monitor import STATUS_CODES
 from ..store.history import Heartbeat
 from .job import ProbeJob, ProbeOutcome
@@ -24,9 +24,11 @@ from .rounds import NO_RESULT, NO_WORKER, LocationResult, Round, decide, quorum_
 if TYPE_CHECKING:
     from ..bus import Bus
     from ..maintenance import MaintenanceService
+    from ..monitor import Monitor, Scope
     from ..store.history import HistoryWriter
     from .conditions import ConditionResult
     from .engine import Runtime
+    from .optional import OptionalSteps
     from .probes import ProbeResult
     from .remote import RemoteProbes
     from .report import CheckReport
@@ -49,6 +51,10 @@ class MultiLocation:
     topology: Topology
     _bus: Bus
     _last_at: dict[int, float]
+    _steps: OptionalSteps
+
+    def _scope(self, monitor: Monitor) -> Scope:
+        raise NotImplementedError
 
     async def _probe(self, rt: Runtime) -> ProbeResult:
         raise NotImplementedError
@@ -132,10 +138,14 @@ class MultiLocation:
         ok, _, message = self._evaluate(rt, result, None, None)
         # History is keyed by (monitor, millisecond): two locations answering in the same
         # millisecond must not overwrite each other.
-        last = self._last_at.get(rt.row.seq, 0.0)
-        at = self._last_at[rt.row.seq] = max(at, last + 0.001)
-        scope = self.topology.scope(rt.monitor)
-        paused = self._maintenance.active_for(scope, at) is not None
+        # A late answer lands just after the newest; none lands far ahead of the clock.
+        last = self._last_at.get(rt.row.seq)
+        at = self._last_at[rt.row.seq] = next_stamp(at, last, time.time())
+        scope = self._scope(rt.monitor)
+        window = self._steps.run(
+            "maintenance lookup", lambda: self._maintenance.active_for(scope, at), None
+        )
+        paused = window is not None
         status = "maintenance" if paused else "up" if ok else "down"
         self._history.submit(
             Heartbeat(

@@ -85,6 +85,7 @@ class IncidentEvent(Wire, kw_only=True):
     cause: str | None = None
     root_cause: str | None = None
     duration_seconds: float | None = None
+    resolution: str | None = None  # incident.closed: how it ended, when not a recovery
 
 
 def target_of(monitor: Monitor) -> str:

@@ -84,7 +84,7 @@ class MonitorService:
     async def create(self, spec: MonitorSpec) -> Monitor:
         """Store and schedule a new monitor."""
         row = await self.store.create(spec)
-        self.engine.upsert(row)
+        await self.engine.upsert(row)
         return self.view(row)
 
     async def update(
@@ -104,7 +104,7 @@ class MonitorService:
             else:
                 merged[key] = value
         row = await self.store.replace(ident, decode_spec(merged), precondition)
-        self.engine.upsert(row)
+        await self.engine.upsert(row)
         return self.view(row)
 
     async def delete(
@@ -163,7 +163,7 @@ class MonitorService:
                     spelt.append(_as_written(issue, index[0], tables[int(index[1])]))
             return spelt or [exc.detail]
         for row in changed:
-            self.engine.upsert(row, soon=False)
+            await self.engine.upsert(row, soon=False)
         for row in delete:
             self.engine.remove(row.seq)
             await self._history.delete_monitor(row.seq)

@@ -183,6 +183,24 @@ class HistoryQuery:
             for at, status, lat, message in rows
         ]
 
+    async def latest(self) -> dict[int, Heartbeat]:
+        """Every monitor's newest raw heartbeat, by seq (the engine's last check at start).
+
+        One statement; CROSS JOIN keeps the monitors outside, so it costs two index seeks per
+        monitor with history instead of a scan of every raw row.
+        """
+        sql = (
+            "SELECT r.monitor, r.at, r.status, r.latency, r.message FROM history_monitors m "
+            "CROSS JOIN history_raw r ON r.monitor = m.monitor AND r.at = "
+            "(SELECT max(at) FROM history_raw x WHERE x.monitor = m.monitor)"
+        )
+        async with self._db.read() as conn:
+            rows = await conn.execute_fetchall(sql)
+        return {
+            m: Heartbeat(m, at / 1000, status, None if lat is None else lat / 1000, message)
+            for m, at, status, lat, message in rows
+        }
+
     async def delete_monitor(self, monitor: int) -> None:
         """Drop every raw row and rollup of a monitor, in one transaction."""
 

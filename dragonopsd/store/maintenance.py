@@ -8,6 +8,7 @@ rules and raises ``FieldError`` naming the field, so every bad input is a 422 th
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import uuid
 import zoneinfo
@@ -24,6 +25,8 @@ from ..model import Body, Description, FieldError, Name, Wire
 from ..problem import not_found
 from .db import Database, note_created
 
+log = logging.getLogger("dragonopsd.maintenance")
+
 MAX_DURATION = 31 * 86_400
 MAX_IDS = 1000
 WindowKind = Literal["one-off", "recurring"]
@@ -31,8 +34,19 @@ Ids = Annotated[list[uuid.UUID], msgspec.Meta(max_length=MAX_IDS)]
 Duration = Annotated[int, msgspec.Meta(ge=1, le=MAX_DURATION)]
 Cron = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Instant = Annotated[datetime, msgspec.Meta(tz=True)]
+Instant = Annotated[
+    datetime,
+    msgspec.Meta(
+        tz=True,
+        description="ISO 8601 with an offset; from 1970-01-01T00:00:00Z, before year 9000",
+    ),
+]
 
+# Every instant of a window lies in [EARLIEST, LATEST): the schedule math (croniter, datetime)
+# ends at year 9999, and a window must leave it room for its occurrences and their durations.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+INSTANT_FIELDS = ("starts_at", "ends_at", "active_from", "active_until")
 ONE_OFF_FIELDS = ("starts_at", "ends_at")
 RECURRING_FIELDS = ("cron", "timezone", "duration", "active_from", "active_until")
 # croniter's R (random) and H (hashed) would make a window's schedule change on every parse.
@@ -55,6 +69,13 @@ def check_timezone(name: str) -> str | None:
     """Why name is not an IANA time zone, or None when it is."""
     if name not in _zone_names():
         return f"unknown time zone '{name}' (an IANA name such as Europe/Berlin or UTC)"
+    return None
+
+
+def check_instant(value: datetime) -> str | None:
+    """Why value is outside the range windows may use, or None when it is inside."""
+    if not EARLIEST <= value < LATEST:
+        return f"must be from {iso(EARLIEST)} and before {iso(LATEST)}"
     return None
 
 
@@ -134,6 +155,10 @@ def check_spec(spec: WindowSpec) -> None:
     for name in foreign:
         if getattr(spec, name) is not None:
             raise FieldError(f"$.{_camel(name)}", f"not used by kind {spec.kind}")
+    for name in INSTANT_FIELDS:
+        value = getattr(spec, name)
+        if value is not None and (problem := check_instant(value)):
+            raise FieldError(f"$.{_camel(name)}", problem)
     if spec.starts_at and spec.ends_at and spec.ends_at <= spec.starts_at:
         raise FieldError("$.endsAt", "must be after startsAt")
     if spec.active_from and spec.active_until and spec.active_until <= spec.active_from:
@@ -265,12 +290,20 @@ class MaintenanceStore:
         self.db = db
 
     async def all(self) -> list[Window]:
-        """Every window, by name."""
+        """Every window, by name; a row that does not decode is skipped with a warning, so
+        one damaged row cannot keep the others (or the daemon) from loading."""
         async with (
             self.db.read() as conn,
             conn.execute(f"SELECT {_COLS} FROM maintenance_windows ORDER BY name, id") as cur,
         ):
-            return [_window(r) for r in await cur.fetchall()]
+            rows = await cur.fetchall()
+        windows = []
+        for row in rows:
+            try:
+                windows.append(_window(row))
+            except (msgspec.DecodeError, ValueError, TypeError) as exc:
+                log.warning("maintenance window %s is unreadable and is ignored: %s", row[0], exc)
+        return windows
 
     async def _get(self, conn: aiosqlite.Connection, ident: str) -> Window:
         sql = f"SELECT {_COLS} FROM maintenance_windows WHERE id = ?"

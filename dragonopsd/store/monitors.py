@@ -6,7 +6,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiosqlite
 import msgspec
@@ -72,6 +72,16 @@ class Incident(Wire, kw_only=True):
     cause: str
     root_cause: str | None = None
     locations: list[str] = []
+    resolution: str | None = None  # how it ended, when not by the monitor coming back up
+
+
+class Closing(NamedTuple):
+    """An incident being closed: when, after how long, and how it ended (None: recovered)."""
+
+    incident_id: str
+    closed_at: str
+    duration_seconds: float
+    resolution: str | None = None
 
 
 _INCIDENT_COLS = tuple(f.name for f in msgspec.structs.fields(Incident))
@@ -246,26 +256,24 @@ class MonitorStore:
     async def transition(
         self,
         seq: int,
-        status: str,
+        status: str | None,
         message: str | None,
         opened: Incident | None,
-        closed: tuple[str, str, float] | None,
+        closed: Closing | None,
     ) -> None:
-        """Persist a status change with the incident it opens or closes, in one transaction."""
+        """Persist a status change (None: the status stays) with the incident it opens or
+        closes, in one transaction."""
         now = now_iso()
         async with self.db.write() as conn:
-            await conn.execute(
-                "INSERT INTO monitor_state (seq, status, since, message) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(seq) DO UPDATE SET status = excluded.status, "
-                "since = excluded.since, message = excluded.message",
-                (seq, status, now, message),
-            )
-            if closed is not None:
-                ident, closed_at, duration = closed
+            if status is not None:
                 await conn.execute(
-                    "UPDATE incidents SET closed_at = ?, duration_seconds = ? WHERE id = ?",
-                    (closed_at, duration, ident),
+                    "INSERT INTO monitor_state (seq, status, since, message) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT(seq) DO UPDATE SET status = excluded.status, "
+                    "since = excluded.since, message = excluded.message",
+                    (seq, status, now, message),
                 )
+            if closed is not None:
+                await _close(conn, closed)
             if opened is not None:
                 values = msgspec.structs.asdict(opened)
                 values["locations"] = _encode(opened.locations).decode()
@@ -326,6 +334,13 @@ class MonitorStore:
         args.append(limit)
         async with self.db.read() as conn, conn.execute(sql, args) as cur:
             return [_incident(r) for r in await cur.fetchall()]
+
+
+async def _close(conn: aiosqlite.Connection, closed: Closing) -> None:
+    await conn.execute(
+        "UPDATE incidents SET closed_at = ?, duration_seconds = ?, resolution = ? WHERE id = ?",
+        (closed.closed_at, closed.duration_seconds, closed.resolution, closed.incident_id),
+    )
 
 
 def _str(value: uuid.UUID | None) -> str | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,6 +27,8 @@ import aiosqlite
 from ..config import HistoryConfig
 from ..histogram import Bucket, get_varint, put_varint
 from .db import Database
+
+log = logging.getLogger("dragonopsd.history")
 
 GRACE_S = 120  # raw rows are rolled up this long after their 5-minute bucket closes
 KEY_BITS = 24  # block numbers below 2**24 (hours since 1970 until the year 3884)
@@ -258,8 +261,12 @@ async def roll_up(db: Database, now: float, *, max_rounds: int = 10_000) -> int:
             first = await _first_raw_at(db, 0)
             if first is None:
                 return rounds
-            day = first // 86_400 * 86_400
+            # Not past the present (a first heartbeat from a clock that was ahead).
+            day = min(first, int(now) - GRACE_S) // 86_400 * 86_400
             await _set_state(db, rolled_5m=day, rolled_1h=day, rolled_1d=day)
+            continue
+        if state.rolled_5m > int(now - GRACE_S) // 300 * 300:
+            await _pull_back(db, state, now)
             continue
         step = _next_step(state)
         if step is not None:
@@ -276,6 +283,27 @@ async def roll_up(db: Database, now: float, *, max_rounds: int = 10_000) -> int:
             await _roll_round(db, None, FIVE_MINUTES, lo, min(limit, lo + RAW_SPAN_S))
         rounds += 1
     return rounds
+
+
+async def _pull_back(db: Database, state: State, now: float) -> None:
+    """The clock went back: the marks, set while it was ahead, would keep every heartbeat
+    stamped from now on below them, never rolled up, until retention deletes it.
+
+    Each mark goes back to an hour before the present: passes run every minute, well within
+    GRACE_S, so every heartbeat stamped since the step (even across a quick restart) is above
+    it. Rolling is idempotent: the time rolled again is rebuilt from the raw rows and finer
+    buckets still there, and slots whose sources retention already deleted are kept as they are.
+    """
+    mark = int(now - GRACE_S - RAW_SPAN_S) // 300 * 300
+    hour = min(state.rolled_1h, mark // 3600 * 3600)
+    day = min(state.rolled_1d, hour // 86_400 * 86_400)
+    log.warning(
+        "the clock is behind the history rollups (rolled to %d, now %d): rolling again from %d",
+        state.rolled_5m,
+        int(now),
+        mark,
+    )
+    await _set_state(db, rolled_5m=mark, rolled_1h=hour, rolled_1d=day)
 
 
 def _next_step(state: State) -> tuple[Level, Level, int, int] | None:
