@@ -6,6 +6,11 @@ type: transactions stay inside the implementation. The SQLite classes beside thi
 them structurally; app.py builds those and hands them out typed as these, and
 tests/test_store_protocols.py catches drift. A protocol's ``list`` method comes last in its class
 so that ``list[...]`` in the annotations before it still means the builtin.
+
+Still reaching past them, to fix before a second backend: the engine's ``topology(store.db)``,
+the sampler's and metrics labels' functions over ``Database``, ``vault.reseal_all`` building a
+``NotificationStore(store.db)``, and the audit entry that rides the request's write transaction
+(``PendingEntry.board(conn)``). The value Structs still live in the SQLite modules.
 """
 
 from __future__ import annotations
