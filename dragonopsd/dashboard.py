@@ -8,7 +8,7 @@ from collections.abc import Callable
 import msgspec
 
 from .cache import Cache
-from .store.inventory import InventoryStore
+from .store.protocols import InventoryRepo
 
 STATS_KEY = "stats:dashboard"
 
@@ -18,7 +18,7 @@ class DashboardService:
 
     def __init__(
         self,
-        store: InventoryStore,
+        store: InventoryRepo,
         cache: Cache,
         ttl: float = 60.0,
         monitor_counts: Callable[[], dict[str, int]] | None = None,

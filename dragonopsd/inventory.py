@@ -7,7 +7,8 @@ from typing import Literal
 
 from .bus import Bus
 from .model import AnyCreate, AnyEntity, AnyPatch, InventoryChanged
-from .store.inventory import InventoryStore, ListQuery
+from .store.inventory import ListQuery
+from .store.protocols import InventoryRepo
 
 Hook = Callable[[InventoryChanged], Awaitable[None]]
 
@@ -15,7 +16,7 @@ Hook = Callable[[InventoryChanged], Awaitable[None]]
 class InventoryService:
     """The API's one way into the inventory; every committed write is announced."""
 
-    def __init__(self, store: InventoryStore, bus: Bus, hooks: list[Hook] | None = None) -> None:
+    def __init__(self, store: InventoryRepo, bus: Bus, hooks: list[Hook] | None = None) -> None:
         self.store = store
         self._bus = bus
         self._hooks = hooks or []

@@ -31,11 +31,8 @@ if TYPE_CHECKING:
     from .redislink.client import RedisLink
     from .reload import Reloader
     from .sampling.sampler import Sampler
-    from .store.audit import AuditStore, PendingEntry
-    from .store.db import Database
-    from .store.history import HistoryWriter
-    from .store.history_query import HistoryQuery
-    from .store.settings import SettingsStore
+    from .store.audit import PendingEntry
+    from .store.protocols import AuditLog, HistoryReader, HistorySink, SettingsRepo, StoreHealth
     from .vault import VaultService
 
 
@@ -49,7 +46,7 @@ class DocsAssets:
 
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
-DATABASE: web.AppKey[Database] = web.AppKey("database")
+DATABASE: web.AppKey[StoreHealth] = web.AppKey("database")
 CACHE: web.AppKey[Cache] = web.AppKey("cache")
 # The Redis connection and its health; None when [redis] url is empty (one host, in-process).
 REDIS: web.AppKey[RedisLink | None] = web.AppKey("redis")
@@ -63,8 +60,8 @@ WEB_BUNDLE: web.AppKey[Bundle] = web.AppKey("web_bundle")
 
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 AUTH_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("auth_limiter")
-AUDIT: web.AppKey[AuditStore] = web.AppKey("audit")
-SETTINGS: web.AppKey[SettingsStore] = web.AppKey("settings")
+AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
+SETTINGS: web.AppKey[SettingsRepo] = web.AppKey("settings")
 VAULT: web.AppKey[VaultService] = web.AppKey("vault")
 # The lead's scheduler calls app[NOTIFIER].publish(event) on transitions.
 NOTIFIER: web.AppKey[Dispatcher] = web.AppKey("notifier")
@@ -76,8 +73,8 @@ FRONT: web.AppKey[Front] = web.AppKey("front")
 # [server] trusted_proxies: whose forwarded headers name the client (api/forwarded.py).
 PROXIES: web.AppKey[Proxies] = web.AppKey("proxies")
 
-HISTORY_WRITER: web.AppKey[HistoryWriter] = web.AppKey("history_writer")
-HISTORY_QUERY: web.AppKey[HistoryQuery] = web.AppKey("history_query")
+HISTORY_WRITER: web.AppKey[HistorySink] = web.AppKey("history_writer")
+HISTORY_QUERY: web.AppKey[HistoryReader] = web.AppKey("history_query")
 MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
 # The public status pages of [status_page] (monitoring/statuspage.py).
 STATUS_PAGES: web.AppKey[StatusPages] = web.AppKey("status_pages")

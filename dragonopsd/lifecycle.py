@@ -25,8 +25,7 @@ from .live.hub import Hub
 from .monitoring.service import MonitorService
 from .redislink.client import RedisLink
 from .sampling.sampler import Sampler
-from .store.audit import AuditStore
-from .store.history import HistoryWriter
+from .store.protocols import AuditLog, HistorySink
 from .tasks import cancel_and_wait
 
 log = logging.getLogger("dragonopsd")
@@ -88,7 +87,7 @@ def auth_ctx(cfg: Config, tokens: TokenAuth, jwt: JwtVerifier) -> CleanupCtx:
     return ctx
 
 
-async def _prune_audit(audit: AuditStore, days: int) -> None:
+async def _prune_audit(audit: AuditLog, days: int) -> None:
     cutoff = (datetime.now(UTC) - timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     try:
         gone = await audit.prune(cutoff)
@@ -99,7 +98,7 @@ async def _prune_audit(audit: AuditStore, days: int) -> None:
             log.info("pruned %d audit entries older than %s", gone, cutoff)
 
 
-def audit_retention_ctx(audit: AuditStore, days: int) -> CleanupCtx:
+def audit_retention_ctx(audit: AuditLog, days: int) -> CleanupCtx:
     """Prune the audit log at start (so a long-stopped daemon starts bounded), then hourly."""
 
     async def hourly() -> None:
@@ -136,7 +135,7 @@ async def actions_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[ACTIONS].stop()
 
 
-def history_ctx(writer: HistoryWriter) -> CleanupCtx:
+def history_ctx(writer: HistorySink) -> CleanupCtx:
     """The batched heartbeat writer and the rollup/retention job. Cancelling the writer
     flushes what is queued, and it stops after the engine, so the last results land."""
 

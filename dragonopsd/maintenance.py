@@ -34,7 +34,8 @@ from .model import Wire
 from .monitor import Scope
 from .problem import not_found
 from .store.inventory import decode_cursor, encode_cursor
-from .store.maintenance import MaintenanceStore, Window, WindowSpec, iso
+from .store.maintenance import Window, WindowSpec, iso
+from .store.protocols import MaintenanceRepo
 
 log = logging.getLogger("dragonopsd.maintenance")
 
@@ -192,7 +193,7 @@ def _index(active: list[_Plan]) -> _Active:
 class MaintenanceService:
     """Every window in memory; writes go to the store and reload."""
 
-    def __init__(self, store: MaintenanceStore) -> None:
+    def __init__(self, store: MaintenanceRepo) -> None:
         self.store = store
         self._windows: list[Window] = []
         self._by_id: dict[str, Window] = {}

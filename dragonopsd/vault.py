@@ -37,6 +37,7 @@ from .crypto import (
 from .model import Wire
 from .problem import Problem
 from .store.notifications import NotificationStore
+from .store.protocols import VaultRepo
 from .store.vault import Sealed, Secret, VaultStore
 
 log = logging.getLogger("dragonopsd.secrets")
@@ -90,7 +91,7 @@ def _open(ring: KeyRing, row: Sealed) -> bytes:
         raise SealError(f"secret {meta.id} ({meta.key} in {meta.env}): {exc}") from None
 
 
-async def verify(store: VaultStore, ring: KeyRing) -> None:
+async def verify(store: VaultRepo, ring: KeyRing) -> None:
     """KeyRingError unless ring holds every key rows use and each used key opens its check."""
     missing = sorted(await store.key_ids() - ring.keys.keys())
     if missing:
@@ -150,7 +151,7 @@ class VaultService:
 
     def __init__(
         self,
-        store: VaultStore,
+        store: VaultRepo,
         key_file: Path,
         env_keys: str | None,
         bus: Bus | None = None,

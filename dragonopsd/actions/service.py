@@ -27,7 +27,8 @@ from ..bus import Bus
 from ..config import ActionsConfig
 from ..model import AnyEntity, AnyPatch, Server, ServerPatch, ServerStatus, Wire
 from ..problem import Problem
-from ..store.actions import PENDING, Action, ActionKind, ActionStore, NewAction
+from ..store.actions import PENDING, Action, ActionKind, NewAction
+from ..store.protocols import ActionRepo
 from .executors import Executor, Job, Outcome, build_executor
 from .queue import ActionQueue, LocalQueue
 
@@ -124,7 +125,7 @@ class ActionService:
 
     def __init__(
         self,
-        store: ActionStore,
+        store: ActionRepo,
         servers: Servers,
         bus: Bus,
         cfg: ActionsConfig,

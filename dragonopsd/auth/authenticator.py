@@ -7,7 +7,8 @@ from typing import Protocol
 
 from ..config import AuthConfig
 from ..principal import Principal, ProfileRole
-from ..store.tokens import TOKEN_PREFIX, Profile, TokenStore
+from ..store.protocols import TokenRepo
+from ..store.tokens import TOKEN_PREFIX, Profile
 from .tokens import TokenAuth
 
 KNOWN_MAX = 1024  # remembered headers; a caller rotating through more only costs the hash
@@ -56,7 +57,7 @@ class JwtCheck(Protocol):
 class Authenticator:
     """Checks bearer credentials; creates a JWT subject's profile on first sight."""
 
-    def __init__(self, cfg: AuthConfig, tokens: TokenAuth, jwt: JwtCheck, store: TokenStore):
+    def __init__(self, cfg: AuthConfig, tokens: TokenAuth, jwt: JwtCheck, store: TokenRepo):
         self._default_role: ProfileRole = cfg.default_role
         # Bumped when a reload changes how JWTs are verified: a websocket that signed in with
         # a JWT under older settings is closed by the hub's credential re-check.

@@ -18,7 +18,8 @@ from datetime import datetime
 from pathlib import Path
 
 from ..principal import Principal, TokenRole
-from ..store.tokens import Token, TokenStore, hash_token
+from ..store.protocols import TokenRepo
+from ..store.tokens import Token, hash_token
 
 log = logging.getLogger("dragonopsd.auth")
 # Least time between two store checks asked for by unknown tokens. Every caller waits for a
@@ -34,7 +35,7 @@ def _timestamp(iso: str | None) -> float | None:
 class TokenAuth:
     """Verifies bearer API tokens against an in-memory copy of the usable ones."""
 
-    def __init__(self, store: TokenStore) -> None:
+    def __init__(self, store: TokenRepo) -> None:
         self.store = store
         self._by_hash: dict[str, Principal] = {}
         self._revision = ""

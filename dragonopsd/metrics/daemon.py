@@ -14,7 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from ..live.hub import Hub
 from ..monitoring.scheduler import Scheduler
 from ..notify.dispatcher import Dispatcher
-from ..store.history import HistoryWriter
+from ..store.protocols import HistorySink
 from .families import counter, gauge, histogram
 
 # True: connected; False: configured but unreachable; None: no Redis configured (no series).
@@ -28,7 +28,7 @@ class DaemonCollector:
         self,
         *,
         scheduler: Scheduler,
-        history: HistoryWriter,
+        history: HistorySink,
         hub: Hub,
         notifier: Dispatcher,
         redis_up: Callable[[], bool | None],

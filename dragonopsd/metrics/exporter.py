@@ -29,7 +29,7 @@ from ..live.hub import Hub
 from ..monitoring.engine import Engine
 from ..notify.dispatcher import Dispatcher
 from ..sampling.sampler import Sampler
-from ..store.history import HistoryWriter
+from ..store.protocols import HistorySink
 from .daemon import DaemonCollector, RedisProbe
 from .exposition import Exposition, Segment
 from .labels import InventoryLabels
@@ -87,7 +87,7 @@ class Exporter:
         self,
         *,
         engine: Engine,
-        history: HistoryWriter,
+        history: HistorySink,
         sampler: Sampler,
         hub: Hub,
         notifier: Dispatcher,

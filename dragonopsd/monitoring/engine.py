@@ -23,9 +23,9 @@ from ..config import Config
 from ..maintenance import MaintenanceService
 from ..monitor import STATUS_CODES, Monitor, Scope
 from ..notify.dispatcher import Dispatcher
-from ..store.history import Heartbeat, HistoryWriter
-from ..store.history_query import HistoryQuery
+from ..store.history import Heartbeat
 from ..store.monitors import Incident, MonitorRow, MonitorStore, topology
+from ..store.protocols import HistoryReader, HistorySink
 from .conditions import DEFAULTS, Condition, ConditionResult, evaluate_all, parse_all
 from .multi import MultiLocation
 from .optional import OptionalSteps
@@ -76,8 +76,8 @@ class Engine(EngineViews, MultiLocation, Transitions):
         cfg: Config,
         *,
         store: MonitorStore,
-        history: HistoryWriter,
-        history_query: HistoryQuery,
+        history: HistorySink,
+        history_query: HistoryReader,
         notifier: Dispatcher,
         maintenance: MaintenanceService,
         bus: Bus,

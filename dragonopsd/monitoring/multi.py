@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ..bus import Bus
     from ..maintenance import MaintenanceService
     from ..monitor import Monitor, Scope
-    from ..store.history import HistoryWriter
+    from ..store.protocols import HistorySink
     from .conditions import ConditionResult
     from .engine import Runtime
     from .optional import OptionalSteps
@@ -43,7 +43,7 @@ class MultiLocation:
 
     _runtimes: dict[int, Runtime]
     _by_id: dict[str, int]
-    _history: HistoryWriter
+    _history: HistorySink
     _maintenance: MaintenanceService
     _rounds: dict[int, Round]
     _round_tasks: set[asyncio.Task[None]]

@@ -20,7 +20,7 @@ import msgspec
 
 from ..redislink.client import BLOCK_MS, ERRORS, RedisLink
 from ..redislink.keys import CORE_GROUP
-from ..store.history import HistoryWriter
+from ..store.protocols import HistorySink
 from .job import JOB_FIELD, RESULT_FIELD, ProbeJob, ProbeOutcome
 
 log = logging.getLogger("dragonopsd.remote")
@@ -50,7 +50,7 @@ async def ensure_group(link: RedisLink, stream: str, group: str, start: str = "0
 class RemoteProbes:
     """Dispatches jobs and consumes results; without Redis every remote location is absent."""
 
-    def __init__(self, link: RedisLink | None, history: HistoryWriter) -> None:
+    def __init__(self, link: RedisLink | None, history: HistorySink) -> None:
         self._link = link
         self._history = history
         self._alive: dict[str, tuple[float, bool]] = {}

@@ -13,8 +13,8 @@ import msgspec
 from ..model import FieldError, in_words
 from ..monitor import Monitor, MonitorSpec
 from ..problem import FieldIssue, Problem
-from ..store.history_query import HistoryQuery
 from ..store.monitors import MonitorRow
+from ..store.protocols import HistoryReader, MonitorRepo
 from .conditions import ConditionError, parse_all
 from .engine import Engine
 
@@ -66,9 +66,9 @@ def camel_keys(table: dict[str, Any]) -> dict[str, Any]:
 class MonitorService:
     """The API's and the config file's way to change monitors."""
 
-    def __init__(self, engine: Engine, history: HistoryQuery, config_path: Path | None) -> None:
+    def __init__(self, engine: Engine, history: HistoryReader, config_path: Path | None) -> None:
         self.engine = engine
-        self.store = engine.store
+        self.store: MonitorRepo = engine.store
         self._history = history
         self._config_path = config_path
 

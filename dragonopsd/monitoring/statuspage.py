@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ..config import StatusPageConfig
 from ..model import Wire
-from ..store.history_query import HistoryQuery
+from ..store.protocols import HistoryReader
 from .engine import Engine
 
 DAY = 86_400.0
@@ -105,7 +105,7 @@ def overall(statuses: list[str]) -> str:
 class StatusPages:
     """The configured pages and their public views."""
 
-    def __init__(self, cfg: StatusPageConfig, engine: Engine, history: HistoryQuery) -> None:
+    def __init__(self, cfg: StatusPageConfig, engine: Engine, history: HistoryReader) -> None:
         self._engine = engine
         self._history = history
         self._lock = asyncio.Lock()

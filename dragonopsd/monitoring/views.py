@@ -10,7 +10,7 @@ from .report import EngineStats, MonitorState, target_of
 from .scheduler import Scheduler
 
 if TYPE_CHECKING:
-    from ..store.history import HistoryWriter
+    from ..store.protocols import HistorySink
     from .engine import Runtime
 
 
@@ -19,7 +19,7 @@ class EngineViews:
 
     _runtimes: dict[int, Runtime]
     _by_id: dict[str, int]
-    _history: HistoryWriter
+    _history: HistorySink
     scheduler: Scheduler
 
     def runtimes(self) -> Collection[Runtime]:

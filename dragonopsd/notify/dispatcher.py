@@ -25,7 +25,7 @@ from ..model import FieldError
 from ..monitor import Scope
 from ..netguard import AddressGuard, GuardedResolver, guarded_socket_factory
 from ..problem import Problem
-from ..store.notifications import NotificationStore
+from ..store.protocols import ChannelRepo
 from . import mail, webhook
 from .channels import Channel
 from .delivery import Attempt, ChannelStats, DeliveryPolicy, DeliveryResult
@@ -72,7 +72,7 @@ class Dispatcher:
 
     def __init__(
         self,
-        store: NotificationStore,
+        store: ChannelRepo,
         *,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
         clock: Callable[[], float] = time.monotonic,

@@ -27,8 +27,8 @@ from ..model import AnyEntity, ServerPatch, ServerStatus
 from ..problem import Problem
 from ..sample import Sample
 from ..store.db import Database
+from ..store.protocols import SampleReader, SampleSink
 from ..store.resources import server_sources, write_resources
-from ..store.samples import SampleQuery, SampleWriter
 from . import simulated
 from .local import LocalReader, LocalUnavailable
 
@@ -61,8 +61,8 @@ class Sampler:
         bus: Bus,
         *,
         inventory: InventoryService,
-        writer: SampleWriter,
-        query: SampleQuery,
+        writer: SampleSink,
+        query: SampleReader,
         local: LocalReader | None = None,
     ) -> None:
         self.cfg = cfg

@@ -1,0 +1,288 @@
+"""What the services and the API ask of the store: one protocol per noun, no backend in sight.
+
+Each protocol lists exactly the members its callers use, so a second backend (PostgreSQL over
+asyncpg, next) implements these and nothing else. No signature names a connection or a driver
+type: transactions stay inside the implementation. The SQLite classes beside this module satisfy
+them structurally; app.py builds those and hands them out typed as these, and
+tests/test_store_protocols.py catches drift. A protocol's ``list`` method comes last in its class
+so that ``list[...]`` in the annotations before it still means the builtin.
+
+Still reaching past them, to fix before a second backend: the engine's ``topology(store.db)``,
+the sampler's and metrics labels' functions over ``Database``, ``vault.reseal_all`` building a
+``NotificationStore(store.db)``, and the audit entry that rides the request's write transaction
+(``PendingEntry.board(conn)``). The value Structs still live in the SQLite modules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from msgspec import UnsetType
+
+from ..buckets import Buckets
+from ..model import AnyCreate, AnyEntity, AnyPatch, DashboardStats
+from ..monitor import MonitorSpec
+from ..principal import ProfileRole, TokenRole
+from ..sample import Sample
+from .actions import Action, ActionState, NewAction
+from .audit import AuditEntry, AuditQuery, PendingEntry
+from .history import Heartbeat
+from .history_query import Point, UptimeWindow
+from .inventory import ListQuery
+from .maintenance import Window, WindowSpec
+from .monitors import Closing, Incident, MonitorRow
+from .notifications import ChannelFields, StoredChannel
+from .samples import Point as SamplePoint
+from .settings import Setting
+from .tokens import Profile, Token
+from .vault import Sealed, Secret
+
+
+@runtime_checkable
+class StoreHealth(Protocol):
+    """What readiness and the request front read: is the store up, and at which schema."""
+
+    @property
+    def state(self) -> str: ...
+    @property
+    def schema_version(self) -> int: ...
+    @property
+    def trouble(self) -> str | None: ...
+
+
+@runtime_checkable
+class InventoryRepo(Protocol):
+    """Projects, environments and servers: CRUD with keyset pages, counts, and meta flags."""
+
+    async def get(self, table: str, ident: str, depth: int = 0) -> AnyEntity: ...
+    async def create(self, table: str, body: AnyCreate, ident: str | None = None) -> AnyEntity: ...
+    async def update(
+        self,
+        table: str,
+        ident: str,
+        patch: AnyPatch,
+        precondition: Callable[[AnyEntity], None] | None = None,
+    ) -> AnyEntity: ...
+    async def delete(
+        self,
+        table: str,
+        ident: str,
+        *,
+        cascade: bool = False,
+        precondition: Callable[[AnyEntity], None] | None = None,
+    ) -> AnyEntity: ...
+    async def stats(self) -> DashboardStats: ...
+    async def get_meta(self, key: str) -> str | None: ...
+    async def set_meta(self, key: str, value: str) -> None: ...
+    async def list(self, table: str, query: ListQuery) -> tuple[list[AnyEntity], str | None]: ...
+
+
+@runtime_checkable
+class MonitorRepo(Protocol):
+    """Monitors, their last persisted status, and the incidents status changes open and close."""
+
+    async def create(self, spec: MonitorSpec, managed_by: str = "api") -> MonitorRow: ...
+    async def replace(
+        self,
+        ident: str,
+        spec: MonitorSpec,
+        precondition: Callable[[MonitorRow], None] | None = None,
+    ) -> MonitorRow: ...
+    async def apply_config(
+        self,
+        create: dict[str, MonitorSpec],
+        replace: dict[str, tuple[MonitorRow, MonitorSpec]],
+        delete: list[MonitorRow],
+    ) -> list[MonitorRow]: ...
+    async def delete(
+        self, ident: str, precondition: Callable[[MonitorRow], None] | None = None
+    ) -> MonitorRow: ...
+    async def get(self, ident: str) -> MonitorRow: ...
+    async def all(self) -> list[MonitorRow]: ...
+    async def states(self) -> dict[int, tuple[str, str, str | None]]: ...
+    async def transition(
+        self,
+        seq: int,
+        status: str | None,
+        message: str | None,
+        opened: Incident | None,
+        closed: Closing | None,
+    ) -> None: ...
+    async def open_incidents(self) -> dict[str, Incident]: ...
+    async def incident(self, ident: str) -> Incident | None: ...
+    async def incidents(
+        self,
+        *,
+        monitor_id: str | None,
+        state: str | None,
+        since: str | None,
+        before: tuple[str, str] | None,
+        limit: int,
+    ) -> list[Incident]: ...
+
+
+@runtime_checkable
+class HistoryReader(Protocol):
+    """Heartbeat history as read back: series and uptime over raw rows and rollups."""
+
+    async def series(
+        self, monitor: int, since: float, until: float, step: float
+    ) -> list[Point]: ...
+    async def uptime(
+        self, monitor: int, windows: Sequence[float], *, now: float | None = None
+    ) -> list[UptimeWindow]: ...
+    async def recent(self, monitor: int, limit: int) -> list[Heartbeat]: ...
+    async def latest(self) -> dict[int, Heartbeat]: ...
+    async def delete_monitor(self, monitor: int) -> None: ...
+
+
+@runtime_checkable
+class HistorySink(Protocol):
+    """Heartbeats in: a bounded queue flushed in batches; ``maintain`` runs rollups and retention.
+
+    ``submit`` is synchronous and O(1) on the loop; ``sync`` waits until what was submitted so
+    far is committed (the Redis consumer acknowledges only then).
+    """
+
+    @property
+    def queue_depth(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    @property
+    def flushed_total(self) -> int: ...
+    @property
+    def last_flush_seconds(self) -> float: ...
+    @property
+    def flush_buckets(self) -> Buckets: ...
+    def submit(self, hb: Heartbeat) -> None: ...
+    async def sync(self, within: float) -> bool: ...
+    async def run(self) -> None: ...
+    async def maintain(self, interval: float = ...) -> None: ...
+
+
+@runtime_checkable
+class SampleReader(Protocol):
+    """Server resource samples as read back, raw or rolled up to the step asked for."""
+
+    async def series(
+        self, server_id: str, since: float, until: float, step: float
+    ) -> list[SamplePoint]: ...
+
+
+@runtime_checkable
+class SampleSink(Protocol):
+    """Samples in: batched like heartbeats; ``maintain`` runs rollups, retention and cleanup."""
+
+    def submit(self, sample: Sample) -> None: ...
+    async def run(self) -> None: ...
+    async def maintain(self, interval: float = ...) -> None: ...
+
+
+@runtime_checkable
+class TokenRepo(Protocol):
+    """API tokens (stored hashed; the plain one is returned once) and SSO user profiles."""
+
+    async def create(
+        self,
+        name: str,
+        role: TokenRole,
+        expires_at: str | None,
+        created_by: str | None,
+        server_id: str | None = None,
+    ) -> tuple[Token, str]: ...
+    async def all(self) -> list[Token]: ...
+    async def count(self) -> int: ...
+    async def revoke(self, ident: str) -> Token: ...
+    async def usable(self) -> dict[str, Token]: ...
+    async def revision(self) -> str: ...
+    async def ensure_profile(self, sub: str, email: str | None, role: ProfileRole) -> Profile: ...
+    async def profiles(self) -> list[Profile]: ...
+    async def update_profile(
+        self, sub: str, role: ProfileRole | None, email: str | UnsetType | None
+    ) -> Profile: ...
+
+
+@runtime_checkable
+class VaultRepo(Protocol):
+    """Sealed secrets and the key checks that prove which keys sealed them."""
+
+    async def get(self, ident: str) -> Sealed: ...
+    async def insert(
+        self, meta: Secret, key_id: str, blob: bytes, check: tuple[str, bytes] | None
+    ) -> Secret: ...
+    async def update(
+        self,
+        ident: str,
+        now: str,
+        description: str | UnsetType | None,
+        sealed: tuple[str, bytes] | None,
+        check: tuple[str, bytes] | None,
+    ) -> Secret: ...
+    async def delete(self, ident: str) -> Secret: ...
+    async def key_ids(self) -> set[str]: ...
+    async def checks(self) -> dict[str, bytes]: ...
+    async def put_check(self, check: tuple[str, bytes]) -> None: ...
+    async def list(
+        self, env: str | None, q: str | None, limit: int, cursor: str | None
+    ) -> tuple[list[Secret], str | None]: ...
+
+
+@runtime_checkable
+class SettingsRepo(Protocol):
+    """Free-form JSON settings by key."""
+
+    async def get(self, key: str) -> Setting: ...
+    async def put(self, key: str, value: Any) -> tuple[Setting, bool]: ...
+    async def delete(self, key: str) -> None: ...
+    async def list(self) -> list[Setting]: ...
+
+
+@runtime_checkable
+class AuditLog(Protocol):
+    """Who changed what: entries settled after the request, read newest first, pruned by age."""
+
+    async def settle(self, pending: PendingEntry, status: int, outcome: str) -> None: ...
+    async def query(self, q: AuditQuery) -> tuple[list[AuditEntry], int | None]: ...
+    async def prune(self, older_than: str) -> int: ...
+
+
+@runtime_checkable
+class MaintenanceRepo(Protocol):
+    """Maintenance windows, read whole at start and written one at a time."""
+
+    async def all(self) -> list[Window]: ...
+    async def insert(self, spec: WindowSpec) -> Window: ...
+    async def replace(self, ident: str, spec: WindowSpec) -> Window: ...
+    async def delete(self, ident: str) -> None: ...
+
+
+@runtime_checkable
+class ChannelRepo(Protocol):
+    """Notification channels, their credentials sealed under the vault's keys when it has any."""
+
+    async def get(self, ident: str) -> StoredChannel: ...
+    async def create(self, fields: ChannelFields) -> StoredChannel: ...
+    async def update(
+        self, ident: str, change: Callable[[StoredChannel], ChannelFields]
+    ) -> StoredChannel: ...
+    async def delete(self, ident: str) -> None: ...
+    async def seal_pending(self) -> int: ...
+    async def list(self) -> list[StoredChannel]: ...
+
+
+@runtime_checkable
+class ActionRepo(Protocol):
+    """Server actions and their state machine; ``move`` is a compare-and-set on the state."""
+
+    async def get(self, ident: str) -> Action: ...
+    async def page(
+        self, server_id: str | None, states: tuple[str, ...], limit: int, cursor: str | None
+    ) -> tuple[list[Action], str | None]: ...
+    async def create(
+        self, new: NewAction, check: Callable[[str, Action | None], None]
+    ) -> tuple[Action, bool]: ...
+    async def move(
+        self, ident: str, source: ActionState, target: ActionState, **fields: str | None
+    ) -> Action | None: ...
+    async def recover(self, reason: str) -> tuple[list[Action], list[Action]]: ...
