@@ -42,6 +42,7 @@ from .keys import (
     DASHBOARD,
     DATABASE,
     DOCS_ASSETS,
+    ENGINE_VIEW,
     FRONT,
     HISTORY_QUERY,
     HISTORY_WRITER,
@@ -74,9 +75,14 @@ from .metrics.labels import InventoryLabels
 from .metrics.shared import RedisCollector
 from .model import InventoryChanged
 from .monitoring.engine import Engine
+from .monitoring.multi import Rounds
+from .monitoring.prober import Prober
 from .monitoring.remote import RemoteProbes
+from .monitoring.runtime import Runtimes
 from .monitoring.service import MonitorService
 from .monitoring.statuspage import StatusPages
+from .monitoring.verdict import Verdict
+from .monitoring.views import EngineView
 from .netguard import AddressGuard, AddressSet
 from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
@@ -138,29 +144,40 @@ def _wire_monitoring(
     notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db, keys=app[VAULT]), guard=guard)
     history = app[HISTORY_WRITER] = HistoryWriter(db, cfg.history)
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
+    store = MonitorStore(db)
+    dashboard = app[DASHBOARD]
+    runtimes = Runtimes()
+    verdict = Verdict(
+        store=store,
+        history=history,
+        maintenance=maintenance,
+        notifier=notifier,
+        bus=bus,
+        runtimes=runtimes,
+        on_change=[dashboard.invalidate],
+    )
+    prober = Prober(cfg.probes, guard, secrets=app[VAULT].value_by_name)
+    remote = RemoteProbes(app[REDIS], history)
+    rounds = Rounds(runtimes=runtimes, verdict=verdict, prober=prober, remote=remote)
     engine = Engine(
         cfg,
-        store=MonitorStore(db),
-        history=history,
+        store=store,
         history_query=history_query,
-        notifier=notifier,
-        maintenance=maintenance,
-        bus=bus,
-        guard=guard,
-        secrets=app[VAULT].value_by_name,
+        runtimes=runtimes,
+        verdict=verdict,
+        rounds=rounds,
+        prober=prober,
     )
-    engine.remote = RemoteProbes(app[REDIS], history)
-    monitors = app[MONITORS] = MonitorService(engine, history_query, config_path)
-    app[STATUS_PAGES] = StatusPages(cfg.status_page, engine, history_query)
-    dashboard = app[DASHBOARD]
-    dashboard.monitor_counts = engine.counts
-    engine.on_change.append(dashboard.invalidate)
+    view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history)
+    monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)
+    app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
+    dashboard.monitor_counts = view.counts
     app.cleanup_ctx.append(lifecycle.maintenance_ctx)
     app.cleanup_ctx.append(lifecycle.notifier_ctx)
     app.cleanup_ctx.append(lifecycle.history_ctx(history))
     app.cleanup_ctx.append(lifecycle.engine_ctx(cfg, monitors, bus))
     app.cleanup_ctx.append(
-        lifecycle.task_ctx(lambda: engine.remote.consume(engine.remote_result), recancel=True)
+        lifecycle.task_ctx(lambda: remote.consume(engine.remote_result), recancel=True)
     )
 
 
@@ -174,17 +191,18 @@ def _wire_live(app: web.Application, bus: LocalBus) -> None:
         AddressSet(server.per_address_exempt),
     )
     hub = app[HUB] = Hub(bus, caps)
-    engine = app[MONITORS].engine
+    view = app[ENGINE_VIEW]
+    store = app[MONITORS].store
 
     async def all_monitors(topic: str) -> list[Item]:
-        return [(topic, "monitor.state", s) for s in engine.states()]
+        return [(topic, "monitor.state", s) for s in view.states()]
 
     async def one_monitor(topic: str) -> list[Item]:
-        state = engine.state(topic_id(topic) or "")
+        state = view.state(topic_id(topic) or "")
         return [] if state is None else [(topic, "monitor.state", state)]
 
     async def open_incidents(topic: str) -> list[Item]:
-        rows = await engine.store.incidents(
+        rows = await store.incidents(
             monitor_id=None, state="open", since=None, before=None, limit=1000
         )
         return [(topic, "incident.open", i) for i in rows]
@@ -207,7 +225,7 @@ def _wire_live(app: web.Application, bus: LocalBus) -> None:
         mirror = StateMirror(
             bus,
             link,
-            monitors=engine.ids,
+            monitors=view.ids,
             servers=lambda: [s.server_id for s in app[SAMPLER].all_latest()],
         )
         app.cleanup_ctx.append(lifecycle.task_ctx(mirror.run, recancel=True))
@@ -254,7 +272,8 @@ def _wire_metrics(app: web.Application, cfg: Config, db: Database, bus: Bus) -> 
     """Prometheus: collectors over the services built above, the inventory label refresher,
     and the optional listener of its own (started last, stopped first)."""
     exporter = app[METRICS] = Exporter(
-        engine=app[MONITORS].engine,
+        view=app[ENGINE_VIEW],
+        scheduler=app[MONITORS].engine.scheduler,
         history=app[HISTORY_WRITER],
         sampler=app[SAMPLER],
         hub=app[HUB],

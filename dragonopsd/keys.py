@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .metrics.exporter import Exporter
     from .monitoring.service import MonitorService
     from .monitoring.statuspage import StatusPages
+    from .monitoring.views import EngineView
     from .notify.dispatcher import Dispatcher
     from .principal import Principal
     from .redislink.client import RedisLink
@@ -76,6 +77,8 @@ PROXIES: web.AppKey[Proxies] = web.AppKey("proxies")
 HISTORY_WRITER: web.AppKey[HistorySink] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryReader] = web.AppKey("history_query")
 MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
+# Read-only: the board, counts and engine figures (monitoring/views.py).
+ENGINE_VIEW: web.AppKey[EngineView] = web.AppKey("engine_view")
 # The public status pages of [status_page] (monitoring/statuspage.py).
 STATUS_PAGES: web.AppKey[StatusPages] = web.AppKey("status_pages")
 # The websocket hub: clients, topic index, seq counters, snapshot providers (live/hub.py).

@@ -16,7 +16,7 @@ import trustme
 from aiohttp import web
 from conftest import Client, post
 
-from dragonopsd.keys import MONITORS
+from dragonopsd.keys import ENGINE_VIEW, MONITORS
 
 MakeClient = Callable[..., Awaitable[Client]]
 SECRET = "webhook-signing-secret-123"
@@ -429,7 +429,7 @@ async def test_config_sync_is_all_or_nothing(client: Client) -> None:
     assert problems == [f"monitors[2].server_id: server {ghost} does not exist"]
     after = (await (await client.get("/api/monitors")).json())["items"]
     assert after == before
-    assert sorted(client.app[MONITORS].engine.ids()) == sorted(m["id"] for m in before)
+    assert sorted(client.app[ENGINE_VIEW].ids()) == sorted(m["id"] for m in before)
 
 
 async def test_certificate_expiring_soon_is_notified_once(

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ..keys import MONITORS, PRINCIPAL
+from ..keys import ENGINE_VIEW, MONITORS, PRINCIPAL
 from ..model import Wire
 from ..monitor import KINDS, STATUSES, Monitor, MonitorSpec, shown_to
 from ..monitoring.report import CheckReport, EngineStats, MonitorState
@@ -147,13 +147,13 @@ async def check_monitor(request: web.Request) -> web.Response:
 
 async def engine_stats(request: web.Request) -> web.Response:
     """Scheduler drift, checks in flight, history writer backlog."""
-    return json_response(request.app[MONITORS].engine.stats())
+    return json_response(request.app[ENGINE_VIEW].stats())
 
 
 async def monitoring(request: web.Request) -> web.Response:
     """Latest state of every monitor (the seed's GET /api/monitoring)."""
-    engine = request.app[MONITORS].engine
-    return json_response(Board(items=engine.states(), counts=engine.counts()))
+    view = request.app[ENGINE_VIEW]
+    return json_response(Board(items=view.states(), counts=view.counts()))
 
 
 async def push(request: web.Request) -> web.Response:

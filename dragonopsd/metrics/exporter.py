@@ -26,7 +26,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from ..live.hub import Hub
-from ..monitoring.engine import Engine
+from ..monitoring.scheduler import Scheduler
+from ..monitoring.views import EngineView
 from ..notify.dispatcher import Dispatcher
 from ..sampling.sampler import Sampler
 from ..store.protocols import HistorySink
@@ -86,7 +87,8 @@ class Exporter:
     def __init__(
         self,
         *,
-        engine: Engine,
+        view: EngineView,
+        scheduler: Scheduler,
         history: HistorySink,
         sampler: Sampler,
         hub: Hub,
@@ -102,10 +104,10 @@ class Exporter:
         self.token = ""
         # Set by whoever owns the Redis connection: () -> True/False, None when not configured.
         self.redis_up: RedisProbe = _not_configured
-        self.monitors = MonitorCollector(engine, labels)
+        self.monitors = MonitorCollector(view, labels)
         self._exposition = Exposition()
         daemon = DaemonCollector(
-            scheduler=engine.scheduler,
+            scheduler=scheduler,
             history=history,
             hub=hub,
             notifier=notifier,

@@ -1,4 +1,4 @@
-"""Monitor series: their families, and a snapshot of the engine's runtimes to render them from.
+"""Monitor series: their families, and a snapshot of the engine's figures to render them from.
 
 Ten thousand monitors make ~95,000 samples; prometheus_client builds and formats them at
 about 2 s per scrape here, so the exporter renders these families itself (exposition.py) from
@@ -21,7 +21,7 @@ from typing import Literal
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..monitor import Monitor
-from ..monitoring.engine import Engine, Runtime
+from ..monitoring.views import EngineView, MonitorFigures
 from ..store.monitors import MonitorRow
 from .labels import InventoryLabels
 
@@ -105,8 +105,8 @@ class Snapshot:
 class MonitorCollector:
     """The ``dragonops_monitor_*`` and ``dragonops_incidents_open`` families."""
 
-    def __init__(self, engine: Engine, labels: InventoryLabels) -> None:
-        self._engine = engine
+    def __init__(self, view: EngineView, labels: InventoryLabels) -> None:
+        self._view = view
         self._labels = labels
         self._cache: dict[int, Labels] = {}
 
@@ -125,7 +125,7 @@ class MonitorCollector:
         labels = self._cache[row.seq] = Labels(row, generation, values)
         return labels
 
-    def _add(self, snap: Snapshot, runtimes: Sequence[Runtime]) -> None:
+    def _add(self, snap: Snapshot, runtimes: Sequence[MonitorFigures]) -> None:
         generation = self._labels.generation
         label = self._label
         labels, status, seconds = snap.labels.append, snap.status.append, snap.seconds.append
@@ -135,7 +135,7 @@ class MonitorCollector:
             last = rt.last
             latency = last.latency_ms if last is not None else None
             labels(label(row, generation))
-            status(rt.machine.status if row.monitor.enabled else "paused")
+            status(rt.visible_status)
             seconds(latency / 1000 if latency is not None and math.isfinite(latency) else None)
             ok(rt.successes)
             failed(rt.failures)
@@ -151,13 +151,13 @@ class MonitorCollector:
     def snapshot(self) -> Snapshot:
         """Every monitor's figures, in one go."""
         snap = Snapshot()
-        self._add(snap, list(self._engine.runtimes()))
+        self._add(snap, list(self._view.figures()))
         self._forget_removed(snap)
         return snap
 
     async def snapshot_sliced(self) -> Snapshot:
         """The same, giving the loop back every SLICE monitors (~2 ms each)."""
-        runtimes = list(self._engine.runtimes())
+        runtimes = list(self._view.figures())
         snap = Snapshot()
         for start in range(0, len(runtimes), SLICE):
             self._add(snap, runtimes[start : start + SLICE])

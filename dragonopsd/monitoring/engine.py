@@ -1,74 +1,39 @@
-"""The probe engine: monitors in memory, the scheduler, and what each result leads to.
+"""The probe engine: monitors in memory, the scheduler, and when each one is checked.
 
-One result flows through one function, ``_record``: status machine -> heartbeat to the
-history writer -> latest state in memory -> events on the bus -> incident and notification on
-transitions. Everything slow (SQLite, webhooks) happens off the scheduler's path.
+The engine decides *when*: it keeps the runtimes, schedules checks, takes push calls and
+round deadlines. *What happens to a result* is ``Verdict.record`` (verdict.py); monitors with
+several locations go through ``Rounds`` (multi.py), which ends in the same path. The verdict
+answers whether an early retry is wanted, and the engine asks its scheduler.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
-
-from ..bus import Bus
-from ..clock import iso_of, next_stamp, now_iso
+from ..clock import iso_of, now_iso
 from ..config import Config
-from ..maintenance import MaintenanceService
-from ..monitor import STATUS_CODES, Monitor, Scope
-from ..notify.dispatcher import Dispatcher
+from ..monitor import STATUS_CODES
 from ..store.history import Heartbeat
-from ..store.monitors import Incident, MonitorRow, MonitorStore, topology
-from ..store.protocols import HistoryReader, HistorySink
-from .conditions import DEFAULTS, Condition, ConditionResult, evaluate_all, parse_all
-from .multi import MultiLocation
-from .optional import OptionalSteps
-from .probes import ProbeEnv, ProbeResult, run_probe
-from .probes.guard import AddressGuard, make_session
-from .probes.result import SecretLookup
-from .remote import RemoteProbes
+from ..store.monitors import Incident, MonitorRow, MonitorStore
+from ..store.protocols import HistoryReader
+from .conditions import DEFAULTS, parse_all
+from .job import ProbeOutcome
+from .multi import Rounds
+from .prober import Prober
+from .probes import ProbeResult
 from .report import CheckReport
+from .runtime import Runtime, Runtimes
 from .scheduler import Scheduler
 from .status import Machine
-from .topology import Topology
-from .transitions import Transitions
-from .views import EngineViews
+from .verdict import Verdict
 
 log = logging.getLogger("dragonopsd.engine")
 _STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 
 
-@dataclass
-class Runtime:
-    """One monitor's live state."""
-
-    row: MonitorRow
-    conditions: list[Condition]
-    machine: Machine
-    since: str
-    last: CheckReport | None = None
-    incident: Incident | None = None
-    last_push: float | None = None
-    cert_warned: float | None = None
-    locations: dict[str, str] = field(default_factory=dict)  # last round, several locations
-    cert_expires_at: float | None = None  # Unix time, from the last check that saw one
-    successes: int = 0  # checks since this runtime was made (counters for the metrics)
-    failures: int = 0
-    down_notified: bool = False  # a DOWN went out that no UP has answered yet
-
-    @property
-    def monitor(self) -> Monitor:
-        """The monitor's public shape."""
-        return self.row.monitor
-
-
-class Engine(EngineViews, MultiLocation, Transitions):
+class Engine:
     """Owns every monitor's runtime and the scheduler that drives them."""
 
     def __init__(
@@ -76,49 +41,29 @@ class Engine(EngineViews, MultiLocation, Transitions):
         cfg: Config,
         *,
         store: MonitorStore,
-        history: HistorySink,
         history_query: HistoryReader,
-        notifier: Dispatcher,
-        maintenance: MaintenanceService,
-        bus: Bus,
-        guard: AddressGuard,
-        secrets: SecretLookup | None = None,
+        runtimes: Runtimes,
+        verdict: Verdict,
+        rounds: Rounds,
+        prober: Prober,
     ) -> None:
         self._cfg = cfg
-        self._secrets = secrets
         self.store = store
-        self._history = history
         self._history_query = history_query
-        self._notifier = notifier
-        self._maintenance = maintenance
-        self._bus = bus
+        self._runtimes = runtimes
+        self._verdict = verdict
+        self._rounds = rounds
+        self.remote = rounds.remote  # its counters are read by the metrics (and tests)
+        self._prober = prober
         self.scheduler = Scheduler(self._check, cfg.probes.concurrency)
-        self._runtimes: dict[int, Runtime] = {}
-        self._by_id: dict[str, int] = {}
-        self._by_token: dict[str, int] = {}
-        self.topology = Topology()
-        self._guard = guard  # shared with notifications; a reload swaps its rules in place
-        self._session: aiohttp.ClientSession | None = None
-        self._env: ProbeEnv | None = None
-        self.checks = Counter[str]()
-        self._steps = OptionalSteps(log)
-        self.remote = RemoteProbes(None, history)  # app.py swaps in the Redis one
-        self._rounds = {}
-        self._round_tasks = set()
-        self._last_at = {}
-        # Called after every status transition (e.g. the dashboard drops its cached counts).
-        self.on_change: list[Callable[[], Awaitable[None]]] = []
+        self._expiring: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load monitors, their last state, last check and open incidents; open the probe
         session. A paused monitor's incident left open by an older build is closed."""
-        self._session = make_session(self._cfg.probes, self._guard)
-        # One env for every probe: it caches the CA store and nameservers it loads.
-        self._env = ProbeEnv(
-            self._session, self._guard, self._cfg.probes.user_agent, secrets=self._secrets
-        )
+        self._prober.start()
         await self.refresh_topology()
         states = await self.store.states()
         incidents = await self.store.open_incidents()
@@ -133,18 +78,18 @@ class Engine(EngineViews, MultiLocation, Transitions):
             rt = self._add(row, status, since, incident, last)
             rt.down_notified = incident is not None  # as far as anyone can tell now
             if incident is not None and not row.spec.enabled:
-                await self.close_paused(rt)
+                await self._verdict.close_paused(rt)
 
     async def stop(self) -> None:
         """Close the probe session (the scheduler task is cancelled by its owner)."""
-        self._drop_rounds()
-        if self._session is not None:
-            await self._session.close()
+        self._rounds.drop_all()
+        for task in self._expiring:
+            task.cancel()
+        await self._prober.stop()
 
     async def refresh_topology(self) -> None:
         """Re-read server/environment/project links (after inventory writes)."""
-        servers, envs, projects = await topology(self.store.db)
-        self.topology = Topology(servers, envs, projects)
+        await self._verdict.refresh_topology()
 
     # -- registry --------------------------------------------------------------------------
 
@@ -168,10 +113,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         rt = Runtime(row, parse_all(texts), machine, since, last=last, incident=incident)
         if spec.kind == "push":
             rt.last_push = asyncio.get_running_loop().time()  # a fresh grace period at start
-        self._runtimes[row.seq] = rt
-        self._by_id[row.monitor.id] = row.seq
-        if row.monitor.push_token:
-            self._by_token[row.monitor.push_token] = row.seq
+        self._runtimes.add(rt)
         if spec.enabled:
             period = spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
             self.scheduler.schedule(row.seq, period)
@@ -195,8 +137,9 @@ class Engine(EngineViews, MultiLocation, Transitions):
             rt = self._add(row, old.machine.status, old.since, old.incident, old.last)
         if old is not None:
             rt.down_notified = old.down_notified
+            rt.last_at = old.last_at
         if not row.spec.enabled:
-            await self.close_paused(rt)
+            await self._verdict.close_paused(rt)
         if soon and row.spec.enabled and row.spec.kind != "push":
             self.scheduler.schedule(
                 row.seq, row.spec.interval, first_in=min(2.0, row.spec.interval)
@@ -204,17 +147,9 @@ class Engine(EngineViews, MultiLocation, Transitions):
 
     def remove(self, seq: int) -> None:
         """Forget a monitor."""
-        rt = self._runtimes.pop(seq, None)
+        self._runtimes.pop(seq)
         self.scheduler.remove(seq)
-        self._drop_round(seq)
-        if rt:
-            self._by_id.pop(rt.monitor.id, None)
-            if rt.monitor.push_token:
-                self._by_token.pop(rt.monitor.push_token, None)
-
-    def seq_of(self, monitor_id: str) -> int | None:
-        """The integer key of a monitor id."""
-        return self._by_id.get(monitor_id)
+        self._rounds.drop(seq)
 
     # -- checks ----------------------------------------------------------------------------
 
@@ -223,42 +158,39 @@ class Engine(EngineViews, MultiLocation, Transitions):
         if rt is None:
             return
         if rt.row.spec.kind == "push":
-            await self._push_deadline(rt)
-            return
-        if rt.row.spec.locations != ["local"]:
-            await self._check_round(rt)
-            return
-        await self._record(rt, await self._probe(rt))
+            retry = await self._push_deadline(rt)
+        elif rt.row.spec.locations != ["local"]:
+            _, retry = await self._rounds.check(rt, self._expire)
+        else:
+            retry = await self._verdict.record(rt, await self._prober.probe(rt.row.spec))
+        self._retry(rt, retry)
 
-    async def _probe(self, rt: Runtime) -> ProbeResult:
-        assert self._env is not None, "engine not started"
-        try:  # the probe has its own budget; this only guards against a probe bug hanging
-            async with asyncio.timeout(rt.row.spec.timeout + 5):
-                return await run_probe(rt.row.spec, self._env)
-        except TimeoutError:
-            return ProbeResult(context={}, error=f"timeout after {rt.row.spec.timeout}s")
+    def _retry(self, rt: Runtime, wanted: bool) -> None:
+        """The status machine wants an early look (retries before DOWN)."""
+        if wanted:
+            self.scheduler.retry(rt.row.seq, rt.row.spec.retry_interval)
 
     async def check_now(self, monitor_id: str) -> CheckReport | None:
         """POST /api/monitors/{id}/check: probe immediately and record the result."""
-        seq = self._by_id.get(monitor_id)
-        if seq is None:
+        rt = self._runtimes.of_id(monitor_id)
+        if rt is None:
             return None
-        rt = self._runtimes[seq]
         if rt.row.spec.kind == "push":
             return rt.last
         if rt.row.spec.locations != ["local"]:
-            return await self._check_round_now(rt)
-        await self._record(rt, await self._probe(rt))
+            rnd, retry = await self._rounds.check(rt, self._expire)
+            self._retry(rt, retry)
+            return await self._rounds.wait(rt, rnd)
+        self._retry(rt, await self._verdict.record(rt, await self._prober.probe(rt.row.spec)))
         return rt.last
 
     async def push(
         self, token: str, up: bool, message: str | None, ping: float | None
     ) -> str | None:
         """A push monitor called in: its id, or None when the token is unknown."""
-        seq = self._by_token.get(token)
-        if seq is None:
+        rt = self._runtimes.of_token(token)
+        if rt is None:
             return None
-        rt = self._runtimes[seq]
         rt.last_push = asyncio.get_running_loop().time()
         context: dict[str, Any] = {"CONNECTED": up}
         result = ProbeResult(
@@ -266,114 +198,36 @@ class Engine(EngineViews, MultiLocation, Transitions):
             latency_ms=ping,
             error=None if up else (message or "push reported down"),
         )
-        await self._record(rt, result, forced_ok=up, note=message)
+        self._retry(rt, await self._verdict.record(rt, result, forced_ok=up, note=message))
         return rt.row.monitor.id
 
-    async def _push_deadline(self, rt: Runtime) -> None:
+    async def _push_deadline(self, rt: Runtime) -> bool:
         spec = rt.row.spec
         window = spec.interval + (spec.grace or 0)
         silent = asyncio.get_running_loop().time() - (rt.last_push or 0)
-        if silent >= window:
-            error = f"no push received within {window:g}s"
-            await self._record(rt, ProbeResult(context={}, error=error), forced_ok=False)
+        if silent < window:
+            return False
+        error = f"no push received within {window:g}s"
+        return await self._verdict.record(rt, ProbeResult(context={}, error=error), forced_ok=False)
 
-    # -- one result, one path --------------------------------------------------------------
+    # -- rounds: results and deadlines that arrive outside a check ---------------------------
 
-    async def _record(
-        self,
-        rt: Runtime,
-        result: ProbeResult,
-        *,
-        forced_ok: bool | None = None,
-        note: str | None = None,
-    ) -> None:
-        ok, outcomes, message = self._evaluate(rt, result, forced_ok, note)
-        await self._apply(rt, result, ok, outcomes, message)
+    async def remote_result(self, outcome: ProbeOutcome) -> None:
+        """A worker's result from the results stream (RemoteProbes.consume calls this)."""
+        rt, retry = await self._rounds.remote_result(outcome)
+        if rt is not None:
+            self._retry(rt, retry)
 
-    def _evaluate(
-        self, rt: Runtime, result: ProbeResult, forced_ok: bool | None, note: str | None
-    ) -> tuple[bool, list[ConditionResult], str | None]:
-        """Conditions over one probe result: up or not, each outcome, and what to say."""
-        context = result.context
-        if result.latency_ms is not None:
-            context.setdefault("RESPONSE_TIME", result.latency_ms)
-        outcomes = evaluate_all(rt.conditions, context) if forced_ok is None else []
-        ok = forced_ok if forced_ok is not None else all(o.success for o in outcomes)
-        failed = next((o for o in outcomes if not o.success), None)
-        message = note or result.error or (failed.detail if failed else None)
-        return ok, outcomes, None if ok and forced_ok is None else message
+    def _expire(self, seq: int, number: int) -> None:
+        task = asyncio.create_task(self._expired(seq, number), name=f"round-{seq}")
+        self._expiring.add(task)
+        task.add_done_callback(self._expiring.discard)
 
-    async def _apply(
-        self,
-        rt: Runtime,
-        result: ProbeResult,
-        ok: bool,
-        outcomes: list[ConditionResult],
-        message: str | None,
-        *,
-        failed: list[str] | None = None,
-        heartbeat: bool = True,
-        retry: bool = True,
-    ) -> None:
-        """One verdict: status machine, heartbeat, latest state, events, transitions."""
-        spec, monitor = rt.row.spec, rt.monitor
-        scope = self._scope(monitor)
-        wall = time.time()
-        window = self._steps.run(
-            "maintenance lookup", lambda: self._maintenance.active_for(scope, wall), None
-        )
-        transition = rt.machine.observe(ok, maintenance=window is not None)
-        at = wall
-        if heartbeat:  # several locations: each location's result was stored as it came
-            # History is keyed by (monitor, millisecond): keep each monitor's times distinct.
-            at = self._last_at[rt.row.seq] = next_stamp(wall, self._last_at.get(rt.row.seq), wall)
-            self._history.submit(
-                Heartbeat(
-                    rt.row.seq,
-                    at,
-                    STATUS_CODES[transition.status],
-                    result.latency_ms,
-                    None if ok else message,
-                )
-            )
-        now = iso_of(at)  # the report's time is the heartbeat's, as history will show it
-        rt.last = CheckReport(
-            monitor_id=monitor.id,
-            status=transition.status,
-            ok=ok,
-            at=now,
-            latency_ms=result.latency_ms,
-            message=message,
-            error=result.error,
-            conditions=outcomes,
-            context={k: v for k, v in result.context.items() if k != "BODY"},
-            locations=rt.locations,
-            failed_locations=failed or [],
-        )
-        self.checks["up" if ok else "down"] += 1
-        if ok:
-            rt.successes += 1
-        else:
-            rt.failures += 1
-        self._bus.publish(f"monitors.{monitor.id}", rt.last, "monitor.heartbeat")
-        if transition.retry and retry:
-            self.scheduler.retry(rt.row.seq, spec.retry_interval)
-        if transition.changed:
-            rt.since = now
-        await self._transition(rt, transition, message, scope, failed)
-        if result.cert_expires_at is not None:
-            expires = rt.cert_expires_at = result.cert_expires_at
-            self._steps.run(
-                "certificate warning",
-                lambda: self._maybe_warn_certificate(rt, expires, scope),
-                None,
-            )
-
-    def _scope(self, monitor: Monitor) -> Scope:
-        """Where the monitor sits; without the inventory links if they cannot be read."""
-        return self._steps.run(
-            "topology", lambda: self.topology.scope(monitor), Scope(monitor.id, tuple(monitor.tags))
-        )
+    async def _expired(self, seq: int, number: int) -> None:
+        retry = await self._rounds.expire(seq, number)
+        rt = self._runtimes.get(seq)
+        if rt is not None:
+            self._retry(rt, retry)
 
 
 def _report(monitor_id: str, beat: Heartbeat) -> CheckReport:

@@ -17,6 +17,7 @@ from ..store.monitors import MonitorRow
 from ..store.protocols import HistoryReader, MonitorRepo
 from .conditions import ConditionError, parse_all
 from .engine import Engine
+from .views import EngineView
 
 log = logging.getLogger("dragonopsd.monitors")
 _SNAKE = re.compile(r"_([a-z])")
@@ -66,8 +67,11 @@ def camel_keys(table: dict[str, Any]) -> dict[str, Any]:
 class MonitorService:
     """The API's and the config file's way to change monitors."""
 
-    def __init__(self, engine: Engine, history: HistoryReader, config_path: Path | None) -> None:
+    def __init__(
+        self, engine: Engine, view: EngineView, history: HistoryReader, config_path: Path | None
+    ) -> None:
         self.engine = engine
+        self._engine_view = view
         self.store: MonitorRepo = engine.store
         self._history = history
         self._config_path = config_path
@@ -79,7 +83,9 @@ class MonitorService:
 
     def view(self, row: MonitorRow) -> Monitor:
         """The public shape with the latest status filled in."""
-        return msgspec.structs.replace(row.monitor, status=self.engine.status_of(row.monitor.id))
+        return msgspec.structs.replace(
+            row.monitor, status=self._engine_view.status_of(row.monitor.id)
+        )
 
     async def create(self, spec: MonitorSpec) -> Monitor:
         """Store and schedule a new monitor."""

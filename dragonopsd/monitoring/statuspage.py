@@ -5,7 +5,7 @@ incidents of those monitors (when, how long; never the cause, which can quote a 
 URLs, hosts, messages and ids of the inventory never leave this module: the Structs below are
 the whole public shape. The pages are unauthenticated, so the expensive part (90 days of
 rollups per monitor, incidents) is read at most once per ``cache_seconds`` per page, under one
-lock, whatever the number of visitors; the status itself is read live from the engine.
+lock, whatever the number of visitors; the status itself is read live from the engine view.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from ..config import StatusPageConfig
 from ..model import Wire
-from ..store.protocols import HistoryReader
-from .engine import Engine
+from ..store.protocols import HistoryReader, MonitorRepo
+from .views import EngineView
 
 DAY = 86_400.0
 DAYS = 90
@@ -105,8 +105,11 @@ def overall(statuses: list[str]) -> str:
 class StatusPages:
     """The configured pages and their public views."""
 
-    def __init__(self, cfg: StatusPageConfig, engine: Engine, history: HistoryReader) -> None:
-        self._engine = engine
+    def __init__(
+        self, cfg: StatusPageConfig, view: EngineView, store: MonitorRepo, history: HistoryReader
+    ) -> None:
+        self._view = view
+        self._store = store
         self._history = history
         self._lock = asyncio.Lock()
         self._cache: dict[str, _Cached] = {}
@@ -134,7 +137,7 @@ class StatusPages:
         cached = await self._cached(spec)
         monitors = [
             PublicMonitor(
-                name=m.name, status=self._engine.status_of(ident), uptime=m.uptime, days=m.days
+                name=m.name, status=self._view.status_of(ident), uptime=m.uptime, days=m.days
             )
             for ident, m in zip(cached.ids, cached.monitors, strict=True)
         ]
@@ -163,7 +166,7 @@ class StatusPages:
         """(id, name) of the monitors refs name, in the order listed, each once."""
         by_name: dict[str, list[tuple[str, str]]] = {}
         by_id: dict[str, tuple[str, str]] = {}
-        for state in self._engine.states():
+        for state in self._view.states():
             pair = (state.monitor_id, state.name)
             by_id[state.monitor_id] = pair
             by_name.setdefault(state.name, []).append(pair)
@@ -181,7 +184,7 @@ class StatusPages:
         monitors: list[PublicMonitor] = []
         incidents: list[PublicIncident] = []
         for ident, name in self._resolve(spec.refs):
-            seq = self._engine.seq_of(ident)
+            seq = self._view.seq_of(ident)
             if seq is None:
                 continue
             points = await self._history.series(seq, since, now, DAY)
@@ -190,7 +193,7 @@ class StatusPages:
             uptime = sum(p.up for p in points) / counted if counted else None
             ids.append(ident)
             monitors.append(PublicMonitor(name=name, status="", uptime=uptime, days=days))
-            rows = await self._engine.store.incidents(
+            rows = await self._store.incidents(
                 monitor_id=ident, state=None, since=_iso(since), before=None, limit=INCIDENTS
             )
             incidents += [

@@ -1,93 +1,96 @@
-"""Read-only views of the engine's in-memory state: the board, counts and engine figures."""
+"""A read-only view of the engine's in-memory state: the board, counts and engine figures.
+
+The API, the status pages, the live hub and the metrics get this, not the engine: it reads
+the runtimes, the scheduler's counters and the history writer's, and changes nothing.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .report import EngineStats, MonitorState, target_of
+from ..store.monitors import Incident, MonitorRow
+from ..store.protocols import HistorySink
+from .report import CheckReport, EngineStats, MonitorState, target_of
+from .runtime import Runtime, Runtimes
 from .scheduler import Scheduler
 
-if TYPE_CHECKING:
-    from ..store.protocols import HistorySink
-    from .engine import Runtime
+
+class MonitorFigures(Protocol):
+    """What a reader may see of one monitor's live state (metrics render from this)."""
+
+    @property
+    def row(self) -> MonitorRow: ...
+    @property
+    def last(self) -> CheckReport | None: ...
+    @property
+    def incident(self) -> Incident | None: ...
+    @property
+    def successes(self) -> int: ...
+    @property
+    def failures(self) -> int: ...
+    @property
+    def cert_expires_at(self) -> float | None: ...
+    @property
+    def visible_status(self) -> str: ...
 
 
-class EngineViews:
-    """Mixed into Engine: everything here only reads its runtimes, scheduler and writer."""
+class EngineView:
+    """Reads the engine's runtimes, scheduler and history writer; never changes them."""
 
-    _runtimes: dict[int, Runtime]
-    _by_id: dict[str, int]
-    _history: HistorySink
-    scheduler: Scheduler
+    def __init__(self, runtimes: Runtimes, scheduler: Scheduler, history: HistorySink) -> None:
+        self._runtimes = runtimes
+        self._scheduler = scheduler
+        self._history = history
 
-    def runtimes(self) -> Collection[Runtime]:
+    def figures(self) -> Collection[MonitorFigures]:
         """Every monitor's live state, to read on the loop without keeping it (metrics)."""
-        return self._runtimes.values()
+        return self._runtimes.all()
 
     def ids(self) -> Collection[str]:
         """Every monitor id (a live view, no copy)."""
-        return self._by_id.keys()
+        return self._runtimes.ids()
+
+    def seq_of(self, monitor_id: str) -> int | None:
+        """The integer key of a monitor id."""
+        return self._runtimes.seq_of(monitor_id)
 
     def state(self, monitor_id: str) -> MonitorState | None:
         """Latest state of one monitor."""
-        seq = self._by_id.get(monitor_id)
-        return None if seq is None else self._state(self._runtimes[seq])
-
-    def _state(self, rt: Runtime) -> MonitorState:
-        m = rt.monitor
-        status = rt.machine.status if m.enabled else "paused"
-        last = rt.last
-        return MonitorState(
-            monitor_id=m.id,
-            name=m.name,
-            kind=m.kind,
-            target=target_of(m),
-            status=status,
-            since=rt.since,
-            last_check_at=last.at if last else None,
-            latency_ms=last.latency_ms if last else None,
-            message=last.message if last else None,
-            incident_id=rt.incident.id if rt.incident else None,
-            tags=m.tags,
-            server_id=m.server_id,
-            environment_id=m.environment_id,
-            flapping=bool(rt.machine.changes)
-            and sum(rt.machine.changes) >= rt.machine.flap_threshold,
-            locations=rt.locations,
-        )
+        rt = self._runtimes.of_id(monitor_id)
+        return None if rt is None else _state(rt)
 
     def states(self) -> list[MonitorState]:
         """Latest state of every monitor, by name."""
         return sorted(
-            (self._state(rt) for rt in self._runtimes.values()),
-            key=lambda s: (s.name, s.monitor_id),
+            (_state(rt) for rt in self._runtimes.all()), key=lambda s: (s.name, s.monitor_id)
         )
 
     def status_of(self, monitor_id: str) -> str:
         """Visible status of a monitor (paused when disabled)."""
-        seq = self._by_id.get(monitor_id)
-        if seq is None:
-            return "pending"
-        rt = self._runtimes[seq]
-        return rt.machine.status if rt.monitor.enabled else "paused"
+        rt = self._runtimes.of_id(monitor_id)
+        return "pending" if rt is None else rt.visible_status
+
+    def counts(self) -> dict[str, int]:
+        """How many monitors are in each status (for the dashboard)."""
+        return dict(Counter(rt.visible_status for rt in self._runtimes.all()))
 
     def stats(self) -> EngineStats:
         """Scheduler drift (over the last 10,000 starts) and history writer figures."""
-        drift = sorted(self.scheduler.drift)
+        drift = sorted(self._scheduler.drift)
 
         def pick(q: float) -> float | None:
             return (
                 round(drift[min(len(drift) - 1, int(q * len(drift)))] * 1000, 3) if drift else None
             )
 
-        h = self._history
+        h, s = self._history, self._scheduler
         return EngineStats(
             monitors=len(self._runtimes),
-            checks_started=self.scheduler.started,
-            checks_skipped=self.scheduler.skipped,
-            in_flight=self.scheduler.in_flight,
+            checks_started=s.started,
+            checks_skipped=s.skipped,
+            in_flight=s.in_flight,
             drift_p50_ms=pick(0.5),
             drift_p99_ms=pick(0.99),
             drift_max_ms=pick(1.0),
@@ -97,6 +100,24 @@ class EngineViews:
             history_last_flush_ms=round(h.last_flush_seconds * 1000, 3),
         )
 
-    def counts(self) -> dict[str, int]:
-        """How many monitors are in each status (for the dashboard)."""
-        return dict(Counter(self.status_of(rt.monitor.id) for rt in self._runtimes.values()))
+
+def _state(rt: Runtime) -> MonitorState:
+    m = rt.monitor
+    last = rt.last
+    return MonitorState(
+        monitor_id=m.id,
+        name=m.name,
+        kind=m.kind,
+        target=target_of(m),
+        status=rt.visible_status,
+        since=rt.since,
+        last_check_at=last.at if last else None,
+        latency_ms=last.latency_ms if last else None,
+        message=last.message if last else None,
+        incident_id=rt.incident.id if rt.incident else None,
+        tags=m.tags,
+        server_id=m.server_id,
+        environment_id=m.environment_id,
+        flapping=bool(rt.machine.changes) and sum(rt.machine.changes) >= rt.machine.flap_threshold,
+        locations=rt.locations,
+    )
