@@ -1,40 +1,29 @@
 """Heartbeat history: a batched writer, and the rollup and retention jobs (reads: history_query).
 
-Probes submit heartbeats to an in-memory queue (never blocking the loop); the writer stores
-them one transaction per flush (every flush_interval, or sooner when flush_rows are queued), so
-kill -9 loses at most the heartbeats of the flush in flight. Raw rows are kept raw_hours, then
-only the rollups in store/rollups.py answer for them.
+Probes submit heartbeats to an in-memory queue (never blocking the loop); the writer
+(store/batch.py) stores them one transaction per flush (every flush_interval, or sooner when
+flush_rows are queued), so kill -9 loses at most the heartbeats of the flush in flight. Raw
+rows are kept raw_hours, then only the rollups in store/rollups.py answer for them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
-from collections import deque
 
+import aiosqlite
 import msgspec
 
 from ..buckets import Buckets
 from ..config import HistoryConfig
-from .db import Database, StoreUnavailable
-from .rollups import (
-    DAILY,
-    FIVE_MINUTES,
-    HOURLY,
-    Level,
-    apply_retention,
-    finish_on_cancel,
-    roll_up,
-    transact,
-)
+from .batch import BatchWriter, repeat
+from .db import Database
+from .rollups import DAILY, FIVE_MINUTES, HOURLY, Level, apply_retention, roll_up, transact
 
 log = logging.getLogger("dragonopsd.history")
 
 MAX_QUEUE = 200_000  # ~40 MB of queued rows; past it the oldest are dropped (and counted)
-MAX_BATCH = 20_000  # rows per transaction, so one flush holds the write lock ~0.1 s at most
 MESSAGE_CHARS = 200
 MAINTAIN_INTERVAL = 60.0
 VACUUM_PAGES = 256  # pages returned to the filesystem per maintenance run (auto_vacuum only)
@@ -58,26 +47,55 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True):
     message: str | None  # kept only for non-up heartbeats, at most 200 characters
 
 
+async def _write(conn: aiosqlite.Connection, batch: list[Row]) -> None:
+    """One flush: the heartbeats, and their monitors into the index rollups walk."""
+    await conn.executemany(_INSERT_RAW, batch)
+    await conn.executemany(
+        "INSERT OR IGNORE INTO history_monitors (monitor) VALUES (?)",
+        [(m,) for m in {row[0] for row in batch}],
+    )
+
+
 class HistoryWriter:
-    """Queues heartbeats and stores them in batches; also runs rollups and retention."""
+    """Queues heartbeats and stores them in batches (store/batch.py); also runs rollups and
+    retention."""
 
     def __init__(self, db: Database, cfg: HistoryConfig, *, max_queue: int = MAX_QUEUE) -> None:
         self._db = db
         self._cfg = cfg
-        self._queue: deque[Row] = deque(maxlen=max_queue)
-        self._wake = asyncio.Event()
-        self.dropped = 0
-        self.flushed_total = 0
-        self.submitted_total = 0
-        self.last_flush_seconds = 0.0
-        self.flush_buckets = Buckets()  # every flush's duration, for the metrics histogram
-        self._urgent = False  # a sync() is waiting: flush now rather than at the interval
-        self._flushed = asyncio.Event()  # set (and replaced) after every committed flush
+        self._batch: BatchWriter[Row] = BatchWriter(
+            db, _write, cfg, max_queue=max_queue, log=log, what=("history", "heartbeats")
+        )
 
     @property
     def queue_depth(self) -> int:
         """Heartbeats waiting for the next flush."""
-        return len(self._queue)
+        return self._batch.queue_depth
+
+    @property
+    def dropped(self) -> int:
+        """Heartbeats dropped from a full queue."""
+        return self._batch.dropped
+
+    @property
+    def submitted_total(self) -> int:
+        """Heartbeats submitted."""
+        return self._batch.submitted_total
+
+    @property
+    def flushed_total(self) -> int:
+        """Heartbeats committed."""
+        return self._batch.flushed_total
+
+    @property
+    def last_flush_seconds(self) -> float:
+        """How long the last committed flush took."""
+        return self._batch.last_flush_seconds
+
+    @property
+    def flush_buckets(self) -> Buckets:
+        """Every flush's duration, for the metrics histogram."""
+        return self._batch.flush_buckets
 
     def submit(self, hb: Heartbeat) -> None:
         """Queue a heartbeat (loop thread only; O(1), never blocks). Full: drop the oldest."""
@@ -86,118 +104,24 @@ class HistoryWriter:
         latency = hb.latency_ms
         micros = round(latency * 1000) if latency is not None and 0 <= latency < 1e9 else None
         message = hb.message[:MESSAGE_CHARS] if hb.message and hb.status != 1 else None
-        queue = self._queue
-        if len(queue) == queue.maxlen:
-            self.dropped += 1
-        queue.append((hb.monitor, round(hb.at * 1000), hb.status, micros, message))
-        self.submitted_total += 1
-        if len(queue) >= self._cfg.flush_rows:
-            self._wake.set()
+        self._batch.put((hb.monitor, round(hb.at * 1000), hb.status, micros, message))
 
     async def flush(self) -> int:
-        """Store up to MAX_BATCH queued heartbeats in one transaction; returns rows written.
-
-        Cancelling flush lets the transaction finish first; if it fails, the rows go back to
-        the head of the queue (INSERT OR REPLACE makes any retry harmless).
-        """
-        queue = self._queue
-        if not queue:
-            return 0
-        batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH))]
-        return await finish_on_cancel(self._store(batch))
-
-    async def _store(self, batch: list[Row]) -> int:
-        started = time.perf_counter()
-        try:
-            async with self._db.write() as conn:
-                await conn.executemany(_INSERT_RAW, batch)
-                await conn.executemany(
-                    "INSERT OR IGNORE INTO history_monitors (monitor) VALUES (?)",
-                    [(m,) for m in {row[0] for row in batch}],
-                )
-        except BaseException:
-            self._requeue(batch)
-            raise
-        self.last_flush_seconds = time.perf_counter() - started
-        self.flush_buckets.observe(self.last_flush_seconds)
-        self.flushed_total += len(batch)
-        self._flushed.set()
-        self._flushed = asyncio.Event()
-        return len(batch)
+        """Store up to batch.MAX_BATCH queued heartbeats in one transaction; returns rows written
+        (INSERT OR REPLACE makes the retry of a failed flush harmless)."""
+        return await self._batch.flush()
 
     async def sync(self, within: float) -> bool:
-        """Wait until every heartbeat submitted so far is committed; False when some were
-        dropped (queue overflow) or the writer did not get there within `within` seconds.
-
-        Used where something outside must only be told after COMMIT (acknowledging a Redis
-        stream entry). It asks the running writer for an early flush and waits for it.
-        """
-        target, dropped = self.submitted_total, self.dropped
-        try:
-            async with asyncio.timeout(within):
-                while self.flushed_total + self.dropped < target:
-                    self._urgent = True
-                    self._wake.set()
-                    await self._flushed.wait()
-        except TimeoutError:
-            return False
-        return self.dropped == dropped
-
-    def _requeue(self, batch: list[Row]) -> None:
-        queue = self._queue
-        room = (queue.maxlen or 0) - len(queue)
-        if room < len(batch):  # still the oldest that go
-            self.dropped += len(batch) - room
-            batch = batch[len(batch) - room :] if room > 0 else []
-        queue.extendleft(reversed(batch))
+        """Wait until every heartbeat submitted so far is committed (BatchWriter.sync)."""
+        return await self._batch.sync(within)
 
     async def run(self) -> None:
         """Flush every flush_interval or when flush_rows are queued; on cancel, drain and stop."""
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                deadline = loop.time() + self._cfg.flush_interval
-                while (
-                    len(self._queue) < self._cfg.flush_rows
-                    and loop.time() < deadline
-                    and not self._urgent
-                ):
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout_at(deadline):
-                            await self._wake.wait()
-                self._urgent = False
-                try:
-                    await self.flush()
-                except StoreUnavailable as exc:  # logged once by the database, not per retry
-                    log.debug("history flush refused (%s); the rows stay queued", exc.trouble)
-                    await asyncio.sleep(self._cfg.flush_interval)
-                except Exception:
-                    log.exception("history flush failed; the rows stay queued")
-                    await asyncio.sleep(self._cfg.flush_interval)
-        except asyncio.CancelledError:
-            await self._drain()
-            raise
-
-    async def _drain(self) -> None:
-        """Flush everything queued (SIGTERM path)."""
-        try:
-            while self._queue:
-                await self.flush()
-        except Exception:
-            log.exception("final history flush failed; %d heartbeats lost", len(self._queue))
+        await self._batch.run(self.flush)
 
     async def maintain(self, interval: float = MAINTAIN_INTERVAL) -> None:
         """Every interval: rollups, retention, a passive WAL checkpoint, incremental vacuum."""
-        loop = asyncio.get_running_loop()
-        next_run = loop.time()
-        while True:
-            try:
-                await self.maintain_once()
-            except Exception:
-                log.exception("history maintenance failed; retrying next interval")
-            next_run = max(next_run + interval, loop.time())
-            await asyncio.sleep(next_run - loop.time())
+        await repeat(self.maintain_once, interval, log, "history maintenance")
 
     async def maintain_once(self, now: float | None = None) -> tuple[int, int]:
         """One maintenance pass as of now (injectable); returns (rollup rounds, rows deleted)."""

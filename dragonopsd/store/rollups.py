@@ -25,7 +25,9 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..config import HistoryConfig
-from ..histogram import Bucket, get_varint, put_varint
+from ..histogram import Bucket
+from . import blocks
+from .blocks import encode_block
 from .db import Database
 
 log = logging.getLogger("dragonopsd.history")
@@ -53,28 +55,9 @@ HOURLY = Level("1h", "history_1h", 3600, 86_400, 6 * 3600)
 DAILY = Level("1d", "history_1d", 86_400, 16 * 86_400, 4 * 86_400)
 
 
-def encode_block(slots: dict[int, Bucket]) -> bytes:
-    """A block: varint bitmask of the slots present, then their buckets in slot order."""
-    out = bytearray()
-    put_varint(out, sum(1 << slot for slot in slots))
-    for slot in sorted(slots):
-        slots[slot].encode_into(out)
-    return bytes(out)
-
-
 def decode_block(data: bytes) -> dict[int, Bucket]:
-    """Parse a block written by encode_block."""
-    mask, pos = get_varint(data, 0)
-    slots: dict[int, Bucket] = {}
-    slot = 0
-    while mask:
-        if mask & 1:
-            slots[slot], pos = Bucket.decode_from(data, pos)
-        mask >>= 1
-        slot += 1
-    if pos != len(data):
-        raise ValueError("trailing bytes after rollup block")
-    return slots
+    """Parse a block of heartbeat buckets (the codec: store/blocks.py)."""
+    return blocks.decode_block(data, Bucket)
 
 
 def block_id(monitor: int, block: int) -> int:

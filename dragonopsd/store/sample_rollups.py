@@ -22,6 +22,8 @@ import aiosqlite
 
 from ..config import SamplingConfig
 from ..histogram import get_varint, put_varint
+from . import blocks
+from .blocks import encode_block
 from .db import Database
 from .rollups import KEY_BITS, Level, block_id, transact
 
@@ -92,28 +94,9 @@ def block_start(level: Level, row_id: int) -> int:
     return (row_id & ((1 << KEY_BITS) - 1)) * level.block
 
 
-def encode_block(slots: dict[int, Agg]) -> bytes:
-    """A block: varint bitmask of the slots present, then their buckets in slot order."""
-    out = bytearray()
-    put_varint(out, sum(1 << slot for slot in slots))
-    for slot in sorted(slots):
-        slots[slot].encode_into(out)
-    return bytes(out)
-
-
 def decode_block(data: bytes) -> dict[int, Agg]:
-    """Parse a block written by encode_block."""
-    mask, pos = get_varint(data, 0)
-    slots: dict[int, Agg] = {}
-    slot = 0
-    while mask:
-        if mask & 1:
-            slots[slot], pos = Agg.decode_from(data, pos)
-        mask >>= 1
-        slot += 1
-    if pos != len(data):
-        raise ValueError("trailing bytes after sample block")
-    return slots
+    """Parse a block of sample buckets (the codec: store/blocks.py)."""
+    return blocks.decode_block(data, Agg)
 
 
 @dataclass

@@ -1,19 +1,17 @@
 """Sample history: a batched writer, its rollup/retention job, and the series read.
 
 The sampler submits samples to an in-memory queue (O(1), never blocking the loop); the writer
-stores them one transaction per flush, on the [history] flush schedule, so kill -9 loses at
-most the samples of the flush in flight. Raw rows are kept [sampling] raw_hours; minute and
-hourly rollups (store/sample_rollups.py) answer for older time.
+(store/batch.py) stores them one transaction per flush, on the [history] flush schedule, so
+kill -9 loses at most the samples of the flush in flight. Raw rows are kept [sampling]
+raw_hours; minute and hourly rollups (store/sample_rollups.py) answer for older time.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import math
 import time
-from collections import deque
+from collections.abc import Callable
 
 import aiosqlite
 import msgspec
@@ -22,14 +20,14 @@ from ..config import HistoryConfig, SamplingConfig
 from ..model import Wire
 from ..sample import SCALES, Sample
 from . import sample_rollups as rollups
-from .db import Database, StoreUnavailable
-from .rollups import Level, block_id, finish_on_cancel, transact
+from .batch import BatchWriter, repeat
+from .db import Database
+from .rollups import Level, block_id
 from .sample_rollups import HOUR, MINUTE, Agg, State, read_state
 
 log = logging.getLogger("dragonopsd.samples")
 
 MAX_QUEUE = 100_000  # 100 s of 1,000 servers at 1 s; past it the oldest are dropped (counted)
-MAX_BATCH = 20_000  # rows per transaction, so one flush holds the write lock briefly
 MAX_POINTS = 2048
 MAX_LATE = 50_000  # (server, hour) pairs awaiting a re-roll; past it, their rollups stay short
 MAINTAIN_INTERVAL = 60.0
@@ -76,7 +74,8 @@ def point_of(at: float, agg: Agg) -> Point:
 
 
 class SampleWriter:
-    """Queues samples and stores them in batches; also runs rollups, retention and cleanup."""
+    """Queues samples and stores them in batches (store/batch.py); also runs rollups,
+    retention and cleanup."""
 
     def __init__(
         self,
@@ -88,120 +87,59 @@ class SampleWriter:
     ) -> None:
         self._db = db
         self._cfg = cfg
-        self._flush_interval = flush.flush_interval
-        self._flush_rows = flush.flush_rows
-        self._queue: deque[Row] = deque(maxlen=max_queue)
-        self._wake = asyncio.Event()
+        self._batch: BatchWriter[Row] = BatchWriter(
+            db, self._write, flush, max_queue=max_queue, log=log, what=("sample", "samples")
+        )
         self._seqs: dict[str, int] = {}
         self._rolled_ms = 0  # rows below this are late: their hour must be rolled again
         self._late: set[tuple[int, int]] = set()
-        self.dropped = 0
-        self.flushed_total = 0
-
-    @property
-    def queue_depth(self) -> int:
-        """Samples waiting for the next flush."""
-        return len(self._queue)
 
     def submit(self, sample: Sample) -> None:
         """Queue a sample (loop thread only; O(1), never blocks). Full: drop the oldest."""
         if not math.isfinite(sample.at):
             raise ValueError(f"invalid sample time {sample.at!r}")
-        queue = self._queue
-        if len(queue) == queue.maxlen:
-            self.dropped += 1
-        queue.append((sample.server_id, round(sample.at * 1000), *sample.scaled()))
-        if len(queue) >= self._flush_rows:
-            self._wake.set()
+        self._batch.put((sample.server_id, round(sample.at * 1000), *sample.scaled()))
 
     async def flush(self) -> int:
-        """Store up to MAX_BATCH queued samples in one transaction; returns rows written.
-
-        Cancelling flush lets the transaction finish first; if it fails, the rows go back to
-        the head of the queue (INSERT OR REPLACE makes any retry harmless).
-        """
-        queue = self._queue
-        if not queue:
-            return 0
-        batch = [queue.popleft() for _ in range(min(len(queue), MAX_BATCH))]
-        return await finish_on_cancel(self._store(batch))
-
-    async def _store(self, batch: list[Row]) -> int:
-        seqs = self._seqs
-        unknown = sorted({row[0] for row in batch if row[0] not in seqs})
-
-        async def work(conn: aiosqlite.Connection) -> dict[str, int]:
-            found: dict[str, int] = {}
-            if unknown:
-                await conn.executemany(
-                    "INSERT OR IGNORE INTO sample_servers (server_id) VALUES (?)",
-                    [(ident,) for ident in unknown],
-                )
-                marks = ",".join("?" * len(unknown))
-                sql = f"SELECT server_id, seq FROM sample_servers WHERE server_id IN ({marks})"
-                found = {str(i): int(s) for i, s in await conn.execute_fetchall(sql, unknown)}
-            known = seqs | found
-            await conn.executemany(_INSERT, [(known[row[0]], *row[1:]) for row in batch])
-            return found
-
-        try:
-            seqs.update(await transact(self._db, work))
-        except BaseException:
-            self._requeue(batch)
-            raise
-        rolled = self._rolled_ms
-        for row in batch:
-            if row[1] < rolled and len(self._late) < MAX_LATE:
-                self._late.add((seqs[row[0]], row[1] // 3_600_000 * 3600))
-        self.flushed_total += len(batch)
-        return len(batch)
-
-    def _requeue(self, batch: list[Row]) -> None:
-        queue = self._queue
-        room = (queue.maxlen or 0) - len(queue)
-        if room < len(batch):  # still the oldest that go
-            self.dropped += len(batch) - room
-            batch = batch[len(batch) - room :] if room > 0 else []
-        queue.extendleft(reversed(batch))
+        """Store up to batch.MAX_BATCH queued samples in one transaction; returns rows written
+        (INSERT OR REPLACE makes the retry of a failed flush harmless)."""
+        return await self._batch.flush()
 
     async def run(self) -> None:
         """Flush every flush_interval or when flush_rows are queued; on cancel, drain and stop."""
-        loop = asyncio.get_running_loop()
-        try:
-            while True:
-                deadline = loop.time() + self._flush_interval
-                while len(self._queue) < self._flush_rows and loop.time() < deadline:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout_at(deadline):
-                            await self._wake.wait()
-                try:
-                    await self.flush()
-                except StoreUnavailable as exc:  # logged once by the database, not per retry
-                    log.debug("sample flush refused (%s); the rows stay queued", exc.trouble)
-                    await asyncio.sleep(self._flush_interval)
-                except Exception:
-                    log.exception("sample flush failed; the rows stay queued")
-                    await asyncio.sleep(self._flush_interval)
-        except asyncio.CancelledError:
-            try:
-                while self._queue:
-                    await self.flush()
-            except Exception:
-                log.exception("final sample flush failed; %d samples lost", len(self._queue))
-            raise
+        await self._batch.run(self.flush)
+
+    async def _write(
+        self, conn: aiosqlite.Connection, batch: list[Row]
+    ) -> Callable[[], None] | None:
+        """One flush: new servers get their seq, then the samples under it. The seqs and the
+        late hours are noted only once committed (a rollback takes new seqs back)."""
+        seqs = self._seqs
+        unknown = sorted({row[0] for row in batch if row[0] not in seqs})
+        found: dict[str, int] = {}
+        if unknown:
+            await conn.executemany(
+                "INSERT OR IGNORE INTO sample_servers (server_id) VALUES (?)",
+                [(ident,) for ident in unknown],
+            )
+            marks = ",".join("?" * len(unknown))
+            sql = f"SELECT server_id, seq FROM sample_servers WHERE server_id IN ({marks})"
+            found = {str(i): int(s) for i, s in await conn.execute_fetchall(sql, unknown)}
+        known = seqs | found
+        await conn.executemany(_INSERT, [(known[row[0]], *row[1:]) for row in batch])
+
+        def committed() -> None:
+            seqs.update(found)
+            rolled = self._rolled_ms
+            for row in batch:
+                if row[1] < rolled and len(self._late) < MAX_LATE:
+                    self._late.add((seqs[row[0]], row[1] // 3_600_000 * 3600))
+
+        return committed
 
     async def maintain(self, interval: float = MAINTAIN_INTERVAL) -> None:
         """Every interval: rollups, re-rolls of late samples, retention, deleted servers."""
-        loop = asyncio.get_running_loop()
-        next_run = loop.time()
-        while True:
-            try:
-                await self.maintain_once()
-            except Exception:
-                log.exception("sample maintenance failed; retrying next interval")
-            next_run = max(next_run + interval, loop.time())
-            await asyncio.sleep(next_run - loop.time())
+        await repeat(self.maintain_once, interval, log, "sample maintenance")
 
     async def maintain_once(self, now: float | None = None) -> tuple[int, int]:
         """One pass as of now (injectable); returns (hours rolled, rows deleted)."""

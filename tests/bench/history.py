@@ -41,8 +41,9 @@ import aiosqlite
 
 from dragonopsd.config import HistoryConfig
 from dragonopsd.histogram import Bucket
+from dragonopsd.store.batch import MAX_BATCH
 from dragonopsd.store.db import Database
-from dragonopsd.store.history import MAX_BATCH, Heartbeat, HistoryWriter
+from dragonopsd.store.history import Heartbeat, HistoryWriter
 from dragonopsd.store.history_query import HistoryQuery
 from dragonopsd.store.rollups import (
     DAILY,
