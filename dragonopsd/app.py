@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from importlib import resources
 from pathlib import Path
 
@@ -171,7 +171,6 @@ def _wire_monitoring(
     view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)
     app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
-    dashboard.monitor_counts = view.counts
     app.cleanup_ctx.append(lifecycle.maintenance_ctx)
     app.cleanup_ctx.append(lifecycle.notifier_ctx)
     app.cleanup_ctx.append(lifecycle.history_ctx(history))
@@ -271,6 +270,7 @@ def _wire_actions(
 def _wire_metrics(app: web.Application, cfg: Config, db: Database, bus: Bus) -> None:
     """Prometheus: collectors over the services built above, the inventory label refresher,
     and the optional listener of its own (started last, stopped first)."""
+    link = app[REDIS]
     exporter = app[METRICS] = Exporter(
         view=app[ENGINE_VIEW],
         scheduler=app[MONITORS].engine.scheduler,
@@ -280,13 +280,12 @@ def _wire_metrics(app: web.Application, cfg: Config, db: Database, bus: Bus) -> 
         notifier=app[NOTIFIER],
         labels=InventoryLabels(db, bus),
         version=__version__,
+        token=cfg.metrics.token,
+        redis_up=(lambda: link.up) if link is not None else None,
     )
-    exporter.token = cfg.metrics.token
     app.cleanup_ctx.append(lifecycle.task_ctx(exporter.run))
     exporter.add(AssistantCollector(app[ASSISTANT].usage))
-    link = app[REDIS]
     if link is not None:
-        exporter.redis_up = lambda: link.up
         redis_bus = bus if isinstance(bus, RedisBus) else None
         exporter.add(RedisCollector(link, redis_bus, app[MONITORS].engine.remote))
     app.cleanup_ctx.append(metrics_listener_ctx(cfg.metrics))
@@ -311,6 +310,16 @@ def _wire_assistant(app: web.Application, cfg: Config, inventory: InventoryServi
     app.cleanup_ctx.append(assistant_ctx)
 
 
+def _monitor_counts(app: web.Application) -> Callable[[], dict[str, int]]:
+    """The engine view's counts, read at call time: the view is built later from the same app,
+    so the dashboard is whole when built and nothing is patched onto it."""
+
+    def counts() -> dict[str, int]:
+        return app[ENGINE_VIEW].counts()
+
+    return counts
+
+
 def build_app(
     cfg: Config, *, demo_data: bool = False, config_path: Path | None = None
 ) -> web.Application:
@@ -328,7 +337,8 @@ def build_app(
     bus = RedisBus(link) if link else LocalBus()
     app[REDIS] = link
     store = InventoryStore(db)
-    dashboard = DashboardService(store, cache)
+
+    dashboard = DashboardService(store, cache, monitor_counts=_monitor_counts(app))
 
     async def invalidate_stats(_: InventoryChanged) -> None:
         await dashboard.invalidate()

@@ -95,15 +95,17 @@ class Exporter:
         notifier: Dispatcher,
         labels: InventoryLabels,
         version: str,
+        token: str = "",
+        redis_up: RedisProbe | None = None,
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.labels = labels
         self.http = RequestStats()
         # [metrics] token: what a scrape must send as a bearer token ("" = none). Kept here,
         # not read from the config, so a reload (SIGHUP) can rotate it without a restart.
-        self.token = ""
-        # Set by whoever owns the Redis connection: () -> True/False, None when not configured.
-        self.redis_up: RedisProbe = _not_configured
+        self.token = token
+        # () -> True/False from whoever owns the Redis connection; None when not configured.
+        self.redis_up: RedisProbe = redis_up or _not_configured
         self.monitors = MonitorCollector(view, labels)
         self._exposition = Exposition()
         daemon = DaemonCollector(
