@@ -10,13 +10,12 @@ from aiohttp import web
 from ..actions.service import request_hash
 from ..keys import ACTIONS, PRINCIPAL
 from ..model import Body, Wire
-from ..problem import invalid, not_found
+from ..problem import invalid
 from ..store.actions import Action, ActionKind, ActionState, NewAction
-from .http import json_response, read_json
+from .http import MAX_LIMIT, json_response, no_repeats, page_limit, path_uuid, read_json
 from .route import Param, Route
 
 BASE = "/api/actions"
-MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 STATES: tuple[ActionState, ...] = ("queued", "running", "succeeded", "failed")
 # Printable ASCII without spaces at the ends, as clients generate them (UUIDs, ULIDs, hashes).
@@ -36,22 +35,6 @@ class ActionPage(Wire, kw_only=True):
     next_cursor: str | None
 
 
-def _uuid(raw: str, entity: str) -> str:
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise not_found(entity, raw) from None
-
-
-def _params(request: web.Request, allowed: set[str]) -> None:
-    for name in request.query:
-        if name not in allowed:
-            listed = ", ".join(sorted(allowed)) or "none"
-            raise invalid(name, f"unknown query parameter (allowed: {listed})")
-        if len(request.query.getall(name)) > 1:
-            raise invalid(name, "given more than once")
-
-
 def _idempotency_key(request: web.Request) -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not _KEY.match(key):
@@ -61,8 +44,7 @@ def _idempotency_key(request: web.Request) -> str | None:
 
 async def create_action(request: web.Request) -> web.Response:
     """Queue an action; 202 with the action and where to follow it."""
-    server_id = _uuid(request.match_info["id"], "server")
-    _params(request, set())
+    server_id = path_uuid(request, "server")
     key = _idempotency_key(request)
     body = await read_json(request, ActionRequest)
     action, created = await request.app[ACTIONS].submit(
@@ -82,14 +64,13 @@ async def create_action(request: web.Request) -> web.Response:
 
 async def get_action(request: web.Request) -> web.Response:
     """One action."""
-    ident = _uuid(request.match_info["id"], "action")
-    _params(request, set())
+    ident = path_uuid(request, "action")
     return json_response(await request.app[ACTIONS].store.get(ident))
 
 
 async def list_actions(request: web.Request) -> web.Response:
     """Actions, newest first, optionally of one server and in some states."""
-    _params(request, {"serverId", "state", "limit", "cursor"})
+    no_repeats(request)
     q = request.query
     server_id = None
     if "serverId" in q:
@@ -101,12 +82,7 @@ async def list_actions(request: web.Request) -> web.Response:
     for s in states:
         if s not in STATES:
             raise invalid("state", f"unknown state '{s}' (one of {', '.join(STATES)})")
-    try:
-        limit = int(q.get("limit", DEFAULT_LIMIT))
-    except ValueError:
-        raise invalid("limit", "expected an integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    limit = page_limit(q, DEFAULT_LIMIT)
     items, cursor = await request.app[ACTIONS].store.page(
         server_id, states, limit, q.get("cursor") or None
     )

@@ -7,15 +7,12 @@ from aiohttp import web
 from ..assistant.model import Generated
 from ..assistant.service import GenerateRequest
 from ..keys import ASSISTANT, PRINCIPAL
-from ..problem import invalid
 from .http import json_response, read_json
 from .route import Route
 
 
 async def generate(request: web.Request) -> web.Response:
     """A config file or script for the prompt, with what it assumed."""
-    for name in request.query:
-        raise invalid(name, "unknown query parameter (allowed: none)")
     assistant = request.app[ASSISTANT]
     # Counted before the body is read: a flood of bad requests is limited like good ones.
     assistant.admit(request[PRINCIPAL].actor)

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 
 from aiohttp import web
 
 from ..keys import HISTORY_QUERY, MONITORS
 from ..model import Wire
 from ..monitor import STATUS_CODES
-from ..problem import invalid, not_found
+from ..problem import invalid
 from ..store.history_query import Point, UptimeWindow
-from .http import iso_time, json_response, query_time
+from .http import iso_time, json_response, page_limit, path_uuid, query_time
 from .route import Param, Route
 
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
-MAX_LIMIT = 500
 _DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
@@ -63,18 +61,10 @@ def duration(text: str, name: str) -> float:
     return int(m[1]) * _UNITS[m[2]]
 
 
-def _ident(request: web.Request) -> str:
-    raw = request.match_info["id"]
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise not_found("monitor", raw) from None
-
-
 async def history(request: web.Request) -> web.Response:
     """Heartbeat history aggregated per step (from raw rows or rollups)."""
     service = request.app[MONITORS]
-    row = await service.store.get(_ident(request))
+    row = await service.store.get(path_uuid(request, "monitor"))
     q = request.query
     now = time.time()
     until = query_time(q.get("until"), "until", now)
@@ -92,7 +82,7 @@ async def history(request: web.Request) -> web.Response:
 async def uptime(request: web.Request) -> web.Response:
     """Uptime %, p50/p95/p99, incident count and MTTR per window."""
     service = request.app[MONITORS]
-    row = await service.store.get(_ident(request))
+    row = await service.store.get(path_uuid(request, "monitor"))
     names = [w.strip() for w in request.query.get("windows", "24h,7d,30d").split(",") if w.strip()]
     if not names or len(names) > 8:
         raise invalid("windows", "1 to 8 windows, e.g. 24h,7d,30d,365d")
@@ -122,16 +112,8 @@ async def uptime(request: web.Request) -> web.Response:
 
 async def heartbeats(request: web.Request) -> web.Response:
     """The newest raw heartbeats (kept [history] raw_hours), newest first."""
-    ident = _ident(request)
-    for name in request.query:
-        if name != "limit":
-            raise invalid(name, "unknown query parameter (allowed: limit)")
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        raise invalid("limit", "expected an integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    ident = path_uuid(request, "monitor")
+    limit = page_limit(request.query, 50)
     row = await request.app[MONITORS].store.get(ident)
     beats = await request.app[HISTORY_QUERY].recent(row.seq, limit)
     items = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -14,7 +15,7 @@ from aiohttp import web
 
 from ..keys import CONFIG
 from ..model import FieldError, in_words
-from ..problem import FieldIssue, Problem, invalid
+from ..problem import FieldIssue, Problem, invalid, not_found
 from .route import Param
 
 T = TypeVar("T")
@@ -136,6 +137,24 @@ def if_match(request: web.Request, render: Callable[[T], Any]) -> Callable[[T], 
             raise Problem(412, "If-Match does not match the current ETag; GET it again")
 
     return check
+
+
+def path_uuid(request: web.Request, entity: str) -> str:
+    """The ``{id}`` path segment as a canonical UUID. Text that is no UUID names nothing, so
+    it is the same 404 as an unknown id, with the entity word (``monitor``, ``secret``)."""
+    raw = request.match_info["id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise not_found(entity, raw) from None
+
+
+def no_repeats(request: web.Request) -> None:
+    """422 naming the first query parameter given more than once, for handlers that read one
+    value each (the front has already refused the undeclared ones)."""
+    for name in request.query:
+        if len(request.query.getall(name)) > 1:
+            raise invalid(name, "given more than once")
 
 
 MAX_LIMIT = 500

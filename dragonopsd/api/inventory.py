@@ -29,20 +29,23 @@ from ..model import (
     ServerCreate,
     ServerPatch,
 )
-from ..problem import invalid, not_found
+from ..problem import invalid
 from ..store.hierarchy import LEVELS, SORTS, camel, include_depth, includes_for
 from ..store.inventory import ListQuery
 from .http import (
     IF_MATCH_DOC,
     IF_NONE_MATCH_DOC,
+    MAX_LIMIT,
     cacheable_response,
     if_match,
     json_response,
+    no_repeats,
+    page_limit,
+    path_uuid,
     read_json,
 )
 from .route import Param, Route
 
-MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 
 
@@ -62,14 +65,6 @@ def _page_of(item: type) -> Any:
     )
 
 
-def _ident(request: web.Request, singular: str) -> str:
-    raw = request.match_info["id"]
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise not_found(singular, raw) from None
-
-
 def _flag(request: web.Request, name: str) -> bool:
     value = request.query.get(name, "false").lower()
     if value not in ("true", "false", "1", "0"):
@@ -82,29 +77,12 @@ def _include(request: web.Request, table: str) -> int:
     return include_depth(table, [p.strip() for p in raw.split(",") if p.strip()])
 
 
-def _check_params(request: web.Request, allowed: set[str]) -> None:
-    for name in request.query:
-        if name not in allowed:
-            raise invalid(name, f"unknown query parameter (allowed: {', '.join(sorted(allowed))})")
-    for name in allowed:
-        if len(request.query.getall(name, [])) > 1:
-            raise invalid(name, "given more than once")
-
-
 def _list_query(request: web.Request, table: str) -> ListQuery:
     level = LEVELS[table]
     parent = camel(level.parent_column) if level.parent_column else None
-    allowed = {"limit", "cursor", "sort", "q", "status", "include"} | (
-        {parent} if parent else set()
-    )
-    _check_params(request, allowed)
+    no_repeats(request)
     q = request.query
-    try:
-        limit = int(q.get("limit", DEFAULT_LIMIT))
-    except ValueError:
-        raise invalid("limit", "expected an integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    limit = page_limit(q, DEFAULT_LIMIT)
     sort = q.get("sort", "name")
     if sort.lstrip("-") not in SORTS:
         raise invalid("sort", f"unknown sort key (one of {', '.join(SORTS)}, '-' for descending)")
@@ -150,27 +128,25 @@ def resource_routes(
         return json_response(Page(items=items, next_cursor=cursor))
 
     async def get_item(request: web.Request) -> web.StreamResponse:
-        ident = _ident(request, singular)
-        _check_params(request, {"include"})
+        ident = path_uuid(request, singular)
+        no_repeats(request)
         item = await request.app[INVENTORY].get(table, ident, _include(request, table))
         return cacheable_response(request, item)
 
     async def create_item(request: web.Request) -> web.Response:
-        _check_params(request, set())
         body: Any = await read_json(request, create)
         item = await request.app[INVENTORY].create(table, body)
         return json_response(item, status=201, etag=True, headers={"Location": f"{base}/{item.id}"})
 
     async def patch_item(request: web.Request) -> web.Response:
-        ident = _ident(request, singular)
-        _check_params(request, set())
+        ident = path_uuid(request, singular)
         body: Any = await read_json(request, patch)
         item = await request.app[INVENTORY].update(table, ident, body, _precondition(request))
         return json_response(item, etag=True)
 
     async def delete_item(request: web.Request) -> web.Response:
-        ident = _ident(request, singular)
-        _check_params(request, {"cascade"})
+        ident = path_uuid(request, singular)
+        no_repeats(request)
         await request.app[INVENTORY].delete(
             table, ident, cascade=_flag(request, "cascade"), precondition=_precondition(request)
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import datetime
 
 from aiohttp import web
@@ -11,12 +10,11 @@ from aiohttp import web
 from ..keys import MAINTENANCE
 from ..maintenance import OccurrenceList, WindowView
 from ..model import Wire
-from ..problem import invalid, not_found
+from ..problem import invalid
 from ..store.maintenance import WindowPatch, WindowSpec, check_instant, merge_patch
-from .http import convert, json_response, read_json
+from .http import MAX_LIMIT, convert, json_response, no_repeats, page_limit, path_uuid, read_json
 from .route import Param, Route
 
-MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
 MAX_COUNT = 100
 DEFAULT_COUNT = 5
@@ -30,30 +28,13 @@ class WindowPage(Wire, kw_only=True):
     next_cursor: str | None
 
 
-def _ident(request: web.Request) -> str:
-    raw = request.match_info["id"]
+def _count(request: web.Request) -> int:
     try:
-        return str(uuid.UUID(raw))
+        value = int(request.query.get("count", DEFAULT_COUNT))
     except ValueError:
-        raise not_found("maintenance window", raw) from None
-
-
-def _params(request: web.Request, allowed: set[str]) -> None:
-    for name in request.query:
-        if name not in allowed:
-            listed = ", ".join(sorted(allowed)) or "none"
-            raise invalid(name, f"unknown query parameter (allowed: {listed})")
-        if len(request.query.getall(name)) > 1:
-            raise invalid(name, "given more than once")
-
-
-def _int(request: web.Request, name: str, default: int, high: int) -> int:
-    try:
-        value = int(request.query.get(name, default))
-    except ValueError:
-        raise invalid(name, "expected an integer") from None
-    if not 1 <= value <= high:
-        raise invalid(name, f"must be between 1 and {high}")
+        raise invalid("count", "expected an integer") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise invalid("count", f"must be between 1 and {MAX_COUNT}")
     return value
 
 
@@ -64,10 +45,10 @@ def _view(request: web.Request, window_id: str) -> web.Response:
 
 async def list_windows(request: web.Request) -> web.Response:
     """Every window, by name, with whether it is in force now."""
-    _params(request, {"limit", "cursor"})
+    no_repeats(request)
     svc = request.app[MAINTENANCE]
     items, cursor = svc.page(
-        _int(request, "limit", DEFAULT_LIMIT, MAX_LIMIT), request.query.get("cursor") or None
+        page_limit(request.query, DEFAULT_LIMIT), request.query.get("cursor") or None
     )
     now = time.time()
     return json_response(WindowPage(items=[svc.view(w, now) for w in items], next_cursor=cursor))
@@ -75,7 +56,6 @@ async def list_windows(request: web.Request) -> web.Response:
 
 async def create_window(request: web.Request) -> web.Response:
     """Create a window; it is honoured from this response on."""
-    _params(request, set())
     spec = await read_json(request, WindowSpec)
     window = await request.app[MAINTENANCE].create(spec)
     resp = _view(request, window.id)
@@ -86,15 +66,13 @@ async def create_window(request: web.Request) -> web.Response:
 
 async def get_window(request: web.Request) -> web.Response:
     """One window."""
-    ident = _ident(request)
-    _params(request, set())
+    ident = path_uuid(request, "maintenance window")
     return _view(request, ident)
 
 
 async def patch_window(request: web.Request) -> web.Response:
     """Change some fields; the result is validated as a whole, like a create."""
-    ident = _ident(request)
-    _params(request, set())
+    ident = path_uuid(request, "maintenance window")
     patch = await read_json(request, WindowPatch)
     svc = request.app[MAINTENANCE]
     spec = convert(merge_patch(svc.get(ident), patch), WindowSpec)
@@ -104,17 +82,16 @@ async def patch_window(request: web.Request) -> web.Response:
 
 async def delete_window(request: web.Request) -> web.Response:
     """Remove a window."""
-    ident = _ident(request)
-    _params(request, set())
+    ident = path_uuid(request, "maintenance window")
     await request.app[MAINTENANCE].delete(ident)
     return web.Response(status=204)
 
 
 async def list_occurrences(request: web.Request) -> web.Response:
     """The next occurrences of a window's schedule, to check a cron and its time zone."""
-    ident = _ident(request)
-    _params(request, {"count", "from"})
-    count = _int(request, "count", DEFAULT_COUNT, MAX_COUNT)
+    ident = path_uuid(request, "maintenance window")
+    no_repeats(request)
+    count = _count(request)
     after = time.time()
     if "from" in request.query:
         try:

@@ -7,7 +7,6 @@ Every write reloads the dispatcher, so routing follows the API at once.
 from __future__ import annotations
 
 import urllib.parse
-import uuid
 from typing import Any, cast
 
 from aiohttp import web
@@ -25,20 +24,12 @@ from ..notify.channels import (
     public,
 )
 from ..notify.delivery import DeliveryResult
-from ..problem import invalid, not_found
+from ..problem import invalid
 from ..store.notifications import ChannelFields, StoredChannel
-from .http import convert, json_response, read_json
+from .http import convert, json_response, path_uuid, read_json
 from .route import Param, Route
 
 _CREATE = cast("type[ChannelBody]", ChannelCreate)
-
-
-def _ident(request: web.Request) -> str:
-    raw = request.match_info["id"]
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise not_found("notification channel", raw) from None
 
 
 def _host(url: str) -> str:
@@ -74,12 +65,13 @@ async def create_channel(request: web.Request) -> web.Response:
 
 async def get_channel(request: web.Request) -> web.Response:
     """One channel, credentials masked."""
-    return json_response(public(await request.app[NOTIFIER].store.get(_ident(request))))
+    ident = path_uuid(request, "notification channel")
+    return json_response(public(await request.app[NOTIFIER].store.get(ident)))
 
 
 async def patch_channel(request: web.Request) -> web.Response:
     """Change a channel; config merges, so credentials not sent are kept."""
-    ident = _ident(request)
+    ident = path_uuid(request, "notification channel")
     notifier = request.app[NOTIFIER]
     patch = await read_json(request, ChannelPatch)
 
@@ -95,14 +87,14 @@ async def patch_channel(request: web.Request) -> web.Response:
 async def delete_channel(request: web.Request) -> web.Response:
     """Remove a channel; its queued notifications are dropped."""
     notifier = request.app[NOTIFIER]
-    await notifier.store.delete(_ident(request))
+    await notifier.store.delete(path_uuid(request, "notification channel"))
     await notifier.reload()
     return web.Response(status=204)
 
 
 async def test_channel(request: web.Request) -> web.Response:
     """Send a test notification now and report whether it arrived."""
-    result = await request.app[NOTIFIER].test(_ident(request))
+    result = await request.app[NOTIFIER].test(path_uuid(request, "notification channel"))
     return json_response(result)
 
 

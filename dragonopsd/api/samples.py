@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import time
-import uuid
 
 from aiohttp import web
 
 from ..keys import CONFIG, INVENTORY, PRINCIPAL, SAMPLER
 from ..model import Wire
-from ..problem import Problem, invalid, not_found
+from ..problem import Problem, invalid
 from ..sample import Sample, SampleBatch, SampleIn
 from ..store.samples import Point
 from .heartbeats import duration
-from .http import json_response, query_time, read_json
+from .http import json_response, path_uuid, query_time, read_json
 from .route import Param, Route
 
 MAX_SKEW = 300.0  # seconds an agent's clock may run ahead of ours
@@ -38,14 +37,6 @@ class Accepted(Wire, kw_only=True):
     accepted: int
 
 
-def _server_id(request: web.Request) -> str:
-    raw = request.match_info["id"]
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise not_found("server", raw) from None
-
-
 def _step(raw: str | None, span: float, interval: float) -> float:
     if raw is None:
         return max(1.0, interval, span / TARGET_POINTS)
@@ -60,10 +51,7 @@ def _step(raw: str | None, span: float, interval: float) -> float:
 
 async def metrics(request: web.Request) -> web.Response:
     """A server's samples aggregated per step (mean and max of each metric)."""
-    ident = _server_id(request)
-    for name in request.query:
-        if name not in ("since", "until", "step"):
-            raise invalid(name, "unknown query parameter (allowed: since, step, until)")
+    ident = path_uuid(request, "server")
     await request.app[INVENTORY].get("servers", ident)  # 404 for unknown servers
     q = request.query
     until = query_time(q.get("until"), "until", time.time())
@@ -129,13 +117,10 @@ def _samples(ident: str, body: SampleIn | list[SampleIn], oldest: float) -> list
 
 async def push_samples(request: web.Request) -> web.Response:
     """An agent's samples for its server (an agent token may push for its own server only)."""
-    ident = _server_id(request)
+    ident = path_uuid(request, "server")
     principal = request[PRINCIPAL]
     if principal.role == "agent" and principal.server_id != ident:
         raise Problem(403, "this agent token may push samples for its own server only")
-    for name in request.query:
-        if name != "interval":
-            raise invalid(name, "unknown query parameter (allowed: interval)")
     interval = _interval(request.query.get("interval"))
     await request.app[INVENTORY].get("servers", ident)  # 404 for unknown servers
     # SampleBatch is a union (one sample or a list), which type[T] cannot name.

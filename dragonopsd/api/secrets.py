@@ -7,7 +7,6 @@ carries it (msgspec's validation messages name the field and the rule, never the
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Annotated
 
 import msgspec
@@ -16,16 +15,16 @@ from msgspec import UNSET, UnsetType
 
 from ..keys import VAULT
 from ..model import Body, Description, Wire
-from ..problem import invalid, not_found
+from ..problem import invalid
 from ..store.vault import Secret
-from .http import json_response, read_json
+from .http import MAX_LIMIT, json_response, no_repeats, page_limit, path_uuid, read_json
 from .route import Param, Route
 
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
 ENV_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 DEFAULT_ENV = "default"
 MAX_VALUE_BYTES = 64 * 1024
-MAX_LIMIT, DEFAULT_LIMIT = 500, 50
+DEFAULT_LIMIT = 50
 _ENV = re.compile(ENV_PATTERN)
 
 SecretKey = Annotated[str, msgspec.Meta(pattern=KEY_PATTERN)]
@@ -72,33 +71,11 @@ def _check_value(value: str | UnsetType) -> None:
         raise invalid("$.value", f"at most {MAX_VALUE_BYTES} bytes of UTF-8")
 
 
-def _ident(request: web.Request) -> str:
-    raw = request.match_info["id"]
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise not_found("secret", raw) from None
-
-
-def _params(request: web.Request, allowed: set[str]) -> None:
-    for name in request.query:
-        if name not in allowed:
-            listed = ", ".join(sorted(allowed)) or "none"
-            raise invalid(name, f"unknown query parameter (allowed: {listed})")
-        if len(request.query.getall(name)) > 1:
-            raise invalid(name, "given more than once")
-
-
 async def list_secrets(request: web.Request) -> web.Response:
     """Metadata of secrets, by key; ``env`` and ``q`` (key substring) filter."""
-    _params(request, {"env", "q", "limit", "cursor"})
+    no_repeats(request)
     q = request.query
-    try:
-        limit = int(q.get("limit", DEFAULT_LIMIT))
-    except ValueError:
-        raise invalid("limit", "expected an integer") from None
-    if not 1 <= limit <= MAX_LIMIT:
-        raise invalid("limit", f"must be between 1 and {MAX_LIMIT}")
+    limit = page_limit(q, DEFAULT_LIMIT)
     text = q.get("q")
     if text is not None and len(text) > 200:
         raise invalid("q", "at most 200 characters")
@@ -111,7 +88,6 @@ async def list_secrets(request: web.Request) -> web.Response:
 
 async def create_secret(request: web.Request) -> web.Response:
     """Seal and store a new secret; answers with its metadata."""
-    _params(request, set())
     body = await read_json(request, SecretCreate)
     _check_value(body.value)
     meta = await request.app[VAULT].create(body.key, body.env, body.value, body.description)
@@ -120,14 +96,12 @@ async def create_secret(request: web.Request) -> web.Response:
 
 async def get_secret(request: web.Request) -> web.Response:
     """One secret's metadata."""
-    _params(request, set())
-    return json_response(await request.app[VAULT].get(_ident(request)))
+    return json_response(await request.app[VAULT].get(path_uuid(request, "secret")))
 
 
 async def patch_secret(request: web.Request) -> web.Response:
     """Replace the value and/or description."""
-    ident = _ident(request)
-    _params(request, set())
+    ident = path_uuid(request, "secret")
     body = await read_json(request, SecretPatch)
     _check_value(body.value)
     return json_response(await request.app[VAULT].update(ident, body.value, body.description))
@@ -135,16 +109,14 @@ async def patch_secret(request: web.Request) -> web.Response:
 
 async def delete_secret(request: web.Request) -> web.Response:
     """Remove a secret."""
-    ident = _ident(request)
-    _params(request, set())
+    ident = path_uuid(request, "secret")
     await request.app[VAULT].delete(ident)
     return web.Response(status=204)
 
 
 async def reveal_secret(request: web.Request) -> web.Response:
     """The plaintext value (admin only, audited)."""
-    ident = _ident(request)
-    _params(request, set())
+    ident = path_uuid(request, "secret")
     meta, value = await request.app[VAULT].reveal(ident)
     out = SecretValueOut(id=meta.id, key=meta.key, env=meta.env, version=meta.version, value=value)
     return json_response(out, headers={"Cache-Control": "no-store"})

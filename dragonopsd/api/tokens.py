@@ -13,9 +13,9 @@ from msgspec import UNSET, UnsetType
 from ..keys import AUTHENTICATOR, INVENTORY, PRINCIPAL
 from ..model import ONE_LINE, Body, Wire
 from ..principal import ProfileRole, TokenRole
-from ..problem import Problem, invalid, not_found
+from ..problem import Problem, invalid
 from ..store.tokens import Profile, Token
-from .http import json_response, read_json
+from .http import json_response, path_uuid, read_json
 from .route import Param, Route
 
 TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=ONE_LINE)]
@@ -101,12 +101,7 @@ async def _agent_server(request: web.Request, body: TokenCreate) -> str | None:
 
 async def revoke_token(request: web.Request) -> web.Response:
     """Revoke a token; it stops working at once."""
-    raw = request.match_info["id"]
-    try:
-        ident = str(uuid.UUID(raw))
-    except ValueError:
-        raise not_found("token", raw) from None
-    await request.app[AUTHENTICATOR].tokens.revoke(ident)
+    await request.app[AUTHENTICATOR].tokens.revoke(path_uuid(request, "token"))
     return web.Response(status=204)
 
 
