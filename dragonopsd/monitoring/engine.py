@@ -20,12 +20,13 @@ import aiohttp
 from ..bus import Bus
 from ..clock import iso_of, next_stamp, now_iso
 from ..config import Config
+from ..inventory.index import InventoryIndex
 from ..maintenance import MaintenanceService
 from ..monitor import STATUS_CODES, Monitor, Scope
 from ..notify.dispatcher import Dispatcher
 from ..store.history import Heartbeat, HistoryWriter
 from ..store.history_query import HistoryQuery
-from ..store.monitors import Incident, MonitorRow, MonitorStore, topology
+from ..store.monitors import Incident, MonitorRow, MonitorStore
 from .conditions import DEFAULTS, Condition, ConditionResult, evaluate_all, parse_all
 from .multi import MultiLocation
 from .optional import OptionalSteps
@@ -82,6 +83,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         maintenance: MaintenanceService,
         bus: Bus,
         guard: AddressGuard,
+        inventory: InventoryIndex,
         secrets: SecretLookup | None = None,
     ) -> None:
         self._cfg = cfg
@@ -96,7 +98,7 @@ class Engine(EngineViews, MultiLocation, Transitions):
         self._runtimes: dict[int, Runtime] = {}
         self._by_id: dict[str, int] = {}
         self._by_token: dict[str, int] = {}
-        self.topology = Topology()
+        self.topology = Topology(inventory)  # the index keeps it current
         self._guard = guard  # shared with notifications; a reload swaps its rules in place
         self._session: aiohttp.ClientSession | None = None
         self._env: ProbeEnv | None = None
@@ -119,7 +121,6 @@ class Engine(EngineViews, MultiLocation, Transitions):
         self._env = ProbeEnv(
             self._session, self._guard, self._cfg.probes.user_agent, secrets=self._secrets
         )
-        await self.refresh_topology()
         states = await self.store.states()
         incidents = await self.store.open_incidents()
         latest = await self._history_query.latest()
@@ -140,11 +141,6 @@ class Engine(EngineViews, MultiLocation, Transitions):
         self._drop_rounds()
         if self._session is not None:
             await self._session.close()
-
-    async def refresh_topology(self) -> None:
-        """Re-read server/environment/project links (after inventory writes)."""
-        servers, envs, projects = await topology(self.store.db)
-        self.topology = Topology(servers, envs, projects)
 
     # -- registry --------------------------------------------------------------------------
 

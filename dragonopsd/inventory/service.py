@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from .bus import Bus
-from .model import AnyCreate, AnyEntity, AnyPatch, InventoryChanged
-from .store.inventory import InventoryStore, ListQuery
+from ..bus import Bus
+from ..model import AnyCreate, AnyEntity, AnyPatch, InventoryChanged
+from ..store.inventory import InventoryStore, ListQuery
 
 Hook = Callable[[InventoryChanged], Awaitable[None]]
 
