@@ -39,6 +39,7 @@ class InventoryIndex:
         # land last and put back what the newer one had replaced.
         self._lock = asyncio.Lock()
         self.hierarchy = Hierarchy()
+        self._reading = False  # the loop took events and has not finished re-reading yet
 
     async def start(self) -> None:
         """Subscribe, then load: a write in between is read twice, never missed."""
@@ -55,6 +56,18 @@ class InventoryIndex:
             self._bus.unsubscribe(self._sub)
             self._sub = None
 
+    @property
+    def pending(self) -> bool:
+        """True while a write was announced that ``hierarchy`` may not hold yet."""
+        return self._reading or (self._sub is not None and not self._sub.queue.empty())
+
+    async def current(self) -> Hierarchy:
+        """The hierarchy holding every write announced so far, re-read first when one may be
+        missing: for the rare reader that answers a request made just after a write."""
+        if self.pending:
+            await self.refresh()
+        return self.hierarchy
+
     async def refresh(self) -> None:
         """Re-read the hierarchy now (the sampler asks when a server it does not know pushes)."""
         async with self._lock:
@@ -70,9 +83,13 @@ class InventoryIndex:
         while True:
             if not stale:
                 await sub.queue.get()
+            self._reading = True
             while not sub.queue.empty():  # everything written so far: one re-read
                 sub.queue.get_nowait()
-            stale = not await self._try_refresh(pause)
+            try:
+                stale = not await self._try_refresh(pause)
+            finally:
+                self._reading = False
             if stale:  # tried again after the pause, whether or not anything is written
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, RETRY_MAX)

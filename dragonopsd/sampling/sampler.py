@@ -187,8 +187,9 @@ class Sampler:
 
         409 when the server is not an agent server (its samples come from elsewhere).
         """
+        await self._index.current()  # a write announced a moment ago (its sampling) counts
         target = self._sync().get(server_id)
-        if target is None:  # created a moment ago: the inventory event may still be queued
+        if target is None:  # made by another process: its event may still be on its way
             await self._index.refresh()
             target = self._sync().get(server_id)
         if target is None or target.sampling != "agent":
