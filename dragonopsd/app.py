@@ -29,7 +29,8 @@ from .cache import Cache, MemoryCache, RedisCache
 from .config import Config
 from .crypto import KEYS_ENV
 from .dashboard import DashboardService
-from .inventory import InventoryService
+from .inventory.index import InventoryIndex
+from .inventory.service import InventoryService
 from .keys import (
     ACTIONS,
     ASSISTANT,
@@ -48,6 +49,7 @@ from .keys import (
     HISTORY_WRITER,
     HUB,
     INVENTORY,
+    INVENTORY_INDEX,
     MAINTENANCE,
     METRICS,
     MONITORS,
@@ -81,6 +83,7 @@ from .monitoring.remote import RemoteProbes
 from .monitoring.runtime import Runtimes
 from .monitoring.service import MonitorService
 from .monitoring.statuspage import StatusPages
+from .monitoring.topology import Topology
 from .monitoring.verdict import Verdict
 from .monitoring.views import EngineView
 from .netguard import AddressGuard, AddressSet
@@ -115,6 +118,22 @@ def _docs_assets() -> DocsAssets:
     )
 
 
+def _wire_inventory(
+    app: web.Application, db: Database, cache: Cache, bus: LocalBus
+) -> tuple[InventoryService, InventoryIndex]:
+    """The inventory service (its writes drop the dashboard's cached counts) and the index
+    its readers look the hierarchy up in (started in build_app, once the database is open)."""
+    store = InventoryStore(db)
+    dashboard = app[DASHBOARD] = DashboardService(store, cache, monitor_counts=_monitor_counts(app))
+
+    async def invalidate_stats(_: InventoryChanged) -> None:
+        await dashboard.invalidate()
+
+    inventory = app[INVENTORY] = InventoryService(store, bus, hooks=[invalidate_stats])
+    index = app[INVENTORY_INDEX] = InventoryIndex(db, bus)
+    return inventory, index
+
+
 def _wire_auth(app: web.Application, cfg: Config, db: Database) -> JwtVerifier:
     """Tokens, JWTs, failure limiting, audit log and settings; returns the JWT verifier."""
     token_store = TokenStore(db)
@@ -138,6 +157,7 @@ def _wire_monitoring(
     config_path: Path | None,
     *,
     guard: AddressGuard,
+    index: InventoryIndex,
 ) -> None:
     """Maintenance, notifications, history and the probe engine, in start order."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
@@ -154,6 +174,7 @@ def _wire_monitoring(
         notifier=notifier,
         bus=bus,
         runtimes=runtimes,
+        topology=Topology(app[INVENTORY_INDEX]),
         on_change=[dashboard.invalidate],
     )
     prober = Prober(cfg.probes, guard, secrets=app[VAULT].value_by_name)
@@ -174,7 +195,7 @@ def _wire_monitoring(
     app.cleanup_ctx.append(lifecycle.maintenance_ctx)
     app.cleanup_ctx.append(lifecycle.notifier_ctx)
     app.cleanup_ctx.append(lifecycle.history_ctx(history))
-    app.cleanup_ctx.append(lifecycle.engine_ctx(cfg, monitors, bus))
+    app.cleanup_ctx.append(lifecycle.engine_ctx(cfg, monitors))
     app.cleanup_ctx.append(
         lifecycle.task_ctx(lambda: remote.consume(engine.remote_result), recancel=True)
     )
@@ -231,12 +252,24 @@ def _wire_live(app: web.Application, bus: LocalBus) -> None:
 
 
 def _wire_sampling(
-    app: web.Application, cfg: Config, db: Database, bus: LocalBus, inventory: InventoryService
+    app: web.Application,
+    cfg: Config,
+    db: Database,
+    bus: LocalBus,
+    inventory: InventoryService,
+    *,
+    index: InventoryIndex,
 ) -> None:
     """The sampler with its history writer, and its websocket snapshot (after the hub)."""
     writer = SampleWriter(db, cfg.sampling, cfg.history)
     sampler = app[SAMPLER] = Sampler(
-        cfg.sampling, db, bus, inventory=inventory, writer=writer, query=SampleQuery(db)
+        cfg.sampling,
+        db,
+        bus,
+        inventory=inventory,
+        index=index,
+        writer=writer,
+        query=SampleQuery(db),
     )
 
     async def metrics_snapshot(topic: str) -> list[Item]:
@@ -267,9 +300,9 @@ def _wire_actions(
     app.cleanup_ctx.append(lifecycle.actions_ctx)
 
 
-def _wire_metrics(app: web.Application, cfg: Config, db: Database, bus: Bus) -> None:
-    """Prometheus: collectors over the services built above, the inventory label refresher,
-    and the optional listener of its own (started last, stopped first)."""
+def _wire_metrics(app: web.Application, cfg: Config, bus: Bus, index: InventoryIndex) -> None:
+    """Prometheus: collectors over the services built above, labelled from the inventory
+    index, and the optional listener of its own (started last, stopped first)."""
     link = app[REDIS]
     exporter = app[METRICS] = Exporter(
         view=app[ENGINE_VIEW],
@@ -278,12 +311,11 @@ def _wire_metrics(app: web.Application, cfg: Config, db: Database, bus: Bus) -> 
         sampler=app[SAMPLER],
         hub=app[HUB],
         notifier=app[NOTIFIER],
-        labels=InventoryLabels(db, bus),
+        labels=InventoryLabels(index),
         version=__version__,
         token=cfg.metrics.token,
         redis_up=(lambda: link.up) if link is not None else None,
     )
-    app.cleanup_ctx.append(lifecycle.task_ctx(exporter.run))
     exporter.add(AssistantCollector(app[ASSISTANT].usage))
     if link is not None:
         redis_bus = bus if isinstance(bus, RedisBus) else None
@@ -336,20 +368,11 @@ def build_app(
     cache: Cache = RedisCache(link) if link else MemoryCache()
     bus = RedisBus(link) if link else LocalBus()
     app[REDIS] = link
-    store = InventoryStore(db)
-
-    dashboard = DashboardService(store, cache, monitor_counts=_monitor_counts(app))
-
-    async def invalidate_stats(_: InventoryChanged) -> None:
-        await dashboard.invalidate()
-
-    inventory = InventoryService(store, bus, hooks=[invalidate_stats])
+    inventory, index = _wire_inventory(app, db, cache, bus)
     app[CONFIG] = cfg
     app[DATABASE] = db
     app[CACHE] = cache
     app[BUS] = bus
-    app[DASHBOARD] = dashboard
-    app[INVENTORY] = inventory
     vault = app[VAULT] = VaultService(
         VaultStore(db),
         cfg.key_file(),
@@ -374,14 +397,16 @@ def build_app(
         app.cleanup_ctx.append(lifecycle.redis_ctx(link, bus))
     app.cleanup_ctx.append(database_ctx)
     app.cleanup_ctx.append(vault_ctx)
+    # Before its readers (the engine, the sampler, the metric labels): loaded when they start.
+    app.cleanup_ctx.append(lifecycle.inventory_index_ctx(index))
     guard = AddressGuard(cfg.probes)
-    _wire_monitoring(app, cfg, db, bus, config_path, guard=guard)
+    _wire_monitoring(app, cfg, db, bus, config_path, guard=guard, index=index)
     jwt = _wire_auth(app, cfg, db)
     _wire_live(app, bus)
     _wire_actions(app, db, bus, inventory)
-    _wire_sampling(app, cfg, db, bus, inventory)
+    _wire_sampling(app, cfg, db, bus, inventory, index=index)
     _wire_assistant(app, cfg, inventory)
-    _wire_metrics(app, cfg, db, bus)
+    _wire_metrics(app, cfg, bus, index)
     app[RELOADER] = Reloader(
         cfg,
         guard=guard,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .inventory import InventoryService
+from .inventory.service import InventoryService
 from .model import ClientCreate, EnvironmentCreate, ProjectCreate, ServerCreate
 from .monitor import MonitorSpec
 

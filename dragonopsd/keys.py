@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from .cache import Cache
     from .config import Config
     from .dashboard import DashboardService
-    from .inventory import InventoryService
+    from .inventory.index import InventoryIndex
+    from .inventory.service import InventoryService
     from .live.hub import Hub
     from .maintenance import MaintenanceService
     from .metrics.exporter import Exporter
@@ -53,6 +54,8 @@ CACHE: web.AppKey[Cache] = web.AppKey("cache")
 REDIS: web.AppKey[RedisLink | None] = web.AppKey("redis")
 BUS: web.AppKey[LocalBus] = web.AppKey("bus")
 INVENTORY: web.AppKey[InventoryService] = web.AppKey("inventory")
+# The hierarchy in memory, for the engine, the sampler and the metric labels.
+INVENTORY_INDEX: web.AppKey[InventoryIndex] = web.AppKey("inventory_index")
 DASHBOARD: web.AppKey[DashboardService] = web.AppKey("dashboard")
 OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")
 DOCS_ASSETS: web.AppKey[DocsAssets] = web.AppKey("docs_assets")

@@ -20,6 +20,7 @@ from .auth.jwt import JwtVerifier
 from .auth.tokens import TokenAuth, bootstrap_admin
 from .bus import LocalBus, RedisBus
 from .config import Config
+from .inventory.index import InventoryIndex
 from .keys import ACTIONS, MAINTENANCE, NOTIFIER
 from .live.hub import Hub
 from .monitoring.service import MonitorService
@@ -147,28 +148,31 @@ def history_ctx(writer: HistorySink) -> CleanupCtx:
     return ctx
 
 
-def engine_ctx(cfg: Config, monitors: MonitorService, bus: LocalBus) -> CleanupCtx:
-    """Load monitors, sync ``[[monitors]]``, follow inventory changes, run the scheduler."""
-    engine = monitors.engine
+def inventory_index_ctx(index: InventoryIndex) -> CleanupCtx:
+    """Load the inventory index once the database is open, before any of its readers starts,
+    and keep it following inventory writes for the app's lifetime."""
 
-    async def follow_inventory() -> None:
-        sub = bus.subscribe(["inventory"], maxsize=100)
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await index.start()
         try:
-            while True:
-                await sub.queue.get()
-                while not sub.queue.empty():  # one refresh for a burst of writes
-                    sub.queue.get_nowait()
-                await engine.refresh_topology()
+            async for _ in task_ctx(index.run)(app):
+                yield
         finally:
-            bus.unsubscribe(sub)
+            index.stop()
+
+    return ctx
+
+
+def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
+    """Load monitors, sync ``[[monitors]]``, run the scheduler."""
+    engine = monitors.engine
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         await engine.start()
         await monitors.sync_config(cfg.monitors)
         log.info("probe engine: %d monitors", len(engine.scheduler))
-        async for _ in task_ctx(follow_inventory)(app):
-            async for _ in task_ctx(engine.scheduler.run)(app):
-                yield
+        async for _ in task_ctx(engine.scheduler.run)(app):
+            yield
         await engine.stop()
 
     return ctx
@@ -188,15 +192,13 @@ def hub_ctx(hub: Hub) -> CleanupCtx:
 
 
 def sampling_ctx(sampler: Sampler) -> CleanupCtx:
-    """Load the servers, then the sample writer, its rollup job, inventory following and the
-    tick. Teardown runs inside out: the tick stops first, then the writer flushes what is left."""
+    """The sample writer, its rollup job and the tick (the servers come from the inventory
+    index). Teardown runs inside out: the tick stops first, then the writer flushes what is left."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        await sampler.refresh()
         async for _ in task_ctx(sampler.writer.run)(app):
             async for _ in task_ctx(sampler.writer.maintain)(app):
-                async for _ in task_ctx(sampler.follow)(app):
-                    async for _ in task_ctx(sampler.run)(app):
-                        yield
+                async for _ in task_ctx(sampler.run)(app):
+                    yield
 
     return ctx

@@ -19,7 +19,7 @@ from ..store.inventory import ListQuery
 from .model import Context, EnvironmentInfo, ProjectInfo, ServerInfo
 
 if TYPE_CHECKING:
-    from ..inventory import InventoryService
+    from ..inventory.service import InventoryService
 
 # Projects scanned for a name in the prompt; beyond this, pass projectId.
 SCAN_LIMIT = 200

@@ -25,7 +25,7 @@ from .offline import NoMatch, OfflineProvider
 from .usage import Usage
 
 if TYPE_CHECKING:
-    from ..inventory import InventoryService
+    from ..inventory.service import InventoryService
 
 log = logging.getLogger("dragonopsd.assistant")
 

@@ -136,10 +136,6 @@ class Exporter:
     def _redis_state(self) -> bool | None:
         return self.redis_up()  # looked up per scrape: the hook is set after this is built
 
-    async def run(self) -> None:
-        """Keep the inventory labels current (a cleanup_ctx task)."""
-        await self.labels.follow()
-
     async def scrape(self, accept: str, gzip: bool) -> Scrape:
         """Render for an Accept header (text or OpenMetrics), gzipped when asked."""
         encoder, content_type = choose_encoder(accept)

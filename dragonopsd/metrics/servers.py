@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from ..sampling.sampler import Sampler
-from .labels import InventoryLabels
+from .labels import NOWHERE, InventoryLabels
 
 LABELS = ("server_id", "server", "client", "project", "environment")
 # Statuses in which a server is expected to answer; the others are planned or failed states.
@@ -23,8 +23,9 @@ class ServerCollector:
 
     def _values(self, server_id: str) -> list[str]:
         server = self._labels.names.servers.get(server_id)
-        name, env = (server[0], server[1]) if server else ("", None)
-        return [server_id, name, *self._labels.placement(env, None)]
+        if server is None:  # sampled, but gone from the inventory (or not in it yet)
+            return [server_id, "", *NOWHERE]
+        return [server_id, server.name, *self._labels.placement(server.environment_id, None)]
 
     def collect(self) -> Iterator[Metric]:
         """Every server the inventory knows, and every server with a sample (on the loop)."""
@@ -33,8 +34,8 @@ class ServerCollector:
             "1 while the server's inventory status is running, else 0.",
             labels=LABELS,
         )
-        for ident, (_, _, status) in sorted(self._labels.names.servers.items()):
-            up.add_metric(self._values(ident), 1 if status in RUNNING else 0)
+        for ident, server in sorted(self._labels.names.servers.items()):
+            up.add_metric(self._values(ident), 1 if server.status in RUNNING else 0)
         cpu = GaugeMetricFamily(
             "dragonops_server_cpu_ratio", "CPU in use (0-1), latest sample.", labels=LABELS
         )

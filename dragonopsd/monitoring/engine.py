@@ -64,7 +64,6 @@ class Engine:
         """Load monitors, their last state, last check and open incidents; open the probe
         session. A paused monitor's incident left open by an older build is closed."""
         self._prober.start()
-        await self.refresh_topology()
         states = await self.store.states()
         incidents = await self.store.open_incidents()
         latest = await self._history_query.latest()
@@ -86,10 +85,6 @@ class Engine:
         for task in self._expiring:
             task.cancel()
         await self._prober.stop()
-
-    async def refresh_topology(self) -> None:
-        """Re-read server/environment/project links (after inventory writes)."""
-        await self._verdict.refresh_topology()
 
     # -- registry --------------------------------------------------------------------------
 

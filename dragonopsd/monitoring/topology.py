@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
+from ..inventory.index import InventoryIndex
 from ..monitor import Monitor, Scope
 
 # A server in one of these states takes its dependent monitors' alerts with it.
 SERVER_DOWN = frozenset({"stopped", "stopping", "unreachable"})
 
 
-@dataclass
 class Topology:
-    """Snapshot of the inventory links, refreshed when the inventory changes."""
+    """Inventory links looked up in the index's current snapshot (kept fresh by the index)."""
 
-    # id -> (env id, status, name): the name is what an operator reads in a root cause.
-    servers: dict[str, tuple[str, str, str]] = field(default_factory=dict)
-    environments: dict[str, str] = field(default_factory=dict)  # id -> project id
-    projects: dict[str, str] = field(default_factory=dict)  # id -> client id
+    def __init__(self, index: InventoryIndex) -> None:
+        self._index = index
 
     def scope(self, monitor: Monitor) -> Scope:
         """The monitor's place: its server, environment, project and client."""
+        tree = self._index.hierarchy
         env = monitor.environment_id
         if monitor.server_id and not env:
-            env = self.servers.get(monitor.server_id, (None, "", ""))[0]
-        project = self.environments.get(env) if env else None
-        client = self.projects.get(project) if project else None
+            server = tree.servers.get(monitor.server_id)
+            env = server.environment_id if server else None
+        env_link = tree.environments.get(env) if env else None
+        project = env_link[1] if env_link else None
+        project_link = tree.projects.get(project) if project else None
+        client = project_link[1] if project_link else None
         return Scope(
             monitor_id=monitor.id,
             tags=tuple(monitor.tags),
@@ -37,7 +37,7 @@ class Topology:
 
     def server_down(self, server_id: str | None) -> str | None:
         """Why the server is down by inventory state, or None."""
-        if not server_id or server_id not in self.servers:
+        server = self._index.hierarchy.servers.get(server_id) if server_id else None
+        if server is None or server.status not in SERVER_DOWN:
             return None
-        _, status, name = self.servers[server_id]
-        return f"server {name} ({server_id}) is {status}" if status in SERVER_DOWN else None
+        return f"server {server.name} ({server_id}) is {server.status}"

@@ -26,7 +26,7 @@ from ..monitor import STATUS_CODES, Monitor, Scope
 from ..notify.dispatcher import Dispatcher
 from ..notify.event import NotificationEvent
 from ..store.history import Heartbeat
-from ..store.monitors import Incident, MonitorStore, topology
+from ..store.monitors import Incident, MonitorStore
 from ..store.protocols import HistorySink
 from .conditions import ConditionResult, evaluate_all
 from .notices import (
@@ -59,6 +59,7 @@ class Verdict:
         notifier: Dispatcher,
         bus: Bus,
         runtimes: Runtimes,
+        topology: Topology,
         on_change: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self._store = store
@@ -70,12 +71,7 @@ class Verdict:
         # Called after every status transition (e.g. the dashboard drops its cached counts).
         self._on_change = tuple(on_change)
         self._steps = OptionalSteps(log)
-        self.topology = Topology()
-
-    async def refresh_topology(self) -> None:
-        """Re-read server/environment/project links (after inventory writes)."""
-        servers, envs, projects = await topology(self._store.db)
-        self.topology = Topology(servers, envs, projects)
+        self.topology = topology  # looked up in the inventory index, which keeps it current
 
     async def record(
         self,

@@ -22,13 +22,15 @@ import msgspec
 from ..bus import Bus
 from ..clock import now_iso
 from ..config import SamplingConfig
-from ..inventory import InventoryService
+from ..inventory.index import InventoryIndex
+from ..inventory.service import InventoryService
 from ..model import AnyEntity, ServerPatch, ServerStatus
 from ..problem import Problem
 from ..sample import Sample
 from ..store.db import Database
+from ..store.links import Hierarchy
 from ..store.protocols import SampleReader, SampleSink
-from ..store.resources import server_sources, write_resources
+from ..store.resources import write_resources
 from . import simulated
 from .local import LocalReader, LocalUnavailable
 
@@ -61,6 +63,7 @@ class Sampler:
         bus: Bus,
         *,
         inventory: InventoryService,
+        index: InventoryIndex,
         writer: SampleSink,
         query: SampleReader,
         local: LocalReader | None = None,
@@ -71,6 +74,8 @@ class Sampler:
         self._db = db
         self._bus = bus
         self._inventory = inventory
+        self._index = index
+        self._synced: Hierarchy | None = None  # the index snapshot _targets were made from
         self._local = local or LocalReader()
         self._local_failed = False
         self._targets: dict[str, Target] = {}
@@ -83,46 +88,40 @@ class Sampler:
 
     def latest(self, server_id: str) -> Sample | None:
         """The newest sample of a server, or None before its first."""
+        self._sync()
         return self._latest.get(server_id)
 
     def all_latest(self) -> list[Sample]:
         """The newest sample of every server that has one (the websocket snapshot)."""
+        self._sync()
         return list(self._latest.values())
 
     def sampling_of(self, server_id: str) -> str | None:
         """The server's sampling source as last loaded, or None for an unknown server."""
-        target = self._targets.get(server_id)
+        target = self._sync().get(server_id)
         return target.sampling if target else None
 
     # -- inventory --------------------------------------------------------------------------
 
-    async def refresh(self) -> None:
-        """Re-read every server's source and status, keeping what is tracked about each."""
+    def _sync(self) -> dict[str, Target]:
+        """The targets, remade when the index has a new snapshot (keeping what is tracked
+        about each server); otherwise one identity check."""
+        tree = self._index.hierarchy
+        if tree is self._synced:
+            return self._targets
         now = asyncio.get_running_loop().time()
         fresh: dict[str, Target] = {}
-        for row in await server_sources(self._db):
-            old = self._targets.get(row.id)
-            heard = old.heard if old and old.sampling == row.sampling else now
+        for ident, server in tree.servers.items():
+            old = self._targets.get(ident)
+            heard = old.heard if old and old.sampling == server.sampling else now
             interval = old.interval if old else 0.0
-            fresh[row.id] = Target(*row, heard=heard, interval=interval)
-        self._targets = fresh
+            fresh[ident] = Target(
+                ident, server.environment_id, server.sampling, server.status, heard, interval
+            )
+        self._targets, self._synced = fresh, tree
         for gone in self._latest.keys() - fresh.keys():
             del self._latest[gone]
-
-    async def follow(self) -> None:
-        """Refresh after inventory writes (one refresh per burst), until cancelled."""
-        sub = self._bus.subscribe(["inventory"], maxsize=100)
-        try:
-            while True:
-                await sub.queue.get()
-                while not sub.queue.empty():
-                    sub.queue.get_nowait()
-                try:
-                    await self.refresh()
-                except Exception:
-                    log.exception("could not reload servers for sampling")
-        finally:
-            self._bus.unsubscribe(sub)
+        return fresh
 
     # -- the tick -------------------------------------------------------------------------
 
@@ -146,7 +145,7 @@ class Sampler:
         """Sample every simulated and local server, check agents, update environments."""
         self.ticks += 1
         now = time.time()
-        targets = list(self._targets.values())
+        targets = list(self._sync().values())
         local = [t for t in targets if t.sampling == "local" and t.status not in QUIET]
         reading = await self._read_local() if local else None
         for t in targets:
@@ -188,10 +187,11 @@ class Sampler:
 
         409 when the server is not an agent server (its samples come from elsewhere).
         """
-        target = self._targets.get(server_id)
-        if target is None:  # created a moment ago: the inventory event may still be queued
-            await self.refresh()
-            target = self._targets.get(server_id)
+        await self._index.current()  # a write announced a moment ago (its sampling) counts
+        target = self._sync().get(server_id)
+        if target is None:  # made by another process: its event may still be on its way
+            await self._index.refresh()
+            target = self._sync().get(server_id)
         if target is None or target.sampling != "agent":
             source = target.sampling if target else "unknown"
             raise Problem(

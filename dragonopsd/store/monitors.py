@@ -345,18 +345,3 @@ async def _close(conn: aiosqlite.Connection, closed: Closing) -> None:
 
 def _str(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
-
-
-async def topology(
-    db: Database,
-) -> tuple[dict[str, tuple[str, str, str]], dict[str, str], dict[str, str]]:
-    """Inventory links the engine needs: server -> (environment, status, name), environment ->
-    project, project -> client. One snapshot, three small statements."""
-    async with db.read(snapshot=True) as conn:
-        async with conn.execute("SELECT id, environment_id, status, name FROM servers") as cur:
-            servers = {r[0]: (r[1], r[2], r[3]) for r in await cur.fetchall()}
-        async with conn.execute("SELECT id, project_id FROM environments") as cur:
-            envs = {r[0]: r[1] for r in await cur.fetchall()}
-        async with conn.execute("SELECT id, client_id FROM projects") as cur:
-            projects = {r[0]: r[1] for r in await cur.fetchall()}
-    return servers, envs, projects

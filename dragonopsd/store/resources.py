@@ -1,9 +1,9 @@
-"""What the sampler reads and writes in the inventory: each server's sampling source, and
-each environment's ``resources`` aggregate."""
+"""What the sampler writes in the inventory: each environment's ``resources`` aggregate (what it
+reads, each server's sampling source, comes from the inventory index)."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiosqlite
 import msgspec
@@ -12,24 +12,6 @@ from .db import Database
 from .rollups import transact
 
 _encode = msgspec.json.Encoder().encode
-
-
-class ServerSource(NamedTuple):
-    """A server as the sampler sees it."""
-
-    id: str
-    environment_id: str
-    sampling: str
-    status: str
-
-
-async def server_sources(db: Database) -> list[ServerSource]:
-    """Every server's sampling source and status (one statement, whatever the count)."""
-    async with db.read() as conn:
-        rows = await conn.execute_fetchall(
-            "SELECT id, environment_id, sampling, status FROM servers"
-        )
-    return [ServerSource(*(str(v) for v in row)) for row in rows]
 
 
 async def write_resources(db: Database, updates: dict[str, dict[str, Any]]) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Literal
 
-from .bus import Bus
-from .model import AnyCreate, AnyEntity, AnyPatch, InventoryChanged
-from .store.inventory import ListQuery
-from .store.protocols import InventoryRepo
+from ..bus import Bus
+from ..model import AnyCreate, AnyEntity, AnyPatch, InventoryChanged
+from ..store.inventory import ListQuery
+from ..store.protocols import InventoryRepo
 
 Hook = Callable[[InventoryChanged], Awaitable[None]]
 
