@@ -14,10 +14,12 @@ from . import __version__, demo, lifecycle
 from .actions.queue import RedisQueue
 from .actions.service import ActionService
 from .api import bundle, openapi, routes
-from .api.forwarded import Proxies
-from .api.front import Front
+from .api.bundle import WEB_BUNDLE
+from .api.forwarded import PROXIES, Proxies
+from .api.front import FRONT, Front
 from .api.http import encode
 from .api.metrics import listener_ctx as metrics_listener_ctx
+from .api.route import ROUTE_INDEX
 from .assistant.credentials import secret_value
 from .assistant.service import AssistantService
 from .auth.authenticator import Authenticator
@@ -44,7 +46,6 @@ from .keys import (
     DATABASE,
     DOCS_ASSETS,
     ENGINE_VIEW,
-    FRONT,
     HISTORY_QUERY,
     HISTORY_WRITER,
     HUB,
@@ -55,15 +56,12 @@ from .keys import (
     MONITORS,
     NOTIFIER,
     OPENAPI,
-    PROXIES,
     REDIS,
-    RELOADER,
-    ROUTE_INDEX,
+    RESTART_REQUIRED,
     SAMPLER,
     SETTINGS,
     STATUS_PAGES,
     VAULT,
-    WEB_BUNDLE,
     DocsAssets,
 )
 from .live.caps import SocketCaps
@@ -89,7 +87,7 @@ from .monitoring.views import EngineView
 from .netguard import AddressGuard, AddressSet
 from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
-from .reload import Reloader
+from .reload import RELOADER, Reloader
 from .sampling.sampler import Sampler
 from .store.actions import ActionStore
 from .store.audit import AuditStore
@@ -407,7 +405,7 @@ def build_app(
     _wire_sampling(app, cfg, db, bus, inventory, index=index)
     _wire_assistant(app, cfg, inventory)
     _wire_metrics(app, cfg, bus, index)
-    app[RELOADER] = Reloader(
+    reloader = app[RELOADER] = Reloader(
         cfg,
         guard=guard,
         authenticator=app[AUTHENTICATOR],
@@ -417,6 +415,7 @@ def build_app(
         monitors=app[MONITORS],
         status_pages=app[STATUS_PAGES],
     )
+    app[RESTART_REQUIRED] = reloader.restart_required  # the reloader updates it in place
     table = routes.table()
     app[PROXIES] = Proxies(cfg.server.trusted_proxies)
     front = app[FRONT] = Front(cfg.server.cors_origins, app[METRICS].http)

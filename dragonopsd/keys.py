@@ -9,10 +9,6 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .actions.service import ActionService
-    from .api.bundle import Bundle
-    from .api.forwarded import ClientInfo, Proxies
-    from .api.front import Front
-    from .api.route import Route
     from .assistant.service import AssistantService
     from .auth.authenticator import Authenticator
     from .auth.limiter import FailureLimiter
@@ -31,7 +27,6 @@ if TYPE_CHECKING:
     from .notify.dispatcher import Dispatcher
     from .principal import Principal
     from .redislink.client import RedisLink
-    from .reload import Reloader
     from .sampling.sampler import Sampler
     from .store.audit import PendingEntry
     from .store.protocols import AuditLog, HistoryReader, HistorySink, SettingsRepo, StoreHealth
@@ -59,8 +54,6 @@ INVENTORY_INDEX: web.AppKey[InventoryIndex] = web.AppKey("inventory_index")
 DASHBOARD: web.AppKey[DashboardService] = web.AppKey("dashboard")
 OPENAPI: web.AppKey[bytes] = web.AppKey("openapi")
 DOCS_ASSETS: web.AppKey[DocsAssets] = web.AppKey("docs_assets")
-# The built-in dashboard: index page and versioned assets (api/bundle.py).
-WEB_BUNDLE: web.AppKey[Bundle] = web.AppKey("web_bundle")
 
 AUTHENTICATOR: web.AppKey[Authenticator] = web.AppKey("authenticator")
 AUTH_LIMITER: web.AppKey[FailureLimiter] = web.AppKey("auth_limiter")
@@ -70,12 +63,6 @@ VAULT: web.AppKey[VaultService] = web.AppKey("vault")
 # The lead's scheduler calls app[NOTIFIER].publish(event) on transitions.
 NOTIFIER: web.AppKey[Dispatcher] = web.AppKey("notifier")
 MAINTENANCE: web.AppKey[MaintenanceService] = web.AppKey("maintenance")
-# (method, path template) -> Route: the route table as registered.
-ROUTE_INDEX: web.AppKey[dict[tuple[str, str], Route]] = web.AppKey("route_index")
-# The request front every handler is wrapped in: request ids, CORS, access, problems, counters.
-FRONT: web.AppKey[Front] = web.AppKey("front")
-# [server] trusted_proxies: whose forwarded headers name the client (api/forwarded.py).
-PROXIES: web.AppKey[Proxies] = web.AppKey("proxies")
 
 HISTORY_WRITER: web.AppKey[HistorySink] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryReader] = web.AppKey("history_query")
@@ -95,12 +82,10 @@ METRICS: web.AppKey[Exporter] = web.AppKey("metrics")
 # Server samples: the tick, agent pushes, latest()/all_latest(), .writer and .query (history).
 SAMPLER: web.AppKey[Sampler] = web.AppKey("sampler")
 
-# SIGHUP: applies a re-read config; its restart_required is what /readyz reports.
-RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")
+# The config keys a reload (SIGHUP) could not apply, kept current by the reloader (/readyz).
+RESTART_REQUIRED: web.AppKey[list[str]] = web.AppKey("restart_required")
 
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
-# The client's address and scheme, resolved on first use (api/forwarded.py client_of).
-CLIENT: web.RequestKey[ClientInfo] = web.RequestKey("client")
 # An audited call's entry until it is written (api/access.py, store/audit.py).
 AUDIT_PENDING: web.RequestKey[PendingEntry] = web.RequestKey("audit_pending")

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 
 import msgspec
+from aiohttp import web
 
 from . import logs
 from .auth.authenticator import Authenticator
@@ -112,7 +113,7 @@ class Reloader:
             report.restart_required = [
                 k for k in changed_keys(self._started, new) if not is_live(k)
             ]
-            self.restart_required = report.restart_required
+            self.restart_required[:] = report.restart_required  # the list /readyz reads
             if report.applied:
                 log.info("applied without a restart: %s", ", ".join(report.applied))
             for key in report.restart_required:
@@ -131,3 +132,7 @@ class Reloader:
         if "metrics.token" in changed:
             self._exporter.token = new.metrics.token  # the next scrape needs the new one
             log.info("[metrics] token %s", "changed" if new.metrics.token else "removed")
+
+
+# SIGHUP: applies a re-read config (cli/serve.py installs the signal handler).
+RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")

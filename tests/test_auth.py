@@ -18,7 +18,8 @@ from conftest import Client, post, token_for
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from dragonopsd.keys import AUTH_LIMITER, AUTHENTICATOR, ROUTE_INDEX
+from dragonopsd.api.route import ROUTE_INDEX
+from dragonopsd.keys import AUTH_LIMITER, AUTHENTICATOR
 from dragonopsd.principal import ROLES, Role, allows
 
 MakeClient = Callable[..., Awaitable[Client]]

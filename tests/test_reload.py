@@ -27,7 +27,7 @@ from daemon import Daemon
 from ws_helpers import closed_with, frame, quick, subscribe
 
 from dragonopsd.config import from_mapping
-from dragonopsd.keys import RELOADER
+from dragonopsd.reload import RELOADER
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):

@@ -10,8 +10,8 @@ from typing import Any
 
 from conftest import Client, post
 
+from dragonopsd.api.bundle import WEB_BUNDLE
 from dragonopsd.api.front import HTML_CSP
-from dragonopsd.keys import WEB_BUNDLE
 
 MakeClient = Callable[..., Awaitable[Client]]
 ANON = {"Authorization": ""}

@@ -15,6 +15,8 @@ import hashlib
 from dataclasses import dataclass
 from importlib import resources
 
+from aiohttp import web
+
 PACKAGE = "dragonopsd.web"
 FOLDER = "dashboard"
 INDEX = "index.html"
@@ -72,3 +74,7 @@ def load() -> Bundle:
         digest.update(b"\0" + name.encode() + b"\0" + asset.body)
     build = digest.hexdigest()[:12]
     return Bundle(build=build, index=index.replace(PLACEHOLDER, build.encode()), assets=assets)
+
+
+# The built-in dashboard: index page and versioned assets. Keys of api types live beside them.
+WEB_BUNDLE: web.AppKey[Bundle] = web.AppKey("web_bundle")

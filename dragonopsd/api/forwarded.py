@@ -18,8 +18,6 @@ from urllib.parse import urlsplit
 from aiohttp import web
 from multidict import istr
 
-from ..keys import CLIENT, PROXIES
-
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _XFF = istr("X-Forwarded-For")
 _REAL_IP = istr("X-Real-IP")
@@ -129,3 +127,9 @@ def _host(header: str, scheme: str) -> str:
         return _netloc(parts.hostname or "", parts.port, scheme)
     except ValueError:
         return ""
+
+
+# [server] trusted_proxies: whose forwarded headers name the client.
+PROXIES: web.AppKey[Proxies] = web.AppKey("proxies")
+# The client's address and scheme, resolved on first use (client_of).
+CLIENT: web.RequestKey[ClientInfo] = web.RequestKey("client")

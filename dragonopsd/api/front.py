@@ -291,3 +291,7 @@ def _internal_error(request: web.Request, template: str) -> web.Response:
     return problem_response(
         request, Problem(500, "internal error; quote the X-Request-ID header when reporting it")
     )
+
+
+# The request front every handler is wrapped in: request ids, CORS, access, problems, counters.
+FRONT: web.AppKey[Front] = web.AppKey("front")

@@ -15,10 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from aiohttp import web
 
 from ..config import MetricsConfig
-from ..keys import AUTH_LIMITER, CONFIG, FRONT, METRICS, PROXIES
+from ..keys import AUTH_LIMITER, CONFIG, METRICS
 from ..problem import Problem
 from .access import refusal
-from .front import problem_response
+from .forwarded import PROXIES
+from .front import FRONT, problem_response
 from .listener import Runner
 from .route import Route
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from ..principal import RouteRole
@@ -50,3 +51,7 @@ class Route:
     def audited(self) -> bool:
         """Whether a call lands in the audit log."""
         return self.audit if self.audit is not None else self.method not in ("GET", "HEAD")
+
+
+# (method, path template) -> Route: the route table as registered.
+ROUTE_INDEX: web.AppKey[dict[tuple[str, str], Route]] = web.AppKey("route_index")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import STATUS_PAGES, WEB_BUNDLE
+from ..keys import STATUS_PAGES
 from ..monitoring.statuspage import PublicPage
 from ..problem import Problem
 from . import statusrender
+from .bundle import WEB_BUNDLE
 from .http import json_response
 from .route import Param, Route
 

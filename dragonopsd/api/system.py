@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from ..keys import CONFIG, DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI, REDIS, RELOADER
+from ..keys import CONFIG, DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI, REDIS, RESTART_REQUIRED
 from ..model import DashboardStats
 from ..store import migrations
 from .route import Route
@@ -48,7 +48,7 @@ async def readyz(request: web.Request) -> web.Response:
     # Redis away is "degraded", not "not ready", unless [redis] required says it must be there.
     required = request.app[CONFIG].redis.required
     ready = all(v.startswith("ok") or (k == "redis" and not required) for k, v in checks.items())
-    restart = request.app[RELOADER].restart_required
+    restart = request.app[RESTART_REQUIRED]
     body = msgspec.json.encode(Readiness("ready" if ready else "not-ready", checks, restart))
     return web.Response(body=body, status=200 if ready else 503, content_type="application/json")
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import WEB_BUNDLE
 from ..problem import Problem
-from .bundle import IMMUTABLE
+from .bundle import IMMUTABLE, WEB_BUNDLE
 from .route import Param, Route
 
 

@@ -26,7 +26,7 @@ from typing import Annotated
 import msgspec
 from aiohttp import WSMsgType, web
 
-from ..keys import AUTHENTICATOR, FRONT, HUB, PRINCIPAL
+from ..keys import AUTHENTICATOR, HUB, PRINCIPAL
 from ..live.client import Client
 from ..live.hub import UNAUTHORIZED, Hub
 from ..live.topics import ack, error, template_of
@@ -34,6 +34,7 @@ from ..principal import Principal
 from ..problem import Problem
 from .access import authenticate
 from .forwarded import client_of, same_origin
+from .front import FRONT
 from .route import Param, Route
 
 log = logging.getLogger("dragonopsd.live")

@@ -21,7 +21,8 @@ from ..app import build_app
 from ..config import Config, ConfigError
 from ..crypto import KeyRingError
 from ..demo import seed_monitors
-from ..keys import INVENTORY, METRICS, MONITORS, RELOADER
+from ..keys import INVENTORY, METRICS, MONITORS
+from ..reload import RELOADER
 from ..store import migrations
 from ..systemd import Notifier
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, config_from_args, run
