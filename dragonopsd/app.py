@@ -15,25 +15,12 @@ from .actions.queue import RedisQueue
 from .actions.service import ActionService
 from .api import bundle, openapi, routes
 from .api.bundle import WEB_BUNDLE
+from .api.codec import encode
 from .api.forwarded import PROXIES, Proxies
 from .api.front import FRONT, Front
-from .api.http import encode
 from .api.metrics import listener_ctx as metrics_listener_ctx
 from .api.route import ROUTE_INDEX
-from .assistant.credentials import secret_value
-from .assistant.service import AssistantService
-from .auth.authenticator import Authenticator
-from .auth.jwt import JwtVerifier
-from .auth.limiter import FailureLimiter
-from .auth.tokens import TokenAuth
-from .bus import Bus, LocalBus, RedisBus
-from .cache import Cache, MemoryCache, RedisCache
-from .config import Config
-from .crypto import KEYS_ENV
-from .dashboard import DashboardService
-from .inventory.index import InventoryIndex
-from .inventory.service import InventoryService
-from .keys import (
+from .appkeys import (
     ACTIONS,
     ASSISTANT,
     AUDIT,
@@ -64,17 +51,29 @@ from .keys import (
     VAULT,
     DocsAssets,
 )
+from .assistant.credentials import secret_value
+from .assistant.service import AssistantService
+from .auth.authenticator import Authenticator
+from .auth.jwt import JwtVerifier
+from .auth.limiter import FailureLimiter
+from .auth.tokens import TokenAuth
+from .bus import Bus, LocalBus, RedisBus
+from .cache import Cache, MemoryCache, RedisCache
+from .config import Config
+from .dashboard import DashboardService
+from .inventory.index import InventoryIndex
+from .inventory.service import InventoryService
 from .live.caps import SocketCaps
 from .live.hub import Hub, Item
-from .live.mirror import StateMirror
+from .live.redis_state import StateMirror
 from .live.topics import topic_id
-from .maintenance import MaintenanceService
 from .metrics.assistant import AssistantCollector
 from .metrics.exporter import Exporter
 from .metrics.labels import InventoryLabels
-from .metrics.shared import RedisCollector
-from .model import InventoryChanged
+from .metrics.redislink import RedisCollector
+from .model.inventory import InventoryChanged
 from .monitoring.engine import Engine
+from .monitoring.maintenance import MaintenanceService
 from .monitoring.multi import Rounds
 from .monitoring.prober import Prober
 from .monitoring.remote import RemoteProbes
@@ -89,6 +88,8 @@ from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
 from .reload import RELOADER, Reloader
 from .sampling.sampler import Sampler
+from .secrets.crypto import KEYS_ENV
+from .secrets.vault import VaultService
 from .store.actions import ActionStore
 from .store.audit import AuditStore
 from .store.db import Database
@@ -102,7 +103,6 @@ from .store.samples import SampleQuery, SampleWriter
 from .store.settings import SettingsStore
 from .store.tokens import TokenStore
 from .store.vault import VaultStore
-from .vault import VaultService
 
 log = logging.getLogger("dragonopsd")
 

@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .inventory.service import InventoryService
-from .model import ClientCreate, EnvironmentCreate, ProjectCreate, ServerCreate
-from .monitor import MonitorSpec
+from .model.inventory import ClientCreate, EnvironmentCreate, ProjectCreate, ServerCreate
+from .model.monitor import MonitorSpec
 
 MonitorCreator = Callable[[MonitorSpec], Awaitable[Any]]
 

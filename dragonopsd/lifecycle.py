@@ -16,18 +16,18 @@ from typing import Any
 
 from aiohttp import web
 
+from .appkeys import ACTIONS, MAINTENANCE, NOTIFIER
 from .auth.jwt import JwtVerifier
 from .auth.tokens import TokenAuth, bootstrap_admin
 from .bus import LocalBus, RedisBus
 from .config import Config
 from .inventory.index import InventoryIndex
-from .keys import ACTIONS, MAINTENANCE, NOTIFIER
 from .live.hub import Hub
 from .monitoring.service import MonitorService
 from .redislink.client import RedisLink
+from .redislink.tasks import cancel_and_wait
 from .sampling.sampler import Sampler
 from .store.protocols import AuditLog, HistorySink
-from .tasks import cancel_and_wait
 
 log = logging.getLogger("dragonopsd")
 
@@ -39,8 +39,9 @@ def task_ctx(
 ) -> CleanupCtx:
     """A cleanup_ctx entry that runs one background task for the app's lifetime.
 
-    recancel: for loops around Redis calls, whose cancellation Python 3.11 can lose (tasks.py);
-    not for tasks that finish work after being cancelled (the history writer drains then).
+    recancel: for loops around Redis calls, whose cancellation Python 3.11 can lose
+    (redislink/tasks.py); not for tasks that finish work after being cancelled (the history
+    writer drains then).
     """
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:

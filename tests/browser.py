@@ -20,7 +20,7 @@ from typing import Any
 from daemon import Daemon
 from playwright.sync_api import Browser, ConsoleMessage, Page
 
-from dragonopsd.crypto import KeyRing, write_key_file
+from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(__file__).parent / "output" / "screenshots"

@@ -15,9 +15,9 @@ from processes import OWNER, RUN, reap
 from redis_helpers import private_redis, redis_prefix  # noqa: F401  (fixtures)
 
 from dragonopsd.app import build_app
+from dragonopsd.appkeys import AUTHENTICATOR
 from dragonopsd.config import Config, from_mapping
-from dragonopsd.keys import AUTHENTICATOR
-from dragonopsd.principal import Role
+from dragonopsd.model.principal import Role
 
 Client = TestClient[Any, Any]
 _serial = itertools.count()

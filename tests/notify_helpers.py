@@ -22,7 +22,7 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from dragonopsd.monitor import Scope
+from dragonopsd.model.monitor import Scope
 from dragonopsd.notify.delivery import DeliveryPolicy
 from dragonopsd.notify.event import NotificationEvent
 

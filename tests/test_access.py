@@ -20,8 +20,8 @@ from conftest import Client, post
 from websockets.asyncio.client import connect
 from ws_helpers import WAIT, frame, ws_url
 
-from dragonopsd.crypto import KeyRing, write_key_file
-from dragonopsd.keys import DATABASE
+from dragonopsd.appkeys import DATABASE
+from dragonopsd.secrets.crypto import KeyRing, write_key_file
 from dragonopsd.store import migrations
 from dragonopsd.store.db import Database
 

@@ -23,8 +23,8 @@ from conftest import Client, post, token_for
 from daemon import Daemon
 from ws_helpers import frame, subscribe
 
+from dragonopsd.appkeys import BUS, DATABASE
 from dragonopsd.config import ConfigError, from_mapping
-from dragonopsd.keys import BUS, DATABASE
 
 MakeClient = Callable[..., Awaitable[Client]]
 Tree = Callable[[], Awaitable[dict[str, Any]]]

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from conftest import Client, token_for
 
+from dragonopsd.appkeys import ASSISTANT
 from dragonopsd.assistant.model import TARGETS
-from dragonopsd.keys import ASSISTANT
 
 URL = "/api/ai/generate"
 

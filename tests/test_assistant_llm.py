@@ -15,9 +15,9 @@ from conftest import Client, post
 from openai_server import ANSWER, USAGE, FakeOpenAI
 from prometheus_client.parser import text_string_to_metric_families
 
+from dragonopsd.appkeys import ASSISTANT
 from dragonopsd.assistant.llm import SYSTEM_PROMPT
-from dragonopsd.crypto import KeyRing, write_key_file
-from dragonopsd.keys import ASSISTANT
+from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
 URL = "/api/ai/generate"
 MODEL = "test-model"

@@ -7,7 +7,7 @@ from typing import Any
 
 from conftest import Client, post, token_for
 
-from dragonopsd.keys import AUDIT
+from dragonopsd.appkeys import AUDIT
 from dragonopsd.store.audit import AuditEntry
 
 MakeClient = Callable[..., Awaitable[Client]]

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from dragonopsd.api.route import ROUTE_INDEX
-from dragonopsd.keys import AUTH_LIMITER, AUTHENTICATOR
-from dragonopsd.principal import ROLES, Role, allows
+from dragonopsd.appkeys import AUTH_LIMITER, AUTHENTICATOR
+from dragonopsd.model.principal import ROLES, Role, allows
 
 MakeClient = Callable[..., Awaitable[Client]]
 ZERO = "00000000-0000-4000-8000-000000000000"

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from conftest import Client, post
 
-from dragonopsd.keys import DATABASE
+from dragonopsd.appkeys import DATABASE
 
 PROBLEM = "application/problem+json"
 

@@ -13,10 +13,10 @@ import aiosqlite
 import pytest
 
 from dragonopsd.config import HistoryConfig
-from dragonopsd.histogram import Bucket
 from dragonopsd.store.batch import BatchWriter
 from dragonopsd.store.blocks import decode_block, encode_block
 from dragonopsd.store.db import Database
+from dragonopsd.store.histogram import Bucket
 from dragonopsd.store.sample_rollups import Agg
 
 log = logging.getLogger("test.batch")

@@ -24,7 +24,7 @@ from notify_helpers import (
     smtp_server,
 )
 
-from dragonopsd.crypto import KeyRing, KeyRingError, read_key_file, write_key_file
+from dragonopsd.secrets.crypto import KeyRing, KeyRingError, read_key_file, write_key_file
 
 MakeClient = Callable[..., Awaitable[Client]]
 HOOK_TOKEN = "T0001/B0002/hooktoken-5d1e"

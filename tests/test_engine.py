@@ -16,7 +16,7 @@ import trustme
 from aiohttp import web
 from conftest import Client, post
 
-from dragonopsd.keys import ENGINE_VIEW, MONITORS
+from dragonopsd.appkeys import ENGINE_VIEW, MONITORS
 
 MakeClient = Callable[..., Awaitable[Client]]
 SECRET = "webhook-signing-secret-123"

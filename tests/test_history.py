@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dragonopsd.config import HistoryConfig
-from dragonopsd.histogram import RELATIVE_ERROR, Bucket, Histogram, bucket_of
 from dragonopsd.store.db import Database
+from dragonopsd.store.histogram import RELATIVE_ERROR, Bucket, Histogram, bucket_of
 from dragonopsd.store.history import Heartbeat, HistoryWriter
 from dragonopsd.store.history_query import MAX_POINTS, HistoryQuery
 from dragonopsd.store.rollups import GRACE_S, decode_block, encode_block, read_state

@@ -17,7 +17,7 @@ from conftest import Client, post
 from test_engine import http_monitor, serve
 from test_metrics import samples
 
-from dragonopsd.keys import DATABASE, SAMPLER
+from dragonopsd.appkeys import DATABASE, SAMPLER
 
 MakeClient = Callable[..., Awaitable[Client]]
 

@@ -14,9 +14,9 @@ import msgspec
 import pytest
 from conftest import Client, post, token_for
 
-from dragonopsd.keys import MAINTENANCE
-from dragonopsd.maintenance import MaintenanceService, Schedule
-from dragonopsd.monitor import Scope
+from dragonopsd.appkeys import MAINTENANCE
+from dragonopsd.model.monitor import Scope
+from dragonopsd.monitoring.maintenance import MaintenanceService, Schedule
 from dragonopsd.store.db import Database
 from dragonopsd.store.maintenance import MaintenanceStore, Window, WindowSpec
 

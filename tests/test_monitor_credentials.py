@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 from conftest import Client, post, token_for
 
-from dragonopsd.crypto import KeyRing, write_key_file
+from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
 MakeClient = Callable[..., Awaitable[Client]]
 TOKEN = "tok-s3cr3t-4417"

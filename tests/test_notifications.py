@@ -25,8 +25,8 @@ from notify_helpers import (
     until,
 )
 
+from dragonopsd.appkeys import DATABASE, NOTIFIER, VAULT
 from dragonopsd.config import ProbesConfig
-from dragonopsd.keys import DATABASE, NOTIFIER, VAULT
 from dragonopsd.netguard import REFUSED, AddressGuard
 from dragonopsd.notify import mail as smtp
 from dragonopsd.notify.channels import Channel

@@ -19,8 +19,8 @@ from notify_helpers import (
     until,
 )
 
+from dragonopsd.appkeys import NOTIFIER
 from dragonopsd.config import ProbesConfig
-from dragonopsd.keys import NOTIFIER
 from dragonopsd.netguard import (
     AddressGuard,
     AddressRefused,

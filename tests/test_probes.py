@@ -24,7 +24,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from dns_server import dns_server
 
 from dragonopsd.config import ProbesConfig
-from dragonopsd.monitor import MonitorSpec
+from dragonopsd.model.monitor import MonitorSpec
 from dragonopsd.monitoring.probes import (
     AddressGuard,
     GuardedResolver,

@@ -26,7 +26,7 @@ import trustme
 from conftest import Client, post
 from daemon import Daemon
 
-from dragonopsd.keys import METRICS
+from dragonopsd.appkeys import METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "config"

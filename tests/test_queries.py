@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from conftest import Client, post
 
-from dragonopsd.keys import BUS, DATABASE
+from dragonopsd.appkeys import BUS, DATABASE
 
 
 async def seed_projects(client: Client, n: int) -> None:

@@ -22,9 +22,9 @@ from redis_helpers import SHARED_URL, PrivateRedis
 from ws_helpers import frame, subscribe
 
 from dragonopsd.actions.queue import RedisQueue
+from dragonopsd.appkeys import ACTIONS, MONITORS, REDIS
 from dragonopsd.bus import RedisBus
 from dragonopsd.config import RedisConfig
-from dragonopsd.keys import ACTIONS, MONITORS, REDIS
 from dragonopsd.redislink.client import RedisLink
 
 MakeClient = Callable[..., Awaitable[Client]]

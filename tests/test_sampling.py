@@ -17,10 +17,10 @@ import msgspec
 import pytest
 from conftest import Client, post
 
+from dragonopsd.appkeys import AUTHENTICATOR, BUS, SAMPLER
 from dragonopsd.config import Config
-from dragonopsd.keys import AUTHENTICATOR, BUS, SAMPLER
-from dragonopsd.model import ClientCreate, EnvironmentCreate, ProjectCreate, ServerCreate
-from dragonopsd.sample import Sample
+from dragonopsd.model.inventory import ClientCreate, EnvironmentCreate, ProjectCreate, ServerCreate
+from dragonopsd.model.sample import Sample
 from dragonopsd.sampling import simulated
 from dragonopsd.sampling.local import LocalReader
 from dragonopsd.store.db import Database

@@ -24,8 +24,8 @@ import pytest
 from conftest import Client, post, token_for
 from daemon import Daemon
 
-from dragonopsd.crypto import KEYS_ENV, KeyRing, write_key_file
-from dragonopsd.keys import BUS
+from dragonopsd.appkeys import BUS
+from dragonopsd.secrets.crypto import KEYS_ENV, KeyRing, write_key_file
 
 MakeClient = Callable[..., Awaitable[Client]]
 PLAIN = "hunter2-PLAINTEXT-7f3a9c"

@@ -14,8 +14,8 @@ import pytest
 from conftest import Client, post
 
 from dragonopsd.api.front import HTML_CSP
+from dragonopsd.appkeys import STATUS_PAGES
 from dragonopsd.config import ConfigError, StatusPageConfig, from_mapping
-from dragonopsd.keys import STATUS_PAGES
 
 MakeClient = Callable[..., Awaitable[Client]]
 ANON = {"Authorization": ""}

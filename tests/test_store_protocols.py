@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from dragonopsd.keys import (
+from dragonopsd.appkeys import (
     ACTIONS,
     AUDIT,
     AUTHENTICATOR,

@@ -20,7 +20,7 @@ from conftest import Client, post, token_for
 from websockets.asyncio.client import connect
 from ws_helpers import WAIT, closed_with, frame, quick, subscribe, until_ack, ws_url
 
-from dragonopsd.keys import AUTHENTICATOR, BUS, HUB
+from dragonopsd.appkeys import AUTHENTICATOR, BUS, HUB
 
 MakeClient = Callable[..., Awaitable[Client]]
 

@@ -15,7 +15,7 @@ from conftest import Client, post
 from websockets.asyncio.client import connect
 from ws_helpers import WAIT, frame, quick, subscribe, ws_url
 
-from dragonopsd.keys import BUS, HUB
+from dragonopsd.appkeys import BUS, HUB
 
 MakeClient = Callable[..., Awaitable[Client]]
 

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 from conftest import Client
 
-from dragonopsd.keys import HUB
+from dragonopsd.appkeys import HUB
 from dragonopsd.live.hub import HubSettings
 
 WAIT = 3.0  # every receive in these tests is bounded by this

@@ -17,7 +17,7 @@ import aiohttp
 import msgspec
 
 from ..config import ActionsConfig
-from ..model import Server, Wire
+from ..model.inventory import Server, Wire
 from ..store.actions import Action, ActionKind
 
 # Bytes of a webhook's answer kept with the action: enough for a job id or an error message.

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from ..redislink.client import BLOCK_MS, ERRORS, RedisLink
 from ..redislink.keys import ACTION_GROUP
-from ..tasks import cancel_and_wait
+from ..redislink.tasks import cancel_and_wait
 
 
 class ActionQueue(Protocol):

@@ -25,7 +25,7 @@ from typing import Protocol
 
 from ..bus import Bus
 from ..config import ActionsConfig
-from ..model import AnyEntity, AnyPatch, Server, ServerPatch, ServerStatus, Wire
+from ..model.inventory import AnyEntity, AnyPatch, Server, ServerPatch, ServerStatus, Wire
 from ..problem import Problem
 from ..store.actions import PENDING, Action, ActionKind, NewAction
 from ..store.protocols import ActionRepo

@@ -15,9 +15,7 @@ import logging
 
 from aiohttp import hdrs, web
 
-from ..auth.authenticator import AuthFailure
-from ..clock import now_iso
-from ..keys import (
+from ..appkeys import (
     AUDIT,
     AUDIT_PENDING,
     AUTH_LIMITER,
@@ -26,7 +24,9 @@ from ..keys import (
     PRINCIPAL,
     REQUEST_ID,
 )
-from ..principal import Principal, allows
+from ..auth.authenticator import AuthFailure
+from ..clock import now_iso
+from ..model.principal import Principal, allows
 from ..problem import Problem
 from ..store.audit import MAX_ID, MAX_PATH, AuditEntry, PendingEntry, clip
 from ..store.db import StoreUnavailable

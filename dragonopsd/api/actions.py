@@ -8,11 +8,11 @@ import uuid
 from aiohttp import web
 
 from ..actions.service import request_hash
-from ..keys import ACTIONS, PRINCIPAL
-from ..model import Body, Wire
+from ..appkeys import ACTIONS, PRINCIPAL
+from ..model.inventory import Body, Wire
 from ..problem import invalid
 from ..store.actions import Action, ActionKind, ActionState, NewAction
-from .http import MAX_LIMIT, json_response, no_repeats, page_limit, path_uuid, read_json
+from .codec import MAX_LIMIT, json_response, no_repeats, page_limit, path_uuid, read_json
 from .route import Param, Route
 
 BASE = "/api/actions"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..appkeys import ASSISTANT, PRINCIPAL
 from ..assistant.model import Generated
 from ..assistant.service import GenerateRequest
-from ..keys import ASSISTANT, PRINCIPAL
-from .http import json_response, read_json
+from .codec import json_response, read_json
 from .route import Route
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import AUDIT
-from ..model import Wire
+from ..appkeys import AUDIT
+from ..model.inventory import Wire
 from ..problem import invalid
 from ..store.audit import AuditEntry, AuditQuery
-from .http import MAX_LIMIT, json_response, page_limit
+from .codec import MAX_LIMIT, json_response, page_limit
 from .route import Param, Route
 
 FILTERS = ("actor", "client", "entity", "entityId", "method", "outcome", "since", "until")

@@ -27,14 +27,14 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import istr
 
-from ..keys import PRINCIPAL, REQUEST_ID
+from ..appkeys import PRINCIPAL, REQUEST_ID
 from ..metrics.requests import UNMATCHED, RequestStats
 from ..problem import Problem, invalid
 from ..store.audit import PendingEntry
 from ..store.db import riding
 from . import access
+from .codec import encode
 from .forwarded import client_of
-from .http import encode
 from .route import Route
 
 log = logging.getLogger("dragonopsd.api")

@@ -7,12 +7,12 @@ import time
 
 from aiohttp import web
 
-from ..keys import HISTORY_QUERY, MONITORS
-from ..model import Wire
-from ..monitor import STATUS_CODES
+from ..appkeys import HISTORY_QUERY, MONITORS
+from ..model.inventory import Wire
+from ..model.monitor import STATUS_CODES
 from ..problem import invalid
 from ..store.history_query import Point, UptimeWindow
-from .http import iso_time, json_response, page_limit, path_uuid, query_time
+from .codec import iso_time, json_response, page_limit, path_uuid, query_time
 from .route import Param, Route
 
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}

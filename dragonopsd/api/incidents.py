@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import MONITORS
-from ..model import Wire
+from ..appkeys import MONITORS
+from ..model.inventory import Wire
 from ..problem import invalid, not_found
 from ..store.monitors import Incident
-from .http import iso_time, json_response, page_limit, page_params, query_time
+from .codec import iso_time, json_response, page_limit, page_params, query_time
 from .route import Param, Route
 
 

@@ -13,8 +13,8 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ..keys import INVENTORY
-from ..model import (
+from ..appkeys import INVENTORY
+from ..model.inventory import (
     AnyEntity,
     Client,
     ClientCreate,
@@ -32,7 +32,7 @@ from ..model import (
 from ..problem import invalid
 from ..store.hierarchy import LEVELS, SORTS, camel, include_depth, includes_for
 from ..store.inventory import ListQuery
-from .http import (
+from .codec import (
     IF_MATCH_DOC,
     IF_NONE_MATCH_DOC,
     MAX_LIMIT,

@@ -36,8 +36,8 @@ from ..config import ServerConfig
 from ..metrics.requests import UNMATCHED, RequestStats
 from ..netguard import AddressSet, Quota
 from ..problem import Problem
+from .codec import encode
 from .front import API_CSP, PROBLEM_TYPE
-from .http import encode
 
 log = logging.getLogger("dragonopsd.api")
 

@@ -7,12 +7,12 @@ from datetime import datetime
 
 from aiohttp import web
 
-from ..keys import MAINTENANCE
-from ..maintenance import OccurrenceList, WindowView
-from ..model import Wire
+from ..appkeys import MAINTENANCE
+from ..model.inventory import Wire
+from ..monitoring.maintenance import OccurrenceList, WindowView
 from ..problem import invalid
 from ..store.maintenance import WindowPatch, WindowSpec, check_instant, merge_patch
-from .http import MAX_LIMIT, convert, json_response, no_repeats, page_limit, path_uuid, read_json
+from .codec import MAX_LIMIT, convert, json_response, no_repeats, page_limit, path_uuid, read_json
 from .route import Param, Route
 
 DEFAULT_LIMIT = 50

@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 
+from ..appkeys import AUTH_LIMITER, CONFIG, METRICS
 from ..config import MetricsConfig
-from ..keys import AUTH_LIMITER, CONFIG, METRICS
 from ..problem import Problem
 from .access import refusal
 from .forwarded import PROXIES

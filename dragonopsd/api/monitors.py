@@ -7,15 +7,15 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ..keys import ENGINE_VIEW, MONITORS, PRINCIPAL
-from ..model import Wire
-from ..monitor import KINDS, STATUSES, Monitor, MonitorSpec, shown_to
+from ..appkeys import ENGINE_VIEW, MONITORS, PRINCIPAL
+from ..model.inventory import Wire
+from ..model.monitor import KINDS, STATUSES, Monitor, MonitorSpec, shown_to
 from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid
 from ..store.monitors import MonitorRow
 from .access import name_entity
-from .http import (
+from .codec import (
     IF_MATCH_DOC,
     IF_NONE_MATCH_DOC,
     cacheable_response,

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ..keys import NOTIFIER
+from ..appkeys import NOTIFIER
 from ..netguard import REFUSED, check_host_literal
 from ..notify.channels import (
     ChannelBody,
@@ -26,7 +26,7 @@ from ..notify.channels import (
 from ..notify.delivery import DeliveryResult
 from ..problem import invalid
 from ..store.notifications import ChannelFields, StoredChannel
-from .http import convert, json_response, path_uuid, read_json
+from .codec import convert, json_response, path_uuid, read_json
 from .route import Param, Route
 
 _CREATE = cast("type[ChannelBody]", ChannelCreate)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from ..principal import RouteRole
+from ..model.principal import RouteRole
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ import time
 
 from aiohttp import web
 
-from ..keys import CONFIG, INVENTORY, PRINCIPAL, SAMPLER
-from ..model import Wire
+from ..appkeys import CONFIG, INVENTORY, PRINCIPAL, SAMPLER
+from ..model.inventory import Wire
+from ..model.sample import Sample, SampleBatch, SampleIn
 from ..problem import Problem, invalid
-from ..sample import Sample, SampleBatch, SampleIn
 from ..store.samples import Point
+from .codec import json_response, path_uuid, query_time, read_json
 from .heartbeats import duration
-from .http import json_response, path_uuid, query_time, read_json
 from .route import Param, Route
 
 MAX_SKEW = 300.0  # seconds an agent's clock may run ahead of ours

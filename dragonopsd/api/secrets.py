@@ -13,11 +13,11 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
-from ..keys import VAULT
-from ..model import Body, Description, Wire
+from ..appkeys import VAULT
+from ..model.inventory import Body, Description, Wire
 from ..problem import invalid
 from ..store.vault import Secret
-from .http import MAX_LIMIT, json_response, no_repeats, page_limit, path_uuid, read_json
+from .codec import MAX_LIMIT, json_response, no_repeats, page_limit, path_uuid, read_json
 from .route import Param, Route
 
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"

@@ -7,11 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ..keys import SETTINGS
-from ..model import Body, Wire
+from ..appkeys import SETTINGS
+from ..model.inventory import Body, Wire
 from ..problem import invalid
 from ..store.settings import Setting
-from .http import encode, json_response, read_json
+from .codec import encode, json_response, read_json
 from .route import Param, Route
 
 KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..keys import STATUS_PAGES
+from ..appkeys import STATUS_PAGES
 from ..monitoring.statuspage import PublicPage
 from ..problem import Problem
 from . import statusrender
 from .bundle import WEB_BUNDLE
-from .http import json_response
+from .codec import json_response
 from .route import Param, Route
 
 FEED_TYPE = "application/atom+xml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from ..keys import CONFIG, DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI, REDIS, RESTART_REQUIRED
-from ..model import DashboardStats
+from ..appkeys import CONFIG, DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI, REDIS, RESTART_REQUIRED
+from ..model.inventory import DashboardStats
 from ..store import migrations
 from .route import Route
 

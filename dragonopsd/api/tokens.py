@@ -10,12 +10,12 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
-from ..keys import AUTHENTICATOR, INVENTORY, PRINCIPAL
-from ..model import ONE_LINE, Body, Wire
-from ..principal import ProfileRole, TokenRole
+from ..appkeys import AUTHENTICATOR, INVENTORY, PRINCIPAL
+from ..model.inventory import ONE_LINE, Body, Wire
+from ..model.principal import ProfileRole, TokenRole
 from ..problem import Problem, invalid
 from ..store.tokens import Profile, Token
-from .http import json_response, path_uuid, read_json
+from .codec import json_response, path_uuid, read_json
 from .route import Param, Route
 
 TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=ONE_LINE)]

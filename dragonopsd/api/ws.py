@@ -26,11 +26,11 @@ from typing import Annotated
 import msgspec
 from aiohttp import WSMsgType, web
 
-from ..keys import AUTHENTICATOR, HUB, PRINCIPAL
+from ..appkeys import AUTHENTICATOR, HUB, PRINCIPAL
 from ..live.client import Client
 from ..live.hub import UNAUTHORIZED, Hub
 from ..live.topics import ack, error, template_of
-from ..principal import Principal
+from ..model.principal import Principal
 from ..problem import Problem
 from .access import authenticate
 from .forwarded import client_of, same_origin

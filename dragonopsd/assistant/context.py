@@ -13,7 +13,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
-from ..model import AnyEntity, Environment, Project, Server, public_url
+from ..model.inventory import AnyEntity, Environment, Project, Server, public_url
 from ..problem import Problem, invalid
 from ..store.inventory import ListQuery
 from .model import Context, EnvironmentInfo, ProjectInfo, ServerInfo

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .llm import LlmFailure
 
 if TYPE_CHECKING:
-    from ..vault import VaultService
+    from ..secrets.vault import VaultService
 
 
 async def secret_value(vault: VaultService, name: str) -> str:

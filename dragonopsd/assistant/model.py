@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from ..model import Wire
+from ..model.inventory import Wire
 
 Target = Literal[
     "nginx",

@@ -15,7 +15,7 @@ import msgspec
 from openai import AsyncOpenAI
 
 from ..config import AiConfig
-from ..model import Body
+from ..model.inventory import Body
 from ..problem import FieldIssue, Problem
 from . import context, prompt
 from .limiter import RateLimiter

@@ -6,7 +6,7 @@ import time
 from typing import Protocol
 
 from ..config import AuthConfig
-from ..principal import Principal, ProfileRole
+from ..model.principal import Principal, ProfileRole
 from ..store.protocols import TokenRepo
 from ..store.tokens import TOKEN_PREFIX, Profile
 from .tokens import TokenAuth

@@ -17,7 +17,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ..principal import Principal, TokenRole
+from ..model.principal import Principal, TokenRole
 from ..store.protocols import TokenRepo
 from ..store.tokens import Token, hash_token
 

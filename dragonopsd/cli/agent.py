@@ -29,7 +29,7 @@ import msgspec
 
 from .. import __version__, logs
 from ..config import Config
-from ..sample import MAX_BATCH, Sample, SampleIn
+from ..model.sample import MAX_BATCH, Sample, SampleIn
 from ..sampling.local import LocalReader, LocalUnavailable
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, run
 

@@ -15,9 +15,16 @@ import sys
 import time
 
 from ..config import Config
-from ..crypto import KEYS_ENV, KeyRing, KeyRingError, SealError, read_key_file, write_key_file
+from ..secrets.crypto import (
+    KEYS_ENV,
+    KeyRing,
+    KeyRingError,
+    SealError,
+    read_key_file,
+    write_key_file,
+)
+from ..secrets.vault import RECHECK_SECONDS, reseal_all
 from ..store.vault import VaultStore
-from ..vault import RECHECK_SECONDS, reseal_all
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, run
 from .state import existing_database
 

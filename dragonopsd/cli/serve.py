@@ -18,11 +18,11 @@ from aiohttp import web
 from .. import __version__, logs
 from ..api.listener import Runner
 from ..app import build_app
+from ..appkeys import INVENTORY, METRICS, MONITORS
 from ..config import Config, ConfigError
-from ..crypto import KeyRingError
 from ..demo import seed_monitors
-from ..keys import INVENTORY, METRICS, MONITORS
 from ..reload import RELOADER
+from ..secrets.crypto import KeyRingError
 from ..store import migrations
 from ..systemd import Notifier
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, config_from_args, run

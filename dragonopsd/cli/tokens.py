@@ -11,7 +11,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from ..config import Config
-from ..principal import TOKEN_ROLES
+from ..model.principal import TOKEN_ROLES
 from ..problem import Problem
 from ..store.db import Database
 from ..store.inventory import InventoryStore

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from ..bus import Bus
-from ..model import AnyCreate, AnyEntity, AnyPatch, InventoryChanged
+from ..model.inventory import AnyCreate, AnyEntity, AnyPatch, InventoryChanged
 from ..store.inventory import ListQuery
 from ..store.protocols import InventoryRepo
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..monitor import Monitor
+from ..model.monitor import Monitor
 from ..monitoring.views import EngineView, MonitorFigures
 from ..store.monitors import MonitorRow
 from .labels import InventoryLabels

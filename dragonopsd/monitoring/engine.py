@@ -14,7 +14,7 @@ from typing import Any
 
 from ..clock import iso_of, now_iso
 from ..config import Config
-from ..monitor import STATUS_CODES
+from ..model.monitor import STATUS_CODES
 from ..store.history import Heartbeat
 from ..store.monitors import Incident, MonitorRow, MonitorStore
 from ..store.protocols import HistoryReader

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from ..monitor import MonitorSpec
+from ..model.monitor import MonitorSpec
 from .probes import ProbeResult
 
 JOB_FIELD = b"job"

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 
 from ..config import ProbesConfig
-from ..monitor import MonitorSpec
+from ..model.monitor import MonitorSpec
 from .probes import ProbeEnv, ProbeResult, run_probe
 from .probes.guard import AddressGuard, make_session
 from .probes.result import SecretLookup

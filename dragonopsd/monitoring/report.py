@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..model import Wire, public_url
-from ..monitor import Monitor
+from ..model.inventory import Wire, public_url
+from ..model.monitor import Monitor
 from .conditions import ConditionResult
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
-from ..monitor import Monitor
+from ..model.monitor import Monitor
 from ..store.monitors import Incident, MonitorRow
 from .conditions import Condition
 from .report import CheckReport

@@ -10,8 +10,8 @@ from typing import Any
 
 import msgspec
 
-from ..model import FieldError, in_words
-from ..monitor import Monitor, MonitorSpec
+from ..model.inventory import FieldError, in_words
+from ..model.monitor import Monitor, MonitorSpec
 from ..problem import FieldIssue, Problem
 from ..store.monitors import MonitorRow
 from ..store.protocols import HistoryReader, MonitorRepo

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 
 from ..config import StatusPageConfig
-from ..model import Wire
+from ..model.inventory import Wire
 from ..store.protocols import HistoryReader, MonitorRepo
 from .views import EngineView
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..inventory.index import InventoryIndex
-from ..monitor import Monitor, Scope
+from ..model.monitor import Monitor, Scope
 
 # A server in one of these states takes its dependent monitors' alerts with it.
 SERVER_DOWN = frozenset({"stopped", "stopping", "unreachable"})

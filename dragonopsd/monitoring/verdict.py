@@ -21,14 +21,14 @@ import msgspec
 
 from ..bus import Bus
 from ..clock import iso_of, next_stamp, now_iso
-from ..maintenance import MaintenanceService
-from ..monitor import STATUS_CODES, Monitor, Scope
+from ..model.monitor import STATUS_CODES, Monitor, Scope
 from ..notify.dispatcher import Dispatcher
 from ..notify.event import NotificationEvent
 from ..store.history import Heartbeat
 from ..store.monitors import Incident, MonitorStore
 from ..store.protocols import HistorySink
 from .conditions import ConditionResult, evaluate_all
+from .maintenance import MaintenanceService
 from .notices import (
     certificate_notification,
     closing,

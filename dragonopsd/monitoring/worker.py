@@ -20,7 +20,7 @@ import msgspec
 from ..config import Config
 from ..redislink.client import BLOCK_MS, ERRORS, RedisLink
 from ..redislink.keys import WORKER_GROUP
-from ..tasks import cancel_and_wait
+from ..redislink.tasks import cancel_and_wait
 from .job import JOB_FIELD, RESULT_FIELD, ProbeJob, outcome_of
 from .probes import ProbeEnv, ProbeResult, run_probe
 from .probes.guard import AddressGuard, make_session
@@ -55,7 +55,7 @@ class Worker:
         self.expired = 0
         self.malformed = 0
         # Set by stop(): the loops check it, because a cancellation alone can be lost inside
-        # redis-py on Python 3.11 (tasks.py).
+        # redis-py on Python 3.11 (redislink/tasks.py).
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:

@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from ..model import Body, FieldError, Name, Wire, masked_url
-from ..monitor import Scope
+from ..model.inventory import Body, FieldError, Name, Wire, masked_url
+from ..model.monitor import Scope
 from ..store.notifications import ChannelFields, StoredChannel
 from .event import plain
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..model import Wire
+from ..model.inventory import Wire
 
 # Statuses worth another try: the receiver is busy, throttling, or briefly broken.
 RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})

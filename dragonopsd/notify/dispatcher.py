@@ -21,8 +21,8 @@ import msgspec
 
 from ..clock import now_iso
 from ..config import ProbesConfig
-from ..model import FieldError
-from ..monitor import Scope
+from ..model.inventory import FieldError
+from ..model.monitor import Scope
 from ..netguard import AddressGuard, GuardedResolver, guarded_socket_factory
 from ..problem import Problem
 from ..store.protocols import ChannelRepo

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from ..monitor import Scope
+from ..model.monitor import Scope
 
 EventKind = Literal["down", "up", "certificate", "test"]
 ICONS = {"down": "🔴", "up": "🟢", "certificate": "🟠", "test": "🔔"}

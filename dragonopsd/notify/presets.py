@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from ..monitor import camel
+from ..model.monitor import camel
 from .event import COLOURS, NotificationEvent, facts, headline, sanitised
 
 _encode = msgspec.json.Encoder().encode

@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..sample import Sample
+from ..model.sample import Sample
 
 
 class LocalUnavailable(OSError):

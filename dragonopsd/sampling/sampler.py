@@ -24,9 +24,9 @@ from ..clock import now_iso
 from ..config import SamplingConfig
 from ..inventory.index import InventoryIndex
 from ..inventory.service import InventoryService
-from ..model import AnyEntity, ServerPatch, ServerStatus
+from ..model.inventory import AnyEntity, ServerPatch, ServerStatus
+from ..model.sample import Sample
 from ..problem import Problem
-from ..sample import Sample
 from ..store.db import Database
 from ..store.links import Hierarchy
 from ..store.protocols import SampleReader, SampleSink

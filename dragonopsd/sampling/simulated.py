@@ -14,7 +14,7 @@ import hashlib
 import math
 from typing import NamedTuple
 
-from ..sample import Sample
+from ..model.sample import Sample
 
 DAY = 86_400.0
 OCTAVES = ((900.0, 0.6), (180.0, 0.3), (30.0, 0.1))  # (period s, weight): smooth, then jitter

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import aiosqlite
 
 from ..clock import now_iso
-from ..model import ServerStatus, Wire
+from ..model.inventory import ServerStatus, Wire
 from ..problem import invalid, not_found
 from .db import Database
 from .inventory import decode_cursor, encode_cursor

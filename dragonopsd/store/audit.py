@@ -13,7 +13,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
-from ..model import Wire
+from ..model.inventory import Wire
 from .db import Database
 
 # Stored paths are route templates with ids filled in, and ids are uuids or setting keys:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Protocol, Self, TypeVar
 
-from ..histogram import get_varint, put_varint
+from .histogram import get_varint, put_varint
 
 
 class Slot(Protocol):

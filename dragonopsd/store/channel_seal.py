@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..crypto import KeyRing
-from ..model import masked_url
+from ..model.inventory import masked_url
+from ..secrets.crypto import KeyRing
 
 CREDENTIALS = ("url", "secret", "password")
 _encode = msgspec.json.Encoder().encode

@@ -11,7 +11,7 @@ from typing import Any, get_args
 
 import msgspec
 
-from ..model import (
+from ..model.inventory import (
     AnyEntity,
     Client,
     ClientStatus,

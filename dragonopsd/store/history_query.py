@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 
 import aiosqlite
 
-from ..histogram import Bucket
-from ..model import Wire
+from ..model.inventory import Wire
 from .db import Database
+from .histogram import Bucket
 from .history import SOURCES, Heartbeat
 from .rollups import (
     DAILY,

@@ -17,7 +17,7 @@ import msgspec
 from msgspec import UNSET
 
 from ..clock import now_iso
-from ..model import AnyCreate, AnyEntity, AnyPatch, DashboardStats
+from ..model.inventory import AnyCreate, AnyEntity, AnyPatch, DashboardStats
 from ..problem import Problem, invalid, not_found
 from .db import Database, note_created
 from .hierarchy import LEVELS, SORTS, Level, camel

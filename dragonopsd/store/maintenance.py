@@ -21,7 +21,7 @@ from croniter import CroniterError, croniter
 from msgspec import UNSET, UnsetType
 
 from ..clock import now_iso
-from ..model import Body, Description, FieldError, Name, Wire
+from ..model.inventory import Body, Description, FieldError, Name, Wire
 from ..problem import not_found
 from .db import Database, note_created
 

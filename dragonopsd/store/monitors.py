@@ -12,8 +12,8 @@ import aiosqlite
 import msgspec
 
 from ..clock import now_iso
-from ..model import Wire
-from ..monitor import Monitor, MonitorSpec
+from ..model.inventory import Wire
+from ..model.monitor import Monitor, MonitorSpec
 from ..problem import FieldIssue, Problem, invalid, not_found
 from .db import Database, note_created
 

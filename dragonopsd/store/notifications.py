@@ -16,8 +16,8 @@ import aiosqlite
 import msgspec
 
 from ..clock import now_iso
-from ..crypto import KeyRing, SealError
 from ..problem import Problem, not_found
+from ..secrets.crypto import KeyRing, SealError
 from .channel_seal import KeySource, has_credentials, seal, unseal
 from .db import Database, note_created
 

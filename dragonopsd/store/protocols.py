@@ -21,10 +21,10 @@ from typing import Any, Protocol, runtime_checkable
 from msgspec import UnsetType
 
 from ..buckets import Buckets
-from ..model import AnyCreate, AnyEntity, AnyPatch, DashboardStats
-from ..monitor import MonitorSpec
-from ..principal import ProfileRole, TokenRole
-from ..sample import Sample
+from ..model.inventory import AnyCreate, AnyEntity, AnyPatch, DashboardStats
+from ..model.monitor import MonitorSpec
+from ..model.principal import ProfileRole, TokenRole
+from ..model.sample import Sample
 from .actions import Action, ActionState, NewAction
 from .audit import AuditEntry, AuditQuery, PendingEntry
 from .history import Heartbeat

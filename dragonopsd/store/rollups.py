@@ -25,10 +25,10 @@ from typing import Any, TypeVar
 import aiosqlite
 
 from ..config import HistoryConfig
-from ..histogram import Bucket
 from . import blocks
 from .blocks import encode_block
 from .db import Database
+from .histogram import Bucket
 
 log = logging.getLogger("dragonopsd.history")
 

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 import aiosqlite
 
 from ..config import SamplingConfig
-from ..histogram import get_varint, put_varint
 from . import blocks
 from .blocks import encode_block
 from .db import Database
+from .histogram import get_varint, put_varint
 from .rollups import KEY_BITS, Level, block_id, transact
 
 MINUTE = Level("1m", "samples_1m", 60, 3600, 3600)

@@ -17,8 +17,8 @@ import aiosqlite
 import msgspec
 
 from ..config import HistoryConfig, SamplingConfig
-from ..model import Wire
-from ..sample import SCALES, Sample
+from ..model.inventory import Wire
+from ..model.sample import SCALES, Sample
 from . import sample_rollups as rollups
 from .batch import BatchWriter, repeat
 from .db import Database

@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from ..clock import now_iso
-from ..model import Wire
+from ..model.inventory import Wire
 from ..problem import not_found
 from .db import Database
 

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 
 from ..clock import now_iso
-from ..model import Wire
-from ..principal import ProfileRole, TokenRole
+from ..model.inventory import Wire
+from ..model.principal import ProfileRole, TokenRole
 from ..problem import not_found
 from .db import Database, note_created
 

@@ -14,7 +14,7 @@ from typing import Any
 import aiosqlite
 from msgspec import UNSET, UnsetType
 
-from ..model import Wire
+from ..model.inventory import Wire
 from ..problem import Problem, not_found
 from .db import Database, is_constraint, note_created
 from .inventory import decode_cursor, encode_cursor

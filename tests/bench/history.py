@@ -40,9 +40,9 @@ from typing import Any
 import aiosqlite
 
 from dragonopsd.config import HistoryConfig
-from dragonopsd.histogram import Bucket
 from dragonopsd.store.batch import MAX_BATCH
 from dragonopsd.store.db import Database
+from dragonopsd.store.histogram import Bucket
 from dragonopsd.store.history import Heartbeat, HistoryWriter
 from dragonopsd.store.history_query import HistoryQuery
 from dragonopsd.store.rollups import (

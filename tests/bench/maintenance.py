@@ -22,8 +22,8 @@ from typing import Any
 
 import msgspec
 
-from dragonopsd.maintenance import MaintenanceService
-from dragonopsd.monitor import Scope
+from dragonopsd.model.monitor import Scope
+from dragonopsd.monitoring.maintenance import MaintenanceService
 from dragonopsd.store.maintenance import Window, WindowSpec, iso
 
 SCOPES = 10_000

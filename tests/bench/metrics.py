@@ -50,9 +50,9 @@ from typing import Any
 from aiohttp import web
 
 from dragonopsd.app import build_app
+from dragonopsd.appkeys import INVENTORY, METRICS, MONITORS
 from dragonopsd.config import from_mapping
-from dragonopsd.keys import INVENTORY, METRICS, MONITORS
-from dragonopsd.model import ClientCreate, EnvironmentCreate, ProjectCreate
+from dragonopsd.model.inventory import ClientCreate, EnvironmentCreate, ProjectCreate
 
 HOST = "127.0.0.1"
 TARGET_MS = 150

@@ -51,9 +51,9 @@ import msgspec
 from aiohttp import web
 
 from dragonopsd.app import build_app
+from dragonopsd.appkeys import AUTHENTICATOR, BUS, HUB
 from dragonopsd.bus import LocalBus
 from dragonopsd.config import from_mapping
-from dragonopsd.keys import AUTHENTICATOR, BUS, HUB
 from dragonopsd.live.hub import Hub
 
 TARGET_P99_MS = 100.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from ...monitor import MonitorSpec
+from ...model.monitor import MonitorSpec
 from .dns import probe_dns
 from .errors import describe
 from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session

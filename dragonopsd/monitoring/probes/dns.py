@@ -14,7 +14,7 @@ import dns.rcode
 import dns.rdatatype
 import dns.resolver
 
-from ...monitor import MonitorSpec
+from ...model.monitor import MonitorSpec
 from .result import ProbeEnv, ProbeResult
 
 

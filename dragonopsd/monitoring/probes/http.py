@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
-from ...monitor import MonitorSpec
+from ...model.monitor import MonitorSpec
 from .peer import PeerResponse, expiry_fields
 from .result import MAX_BODY, ProbeEnv, ProbeResult
 from .secrets import SecretUnavailable, expand

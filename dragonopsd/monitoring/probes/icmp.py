@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import icmplib  # type: ignore[import-untyped]  # ships no py.typed; wrapped by ping() below
 
-from ...monitor import MonitorSpec
+from ...model.monitor import MonitorSpec
 from .guard import allowed_addresses
 from .result import ProbeEnv, ProbeResult
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import urllib.parse
 
-from ...monitor import SECRET_REF
+from ...model.monitor import SECRET_REF
 from .result import SecretLookup
 
 

@@ -7,7 +7,7 @@ import contextlib
 import ssl
 import time
 
-from ...monitor import MonitorSpec
+from ...model.monitor import MonitorSpec
 from .guard import allowed_addresses
 from .result import ProbeEnv, ProbeResult
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 
-from ...monitor import MonitorSpec
+from ...model.monitor import MonitorSpec
 from .peer import expiry_fields, peer_certificate
 from .result import ProbeEnv, ProbeResult, system_context
 from .tcp import close, connect

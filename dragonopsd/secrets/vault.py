@@ -23,8 +23,13 @@ from typing import Literal
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from .bus import Bus
-from .clock import now_iso
+from ..bus import Bus
+from ..clock import now_iso
+from ..model.inventory import Wire
+from ..problem import Problem
+from ..store.notifications import NotificationStore
+from ..store.protocols import VaultRepo
+from ..store.vault import Sealed, Secret, VaultStore
 from .crypto import (
     KeyRing,
     KeyRingError,
@@ -34,11 +39,6 @@ from .crypto import (
     read_key_file,
     write_key_file,
 )
-from .model import Wire
-from .problem import Problem
-from .store.notifications import NotificationStore
-from .store.protocols import VaultRepo
-from .store.vault import Sealed, Secret, VaultStore
 
 log = logging.getLogger("dragonopsd.secrets")
 

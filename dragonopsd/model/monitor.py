@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from .model import MASK, Body, Description, FieldError, Name, Tags, Wire
+from .inventory import MASK, Body, Description, FieldError, Name, Tags, Wire
 from .principal import Role, allows
 
 MonitorKind = Literal["http", "tcp", "dns", "icmp", "tls", "push"]

@@ -19,18 +19,18 @@ if TYPE_CHECKING:
     from .inventory.index import InventoryIndex
     from .inventory.service import InventoryService
     from .live.hub import Hub
-    from .maintenance import MaintenanceService
     from .metrics.exporter import Exporter
+    from .model.principal import Principal
+    from .monitoring.maintenance import MaintenanceService
     from .monitoring.service import MonitorService
     from .monitoring.statuspage import StatusPages
     from .monitoring.views import EngineView
     from .notify.dispatcher import Dispatcher
-    from .principal import Principal
     from .redislink.client import RedisLink
     from .sampling.sampler import Sampler
+    from .secrets.vault import VaultService
     from .store.audit import PendingEntry
     from .store.protocols import AuditLog, HistoryReader, HistorySink, SettingsRepo, StoreHealth
-    from .vault import VaultService
 
 
 @dataclass(frozen=True)

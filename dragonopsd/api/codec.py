@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 import msgspec
 from aiohttp import web
 
-from ..keys import CONFIG
-from ..model import FieldError, in_words
+from ..appkeys import CONFIG
+from ..model.inventory import FieldError, in_words
 from ..problem import FieldIssue, Problem, invalid, not_found
 from .route import Param
 

@@ -30,12 +30,12 @@ from zoneinfo import ZoneInfo
 import msgspec
 from croniter import CroniterError, croniter
 
-from .model import Wire
-from .monitor import Scope
-from .problem import not_found
-from .store.inventory import decode_cursor, encode_cursor
-from .store.maintenance import Window, WindowSpec, iso
-from .store.protocols import MaintenanceRepo
+from ..model.inventory import Wire
+from ..model.monitor import Scope
+from ..problem import not_found
+from ..store.inventory import decode_cursor, encode_cursor
+from ..store.maintenance import Window, WindowSpec, iso
+from ..store.protocols import MaintenanceRepo
 
 log = logging.getLogger("dragonopsd.maintenance")
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from .model import Body, Wire
+from .inventory import Body, Wire
 
 # Stored as integers: percentages and load in hundredths, network in whole bytes per second.
 METRICS = ("cpu", "memory", "load", "disk", "net_in", "net_out")
