@@ -17,7 +17,7 @@ import asyncio
 import queue
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -99,6 +99,7 @@ class Exporter:
         version: str,
         token: str = "",
         redis_up: RedisProbe | None = None,
+        collectors: Sequence[Collector] = (),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.labels = labels
@@ -119,7 +120,13 @@ class Exporter:
             version=version,
         )
         # Small families, collected on the loop at the start of a scrape (well under 1 ms).
-        self._state: tuple[Collector, ...] = (daemon, ServerCollector(sampler, labels), self.http)
+        # collectors: more small families (the assistant's, Redis's) from the app factory.
+        self._state: tuple[Collector, ...] = (
+            daemon,
+            ServerCollector(sampler, labels),
+            self.http,
+            *collectors,
+        )
         # prometheus_client's process (/proc/self), platform and GC collectors.
         self._system: tuple[Collector, ...] = (
             ProcessCollector(registry=self.registry),
@@ -129,11 +136,6 @@ class Exporter:
         for collector in (*self._state, self.monitors):
             self.registry.register(collector)
         self._running: dict[tuple[str, bool], asyncio.Future[Scrape]] = {}
-
-    def add(self, collector: Collector) -> None:
-        """Another small family collected at every scrape (wired after the exporter is built)."""
-        self._state = (*self._state, collector)
-        self.registry.register(collector)
 
     def _redis_state(self) -> bool | None:
         return self.redis_up()  # looked up per scrape: the hook is set after this is built
