@@ -138,7 +138,7 @@ class Exporter:
         self._running: dict[tuple[str, bool], asyncio.Future[Scrape]] = {}
 
     def _redis_state(self) -> bool | None:
-        return self.redis_up()  # looked up per scrape: the hook is set after this is built
+        return self.redis_up()  # looked up per scrape: the link can come and go
 
     async def scrape(self, accept: str, gzip: bool) -> Scrape:
         """Render for an Accept header (text or OpenMetrics), gzipped when asked."""
