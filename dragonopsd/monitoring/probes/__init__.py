@@ -11,6 +11,7 @@ from .errors import describe
 from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session
 from .http import probe_http
 from .icmp import probe_icmp
+from .postgres import probe_postgres
 from .result import ProbeEnv, ProbeResult
 from .tcp import probe_tcp
 from .tls import probe_tls
@@ -33,6 +34,7 @@ PROBES: dict[str, Probe] = {
     "tls": probe_tls,
     "dns": probe_dns,
     "icmp": probe_icmp,
+    "postgres": probe_postgres,
 }
 
 
