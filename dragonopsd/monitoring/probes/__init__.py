@@ -12,6 +12,7 @@ from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session
 from .http import probe_http
 from .icmp import probe_icmp
 from .postgres import probe_postgres
+from .redis import probe_redis
 from .result import ProbeEnv, ProbeResult
 from .tcp import probe_tcp
 from .tls import probe_tls
@@ -35,6 +36,7 @@ PROBES: dict[str, Probe] = {
     "dns": probe_dns,
     "icmp": probe_icmp,
     "postgres": probe_postgres,
+    "redis": probe_redis,
 }
 
 
