@@ -11,6 +11,7 @@ from .errors import describe
 from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session
 from .http import probe_http
 from .icmp import probe_icmp
+from .mysql import probe_mysql
 from .postgres import probe_postgres
 from .redis import probe_redis
 from .result import ProbeEnv, ProbeResult
@@ -37,6 +38,7 @@ PROBES: dict[str, Probe] = {
     "icmp": probe_icmp,
     "postgres": probe_postgres,
     "redis": probe_redis,
+    "mysql": probe_mysql,
 }
 
 
