@@ -11,6 +11,7 @@ from .errors import describe
 from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session
 from .http import probe_http
 from .icmp import probe_icmp
+from .mqtt import probe_mqtt
 from .mysql import probe_mysql
 from .postgres import probe_postgres
 from .redis import probe_redis
@@ -39,6 +40,7 @@ PROBES: dict[str, Probe] = {
     "postgres": probe_postgres,
     "redis": probe_redis,
     "mysql": probe_mysql,
+    "mqtt": probe_mqtt,
 }
 
 
