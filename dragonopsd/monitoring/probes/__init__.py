@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from ...model.monitor import MonitorSpec
+from .amqp import probe_amqp
 from .dns import probe_dns
 from .errors import describe
 from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session
@@ -41,6 +42,7 @@ PROBES: dict[str, Probe] = {
     "redis": probe_redis,
     "mysql": probe_mysql,
     "mqtt": probe_mqtt,
+    "amqp": probe_amqp,
 }
 
 
