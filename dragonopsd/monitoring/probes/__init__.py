@@ -19,6 +19,7 @@ from .redis import probe_redis
 from .result import ProbeEnv, ProbeResult
 from .tcp import probe_tcp
 from .tls import probe_tls
+from .websocket import probe_websocket
 
 __all__ = [
     "AddressGuard",
@@ -43,6 +44,7 @@ PROBES: dict[str, Probe] = {
     "mysql": probe_mysql,
     "mqtt": probe_mqtt,
     "amqp": probe_amqp,
+    "websocket": probe_websocket,
 }
 
 
