@@ -125,7 +125,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "mqtt": _LOGIN | {"topic", "body"},
     "amqp": _LOGIN | {"vhost", "queue"},
     "websocket": frozenset({"url", "headers", "body", "verify_tls"}),
-    "grpc": frozenset({"host", "port", "tls", "verify_tls", "service"}),
+    # grpcio cannot skip certificate checks, so a grpc monitor has no verifyTls.
+    "grpc": frozenset({"host", "port", "tls", "service"}),
 }
 KIND_FIELDS = frozenset().union(*ALLOWED.values())
 # ``${secret:NAME}``: the value of a secret from the secrets store, read at probe time. NAME is

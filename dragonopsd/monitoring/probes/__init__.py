@@ -9,6 +9,7 @@ from ...model.monitor import MonitorSpec
 from .amqp import probe_amqp
 from .dns import probe_dns
 from .errors import describe
+from .grpc import probe_grpc
 from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session
 from .http import probe_http
 from .icmp import probe_icmp
@@ -45,6 +46,7 @@ PROBES: dict[str, Probe] = {
     "mqtt": probe_mqtt,
     "amqp": probe_amqp,
     "websocket": probe_websocket,
+    "grpc": probe_grpc,
 }
 
 
