@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
+from aiohttp.abc import AbstractResolver
 
 from dragonopsd.config import ProbesConfig
 from dragonopsd.model.monitor import MonitorSpec
@@ -36,19 +38,23 @@ def spec(kind: str, **fields: Any) -> MonitorSpec:
 
 @asynccontextmanager
 async def probe_env(
-    secrets: dict[str, str] | None = None, **probes: Any
+    secrets: dict[str, str] | None = None,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    resolver: AbstractResolver | None = None,
+    **probes: Any,
 ) -> AsyncIterator[ProbeEnv]:
     """A ProbeEnv whose secrets store holds secrets; [probes] keys as keyword arguments."""
     cfg = msgspec.convert(probes, ProbesConfig)
     guard = AddressGuard(cfg)
-    session = make_session(cfg, guard)
+    session = make_session(cfg, guard, ssl_context=ssl_context, resolver=resolver)
     store = dict(secrets or {})
 
     async def lookup(name: str) -> str | None:
         return store.get(name)
 
     try:
-        yield ProbeEnv(session, guard, secrets=lookup)
+        yield ProbeEnv(session, guard, ssl_context=ssl_context, resolver=resolver, secrets=lookup)
     finally:
         await session.close()
 

@@ -8,6 +8,7 @@ read from the secrets store by the name the monitor holds.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -43,6 +44,24 @@ class NamedContext(ssl.SSLContext):
     ) -> ssl.SSLObject:
         return super().wrap_bio(
             incoming, outgoing, server_side, self.server_name or server_hostname, session
+        )
+
+    def wrap_socket(  # noqa: PLR0917  # ssl.SSLContext's signature; paho-mqtt wraps a socket
+        self,
+        sock: socket.socket,
+        server_side: bool = False,
+        do_handshake_on_connect: bool = True,
+        suppress_ragged_eofs: bool = True,
+        server_hostname: str | bytes | None = None,
+        session: ssl.SSLSession | None = None,
+    ) -> ssl.SSLSocket:
+        return super().wrap_socket(
+            sock,
+            server_side,
+            do_handshake_on_connect,
+            suppress_ragged_eofs,
+            self.server_name or server_hostname,
+            session,
         )
 
 
