@@ -74,22 +74,46 @@ def closed_port() -> int:
     return port
 
 
+class Silent:
+    """A listener that accepts and never says a word; counts the connections the client ends."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.accepted = 0
+        self.ended = 0
+
+    async def all_ended(self, within: float = 2.0) -> bool:
+        """Whether every accepted connection was closed by the prober (it must leave nothing
+        open behind a timeout)."""
+        async with asyncio.timeout(within):
+            while self.ended < self.accepted or not self.accepted:
+                await asyncio.sleep(0.02)
+        return True
+
+
 @asynccontextmanager
-async def silent_server() -> AsyncIterator[int]:
-    """A listener that accepts and never says a word; its port."""
+async def silent_server() -> AsyncIterator[Silent]:
+    """A Silent listener on loopback, closed with every connection it still holds."""
+    silent = Silent()
     writers: list[asyncio.StreamWriter] = []
-    done = asyncio.Event()
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.accepted += 1
         writers.append(writer)
-        await done.wait()
-        writer.transport.abort()
+        try:
+            while await reader.read(65536):  # whatever the client says goes unanswered
+                pass
+            silent.ended += 1
+        except OSError:
+            silent.ended += 1
+        finally:
+            writer.transport.abort()
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    silent.port = server.sockets[0].getsockname()[1]
     try:
-        yield server.sockets[0].getsockname()[1]
+        yield silent
     finally:
-        done.set()
         server.close()
         for writer in writers:
             writer.transport.abort()

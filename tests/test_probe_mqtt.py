@@ -123,8 +123,13 @@ async def test_port_closed_is_down() -> None:
     assert result.error == "connection refused"
 
 
-async def test_timeout_against_a_listener_that_never_answers() -> None:
-    async with silent_server() as port, probe_env() as env:
-        result, wall = await probe(env, "mqtt", host="127.0.0.1", port=port, timeout=1.0)
-    assert result.error == "timeout after 1.0s"
-    assert wall < 2.5
+async def test_timeout_against_a_listener_that_never_answers(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with silent_server() as silent, probe_env() as env:
+        result, wall = await probe(env, "mqtt", host="127.0.0.1", port=silent.port, timeout=1.0)
+        assert result.error == "timeout after 1.0s"
+        assert wall < 2.5
+        assert await silent.all_ended()  # the probe left no connection open behind it
+    await asyncio.sleep(0.2)  # the listener has hung up: nothing may still react to that
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text

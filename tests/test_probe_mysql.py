@@ -101,12 +101,13 @@ async def test_port_closed_is_down() -> None:
 
 
 async def test_timeout_against_a_listener_that_never_answers() -> None:
-    async with silent_server() as port, probe_env() as env:
+    async with silent_server() as silent, probe_env() as env:
         result, wall = await probe(
-            env, "mysql", host="127.0.0.1", port=port, username="root", timeout=1.0
+            env, "mysql", host="127.0.0.1", port=silent.port, username="root", timeout=1.0
         )
     assert result.error == "timeout after 1.0s"
     assert wall < 2.5
+    assert await silent.all_ended()  # the probe left no connection open behind it
 
 
 @pytest.mark.parametrize(

@@ -50,9 +50,13 @@ async def probe_mqtt(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
     started = time.perf_counter()
     context: dict[str, Any] = {"CONNECTED": True, "IP": login.ip}
     try:
-        async with client:
-            if spec.topic is not None:
-                context["BODY"] = await _round_trip(client, spec)
+        try:
+            async with client:
+                if spec.topic is not None:
+                    context["BODY"] = await _round_trip(client, spec)
+        except BaseException:
+            _abandon(client)
+            raise
     except aiomqtt.MqttCodeError as exc:
         if _rc(exc) in _AUTH_CODES:
             raise AuthenticationFailed from None
@@ -62,6 +66,16 @@ async def probe_mqtt(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
     elapsed = (time.perf_counter() - started) * 1000
     context["RESPONSE_TIME"] = elapsed
     return ProbeResult(context, latency_ms=elapsed)
+
+
+def _abandon(client: aiomqtt.Client) -> None:
+    """Close the socket of a connection cut short (timeout before CONNACK, cancellation).
+
+    aiomqtt leaves a connect that never completed registered with the loop, and its callbacks
+    would fire on a client nobody awaits when the broker finally talks or hangs up. paho's own
+    close unregisters them through aiomqtt's socket callbacks; aiomqtt has no public way.
+    """
+    client._client._sock_close()
 
 
 async def _round_trip(client: aiomqtt.Client, spec: MonitorSpec) -> bytes:
