@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from conftest import Client, post
+from conftest import Client, post, token_for
 
 from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
@@ -103,6 +103,9 @@ async def test_postgres_check_reads_the_password_from_the_secrets_store(
     assert PASSWORD not in str(report)
     listed = await (await client.get("/api/monitors")).text()
     assert PASSWORD not in listed
+    viewer = {"Authorization": f"Bearer {await token_for(client.app, 'viewer')}"}
+    seen = await (await client.get(f"/api/monitors/{good['id']}", headers=viewer)).json()
+    assert seen["username"] != pg_role and seen["passwordSecret"] == "PG_PASS"
     await client.close()  # checkpoints the WAL into the main file
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("dragonops.db"))
     assert PASSWORD.encode() not in raw
