@@ -3,6 +3,8 @@ only ever a reference to the secrets store, and /check runs the probe with the s
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +14,7 @@ import asyncpg
 import pytest
 from conftest import Client, post, token_for
 
+from dragonopsd.monitoring.service import decode_spec
 from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
 PASSWORD = "api-Pa55-" + secrets.token_hex(4)
@@ -109,3 +112,13 @@ async def test_postgres_check_reads_the_password_from_the_secrets_store(
     await client.close()  # checkpoints the WAL into the main file
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("dragonops.db"))
     assert PASSWORD.encode() not in raw
+
+
+def test_the_readme_examples_are_valid_monitors() -> None:
+    """Each service monitor body in the README's Monitoring section is one the API accepts."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    start = text.index("<!-- not run: the hosts are examples; tests/test_service_monitors_api")
+    block = text[start : text.index("```\n", text.index("```sh", start) + 5)]
+    bodies = [json.loads(m) for m in re.findall(r"-d '(\{.*?\})'", block, re.DOTALL)]
+    kinds = [decode_spec(b).kind for b in bodies if "kind" in b]
+    assert kinds == ["postgres", "mysql", "redis", "mqtt", "amqp", "websocket", "grpc"]
