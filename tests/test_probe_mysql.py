@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiomysql  # type: ignore[import-untyped]
@@ -120,6 +121,8 @@ async def test_timeout_against_a_listener_that_never_answers() -> None:
         "INSERT INTO items VALUES (9, 'z')",
         "DELETE FROM items; SELECT 1",
         "COMMIT",
+        "SELECT * FROM items INTO OUTFILE '/tmp/dragonops-probe-outfile.txt'",
+        "EXECUTE IMMEDIATE 'DELETE FROM items'",
     ],
 )
 async def test_a_query_monitor_cannot_write(database: tuple[str, str], query: str) -> None:
@@ -129,6 +132,7 @@ async def test_a_query_monitor_cannot_write(database: tuple[str, str], query: st
     if query != "COMMIT":
         assert result.error is not None and result.error.startswith("query failed:"), result
     assert await table(db) == [(1, "a"), (2, "b"), (3, "c")]
+    assert not Path("/tmp/dragonops-probe-outfile.txt").exists()
 
 
 async def test_statement_timeout_ends_a_slow_query(database: tuple[str, str]) -> None:

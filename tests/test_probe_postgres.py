@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -146,6 +147,8 @@ async def test_timeout_against_a_listener_that_never_answers() -> None:
         "DELETE FROM items; SELECT 1",
         "COMMIT; DELETE FROM items",
         "SET TRANSACTION READ WRITE",
+        "COPY items TO '/tmp/dragonops-probe-copy.txt'",
+        "DO $$ BEGIN CREATE TABLE sneaky (id int); END $$",
     ],
 )
 async def test_a_query_monitor_cannot_write(database: tuple[str, str], query: str) -> None:
@@ -160,9 +163,9 @@ async def test_a_query_monitor_cannot_write(database: tuple[str, str], query: st
             database=db,
             query=query,
         )
-    if query != "SET TRANSACTION READ WRITE":
-        assert result.error is not None and result.error.startswith("query failed:"), result.error
+    assert result.error is not None and result.error.startswith("query failed:"), result.error
     assert await table(db) == [(1, "a"), (2, "b"), (3, "c")]
+    assert not Path("/tmp/dragonops-probe-copy.txt").exists()
 
 
 async def test_statement_timeout_ends_a_slow_query(database: tuple[str, str]) -> None:
@@ -180,3 +183,19 @@ async def test_statement_timeout_ends_a_slow_query(database: tuple[str, str]) ->
         )
     assert result.error is not None
     assert wall < 3
+
+
+async def test_even_a_superuser_monitor_writes_no_server_file() -> None:
+    """A read-only transaction still lets a superuser COPY to a server file; the probe runs
+    only statements that return rows, so it never gets that far."""
+    target = Path(f"/tmp/dragonops-probe-{secrets.token_hex(4)}.txt")
+    async with probe_env() as env:
+        result, _ = await probe(
+            env,
+            "postgres",
+            host="127.0.0.1",
+            username="postgres",
+            query=f"COPY (SELECT 1) TO '{target}'",
+        )
+    assert result.error == "query failed: it must return rows (SELECT, VALUES, SHOW)"
+    assert not target.exists()

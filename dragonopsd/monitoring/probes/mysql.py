@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from typing import Any
 
@@ -17,6 +18,10 @@ from .result import ProbeEnv, ProbeResult
 ACCESS_DENIED = 1045  # ER_ACCESS_DENIED_ERROR: wrong user or password
 UNKNOWN_VARIABLE = 1193  # the server is MySQL (max_execution_time), not MariaDB
 CANNOT_CONNECT = (2003, 2013)  # CR_CONN_HOST_ERROR, CR_SERVER_LOST
+# What a read-only transaction does not stop: writing a server file (SELECT ... INTO OUTFILE,
+# with the FILE privilege), dynamic SQL and procedures that could do so. Matched anywhere,
+# comments and strings included: a health query never needs these words.
+_NOT_RUN = re.compile(r"outfile|dumpfile|\bexecute\b|\bcall\b|\bhandler\b", re.IGNORECASE)
 
 
 def _code(exc: pymysql.MySQLError) -> int | None:
@@ -64,6 +69,10 @@ async def _limit(cursor: Any, seconds: float) -> None:
 
 async def probe_mysql(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
     """Connect, run spec.query (SELECT 1); CONNECTED, RESPONSE_TIME, RESULT, ROWS, IP."""
+    query = spec.query or DEFAULT_QUERY
+    if _NOT_RUN.search(query):
+        error = "query failed: INTO OUTFILE/DUMPFILE, EXECUTE, CALL and HANDLER are not run"
+        return ProbeResult({"CONNECTED": False}, error=error)
     started = time.perf_counter()
     conn, ip = await _connect(spec, env)
     try:
@@ -74,7 +83,7 @@ async def probe_mysql(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
             await _limit(cursor, spec.timeout)
             await cursor.execute("START TRANSACTION READ ONLY")
             try:
-                await cursor.execute(spec.query or DEFAULT_QUERY)
+                await cursor.execute(query)
                 rows = await cursor.fetchmany(MAX_ROWS + 1) if cursor.description else []
             except pymysql.MySQLError as exc:
                 code, message = _code(exc), exc.args[1] if len(exc.args) > 1 else ""

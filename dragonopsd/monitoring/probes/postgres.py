@@ -50,7 +50,13 @@ async def probe_postgres(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
         transaction = conn.transaction(readonly=True)
         await transaction.start()
         try:
-            cursor = await conn.cursor(spec.query or DEFAULT_QUERY)
+            # Parsed first, run only if it returns rows: a health query is a SELECT (or VALUES,
+            # SHOW, ...). COPY TO a server file, which a read-only transaction allows a
+            # superuser, and every other statement without a result never runs at all.
+            statement = await conn.prepare(spec.query or DEFAULT_QUERY)
+            if not statement.get_attributes():
+                raise QueryFailed("query failed: it must return rows (SELECT, VALUES, SHOW)")
+            cursor = await statement.cursor()
             rows = await cursor.fetch(MAX_ROWS + 1)
         except asyncpg.PostgresError as exc:
             raise QueryFailed(f"query failed: {exc.sqlstate} {exc}"[:200]) from None
