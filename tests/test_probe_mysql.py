@@ -129,8 +129,7 @@ async def test_a_query_monitor_cannot_write(database: tuple[str, str], query: st
     db, user = database
     async with probe_env({"MY": PASSWORD}) as env:
         result, _ = await probe(env, "mysql", **login(db, user, query=query))
-    if query != "COMMIT":
-        assert result.error is not None and result.error.startswith("query failed:"), result
+    assert result.error is not None and result.error.startswith("query failed:"), result
     assert await table(db) == [(1, "a"), (2, "b"), (3, "c")]
     assert not Path("/tmp/dragonops-probe-outfile.txt").exists()
 

@@ -11,7 +11,7 @@ import aiomysql  # type: ignore[import-untyped]  # ships no py.typed; used throu
 import pymysql  # type: ignore[import-untyped]  # aiomysql's errors are PyMySQL's
 
 from ...model.monitor import MonitorSpec
-from .login import AuthenticationFailed, login_for
+from .login import AuthenticationFailed, Login, login_for
 from .query import DEFAULT_QUERY, MAX_ROWS, QueryFailed, query_context
 from .result import ProbeEnv, ProbeResult
 
@@ -28,8 +28,7 @@ def _code(exc: pymysql.MySQLError) -> int | None:
     return exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
 
 
-async def _connect(spec: MonitorSpec, env: ProbeEnv) -> tuple[Any, str]:
-    login = await login_for(spec, env)
+async def _connect(spec: MonitorSpec, login: Login) -> Any:
     try:
         conn = await aiomysql.connect(
             host=login.ip,
@@ -54,7 +53,7 @@ async def _connect(spec: MonitorSpec, env: ProbeEnv) -> tuple[Any, str]:
         if _code(exc) in CANNOT_CONNECT and isinstance(cause, OSError):
             raise cause from None
         raise OSError(f"mysql error {_code(exc)}") from None
-    return conn, login.ip
+    return conn
 
 
 async def _limit(cursor: Any, seconds: float) -> None:
@@ -73,8 +72,10 @@ async def probe_mysql(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
     if _NOT_RUN.search(query):
         error = "query failed: INTO OUTFILE/DUMPFILE, EXECUTE, CALL and HANDLER are not run"
         return ProbeResult({"CONNECTED": False}, error=error)
+    login = await login_for(spec, env)
+    ip = login.ip
     started = time.perf_counter()
-    conn, ip = await _connect(spec, env)
+    conn = await _connect(spec, login)
     try:
         async with conn.cursor() as cursor:
             # Read-only for the whole session, not only the transaction: a DDL statement's
@@ -84,12 +85,17 @@ async def probe_mysql(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
             await cursor.execute("START TRANSACTION READ ONLY")
             try:
                 await cursor.execute(query)
-                rows = await cursor.fetchmany(MAX_ROWS + 1) if cursor.description else []
-            except pymysql.MySQLError as exc:
-                code, message = _code(exc), exc.args[1] if len(exc.args) > 1 else ""
+                if not cursor.description:  # as for postgres: a health query returns rows
+                    raise QueryFailed("query failed: it must return rows (SELECT, VALUES, SHOW)")
+                rows = await cursor.fetchmany(MAX_ROWS + 1)
+            except (pymysql.MySQLError, QueryFailed) as exc:
+                if isinstance(exc, QueryFailed):
+                    error = str(exc)
+                else:
+                    message = exc.args[1] if len(exc.args) > 1 else ""
+                    error = f"query failed: {_code(exc)} {message}"[:200]
                 elapsed = (time.perf_counter() - started) * 1000
                 context = {"CONNECTED": True, "RESPONSE_TIME": elapsed, "IP": ip}
-                error = str(QueryFailed(f"query failed: {code} {message}"[:200]))
                 return ProbeResult(context, latency_ms=elapsed, error=error)
             finally:
                 with contextlib.suppress(pymysql.MySQLError):
