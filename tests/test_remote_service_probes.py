@@ -1,5 +1,5 @@
 """Service monitors checked by a `dragonopsd probe` worker in another location, through a real
-Redis and real processes: the worker runs postgres, redis, mqtt and amqp checks against the
+Redis and real processes: the worker runs postgres, mysql, redis, mqtt and amqp checks against the
 machine's servers, and a monitor whose password lives in the secrets store is refused there
 (workers have no secrets store) with a message that says so."""
 
@@ -27,6 +27,7 @@ def test_a_worker_runs_the_service_kinds(tmp_path: Path, redis_prefix: str) -> N
     base = {"interval": 2, "timeout": 1.5, "locations": ["eu"], "host": "127.0.0.1"}
     kinds: list[dict[str, Any]] = [
         {"kind": "postgres", "username": "postgres", "conditions": ["[RESULT] == 1"]},
+        {"kind": "mysql", "username": "root", "conditions": ["[ROWS] == 1"]},
         {"kind": "redis", "conditions": ["[INFO].role == master"]},
         {"kind": "mqtt"},
         {"kind": "amqp"},
