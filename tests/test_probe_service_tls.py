@@ -1,6 +1,6 @@
-"""TLS for the service kinds: a Mosquitto, a Redis and a gRPC server with a certificate for a
-test name (trustme CA). The probe dials the guard-judged IP and still checks the certificate
-against the name in the monitor; verifyTls = false skips the check."""
+"""TLS for the service kinds: a Mosquitto, a Redis, a gRPC and a websocket server with a
+certificate for a test name (trustme CA). The probe dials the guard-judged IP and still checks
+the certificate against the name in the monitor; verifyTls = false skips the check."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import socket
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc.aio  # type: ignore[import-untyped]
 import pytest
 import trustme
+from aiohttp import web
 from grpc_health.v1 import health_pb2, health_pb2_grpc  # type: ignore[import-untyped]
 from grpc_health.v1.health import aio as health_aio  # type: ignore[import-untyped]
 from service_probes import probe, probe_env
@@ -138,3 +140,30 @@ async def test_grpc_over_tls(ca: trustme.CA, trust: ssl.SSLContext) -> None:
     assert named.error is None, named.error
     assert named.context["GRPC_STATUS"] == "SERVING" and named.context["IP"] == "127.0.0.1"
     assert plain.error is not None
+
+
+async def test_websocket_over_tls(
+    ca: trustme.CA, trust: ssl.SSLContext, aiohttp_server: Any
+) -> None:
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_str(f"echo {message.data}")
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(NAME).configure_cert(server_ctx)
+    server = await aiohttp_server(app, ssl=server_ctx)
+    dns = FakeDNS({NAME: ["127.0.0.1"]})
+    async with probe_env(ssl_context=trust, resolver=dns) as env:
+        named, _ = await probe(env, "websocket", url=f"wss://{NAME}:{server.port}/ws", body="hi")
+        by_ip, _ = await probe(env, "websocket", url=f"wss://127.0.0.1:{server.port}/ws")
+        unchecked, _ = await probe(
+            env, "websocket", url=f"wss://127.0.0.1:{server.port}/ws", verify_tls=False
+        )
+    assert named.error is None and named.context["BODY"] == b"echo hi", named
+    assert by_ip.error is not None and "certificate verify failed" in by_ip.error, by_ip.error
+    assert unchecked.error is None, unchecked.error
