@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dragonopsd.model.monitor import KINDS
 from dragonopsd.monitoring import condition_tree
 from dragonopsd.monitoring.conditions import (
     DEFAULTS,
@@ -192,7 +193,7 @@ ERRORS: list[tuple[str, int, str]] = [
     ("[STATUS] 200", 9, "expected an operator"),
     ("[NOPE] == 1", 0, "unknown placeholder [NOPE]"),
     ("[DOMAIN_EXPIRATION] > 1h", 0, "unknown placeholder"),
-    ("len([STATUS]) > 1", 4, "len() takes [BODY], [IP] or [DNS_RCODE]"),
+    ("len([STATUS]) > 1", 4, "len() takes [BODY], [IP], [DNS_RCODE] or [RESULT]"),
     ("[STATUS == 200", 7, "expected ']'"),
     ("[BODY].items[0 == 1", 14, "expected ']' to close the array index"),
     ("[BODY].items[*].id == 1", 13, "expected an array index"),
@@ -225,7 +226,7 @@ ERRORS: list[tuple[str, int, str]] = [
     ("[BODY].x == any(a b", 19, "expected ',' or ')'"),
     ("any([STATUS] 200)", 13, "expected ','"),
     ("any([STATUS], 200) == true", 19, "unexpected '='"),
-    ("[STATUS].code == 200", 8, "only [BODY] takes a path"),
+    ("[STATUS].code == 200", 8, "only [BODY] and [INFO] take a path"),
     ("[STATUS] === 200", 11, "unexpected operator '='"),
     ("[BODY].a == b == c", 14, "unexpected operator '=='"),
     ("[BODY] == pat(" + "*" * 300 + ")", 14, "pattern is longer than 256"),
@@ -262,10 +263,26 @@ def test_parse_all_limits_the_count() -> None:
 
 
 def test_defaults_parse_and_cover_every_kind() -> None:
-    assert set(DEFAULTS) == {"http", "tcp", "tls", "dns", "icmp", "push"}
+    assert set(DEFAULTS) == set(KINDS)
     assert DEFAULTS["push"] == ()
     for kind, texts in DEFAULTS.items():
-        assert all(c.evaluate(CTX).success for c in parse_all(texts)), kind
+        assert all(
+            c.evaluate({**CTX, "GRPC_STATUS": "SERVING"}).success for c in parse_all(texts)
+        ), kind
+
+
+def test_info_takes_a_path_into_the_redis_fields() -> None:
+    ctx = {"INFO": {"role": "master", "connected_slaves": "2"}, "RESULT": "ok", "ROWS": 3}
+    for text in (
+        "[INFO].role == master",
+        "[INFO].connected_slaves >= 1",
+        "[ROWS] == 3",
+        "len([RESULT]) == 2",
+    ):
+        assert parse(text).evaluate(ctx).success, text
+    missing = parse("[INFO].nope == x").evaluate(ctx)
+    assert not missing.success and "no such field" in missing.detail
+    assert not parse("[INFO].role == master").evaluate({}).success
 
 
 def test_condition_is_immutable_and_compares_by_source() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -12,6 +13,7 @@ import msgspec
 import pytest
 
 from dragonopsd.config import SECTIONS, Config, ConfigError, from_mapping, load
+from dragonopsd.monitoring.service import camel_keys, decode_spec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "dragonops.toml.example"
@@ -228,3 +230,19 @@ def test_check_config_validates_monitor_tables_as_the_sync_does(tmp_path: Path) 
     out = run_cli("check-config", "--config", str(path))
     assert out.returncode == 2
     assert "monitors[1].name: 'ok' is also monitors[0]'s name" in out.stderr
+
+
+def test_example_monitors_are_valid_for_every_kind() -> None:
+    """The commented [[monitors]] examples, uncommented, are monitors the daemon accepts."""
+    lines = EXAMPLE.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line == "# [[monitors]]")
+    uncommented = (line.removeprefix("#").removeprefix(" ") for line in lines[start:])
+    # Prose between the tables stays out; tables and their keys come in.
+    body = "\n".join(
+        line for line in uncommented if line.startswith("[[") or re.match(r"^[a-z_]+ = ", line)
+    )
+    tables = tomllib.loads(body)["monitors"]
+    specs = [decode_spec(camel_keys(t)) for t in tables]
+    assert {s.kind for s in specs} >= {
+        "http", "postgres", "mysql", "redis", "mqtt", "amqp", "websocket", "grpc"
+    }  # fmt: skip

@@ -6,6 +6,7 @@ from typing import Any
 
 import msgspec
 
+from ..model.monitor import ALLOWED, KIND_FIELDS, REQUIRED, camel
 from ..problem import ProblemBody
 from .route import Route
 
@@ -58,12 +59,42 @@ def _errors(route: Route) -> list[int]:
     return sorted(codes)
 
 
+def _kind_fields(components: dict[str, Any]) -> None:
+    """Say, on every monitor schema, which fields each kind takes.
+
+    Monitors are one flat shape (see model.monitor); the server rejects a field foreign to the
+    kind with 422. Each kind-specific property names its kinds, and ``x-kinds`` lists every
+    kind's required and allowed fields, so a reader or generator sees only a kind's own fields.
+    """
+    by_field: dict[str, list[str]] = {}
+    for kind, names in ALLOWED.items():
+        for name in sorted(names):
+            by_field.setdefault(camel(name), []).append(kind)
+    table = {
+        kind: {
+            "required": [camel(n) for n in REQUIRED[kind]],
+            "fields": sorted(camel(n) for n in ALLOWED[kind]),
+        }
+        for kind in ALLOWED
+    }
+    wire_fields = {camel(n) for n in KIND_FIELDS}
+    for schema in components.values():
+        props = schema.get("properties", {})
+        if "kind" not in props or not wire_fields & props.keys():
+            continue
+        schema["x-kinds"] = table
+        for name, kinds in by_field.items():
+            if name in props:
+                props[name]["description"] = f"Only for kind {', '.join(kinds)}."
+
+
 def build(routes: list[Route], version: str) -> dict[str, Any]:
     """The OpenAPI document for these routes."""
     types = [t for r in routes for t in (r.body, r.response) if t is not None and t is not dict]
     unique = list(dict.fromkeys([*types, ProblemBody]))
     schemas, components = msgspec.json.schema_components(unique, ref_template=REF)
     schema_of = dict(zip(unique, schemas, strict=True))
+    _kind_fields(components)
     paths: dict[str, dict[str, Any]] = {}
     for r in routes:
         op: dict[str, Any] = {

@@ -17,8 +17,36 @@ import msgspec
 from .inventory import MASK, Body, Description, FieldError, Name, Tags, Wire
 from .principal import Role, allows
 
-MonitorKind = Literal["http", "tcp", "dns", "icmp", "tls", "push"]
-KINDS: tuple[str, ...] = ("http", "tcp", "dns", "icmp", "tls", "push")
+MonitorKind = Literal[
+    "http",
+    "tcp",
+    "dns",
+    "icmp",
+    "tls",
+    "push",
+    "postgres",
+    "mysql",
+    "redis",
+    "mqtt",
+    "amqp",
+    "websocket",
+    "grpc",
+]
+KINDS: tuple[str, ...] = (
+    "http",
+    "tcp",
+    "dns",
+    "icmp",
+    "tls",
+    "push",
+    "postgres",
+    "mysql",
+    "redis",
+    "mqtt",
+    "amqp",
+    "websocket",
+    "grpc",
+)
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR", "CAA"]
 MonitorStatus = Literal["up", "down", "pending", "maintenance", "paused"]
@@ -31,12 +59,30 @@ Host = Annotated[
     str, msgspec.Meta(min_length=1, max_length=253, pattern=r"^[A-Za-z0-9._:\-\[\]]+$")
 ]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
-ProbeUrl = Annotated[str, msgspec.Meta(max_length=2048, pattern=r"^https?://[^\s/]+(/\S*)?$")]
+# http(s) for http monitors, ws(s) for websocket monitors; check_kind_fields picks per kind.
+ProbeUrl = Annotated[
+    str, msgspec.Meta(max_length=2048, pattern=r"^(https?|wss?)://[^\s/]+(/\S*)?$")
+]
 Condition = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Location = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
 HeaderValue = Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[^\r\n]*$")]
 Resolver = Annotated[str, msgspec.Meta(max_length=100)]
+# A secret's name in the secrets store: KEY, or env/KEY (see SECRET_REF below).
+SecretName = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=193,
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63}/)?[A-Za-z_][A-Za-z0-9_.-]{0,127}$",
+    ),
+]
+Username = Annotated[str, msgspec.Meta(min_length=1, max_length=256, pattern=r"^[^\r\n\x00]*$")]
+DbName = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[^\r\n\x00]*$")]
+Query = Annotated[str, msgspec.Meta(min_length=1, max_length=4096)]
+Topic = Annotated[str, msgspec.Meta(min_length=1, max_length=1024, pattern=r"^[^#+\x00]*$")]
+QueueName = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
+Vhost = Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[^\x00]*$")]
+GrpcService = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^[A-Za-z0-9_.]*$")]
 # A timeout nobody set is this, or DEFAULT_TIMEOUT_SHARE of a shorter interval.
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT_SHARE = 0.8
@@ -49,7 +95,23 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "dns": ("host",),
     "icmp": ("host",),
     "push": (),
+    "postgres": ("host", "username"),
+    "mysql": ("host", "username"),
+    "redis": ("host",),
+    "mqtt": ("host",),
+    "amqp": ("host",),
+    "websocket": ("url",),
+    "grpc": ("host", "port"),
 }
+# The port a service kind dials when the monitor names none (the TLS port where it differs).
+DEFAULT_PORTS: dict[str, tuple[int, int]] = {
+    "postgres": (5432, 5432),
+    "mysql": (3306, 3306),
+    "redis": (6379, 6379),
+    "mqtt": (1883, 8883),
+    "amqp": (5672, 5671),
+}
+_LOGIN = frozenset({"host", "port", "username", "password_secret", "tls", "verify_tls"})
 ALLOWED: dict[str, frozenset[str]] = {
     "http": frozenset({"url", "method", "headers", "body", "follow_redirects", "verify_tls"}),
     "tcp": frozenset({"host", "port"}),
@@ -57,6 +119,14 @@ ALLOWED: dict[str, frozenset[str]] = {
     "dns": frozenset({"host", "record_type", "resolver"}),
     "icmp": frozenset({"host", "packets"}),
     "push": frozenset({"grace"}),
+    "postgres": _LOGIN | {"database", "query"},
+    "mysql": _LOGIN | {"database", "query"},
+    "redis": _LOGIN,
+    "mqtt": _LOGIN | {"topic", "body"},
+    "amqp": _LOGIN | {"vhost", "queue"},
+    "websocket": frozenset({"url", "headers", "body", "verify_tls"}),
+    # grpcio cannot skip certificate checks, so a grpc monitor has no verifyTls.
+    "grpc": frozenset({"host", "port", "tls", "service"}),
 }
 KIND_FIELDS = frozenset().union(*ALLOWED.values())
 # ``${secret:NAME}``: the value of a secret from the secrets store, read at probe time. NAME is
@@ -112,6 +182,20 @@ class MonitorSpec(Body, kw_only=True):
     packets: Annotated[int, msgspec.Meta(ge=1, le=10)] | None = None
     # push
     grace: Annotated[float, msgspec.Meta(ge=0, le=86_400)] | None = None
+    # postgres, mysql, redis, mqtt, amqp: the password is never stored, only the name of a
+    # secret in the secrets store that holds it.
+    username: Username | None = None
+    password_secret: SecretName | None = None
+    tls: bool | None = None
+    database: DbName | None = None
+    query: Query | None = None
+    # mqtt: publish body to topic and wait for it back (no body: wait for any message)
+    topic: Topic | None = None
+    # amqp
+    vhost: Vhost | None = None
+    queue: QueueName | None = None
+    # grpc: the service name asked of grpc.health.v1.Health ("" or absent: the whole server)
+    service: GrpcService | None = None
 
     def __post_init__(self) -> None:
         check_kind_fields(self)
@@ -149,6 +233,14 @@ def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
         except ValueError:
             raise FieldError(f"{prefix}.resolver", "expected IP or IP:port") from None
     _check_secret_refs(spec, prefix)
+    if spec.url is not None:
+        ws = spec.url.startswith(("ws://", "wss://"))
+        if ws != (spec.kind == "websocket"):
+            want = "ws:// or wss://" if spec.kind == "websocket" else "http:// or https://"
+            raise FieldError(f"{prefix}.url", f"kind {spec.kind} takes a {want} URL")
+    if spec.password_secret is not None and spec.username is None and spec.kind != "redis":
+        # Redis alone has a password without a user (AUTH password, the default user).
+        raise FieldError(f"{prefix}.username", "required with passwordSecret")
     if spec.quorum is not None and spec.quorum > len(spec.locations):
         raise FieldError(f"{prefix}.quorum", "cannot exceed the number of locations")
     if len(set(spec.locations)) != len(spec.locations):
@@ -213,6 +305,15 @@ class Monitor(Wire, kw_only=True):
     resolver: str | None = None
     packets: int | None = None
     grace: float | None = None
+    username: str | None = None
+    password_secret: str | None = None
+    tls: bool | None = None
+    database: str | None = None
+    query: str | None = None
+    topic: str | None = None
+    vhost: str | None = None
+    queue: str | None = None
+    service: str | None = None
     push_token: str | None = None
     managed_by: ManagedBy = "api"
     status: MonitorStatus = "pending"
@@ -244,6 +345,7 @@ def masked(monitor: Monitor) -> Monitor:
         url=viewer_url(monitor.url) if monitor.url else monitor.url,
         headers={k: MASK for k in monitor.headers} if monitor.headers else monitor.headers,
         body=MASK if monitor.body else monitor.body,
+        username=MASK if monitor.username else monitor.username,
         push_token=MASK if monitor.push_token else monitor.push_token,
     )
 

@@ -32,6 +32,12 @@ PLACEHOLDERS: Final = frozenset(
         "DNS_RCODE",
         "IP",
         "PACKET_LOSS",
+        "RESULT",
+        "ROWS",
+        "INFO",
+        "QUEUE_MESSAGES",
+        "QUEUE_CONSUMERS",
+        "GRPC_STATUS",
     ]
 )
 MAX_PATTERN: Final = 256
@@ -39,11 +45,16 @@ MAX_PATTERN: Final = 256
 _KINDS: Final = {
     "STATUS": "num",
     "PACKET_LOSS": "num",
+    "ROWS": "num",
+    "QUEUE_MESSAGES": "num",
+    "QUEUE_CONSUMERS": "num",
     "RESPONSE_TIME": "ms",
     "CERTIFICATE_EXPIRATION": "s",
     "CONNECTED": "bool",
 }
-_LEN_TARGETS: Final = ("BODY", "IP", "DNS_RCODE")
+_LEN_TARGETS: Final = ("BODY", "IP", "DNS_RCODE", "RESULT")
+# Placeholders that take a path: [BODY] into its JSON, [INFO] into Redis INFO's fields.
+_PATHED: Final = ("BODY", "INFO")
 _KEY_STOP: Final = frozenset(".[]()=!<>,")
 _UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}  # ms before m
 
@@ -128,7 +139,7 @@ class _Parser:
                 raise self.fail(f"{func}() takes a placeholder such as [BODY]")
             ref_pos, ref = self.pos, self.ref()
             if func == "len" and ref.name not in _LEN_TARGETS:
-                raise self.fail("len() takes [BODY], [IP] or [DNS_RCODE]", ref_pos)
+                raise self.fail("len() takes [BODY], [IP], [DNS_RCODE] or [RESULT]", ref_pos)
             self.skip()
             if self.peek() != ")":
                 raise self.fail(f"expected ')' to close {func}(")
@@ -152,8 +163,8 @@ class _Parser:
             raise self.fail(f"unknown placeholder [{name}]; expected one of {known}", start)
         path: list[str | int] = []
         while (char := self.peek()) in (".", "[") and char:
-            if name != "BODY":
-                raise self.fail(f"only [BODY] takes a path, not [{name}]")
+            if name not in _PATHED:
+                raise self.fail(f"only [BODY] and [INFO] take a path, not [{name}]")
             self.pos += 1
             if char == ".":
                 key = self.scan(lambda c: not c.isspace() and c not in _KEY_STOP)

@@ -95,7 +95,10 @@ class _Env:
         return self._json
 
     def path(self, ref: Ref) -> Any:
-        doc = self.json()
+        if ref.name == "BODY":
+            doc = self.json()
+        elif (doc := self.ctx.get(ref.name)) is None:  # [INFO].role: a mapping in the context
+            return _Fail(f"[{ref.name}] not available for this probe")
         if type(doc) is _Fail:
             return doc if doc is _NO_BODY else _Fail(f"{ref.src}: {doc.detail}")
         for step in ref.path:
@@ -118,8 +121,10 @@ class Ref:
     src: str
 
     def resolve(self, env: _Env) -> Any:
+        if self.path:
+            return env.path(self)
         if self.name == "BODY":
-            return env.path(self) if self.path else env.text()
+            return env.text()
         value = env.ctx.get(self.name)
         return _Fail(f"[{self.name}] not available for this probe") if value is None else value
 

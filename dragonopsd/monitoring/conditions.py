@@ -36,6 +36,13 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
     "dns": ("[DNS_RCODE] == NOERROR",),
     "icmp": ("[CONNECTED] == true",),
     "push": (),
+    "postgres": ("[CONNECTED] == true",),
+    "mysql": ("[CONNECTED] == true",),
+    "redis": ("[CONNECTED] == true",),
+    "mqtt": ("[CONNECTED] == true",),
+    "amqp": ("[CONNECTED] == true",),
+    "websocket": ("[CONNECTED] == true",),
+    "grpc": ("[GRPC_STATUS] == SERVING",),
 }
 
 

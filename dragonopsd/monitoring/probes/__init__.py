@@ -6,14 +6,21 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from ...model.monitor import MonitorSpec
+from .amqp import probe_amqp
 from .dns import probe_dns
 from .errors import describe
+from .grpc import probe_grpc
 from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session
 from .http import probe_http
 from .icmp import probe_icmp
+from .mqtt import probe_mqtt
+from .mysql import probe_mysql
+from .postgres import probe_postgres
+from .redis import probe_redis
 from .result import ProbeEnv, ProbeResult
 from .tcp import probe_tcp
 from .tls import probe_tls
+from .websocket import probe_websocket
 
 __all__ = [
     "AddressGuard",
@@ -33,6 +40,13 @@ PROBES: dict[str, Probe] = {
     "tls": probe_tls,
     "dns": probe_dns,
     "icmp": probe_icmp,
+    "postgres": probe_postgres,
+    "redis": probe_redis,
+    "mysql": probe_mysql,
+    "mqtt": probe_mqtt,
+    "amqp": probe_amqp,
+    "websocket": probe_websocket,
+    "grpc": probe_grpc,
 }
 
 

@@ -13,6 +13,8 @@ import ssl
 import aiohttp
 
 from .guard import AddressRefused
+from .login import AuthenticationFailed
+from .secrets import SecretUnavailable
 
 
 def describe(exc: BaseException, timeout: float) -> str:
@@ -22,7 +24,7 @@ def describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):
         # Covers DNS, SSL and connect failures: the OS-level cause says more than the wrapper.
         return describe(exc.os_error, timeout)
-    if isinstance(exc, AddressRefused):
+    if isinstance(exc, AddressRefused | AuthenticationFailed | SecretUnavailable):
         return str(exc)
     if isinstance(exc, TimeoutError):
         return f"timeout after {timeout}s"
