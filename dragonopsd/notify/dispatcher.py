@@ -115,6 +115,7 @@ class Dispatcher:
         """Open the session (inside the running loop) and load the channels."""
         self._session = self._session_factory()
         self._running = True
+        await self._apprise.warm()
         sealed = await self.store.seal_pending()
         if sealed:
             log.info("sealed the credentials of %d notification channel(s)", sealed)
