@@ -25,11 +25,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from ..live.hub import Hub
-from ..monitoring.scheduler import Scheduler
-from ..monitoring.views import EngineView
-from ..notify.dispatcher import Dispatcher
-from ..sampling.sampler import Sampler
 from ..store.protocols import HistorySink
 from .daemon import DaemonCollector, RedisProbe
 from .exposition import Exposition, Segment
@@ -37,6 +32,13 @@ from .labels import InventoryLabels
 from .monitors import MonitorCollector, Snapshot
 from .requests import RequestStats
 from .servers import ServerCollector
+from .views import (
+    EngineFigures,
+    HubFigures,
+    LatestSamples,
+    NotifierFigures,
+    SchedulerFigures,
+)
 
 OPENMETRICS = "application/openmetrics-text"
 EOF_LINE = b"# EOF\n"
@@ -87,12 +89,12 @@ class Exporter:
     def __init__(
         self,
         *,
-        view: EngineView,
-        scheduler: Scheduler,
+        view: EngineFigures,
+        scheduler: SchedulerFigures,
         history: HistorySink,
-        sampler: Sampler,
-        hub: Hub,
-        notifier: Dispatcher,
+        sampler: LatestSamples,
+        hub: HubFigures,
+        notifier: NotifierFigures,
         labels: InventoryLabels,
         version: str,
         token: str = "",

@@ -16,8 +16,8 @@ from ..clock import iso_of, now_iso
 from ..config import Config
 from ..model.monitor import STATUS_CODES
 from ..store.history import Heartbeat
-from ..store.monitors import Incident, MonitorRow, MonitorStore
-from ..store.protocols import HistoryReader
+from ..store.monitors import Incident, MonitorRow
+from ..store.protocols import HistoryReader, MonitorRepo
 from .conditions import DEFAULTS, parse_all
 from .job import ProbeOutcome
 from .multi import Rounds
@@ -40,7 +40,7 @@ class Engine:
         self,
         cfg: Config,
         *,
-        store: MonitorStore,
+        store: MonitorRepo,
         history_query: HistoryReader,
         runtimes: Runtimes,
         verdict: Verdict,

@@ -18,7 +18,10 @@ from .scheduler import Scheduler
 
 
 class MonitorFigures(Protocol):
-    """What a reader may see of one monitor's live state (metrics render from this)."""
+    """What a reader may see of one monitor's live state (read-only: it changes nothing).
+
+    The metrics read a narrower shape of their own (metrics/views.py), which this satisfies.
+    """
 
     @property
     def row(self) -> MonitorRow: ...
