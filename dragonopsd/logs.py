@@ -50,3 +50,6 @@ def set_level(level: str) -> None:
     # aiosqlite logs SQL parameters at DEBUG, and parameters can be credentials (channel
     # passwords, token hashes): never below INFO, whatever the daemon's level.
     logging.getLogger("aiosqlite").setLevel(max(logging.INFO, root))
+    # Apprise's messages quote service URLs, which carry tokens: silenced whatever the level.
+    # What it failed at reaches the log through the dispatcher (scheme and kind, no URL).
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)

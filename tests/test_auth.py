@@ -112,6 +112,11 @@ EXPECTED_ROLES = {
     ("GET", "/status/{slug}/feed.atom"): "public",
     ("GET", "/api/status-page"): "public",
     ("GET", "/api/status-page/{slug}"): "public",
+    # Badges go into READMEs, so no token: only for monitors a status page already publishes,
+    # and the same 404 for every other id, so they reveal nothing the status page does not.
+    ("GET", "/api/badge/{id}/status.svg"): "public",
+    ("GET", "/api/badge/{id}/uptime.svg"): "public",
+    ("GET", "/api/badge/{id}/response.svg"): "public",
 }
 
 

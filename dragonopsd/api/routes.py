@@ -8,6 +8,7 @@ from . import (
     actions,
     assistant,
     audit,
+    badges,
     heartbeats,
     incidents,
     inventory,
@@ -49,6 +50,7 @@ def table() -> list[Route]:
         *assistant.routes(),
         *webui.routes(),
         *statuspage.routes(),
+        *badges.routes(),
     ]
 
 

@@ -83,6 +83,25 @@ def masked_url(url: str) -> str:
     return f"{parts.scheme}://{host}{port}/{MASK}"
 
 
+# Apprise schemes whose host is a server the user names (self-hosted services and the generic
+# json/form/xml posts): showing that host helps and gives nothing away. For the others the
+# "host" is often the token itself (tgram://<bot token>/...), so only the scheme is shown.
+_HOSTED = ("json", "form", "xml", "gotify", "apprise", "hassio", "mmost", "rocket", "ncloud")
+HOSTED_SCHEMES = frozenset(f"{name}{s}" for name in (*_HOSTED, "nctalk") for s in ("", "s"))
+
+
+def masked_service_url(url: str) -> str:
+    """An Apprise URL as an answer shows it: ``tgram://****``, ``json://hooks.lan:8080/****``."""
+    scheme, sep, _ = url.partition("://")
+    scheme = scheme.lower() if sep and scheme.isascii() and scheme.isalnum() else "?"
+    if scheme in HOSTED_SCHEMES:
+        try:
+            return masked_url(url)
+        except ValueError:
+            pass
+    return f"{scheme}://{MASK}"
+
+
 def public_url(url: str) -> str:
     """url as safe to show or send on: scheme, host, port and path only.
 

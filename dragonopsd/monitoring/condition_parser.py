@@ -56,7 +56,18 @@ _LEN_TARGETS: Final = ("BODY", "IP", "DNS_RCODE", "RESULT")
 # Placeholders that take a path: [BODY] into its JSON, [INFO] into Redis INFO's fields.
 _PATHED: Final = ("BODY", "INFO")
 _KEY_STOP: Final = frozenset(".[]()=!<>,")
-_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}  # ms before m
+# Go's duration units (what Gatus accepts) plus d; "ms" must be tried before "m".
+_UNITS: Final = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 0.001,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
 
 
 class _Parser:
@@ -96,7 +107,14 @@ class _Parser:
         self.skip()
         if self.pos >= self.end:
             raise self.fail("empty condition")
-        if self.function() == "any":  # the any([STATUS], 200, 204) form
+        func_pos = self.pos
+        func = self.function()
+        opened = self.pos
+        self.skip()
+        placeholder_first, self.pos = self.peek() == "[", opened
+        if func in ("any", "pat") and not placeholder_first:  # Gatus' any(1, 2) == [STATUS]
+            return self.reversed(func, func_pos)
+        if func == "any":  # the any([STATUS], 200, 204) form
             self.skip()
             lhs = self.operand()
             self.skip()
@@ -127,6 +145,41 @@ class _Parser:
         if self.pos < self.end:
             raise self.fail(f"unexpected {self.peek()!r} after the condition")
         return tree
+
+    def reversed(self, func: str, start: int) -> Comparison:
+        """any(...) or pat(...) on the left, as Gatus allows: the same tree with sides swapped.
+
+        Gatus splits a condition at its operator, so the function's text runs up to the first
+        " == " (else " != "); the other side must be a placeholder.
+        """
+        opened = self.pos
+        split = next((at for op in (" == ", " != ") if (at := self.text.find(op, start)) >= 0), -1)
+        if split < 0:
+            raise self.fail(f"{func}() compares only with == or !=", start)
+        close = len(self.text[:split].rstrip())
+        if close <= opened or self.text[close - 1] != ")":
+            raise self.fail(f"{func}( is not closed with ')'", close)
+        op = self.text[split + 1 : split + 3]
+        self.pos = split + 3
+        self.skip()
+        if self.pos >= self.end:
+            raise self.fail(f"expected a placeholder after {op}")
+        other = self.operand()
+        self.skip()
+        if self.pos < self.end:
+            raise self.fail(f"unexpected {self.peek()!r} after the condition")
+        end, source = self.pos, self.text[start:close]
+        if func == "pat":
+            pattern = self.text[opened : close - 1]
+            if len(pattern) > MAX_PATTERN:
+                raise self.fail(f"pattern is longer than {MAX_PATTERN} characters", opened)
+            return Comparison(other, op, Glob.compile(pattern), source, _kind(other))
+        self.pos, self.end = opened, close
+        options = self.options(other)
+        if self.pos != close:
+            raise self.fail(f"unexpected {self.peek()!r} after any(...)")
+        self.pos, self.end = end, end
+        return Comparison(other, op, options, source, _kind(other))
 
     def operand(self) -> Operand:
         start = self.pos
@@ -235,8 +288,14 @@ class _Parser:
         num = _num(text)
         if kind == "ms" and num is None and (seconds := _parse_duration(text)) is not None:
             num = seconds * 1000
-        elif kind == "s" and (num := _parse_duration(text)) is None:
-            raise self.fail(f"{lhs.src} compares with a duration such as 72h", start)
+        elif kind == "s":
+            seconds = _parse_duration(text)
+            if seconds is None:
+                if num is None:
+                    message = "compares with a duration such as 72h, or a number of milliseconds"
+                    raise self.fail(f"{lhs.src} {message}", start)
+                seconds = num / 1000  # Gatus reads a bare number as milliseconds
+            num = seconds
         if kind in ("num", "ms") and num is None:
             raise self.fail(f"{lhs.src} compares with a number", start)
         return Literal(text, num)
@@ -253,7 +312,9 @@ def _kind(operand: Operand) -> str:
 
 
 def _parse_duration(text: str) -> float | None:
-    """1h30m, 72h, 500ms, 1.5d -> seconds; a bare 0 is allowed, other bare numbers are not."""
+    """1h30m, 72h, 500ms, -1.5d -> seconds, as Go reads them (plus d); a bare 0 is allowed."""
+    sign = -1.0 if text[:1] == "-" else 1.0
+    text = text[1:] if text[:1] in ("-", "+") else text
     if text == "0":
         return 0.0
     total, pos, n = 0.0, 0, len(text)
@@ -267,4 +328,4 @@ def _parse_duration(text: str) -> float | None:
             return None
         total += float(number) * _UNITS[unit]
         pos += len(unit)
-    return total if n else None
+    return sign * total if n else None

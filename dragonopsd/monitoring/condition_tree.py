@@ -31,6 +31,9 @@ _OPS: Final[dict[str, Callable[[Any, Any], bool]]] = {
 # A fixed pattern, linear on any input; no regex is ever built from condition text.
 _NUMBER: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _JSON: Final = msgspec.json.Decoder()
+# Go's legacy octal form (a leading 0), which int(x, 0) refuses but Gatus' integer reading takes.
+_LEGACY_OCTAL: Final = re.compile(r"[+-]?0(?:_?[0-7])+", re.ASCII)
+_INT64: Final = 1 << 63
 
 
 class ConditionError(ValueError):
@@ -126,6 +129,8 @@ class Ref:
         if self.name == "BODY":
             return env.text()
         value = env.ctx.get(self.name)
+        if value is None and self.name == "CERTIFICATE_EXPIRATION":
+            return 0  # as in Gatus: no certificate (plain http, tcp, ...) reads as 0
         return _Fail(f"[{self.name}] not available for this probe") if value is None else value
 
 
@@ -146,7 +151,7 @@ class Call:
             found = env.path(ref)
             if type(found) is _Fail:
                 return False if found.absent else found
-            return True
+            return found is not None  # Gatus cannot walk onto a JSON null: has() is false
         value = ref.resolve(env)
         if type(value) is _Fail:
             return value
@@ -154,7 +159,7 @@ class Call:
             doc = env.json()  # a JSON array body counts its elements, as in Gatus
             if isinstance(doc, list):
                 return len(doc)
-        return len(value) if isinstance(value, str | list | dict) else len(_text(value))
+        return _length(value, ref)
 
 
 Operand = Ref | Call
@@ -204,9 +209,44 @@ def _num(value: Any) -> int | float | None:
         return None
     if isinstance(value, int | float):
         return value
-    if isinstance(value, str) and len(value) <= 40 and _NUMBER.fullmatch(value):
-        return float(value) if any(c in value for c in ".eE") else int(value)
+    if isinstance(value, str) and len(value) <= 80:
+        if (whole := _go_int(value)) is not None:
+            return whole
+        if _NUMBER.fullmatch(value):
+            return float(value)
     return None
+
+
+def _go_int(text: str) -> int | None:
+    """An integer as Gatus reads one (Go's base-0 syntax): 12, 0x1F, 0o17, 0b101, 017, 1_000."""
+    if not text.isascii() or not text or text[-1].isspace() or text[0].isspace():
+        return None
+    try:
+        value = int(text, 0)
+    except ValueError:
+        if not _LEGACY_OCTAL.fullmatch(text):
+            return None
+        value = int(text.replace("_", ""), 8)
+    return value if -_INT64 <= value < _INT64 else None
+
+
+def _length(value: Any, ref: Ref) -> int | _Fail:
+    """What Gatus' len() measures: an array's elements, else the bytes of the value as text.
+
+    An object is measured as its minified JSON with sorted keys (how Go re-encodes a map), and
+    strings in UTF-8 bytes, so a verdict matches Gatus' for the same body.
+    """
+    if isinstance(value, list):
+        return len(value)
+    if value is None:
+        return _Fail(f"{ref.src}: the value is null")
+    if isinstance(value, dict):
+        encoded = msgspec.json.encode(value, order="sorted")
+        # Go's encoder escapes these five; each becomes a six-byte \uXXXX sequence.
+        extra = sum(encoded.count(c) for c in (b"<", b">", b"&")) * 5
+        extra += sum(encoded.count(c) for c in ("\u2028".encode(), "\u2029".encode())) * 3
+        return len(encoded) + extra
+    return len(_text(value).encode())
 
 
 def _text(value: Any) -> str:

@@ -114,6 +114,7 @@ class StatusPages:
         self._lock = asyncio.Lock()
         self._cache: dict[str, _Cached] = {}
         self._pages: dict[str, PageSpec] = {}
+        self._refs: frozenset[str] = frozenset()
         self._ttl = 0.0
         self.configure(cfg)
 
@@ -122,12 +123,21 @@ class StatusPages:
         pages = [PageSpec("", cfg.title, tuple(cfg.monitors))]
         pages += [PageSpec(p.slug, p.title, tuple(p.monitors)) for p in cfg.pages]
         self._pages = {p.slug: p for p in pages}
+        self._refs = frozenset(ref for p in pages for ref in p.refs)
         self._ttl = cfg.cache_seconds
         self._cache = {}
 
     def exists(self, slug: str) -> bool:
         """Whether a page has this slug ("" is the main page, always there)."""
         return slug in self._pages
+
+    def listed(self, monitor_id: str) -> str | None:
+        """The monitor's name when a page lists it (by name or id), else None: what is public
+        about a monitor (its badges) is public only then."""
+        state = self._view.state(monitor_id)
+        if state is None or (state.name not in self._refs and monitor_id not in self._refs):
+            return None
+        return state.name
 
     async def view(self, slug: str) -> PublicPage | None:
         """The public view of a page, or None when no page has this slug."""

@@ -12,15 +12,16 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
+import apprise
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from ..model.inventory import Body, FieldError, Name, Wire, masked_url
+from ..model.inventory import Body, FieldError, Name, Wire, masked_service_url, masked_url
 from ..model.monitor import Scope
 from ..store.notifications import ChannelFields, StoredChannel
 from .event import plain
 
-ChannelKind = Literal["webhook", "slack", "discord", "teams", "mattermost", "email"]
+ChannelKind = Literal["webhook", "slack", "discord", "teams", "mattermost", "email", "apprise"]
 PRESETS = frozenset({"slack", "discord", "teams", "mattermost"})
 RoutedEvent = Literal["down", "up", "certificate"]
 ALL_EVENTS: tuple[RoutedEvent, ...] = ("down", "up", "certificate")
@@ -124,7 +125,38 @@ class EmailConfig(Body, kw_only=True):
         return f"EmailConfig(host={self.host!r}, port={self.port}, <credentials hidden>)"
 
 
-ChannelConfig = WebhookConfig | PresetConfig | EmailConfig
+# Scheme, "://", then anything without spaces: Apprise itself judges the rest (instantiate).
+AppriseUrl = Annotated[
+    str,
+    msgspec.Meta(min_length=6, max_length=2048, pattern=r"^[A-Za-z][A-Za-z0-9+.\-]{0,31}://\S+$"),
+]
+
+
+def instantiate(url: str) -> apprise.plugins.NotifyBase | None:
+    """The Apprise service url names, or None when Apprise cannot use it. No network."""
+    asset = apprise.AppriseAsset(app_id="dragonopsd", app_desc="dragonopsd")
+    found = apprise.Apprise.instantiate(url, asset=asset)
+    return found if isinstance(found, apprise.plugins.NotifyBase) else None
+
+
+class AppriseConfig(Body, kw_only=True):
+    """Apprise: one or more service URLs (tgram://, ntfy://, json://, …); each is a credential."""
+
+    urls: Annotated[list[AppriseUrl], msgspec.Meta(min_length=1, max_length=20)]
+
+    def __post_init__(self) -> None:
+        for index, url in enumerate(self.urls):
+            if instantiate(url) is None:
+                raise FieldError(
+                    f"$.config.urls[{index}]",
+                    "not a URL Apprise can send to (unknown scheme, or a part missing)",
+                )
+
+    def __repr__(self) -> str:
+        return f"AppriseConfig(<{len(self.urls)} URL(s) hidden>)"
+
+
+ChannelConfig = WebhookConfig | PresetConfig | EmailConfig | AppriseConfig
 Events = Annotated[list[RoutedEvent], msgspec.Meta(min_length=1, max_length=3)]
 
 
@@ -181,8 +213,20 @@ class EmailCreate(ChannelBody, tag="email", kw_only=True):
     config: EmailConfig
 
 
+class AppriseCreate(ChannelBody, tag="apprise", kw_only=True):
+    """Any service Apprise speaks, by URL."""
+
+    config: AppriseConfig
+
+
 ChannelCreate = (
-    WebhookCreate | SlackCreate | DiscordCreate | TeamsCreate | MattermostCreate | EmailCreate
+    WebhookCreate
+    | SlackCreate
+    | DiscordCreate
+    | TeamsCreate
+    | MattermostCreate
+    | EmailCreate
+    | AppriseCreate
 )
 
 
@@ -230,7 +274,14 @@ def public(row: StoredChannel) -> ChannelOut:
     config = {k: v for k, v in row.config.items() if k not in _SECRET_KEYS}
     if isinstance(config.get("url"), str):
         config["url"] = masked_url(config["url"])
-    has_secret = row.kind in PRESETS or row.locked or any(row.config.get(k) for k in _SECRET_KEYS)
+    if isinstance(config.get("urls"), list):
+        config["urls"] = [masked_service_url(str(u)) for u in config["urls"]]
+    has_secret = (
+        row.kind in PRESETS
+        or row.kind == "apprise"
+        or row.locked
+        or any(row.config.get(k) for k in _SECRET_KEYS)
+    )
     return ChannelOut(
         id=row.id,
         name=row.name,
@@ -268,6 +319,13 @@ def merge_config(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
             merged.pop(key, None)
         elif key == "url" and isinstance(old.get("url"), str) and value == masked_url(old["url"]):
             continue
+        elif key == "urls" and isinstance(value, list) and isinstance(old.get("urls"), list):
+            # Element by element: a URL sent back as shown keeps the stored one at that place.
+            stored = [str(u) for u in old["urls"]]
+            merged[key] = [
+                stored[i] if i < len(stored) and v == masked_service_url(stored[i]) else v
+                for i, v in enumerate(value)
+            ]
         else:
             merged[key] = value
     return merged

@@ -27,6 +27,7 @@ from ..netguard import AddressGuard, GuardedResolver, guarded_socket_factory
 from ..problem import Problem
 from ..store.protocols import ChannelRepo
 from . import mail, webhook
+from .apprise_sender import AppriseSender
 from .channels import Channel
 from .delivery import Attempt, ChannelStats, DeliveryPolicy, DeliveryResult
 from .event import NotificationEvent
@@ -87,6 +88,7 @@ class Dispatcher:
         self._clock = clock
         # Default: [probes] defaults (link-local and metadata refused, no deny_cidrs).
         self.guard = guard if guard is not None else AddressGuard(ProbesConfig())
+        self._apprise = AppriseSender(self.guard, timeout=self.policy.attempt_timeout)
         self._session: aiohttp.ClientSession | None = None
         self._channels: dict[str, Channel] = {}
         self._lanes: dict[str, _Lane] = {}
@@ -113,6 +115,7 @@ class Dispatcher:
         """Open the session (inside the running loop) and load the channels."""
         self._session = self._session_factory()
         self._running = True
+        await self._apprise.warm()
         sealed = await self.store.seal_pending()
         if sealed:
             log.info("sealed the credentials of %d notification channel(s)", sealed)
@@ -133,6 +136,7 @@ class Dispatcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._apprise.close()
 
     async def reload(self) -> None:
         """Re-read the channels (after every API write): new ones get a worker, removed or
@@ -287,6 +291,8 @@ class Dispatcher:
             async with asyncio.timeout(timeout):
                 if channel.kind == "email":
                     return await mail.send(channel, event, delivery_id, guard=self.guard)
+                if channel.kind == "apprise":
+                    return await self._apprise.send(channel, event, delivery_id)
                 if self._session is None:
                     return Attempt.failed("notifications are stopped", retry=False)
                 return await webhook.post(

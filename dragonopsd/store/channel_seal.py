@@ -1,7 +1,8 @@
 """Sealing a notification channel's credentials with the secrets key ring.
 
 A channel's ``config`` keeps its settings in clear, but the credentials (``CREDENTIALS``: the
-webhook URL, for chat presets the credential itself; the signing secret; the SMTP password)
+webhook URL, for chat presets the credential itself; Apprise's URLs; the signing secret; the
+SMTP password)
 go into one sealed JSON object beside it, AES-256-GCM under the ring's primary key, associated
 data binding the channel id and key id. In clear, the URL is kept as ``masked_url`` shows it,
 so lists work without opening anything. Without a key ring rows stay in clear and are sealed
@@ -14,10 +15,10 @@ from typing import Any, Protocol
 
 import msgspec
 
-from ..model.inventory import masked_url
+from ..model.inventory import masked_service_url, masked_url
 from ..secrets.crypto import KeyRing
 
-CREDENTIALS = ("url", "secret", "password")
+CREDENTIALS = ("url", "urls", "secret", "password")
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder(dict[str, Any]).decode
 
@@ -57,6 +58,8 @@ def seal(ring: KeyRing, ident: str, config: dict[str, Any]) -> tuple[dict[str, A
     clear = {k: v for k, v in config.items() if k not in secret}
     if isinstance(secret.get("url"), str):
         clear["url"] = masked_url(secret["url"])
+    if isinstance(secret.get("urls"), list):  # Apprise URLs: each carries its service's token
+        clear["urls"] = [masked_service_url(str(u)) for u in secret["urls"]]
     kid, blob = ring.seal(_encode(secret), channel_aad(ident, ring.primary), ring.primary)
     return clear, kid, blob
 
