@@ -28,6 +28,7 @@ from .appkeys import (
     AUTHENTICATOR,
     BUS,
     CACHE,
+    CLUSTER,
     CONFIG,
     DASHBOARD,
     DATABASE,
@@ -59,6 +60,7 @@ from .auth.limiter import FailureLimiter
 from .auth.tokens import TokenAuth
 from .bus import Bus, LocalBus, RedisBus
 from .cache import Cache, MemoryCache, RedisCache
+from .cluster.core import Core
 from .config import Config
 from .dashboard import DashboardService
 from .inventory.index import InventoryIndex
@@ -68,6 +70,7 @@ from .live.hub import Hub, Item
 from .live.redis_state import StateMirror
 from .live.topics import topic_id
 from .metrics.assistant import AssistantCollector
+from .metrics.cluster import ClusterCollector
 from .metrics.exporter import Exporter
 from .metrics.labels import InventoryLabels
 from .metrics.redislink import RedisCollector
@@ -186,13 +189,15 @@ def _wire_monitoring(
         verdict=verdict,
         rounds=rounds,
         prober=prober,
+        core=app[CLUSTER],
     )
-    view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history)
+    owned = engine.owned if app[CLUSTER] is not None else None
+    view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)
     app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
     app.cleanup_ctx.append(lifecycle.maintenance_ctx)
     app.cleanup_ctx.append(lifecycle.notifier_ctx)
-    app.cleanup_ctx.append(lifecycle.history_ctx(history))
+    app.cleanup_ctx.append(lifecycle.history_ctx(history, app[CLUSTER]))
     app.cleanup_ctx.append(lifecycle.engine_ctx(cfg, monitors))
     app.cleanup_ctx.append(
         lifecycle.task_ctx(lambda: remote.consume(engine.remote_result), recancel=True)
@@ -278,7 +283,7 @@ def _wire_sampling(
 
     app[HUB].register_snapshot("servers.*.metrics", metrics_snapshot)
     app[HUB].register_snapshot("servers.{id}.metrics", metrics_snapshot)
-    app.cleanup_ctx.append(lifecycle.sampling_ctx(sampler))
+    app.cleanup_ctx.append(lifecycle.sampling_ctx(sampler, app[CLUSTER]))
 
 
 def _wire_actions(
@@ -318,6 +323,9 @@ def _wire_metrics(app: web.Application, cfg: Config, bus: Bus, index: InventoryI
     if link is not None:
         redis_bus = bus if isinstance(bus, RedisBus) else None
         exporter.add(RedisCollector(link, redis_bus, app[MONITORS].engine.remote))
+    core = app[CLUSTER]
+    if core is not None:
+        exporter.add(ClusterCollector(core, app[ENGINE_VIEW]))
     app.cleanup_ctx.append(metrics_listener_ctx(cfg.metrics))
 
 
@@ -366,6 +374,8 @@ def build_app(
     cache: Cache = RedisCache(link) if link else MemoryCache()
     bus = RedisBus(link) if link else LocalBus()
     app[REDIS] = link
+    # With Redis, this process is a core of a deployment (one core alone owns everything).
+    app[CLUSTER] = Core(link, bus, cfg, __version__) if link else None
     inventory, index = _wire_inventory(app, db, cache, bus)
     app[CONFIG] = cfg
     app[DATABASE] = db

@@ -20,6 +20,7 @@ from .appkeys import ACTIONS, MAINTENANCE, NOTIFIER
 from .auth.jwt import JwtVerifier
 from .auth.tokens import TokenAuth, bootstrap_admin
 from .bus import LocalBus, RedisBus
+from .cluster.core import Core
 from .config import Config
 from .inventory.index import InventoryIndex
 from .live.hub import Hub
@@ -137,13 +138,23 @@ async def actions_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[ACTIONS].stop()
 
 
-def history_ctx(writer: HistorySink) -> CleanupCtx:
-    """The batched heartbeat writer and the rollup/retention job. Cancelling the writer
-    flushes what is queued, and it stops after the engine, so the last results land."""
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+def _singleton(core: Core | None, name: str, job: Job) -> Job:
+    """job as is on one host; with several cores, run only by the holder of its lease."""
+    return job if core is None else core.singleton(name, job)
+
+
+def history_ctx(writer: HistorySink, core: Core | None = None) -> CleanupCtx:
+    """The batched heartbeat writer and the rollup/retention job (one core of a deployment
+    runs that). Cancelling the writer flushes what is queued, and it stops after the engine,
+    so the last results land."""
+    maintain = _singleton(core, "history-maintenance", writer.maintain)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async for _ in task_ctx(writer.run)(app):
-            async for _ in task_ctx(writer.maintain)(app):
+            async for _ in task_ctx(maintain, recancel=core is not None)(app):
                 yield
 
     return ctx
@@ -165,15 +176,32 @@ def inventory_index_ctx(index: InventoryIndex) -> CleanupCtx:
 
 
 def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
-    """Load monitors, sync ``[[monitors]]``, run the scheduler."""
+    """Load monitors, sync ``[[monitors]]``, run the scheduler. With several cores: join
+    first (what this core owns decides what it schedules), sync under the config-sync lease,
+    follow the other cores' monitor writes, and leave (its monitors move at once) on the way
+    down."""
     engine = monitors.engine
+    core = engine.core
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if core is None:
+            await engine.start()
+            await monitors.sync_config(cfg.monitors)
+            log.info("probe engine: %d monitors", len(engine.scheduler))
+            async for _ in task_ctx(engine.scheduler.run)(app):
+                yield
+            await engine.stop()
+            return
+        await core.start()
         await engine.start()
-        await monitors.sync_config(cfg.monitors)
-        log.info("probe engine: %d monitors", len(engine.scheduler))
-        async for _ in task_ctx(engine.scheduler.run)(app):
-            yield
+        if await core.hold("config-sync"):
+            await monitors.sync_config(cfg.monitors)
+            await core.release("config-sync")
+        log.info("probe engine: %d monitors owned by core %s", len(engine.owned), core.node)
+        async for _ in task_ctx(core.run, recancel=True)(app):
+            async for _ in task_ctx(engine.follow)(app):
+                async for _ in task_ctx(engine.scheduler.run)(app):
+                    yield
         await engine.stop()
 
     return ctx
@@ -192,14 +220,18 @@ def hub_ctx(hub: Hub) -> CleanupCtx:
     return ctx
 
 
-def sampling_ctx(sampler: Sampler) -> CleanupCtx:
+def sampling_ctx(sampler: Sampler, core: Core | None = None) -> CleanupCtx:
     """The sample writer, its rollup job and the tick (the servers come from the inventory
-    index). Teardown runs inside out: the tick stops first, then the writer flushes what is left."""
+    index); with several cores one of them runs the rollups and one the tick. Teardown runs
+    inside out: the tick stops first, then the writer flushes what is left."""
+    maintain = _singleton(core, "sample-maintenance", sampler.writer.maintain)
+    tick = _singleton(core, "sampling", sampler.run)
+    recancel = core is not None
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async for _ in task_ctx(sampler.writer.run)(app):
-            async for _ in task_ctx(sampler.writer.maintain)(app):
-                async for _ in task_ctx(sampler.run)(app):
+            async for _ in task_ctx(maintain, recancel=recancel)(app):
+                async for _ in task_ctx(tick, recancel=recancel)(app):
                     yield
 
     return ctx

@@ -8,6 +8,7 @@ from . import (
     actions,
     assistant,
     audit,
+    cluster,
     heartbeats,
     incidents,
     inventory,
@@ -32,6 +33,7 @@ def table() -> list[Route]:
     """Every route the daemon serves."""
     return [
         *system.routes(),
+        *cluster.routes(),
         *metrics.routes(),
         *inventory.routes(),
         *samples.routes(),

@@ -4,17 +4,26 @@ The engine decides *when*: it keeps the runtimes, schedules checks, takes push c
 round deadlines. *What happens to a result* is ``Verdict.record`` (verdict.py); monitors with
 several locations go through ``Rounds`` (multi.py), which ends in the same path. The verdict
 answers whether an early retry is wanted, and the engine asks its scheduler.
+
+With several cores (cluster/), every core keeps every monitor's runtime (the API reads them)
+but schedules only those its core owns. When ownership moves, a lost monitor stops at once and
+a gained one is reloaded from the store (status, open incident, last check) and checked when
+its previous owner would have checked it next. Writes made here are announced to the other
+cores, and theirs are applied here (``follow``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from ..clock import iso_of, now_iso
+from ..cluster.core import Core
 from ..config import Config
 from ..model.monitor import STATUS_CODES
+from ..problem import Problem
 from ..store.history import Heartbeat
 from ..store.monitors import Incident, MonitorRow, MonitorStore
 from ..store.protocols import HistoryReader
@@ -46,8 +55,11 @@ class Engine:
         verdict: Verdict,
         rounds: Rounds,
         prober: Prober,
+        core: Core | None = None,
     ) -> None:
         self._cfg = cfg
+        self.core = core  # None: no cluster, this process owns every monitor
+        self.owned: set[int] = set()  # seqs this core owns (schedules, when enabled)
         self.store = store
         self._history_query = history_query
         self._runtimes = runtimes
@@ -57,12 +69,16 @@ class Engine:
         self._prober = prober
         self.scheduler = Scheduler(self._check, cfg.probes.concurrency)
         self._expiring: set[asyncio.Task[None]] = set()
+        self.started = now_iso()  # reset when the engine starts (/api/cluster's "since")
+        if core is not None:
+            core.on_change(self.rebalance)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load monitors, their last state, last check and open incidents; open the probe
         session. A paused monitor's incident left open by an older build is closed."""
+        self.started = now_iso()
         self._prober.start()
         states = await self.store.states()
         incidents = await self.store.open_incidents()
@@ -76,6 +92,8 @@ class Engine:
             last = _report(row.monitor.id, beat) if beat else None
             rt = self._add(row, status, since, incident, last)
             rt.down_notified = incident is not None  # as far as anyone can tell now
+            if beat is not None and self.core is not None:
+                self._resume(rt, beat.at)  # another core may have checked it a moment ago
             if incident is not None and not row.spec.enabled:
                 await self._verdict.close_paused(rt)
 
@@ -109,21 +127,36 @@ class Engine:
         if spec.kind == "push":
             rt.last_push = asyncio.get_running_loop().time()  # a fresh grace period at start
         self._runtimes.add(rt)
-        if spec.enabled:
-            period = spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
-            self.scheduler.schedule(row.seq, period)
+        if self._owns(row):
+            self.owned.add(row.seq)
+            if spec.enabled:
+                self.scheduler.schedule(row.seq, _period(row))
         return rt
 
-    async def upsert(self, row: MonitorRow, *, soon: bool = True) -> None:
+    def _owns(self, row: MonitorRow) -> bool:
+        return self.core is None or self.core.owns(row.monitor.id)
+
+    def _resume(self, rt: Runtime, last_check: float) -> None:
+        """Schedule an owned monitor's next check one interval after its last one (whoever
+        made it), or at once (within a second) when that time has passed."""
+        spec = rt.row.spec
+        if rt.row.seq not in self.owned or not spec.enabled or spec.kind == "push":
+            return
+        period = _period(rt.row)
+        wait = min(period, max(0.0, last_check + period - time.time()))
+        self.scheduler.schedule(rt.row.seq, period, first_in=min(1.0, period), delay=wait)
+
+    async def upsert(self, row: MonitorRow, *, soon: bool = True, announce: bool = True) -> None:
         """A monitor was created or changed: (re)start it, keeping its visible status.
 
         Pausing closes its open incident; resuming starts it from pending, so a monitor still
         down when resumed opens a new incident (and alerts) like any other.
         ``soon``: first check within 2 s (a user just saved it); otherwise spread over the
         interval, so thousands of monitors from a config file do not all fire at once.
+        ``announce``: tell the other cores (False when applying another core's write).
         """
         old = self._runtimes.get(row.seq)
-        self.remove(row.seq)
+        self.remove(row.seq, announce=False)
         if old is None:
             rt = self._add(row, "pending", now_iso(), None)
         elif row.spec.enabled and not old.monitor.enabled:
@@ -135,22 +168,103 @@ class Engine:
             rt.last_at = old.last_at
         if not row.spec.enabled:
             await self._verdict.close_paused(rt)
-        if soon and row.spec.enabled and row.spec.kind != "push":
+        if soon and row.seq in self.owned and row.spec.enabled and row.spec.kind != "push":
             self.scheduler.schedule(
                 row.seq, row.spec.interval, first_in=min(2.0, row.spec.interval)
             )
+        if announce and self.core is not None:
+            self.core.announce(row.monitor.id, "upsert")
 
-    def remove(self, seq: int) -> None:
-        """Forget a monitor."""
-        self._runtimes.pop(seq)
+    def remove(self, seq: int, *, announce: bool = True) -> None:
+        """Forget a monitor (``announce``: tell the other cores)."""
+        rt = self._runtimes.pop(seq)
+        self._stop(seq)
+        if announce and rt is not None and self.core is not None:
+            self.core.announce(rt.monitor.id, "delete")
+
+    def _stop(self, seq: int) -> None:
+        self.owned.discard(seq)
         self.scheduler.remove(seq)
         self._rounds.drop(seq)
+
+    # -- several cores -------------------------------------------------------------------
+
+    async def rebalance(self) -> None:
+        """The live cores changed: stop the monitors now owned elsewhere, at once, and take
+        over the ones now owned here from their stored state."""
+        gained = []
+        for rt in list(self._runtimes.all()):
+            seq = rt.row.seq
+            wanted = self._owns(rt.row)
+            if seq in self.owned and not wanted:
+                self._stop(seq)
+            elif wanted and seq not in self.owned:
+                gained.append(rt)
+        if gained:
+            await self._take(gained)
+        log.info(
+            "cluster: %d of %d monitors owned here (%d taken over)",
+            len(self.owned),
+            len(self._runtimes),
+            len(gained),
+        )
+
+    async def _take(self, gained: list[Runtime]) -> None:
+        """Continue gained monitors from what their previous owner stored: status, open
+        incident (so no second one opens, and no second DOWN is sent) and last check."""
+        states = await self.store.states()
+        incidents = await self.store.open_incidents()
+        latest = await self._history_query.latest()
+        for taken in gained:
+            seq = taken.row.seq
+            old = self._runtimes.get(seq)
+            if old is None or seq in self.owned or not self._owns(old.row):
+                continue  # deleted, rewritten or moved again while the store was read
+            beat = latest.get(seq)
+            status, since, _ = states.get(seq, (old.machine.status, old.since, None))
+            incident = incidents.get(old.monitor.id)
+            last = _report(old.monitor.id, beat) if beat else old.last
+            self._runtimes.pop(seq)
+            rt = self._add(old.row, status, since, incident, last)
+            rt.down_notified = incident is not None
+            rt.last_at = old.last_at
+            self._resume(rt, beat.at if beat else 0.0)
+
+    async def follow(self) -> None:
+        """Apply the other cores' monitor writes until cancelled."""
+        core = self.core
+        if core is None:
+            return
+        sub = core.changes()
+        try:
+            while True:
+                event = await sub.queue.get()
+                change = core.change_of(event.data)
+                if change is not None:
+                    try:
+                        await self._apply(change.monitor_id, change.op)
+                    except Exception:  # a store hiccup: the next write of it retries
+                        log.exception("applying core %s's change of %s", change.node, change)
+        finally:
+            core.unsubscribe(sub)
+
+    async def _apply(self, monitor_id: str, op: str) -> None:
+        seq = self._runtimes.seq_of(monitor_id)
+        if op == "delete":
+            if seq is not None:
+                self.remove(seq, announce=False)
+            return
+        try:
+            row = await self.store.get(monitor_id)
+        except Problem:  # deleted since: its delete follows
+            return
+        await self.upsert(row, announce=False)
 
     # -- checks ----------------------------------------------------------------------------
 
     async def _check(self, seq: int, due: float) -> None:
         rt = self._runtimes.get(seq)
-        if rt is None:
+        if rt is None or seq not in self.owned:
             return
         if rt.row.spec.kind == "push":
             retry = await self._push_deadline(rt)
@@ -223,6 +337,12 @@ class Engine:
         rt = self._runtimes.get(seq)
         if rt is not None:
             self._retry(rt, retry)
+
+
+def _period(row: MonitorRow) -> float:
+    """Seconds between a monitor's checks (a push monitor's: how long it may stay silent)."""
+    spec = row.spec
+    return spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
 
 
 def _report(monitor_id: str, beat: Heartbeat) -> CheckReport:

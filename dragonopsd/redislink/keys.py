@@ -63,6 +63,20 @@ class Keys:
         return f"{self.prefix}:actions"
 
     @property
+    def cluster_alive(self) -> str:
+        """Sorted set: core name -> its last heartbeat (Unix seconds, Redis's clock)."""
+        return f"{self.prefix}:cluster:alive"
+
+    @property
+    def cluster_cores(self) -> str:
+        """Hash: core name -> what it says about itself (JSON: address, version, since)."""
+        return f"{self.prefix}:cluster:cores"
+
+    def lease(self, name: str) -> str:
+        """String: the core holding one singleton's lease (SET NX PX, renewed by its holder)."""
+        return f"{self.prefix}:cluster:lease:{name}"
+
+    @property
     def pattern(self) -> str:
         """Everything of this deployment (SCAN pattern; tests clean up with it)."""
         return f"{self.prefix}:*"
