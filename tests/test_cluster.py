@@ -238,6 +238,30 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
         assert f"dragonops_cluster_owned_monitors {float(owned['core-a'])}" in metrics
         assert metrics.count("dragonops_monitor_up{") == owned["core-a"]
 
+        # A push call taken by a core that does not own the monitor reaches its owner.
+        status, push = call(
+            first, token, "POST", "/api/monitors", {"name": "job", "kind": "push", "interval": 60}
+        )
+        assert status == 201, push
+        names = ["core-a", "core-b", "core-c"]
+        by_name = dict(zip(names, cores, strict=True))
+        holder = by_name[str(owner(push["id"], names))]
+        other = next(d for n, d in by_name.items() if d is not holder)
+        wait_for(
+            "the push monitor on every core",
+            lambda: all(
+                call(d, token, "GET", f"/api/monitors/{push['id']}")[0] == 200 for d in cores
+            ),
+            10,
+        )
+        status, _ = call(other, token, "GET", f"/api/push/{push['pushToken']}?status=up")
+        assert status == 200
+        wait_for(
+            "the owner recording the push",
+            lambda: call(holder, token, "GET", f"/api/monitors/{push['id']}")[1]["status"] == "up",
+            10,
+        )
+
         # Steady state: every monitor once per interval, never twice.
         time.sleep(INTERVAL + SLACK)
         start = time.time()
@@ -260,7 +284,7 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
             10,
         )
         survivors = alive(cores[1], token)
-        assert sum(survivors.values()) == MONITORS, survivors
+        assert sum(survivors.values()) == MONITORS + 1, survivors  # the push monitor too
         start = time.time()
         time.sleep(3 * INTERVAL)
         window = hits.between(start, time.time())

@@ -36,7 +36,10 @@ class MonitorChange(msgspec.Struct, rename="camel"):
 
     node: str
     monitor_id: str
-    op: str  # upsert | delete
+    op: str  # upsert | delete | push (a push call taken here for the owner) | check (run now)
+    up: bool = True  # push: what it said
+    message: str | None = None
+    ping: float | None = None
 
 
 def node_name(cfg: Config) -> str:
@@ -91,9 +94,11 @@ class Core:
         """Call listener whenever ownership may have moved (a core joined, left or died)."""
         self.membership.on_change(listener)
 
-    def announce(self, monitor_id: str, op: str) -> None:
-        """Tell the other cores a monitor was written here (they reload it from the store)."""
-        self._bus.publish(CHANGES, MonitorChange(self.node, monitor_id, op), "monitor.changed")
+    def announce(self, monitor_id: str, op: str, **push: Any) -> None:
+        """Tell the other cores a monitor was written here (they reload it from the store), or
+        hand its owner a push call or a "check now" that arrived here."""
+        change = MonitorChange(self.node, monitor_id, op, **push)
+        self._bus.publish(CHANGES, change, "monitor.changed")
 
     def changes(self) -> Subscription:
         """The monitor writes of every core (this one's too: skip those by node)."""

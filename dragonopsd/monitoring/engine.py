@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from ..clock import iso_of, now_iso
-from ..cluster.core import Core
+from ..cluster.core import Core, MonitorChange
 from ..config import Config
 from ..model.monitor import STATUS_CODES
 from ..problem import Problem
@@ -242,14 +242,24 @@ class Engine:
                 change = core.change_of(event.data)
                 if change is not None:
                     try:
-                        await self._apply(change.monitor_id, change.op)
+                        await self._apply(change)
                     except Exception:  # a store hiccup: the next write of it retries
                         log.exception("applying core %s's change of %s", change.node, change)
         finally:
             core.unsubscribe(sub)
 
-    async def _apply(self, monitor_id: str, op: str) -> None:
+    async def _apply(self, change: MonitorChange) -> None:
+        monitor_id, op = change.monitor_id, change.op
         seq = self._runtimes.seq_of(monitor_id)
+        if op in ("push", "check"):
+            rt = self._runtimes.of_id(monitor_id)
+            if rt is None or seq not in self.owned:
+                return  # not ours: the owner acts on it
+            if op == "check":
+                self.scheduler.retry(rt.row.seq, 0.0)
+            elif rt.monitor.push_token:
+                await self.push(rt.monitor.push_token, change.up, change.message, change.ping)
+            return
         if op == "delete":
             if seq is not None:
                 self.remove(seq, announce=False)
@@ -286,6 +296,10 @@ class Engine:
             return None
         if rt.row.spec.kind == "push":
             return rt.last
+        if self.core is not None and rt.row.seq not in self.owned:
+            # Another core owns it: its owner checks now; here, the last report it has.
+            self.core.announce(monitor_id, "check")
+            return rt.last
         if rt.row.spec.locations != ["local"]:
             rnd, retry = await self._rounds.check(rt, self._expire)
             self._retry(rt, retry)
@@ -300,6 +314,10 @@ class Engine:
         rt = self._runtimes.of_token(token)
         if rt is None:
             return None
+        if self.core is not None and rt.row.seq not in self.owned:
+            # Only the owner keeps the push deadline and the status: hand the call over.
+            self.core.announce(rt.monitor.id, "push", up=up, message=message, ping=ping)
+            return rt.monitor.id
         rt.last_push = asyncio.get_running_loop().time()
         context: dict[str, Any] = {"CONNECTED": up}
         result = ProbeResult(
