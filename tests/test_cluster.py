@@ -261,6 +261,14 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
             lambda: call(holder, token, "GET", f"/api/monitors/{push['id']}")[1]["status"] == "up",
             10,
         )
+        wait_for(  # and the other cores show the status their peer decided
+            "every core showing it up",
+            lambda: all(
+                call(d, token, "GET", f"/api/monitors/{push['id']}")[1]["status"] == "up"
+                for d in cores
+            ),
+            10,
+        )
 
         # Steady state: every monitor once per interval, never twice.
         time.sleep(INTERVAL + SLACK)

@@ -101,8 +101,9 @@ class Core:
         self._bus.publish(CHANGES, change, "monitor.changed")
 
     def changes(self) -> Subscription:
-        """The monitor writes of every core (this one's too: skip those by node)."""
-        return self._bus.subscribe([CHANGES], maxsize=100_000)
+        """The monitor writes of every core (this one's too: skip those by node), and every
+        monitor's status changes (the owner's, for the copies the other cores show)."""
+        return self._bus.subscribe([CHANGES, "monitors"], maxsize=100_000)
 
     def unsubscribe(self, sub: Subscription) -> None:
         """Stop receiving monitor writes."""

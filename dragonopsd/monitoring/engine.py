@@ -19,6 +19,8 @@ import logging
 import time
 from typing import Any
 
+import msgspec
+
 from ..clock import iso_of, now_iso
 from ..cluster.core import Core, MonitorChange
 from ..config import Config
@@ -32,7 +34,7 @@ from .job import ProbeOutcome
 from .multi import Rounds
 from .prober import Prober
 from .probes import ProbeResult
-from .report import CheckReport
+from .report import CheckReport, StatusEvent
 from .runtime import Runtime, Runtimes
 from .scheduler import Scheduler
 from .status import Machine
@@ -239,6 +241,9 @@ class Engine:
         try:
             while True:
                 event = await sub.queue.get()
+                if event.kind == "monitor.status":
+                    self._followed_status(event.data)
+                    continue
                 change = core.change_of(event.data)
                 if change is not None:
                     try:
@@ -247,6 +252,20 @@ class Engine:
                         log.exception("applying core %s's change of %s", change.node, change)
         finally:
             core.unsubscribe(sub)
+
+    def _followed_status(self, data: Any) -> None:
+        """Another core's monitor changed status: the board here shows it too (its owner
+        holds the status machine; this copy is only what readers of this core see)."""
+        if not isinstance(data, msgspec.Raw):
+            return  # published by this process: its runtime already has it
+        try:
+            event = msgspec.json.decode(data, type=StatusEvent)
+        except msgspec.DecodeError:
+            return
+        rt = self._runtimes.of_id(event.monitor_id)
+        if rt is not None and rt.row.seq not in self.owned:
+            rt.machine.status = event.status
+            rt.since = event.at
 
     async def _apply(self, change: MonitorChange) -> None:
         monitor_id, op = change.monitor_id, change.op
