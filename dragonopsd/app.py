@@ -179,7 +179,8 @@ def _wire_monitoring(
         on_change=[dashboard.invalidate],
     )
     prober = Prober(cfg.probes, guard, secrets=app[VAULT].value_by_name)
-    remote = RemoteProbes(app[REDIS], history)
+    core = app[CLUSTER]
+    remote = RemoteProbes(app[REDIS], history, core.node if core is not None else "")
     rounds = Rounds(runtimes=runtimes, verdict=verdict, prober=prober, remote=remote)
     engine = Engine(
         cfg,
@@ -189,9 +190,9 @@ def _wire_monitoring(
         verdict=verdict,
         rounds=rounds,
         prober=prober,
-        core=app[CLUSTER],
+        core=core,
     )
-    owned = engine.owned if app[CLUSTER] is not None else None
+    owned = engine.owned if core is not None else None
     view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)
     app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)

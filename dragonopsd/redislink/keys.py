@@ -53,6 +53,11 @@ class Keys:
         """Stream of probe results from every location, read by the core."""
         return f"{self.prefix}:results"
 
+    def results_for(self, core: str) -> str:
+        """Stream of the results of one core's jobs (several cores: each reads its own, so a
+        result reaches the core whose round waits for it). "" = the shared one."""
+        return f"{self.prefix}:results:{core}" if core else self.results
+
     def workers(self, location: str) -> str:
         """Sorted set: worker name -> last time it said it was alive (Unix seconds)."""
         return f"{self.prefix}:workers:{location}"
