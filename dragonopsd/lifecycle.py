@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .appkeys import ACTIONS, MAINTENANCE, NOTIFIER
+from .appkeys import ACTIONS, CLUSTER, MAINTENANCE, NOTIFIER
 from .auth.jwt import JwtVerifier
 from .auth.tokens import TokenAuth, bootstrap_admin
 from .bus import LocalBus, RedisBus
@@ -132,8 +132,11 @@ async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def actions_ctx(app: web.Application) -> AsyncIterator[None]:
     """Settle the actions a previous run left behind and start the workers; on the way down,
-    put whatever is running back in the queue for the next start."""
-    await app[ACTIONS].start()
+    put whatever is running back in the queue for the next start. A core joining other live
+    cores settles nothing: the actions running are theirs (the cluster has joined by now:
+    the engine starts first)."""
+    core = app[CLUSTER]
+    await app[ACTIONS].start(recover=core is None or core.alone())
     yield
     await app[ACTIONS].stop()
 

@@ -110,7 +110,7 @@ def target() -> Iterator[tuple[str, Hits]]:
         def do_GET(self) -> None:
             hits.add(self.path)
             body = b"ok"
-            self.send_response(200)
+            self.send_response(500 if self.path.startswith("/down") else 200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -146,7 +146,9 @@ def call(d: Daemon, token: str, method: str, path: str, body: Any = None) -> tup
         return err.code, json.loads(err.read() or b"null")
 
 
-def start_core(tmp_path: Path, name: str, redis_url: str, prefix: str, key: Path | None) -> Daemon:
+def start_core(
+    tmp_path: Path, name: str, redis_url: str, prefix: str, key: Path | None, actions: str = ""
+) -> Daemon:
     """A core with its own state directory and port, on the shared database and Redis."""
     state = tmp_path / name
     state.mkdir()
@@ -166,6 +168,8 @@ def start_core(tmp_path: Path, name: str, redis_url: str, prefix: str, key: Path
     ]
     if key is not None:  # every core seals and opens with the same key file
         lines += ["[secrets]", f'key_file = "{key}"']
+    if actions:
+        lines += ["[actions]", actions]
     cfg.write_text("\n".join(lines) + "\n")
     d = Daemon(state, "--config", str(cfg), port=port)
     d.wait_listening(60)
@@ -280,24 +284,56 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
         for path, times in window.items():
             assert 3 <= len(times) <= 5, (path, times)
 
-        # kill -9 one core: its monitors are checked by the others within dead_after + interval.
-        cores[2].kill()
+        # A monitor goes down: one incident. Its owner is then killed (kill -9): the other
+        # cores check its monitors within dead_after + interval, and the new owner of the
+        # down one carries on with the stored incident instead of opening a second.
+        body = {"name": "down", "kind": "http", "url": base + "/down/0", "interval": INTERVAL}
+        status, down = call(first, token, "POST", "/api/monitors", body)
+        assert status == 201, down
+        incidents = f"/api/incidents?monitorId={down['id']}"
+        wait_for("the incident", lambda: call(first, token, "GET", incidents)[1]["items"], 15)
+        victim_name = str(owner(down["id"], names))
+        victim = by_name[victim_name]
+        survivors = [d for d in cores if d is not victim]
+        victim.kill()
         killed = time.time()
         time.sleep(DEAD_AFTER + INTERVAL + SLACK)
         after = hits.between(killed, time.time())
-        assert set(after) == set(paths), sorted(set(paths) - set(after))
+        every = [*paths, "/down/0"]
+        assert set(every) <= set(after), sorted(set(every) - set(after))
         assert wait_for(
             "the killed core gone",
-            lambda: set(alive(first, token)) == {"core-a", "core-b"},
+            lambda: set(alive(survivors[0], token)) == set(names) - {victim_name},
             10,
         )
-        survivors = alive(cores[1], token)
-        assert sum(survivors.values()) == MONITORS + 1, survivors  # the push monitor too
+        left = alive(survivors[1], token)
+        assert sum(left.values()) == MONITORS + 2, left  # the push and the down one too
         start = time.time()
         time.sleep(3 * INTERVAL)
         window = hits.between(start, time.time())
-        assert set(window) == set(paths)
+        assert set(every) <= set(window)
         assert not no_doubles(window)
+        status, found = call(survivors[0], token, "GET", incidents)
+        assert [i["closedAt"] for i in found["items"]] == [None], found  # one, still open
+
+        # The killed core restarts under its name: it rejoins and takes its share back.
+        config = tmp_path / f"{victim_name}.toml"
+        back = Daemon(victim.state_dir, "--config", str(config), port=victim.port)
+        cores.append(back)
+        back.wait_listening(60)
+        wait_for(
+            "the restarted core rejoining",
+            lambda: (o := alive(back, token)) and len(o) == 3 and sum(o.values()) == MONITORS + 2,
+            30,
+        )
+        time.sleep(INTERVAL + SLACK)
+        start = time.time()
+        time.sleep(3 * INTERVAL)
+        window = hits.between(start, time.time())
+        assert set(every) <= set(window)
+        assert not no_doubles(window)
+        status, found = call(back, token, "GET", incidents)
+        assert [i["closedAt"] for i in found["items"]] == [None], found
     finally:
         for d in cores:
             d.kill()
@@ -347,3 +383,55 @@ def test_a_core_cut_off_from_redis_stops_scheduling_and_comes_back(
         for d in cores:
             d.kill()
         server.stop()
+
+
+def test_a_joining_core_leaves_the_running_actions_of_live_cores_alone(
+    tmp_path: Path, redis_prefix: str
+) -> None:
+    """A core settles "interrupted" actions at start only when it is alone: an action still
+    running on a live core must not be marked failed by a core that joins."""
+    first = start_core(tmp_path, "core-a", SHARED_URL, redis_prefix, None, "duration_seconds = 60")
+    cores = [first]
+    token = first.token
+    try:
+        ids: dict[str, str] = {}
+        parent: dict[str, str] = {}
+        for path, body in (
+            ("/api/clients", {"name": "Acme"}),
+            ("/api/projects", {"name": "Portal"}),
+            ("/api/environments", {"name": "Prod"}),
+            ("/api/servers", {"name": "web-1", "type": "web", "privateIp": "10.0.0.5"}),
+        ):
+            status, made = call(first, token, "POST", path, body | parent)
+            assert status == 201, made
+            ids[path] = made["id"]
+            key = {"/api/clients": "clientId", "/api/projects": "projectId"}.get(path)
+            parent = {key or "environmentId": made["id"]}
+        server = ids["/api/servers"]
+        status, action = call(
+            first, token, "POST", f"/api/servers/{server}/actions", {"action": "restart"}
+        )
+        assert status == 202, action
+        wait_for(
+            "the action running",
+            lambda: (
+                call(first, token, "GET", f"/api/actions/{action['id']}")[1]["state"] == "running"
+            ),
+            10,
+        )
+        cores.append(
+            start_core(
+                tmp_path,
+                "core-b",
+                SHARED_URL,
+                redis_prefix,
+                first.state_dir / "secrets.key",
+                "duration_seconds = 60",
+            )
+        )
+        cores[1].wait_log("running actions are left to them", timeout=30)
+        status, now = call(cores[1], token, "GET", f"/api/actions/{action['id']}")
+        assert now["state"] == "running", now
+    finally:
+        for d in cores:
+            d.kill()

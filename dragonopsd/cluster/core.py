@@ -69,12 +69,13 @@ class Core:
             version=version,
             dead_after=cfg.cluster.dead_after,
         )
-        alone = self._alone
+        alone = self.alone
         self._leases = {
             name: Lease(link, name, self.node, cfg.cluster.dead_after, alone) for name in SINGLETONS
         }
 
-    def _alone(self) -> bool:
+    def alone(self) -> bool:
+        """Whether this core is the only live one it knows of."""
         return self.membership.active() == (self.node,)
 
     @property
