@@ -201,10 +201,14 @@ def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
             await monitors.sync_config(cfg.monitors)
             await core.release("config-sync")
         log.info("probe engine: %d monitors owned by core %s", len(engine.owned), core.node)
+        peers = engine.peers
+        if peers is None:  # the engine builds them with its core
+            raise RuntimeError("an engine with a core has peers")
         async for _ in task_ctx(core.run, recancel=True)(app):
-            async for _ in task_ctx(engine.follow)(app):
-                async for _ in task_ctx(engine.scheduler.run)(app):
-                    yield
+            async for _ in task_ctx(peers.follow)(app):
+                async for _ in task_ctx(peers.reconcile_forever)(app):
+                    async for _ in task_ctx(engine.scheduler.run)(app):
+                        yield
         await engine.stop()
 
     return ctx

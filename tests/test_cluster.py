@@ -16,13 +16,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from conftest import Client
 from daemon import Daemon
 from redis_helpers import SHARED_URL, PrivateRedis, free_port
 
+from dragonopsd.appkeys import CLUSTER
+from dragonopsd.appkeys import MONITORS as MONITOR_SERVICE
 from dragonopsd.cluster.lease import Lease
 from dragonopsd.cluster.rendezvous import owner, shares
 from dragonopsd.config import RedisConfig
+from dragonopsd.model.monitor import MonitorSpec
 from dragonopsd.redislink.client import RedisLink
 
 INTERVAL = 2.0  # s, every monitor
@@ -78,6 +83,50 @@ async def test_a_lease_has_one_holder_and_passes_on_when_it_lapses(redis_prefix:
         await first.release()
     finally:
         await link.close()
+
+
+# -- one core in process (real SQLite and Redis) ------------------------------------------
+
+
+async def test_a_lone_core_owns_everything_and_reconciles_with_the_store(
+    make_client: Any, redis_prefix: str
+) -> None:
+    """One core with Redis: it owns every monitor, /api/cluster lists it, and a monitor
+    written to the store without an event reaching this core (a lost bus event) is picked
+    up by the reconcile."""
+    client: Client = await make_client(
+        redis={"url": SHARED_URL, "prefix": redis_prefix}, cluster={"node": "solo"}
+    )
+    spec = {"name": "a", "kind": "tcp", "host": "127.0.0.1", "port": 9, "interval": 60}
+    resp = await client.post("/api/monitors", json=spec)
+    assert resp.status == 201, await resp.text()
+    resp = await client.get("/api/cluster")
+    body = await resp.json()
+    assert body["self"] == "solo"
+    assert [(m["node"], m["status"], m["ownedMonitors"]) for m in body["items"]] == [
+        ("solo", "alive", 1)
+    ]
+    engine = client.app[MONITOR_SERVICE].engine
+    assert engine.peers is not None
+    assert client.app[CLUSTER] is not None
+    written = await engine.store.create(
+        msgspec.convert(spec | {"name": "b", "port": 10}, MonitorSpec)
+    )
+    assert engine.runtime(written.monitor.id) is None  # nobody told the engine
+    assert await engine.peers.reconcile() == 1
+    assert engine.runtime(written.monitor.id) is not None
+    assert written.seq in engine.owned
+    assert await engine.peers.reconcile() == 0
+    resp = await client.get("/readyz")
+    assert (await resp.json())["checks"]["cluster"].startswith("ok (1 live core(s)")
+
+
+async def test_without_redis_the_cluster_is_this_process(make_client: Any) -> None:
+    client: Client = await make_client()
+    body = await (await client.get("/api/cluster")).json()
+    assert [(m["status"], m["ownedMonitors"]) for m in body["items"]] == [("alive", 0)]
+    assert body["self"] == body["items"][0]["node"]
+    assert "cluster" not in (await (await client.get("/readyz")).json())["checks"]
 
 
 # -- real processes --------------------------------------------------------------------------

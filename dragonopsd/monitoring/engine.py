@@ -9,7 +9,7 @@ With several cores (cluster/), every core keeps every monitor's runtime (the API
 but schedules only those its core owns. When ownership moves, a lost monitor stops at once and
 a gained one is reloaded from the store (status, open incident, last check) and checked when
 its previous owner would have checked it next. Writes made here are announced to the other
-cores, and theirs are applied here (``follow``).
+cores, and theirs are applied here (peers.py).
 """
 
 from __future__ import annotations
@@ -19,22 +19,20 @@ import logging
 import time
 from typing import Any
 
-import msgspec
-
 from ..clock import iso_of, now_iso
-from ..cluster.core import Core, MonitorChange
+from ..cluster.core import Core
 from ..config import Config
 from ..model.monitor import STATUS_CODES
-from ..problem import Problem
 from ..store.history import Heartbeat
 from ..store.monitors import Incident, MonitorRow, MonitorStore
 from ..store.protocols import HistoryReader
 from .conditions import DEFAULTS, parse_all
 from .job import ProbeOutcome
 from .multi import Rounds
+from .peers import Peers
 from .prober import Prober
 from .probes import ProbeResult
-from .report import CheckReport, StatusEvent
+from .report import CheckReport
 from .runtime import Runtime, Runtimes
 from .scheduler import Scheduler
 from .status import Machine
@@ -72,6 +70,8 @@ class Engine:
         self.scheduler = Scheduler(self._check, cfg.probes.concurrency)
         self._expiring: set[asyncio.Task[None]] = set()
         self.started = now_iso()  # reset when the engine starts (/api/cluster's "since")
+        # The other cores' monitor writes, push calls and status changes (several cores).
+        self.peers = Peers(self, core) if core is not None else None
         if core is not None:
             core.on_change(self.rebalance)
 
@@ -184,6 +184,14 @@ class Engine:
         if announce and rt is not None and self.core is not None:
             self.core.announce(rt.monitor.id, "delete")
 
+    def runtime(self, monitor_id: str) -> Runtime | None:
+        """A monitor's runtime by id."""
+        return self._runtimes.of_id(monitor_id)
+
+    def seqs(self) -> list[int]:
+        """Every loaded monitor's seq (a copy)."""
+        return [rt.row.seq for rt in self._runtimes.all()]
+
     def _stop(self, seq: int) -> None:
         self.owned.discard(seq)
         self.scheduler.remove(seq)
@@ -231,63 +239,6 @@ class Engine:
             rt.down_notified = incident is not None
             rt.last_at = old.last_at
             self._resume(rt, beat.at if beat else 0.0)
-
-    async def follow(self) -> None:
-        """Apply the other cores' monitor writes until cancelled."""
-        core = self.core
-        if core is None:
-            return
-        sub = core.changes()
-        try:
-            while True:
-                event = await sub.queue.get()
-                if event.kind == "monitor.status":
-                    self._followed_status(event.data)
-                    continue
-                change = core.change_of(event.data)
-                if change is not None:
-                    try:
-                        await self._apply(change)
-                    except Exception:  # a store hiccup: the next write of it retries
-                        log.exception("applying core %s's change of %s", change.node, change)
-        finally:
-            core.unsubscribe(sub)
-
-    def _followed_status(self, data: Any) -> None:
-        """Another core's monitor changed status: the board here shows it too (its owner
-        holds the status machine; this copy is only what readers of this core see)."""
-        if not isinstance(data, msgspec.Raw):
-            return  # published by this process: its runtime already has it
-        try:
-            event = msgspec.json.decode(data, type=StatusEvent)
-        except msgspec.DecodeError:
-            return
-        rt = self._runtimes.of_id(event.monitor_id)
-        if rt is not None and rt.row.seq not in self.owned:
-            rt.machine.status = event.status
-            rt.since = event.at
-
-    async def _apply(self, change: MonitorChange) -> None:
-        monitor_id, op = change.monitor_id, change.op
-        seq = self._runtimes.seq_of(monitor_id)
-        if op in ("push", "check"):
-            rt = self._runtimes.of_id(monitor_id)
-            if rt is None or seq not in self.owned:
-                return  # not ours: the owner acts on it
-            if op == "check":
-                self.scheduler.retry(rt.row.seq, 0.0)
-            elif rt.monitor.push_token:
-                await self.push(rt.monitor.push_token, change.up, change.message, change.ping)
-            return
-        if op == "delete":
-            if seq is not None:
-                self.remove(seq, announce=False)
-            return
-        try:
-            row = await self.store.get(monitor_id)
-        except Problem:  # deleted since: its delete follows
-            return
-        await self.upsert(row, announce=False)
 
     # -- checks ----------------------------------------------------------------------------
 
