@@ -344,6 +344,12 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
         victim_name = str(owner(down["id"], names))
         victim = by_name[victim_name]
         survivors = [d for d in cores if d is not victim]
+        # Each singleton runs on exactly one core, under its lease.
+        singletons = ("history-maintenance", "sample-maintenance", "sampling")
+        for job in singletons:
+            held = [d for d in cores if f"lease {job} taken" in d.log]
+            assert len(held) == 1, (job, [d.state_dir.name for d in held])
+        orphaned = [job for job in singletons if f"lease {job} taken" in victim.log]
         victim.kill()
         killed = time.time()
         time.sleep(DEAD_AFTER + INTERVAL + SLACK)
@@ -364,6 +370,8 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
         assert not no_doubles(window)
         status, found = call(survivors[0], token, "GET", incidents)
         assert [i["closedAt"] for i in found["items"]] == [None], found  # one, still open
+        for job in orphaned:  # the dead holder's leases lapsed and were taken over
+            assert any(f"lease {job} taken" in d.log for d in survivors), job
 
         # The killed core restarts under its name: it rejoins and takes its share back.
         config = tmp_path / f"{victim_name}.toml"
