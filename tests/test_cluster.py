@@ -25,6 +25,7 @@ from redis_helpers import SHARED_URL, PrivateRedis, free_port
 from dragonopsd.appkeys import CLUSTER
 from dragonopsd.appkeys import MONITORS as MONITOR_SERVICE
 from dragonopsd.cluster.lease import Lease
+from dragonopsd.cluster.membership import Membership
 from dragonopsd.cluster.rendezvous import owner, shares
 from dragonopsd.config import RedisConfig
 from dragonopsd.model.monitor import MonitorSpec
@@ -492,3 +493,26 @@ def test_a_joining_core_leaves_the_running_actions_of_live_cores_alone(
     finally:
         for d in cores:
             d.kill()
+
+
+async def test_two_processes_under_one_name_are_told(redis_prefix: str) -> None:
+    """A second process heartbeating under a core's name (a copied config) is reported: both
+    would own that name's share. A restart (the first heartbeat of a new process) is not."""
+    cfg = RedisConfig(url=SHARED_URL, prefix=redis_prefix)
+    links = [RedisLink(cfg), RedisLink(cfg)]
+    for link in links:
+        await link.ping()
+    try:
+        one, two = (
+            Membership(link, node="same", address="", version="1", dead_after=3.0) for link in links
+        )
+        await one.beat()
+        await two.beat()  # its first: could be a restart of "same"
+        assert one.name_clashes == two.name_clashes == 0
+        await one.beat()  # "two" wrote under its name since its last heartbeat
+        await two.beat()
+        assert one.name_clashes == 1 and two.name_clashes == 1
+        assert one.live == ("same",)
+    finally:
+        for link in links:
+            await link.close()

@@ -67,8 +67,10 @@ class Membership:
         self.live: tuple[str, ...] = ()  # sorted, as of the last heartbeat that got through
         self.isolated = False
         self._last_ok: float | None = None  # monotonic time of that heartbeat
+        self._first = True
         self._listeners: list[Listener] = []
         self._active = self.active()
+        self.name_clashes = 0  # heartbeats that found another process's under this name
 
     def on_change(self, listener: Listener) -> None:
         """Call listener (awaited, in order) whenever the active cores change."""
@@ -90,6 +92,7 @@ class Membership:
         try:
             now = link.now()
             async with link.client.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.cluster_cores, self.node)  # who wrote under this name last
                 pipe.zadd(keys.cluster_alive, {self.node: now})
                 pipe.hset(keys.cluster_cores, self.node, self._encoded)
                 pipe.zrangebyscore(keys.cluster_alive, now - self.dead_after, "+inf")
@@ -100,7 +103,8 @@ class Membership:
             self._silent()
         else:
             self._last_ok = time.monotonic()
-            live = tuple(sorted(n.decode() if isinstance(n, bytes) else n for n in replies[2]))
+            self._check_name(replies[0])
+            live = tuple(sorted(n.decode() if isinstance(n, bytes) else n for n in replies[3]))
             if self.isolated:
                 log.warning("cluster: redis answers again; core %s rejoins", self.node)
             self.isolated = False
@@ -108,6 +112,26 @@ class Membership:
                 log.info("cluster: live cores %s", ", ".join(live) or "none")
             self.live = live
         await self._tell()
+
+    def _check_name(self, previous: bytes | None) -> None:
+        """Two processes under one name would both own that name's share (double checks).
+        At the first heartbeat another instance's entry is this core's predecessor (a
+        restart); after it, another process wrote under this name since the last one."""
+        if previous is None or self._first:
+            self._first = False
+            return
+        try:
+            instance = msgspec.json.decode(previous, type=CoreInfo).instance
+        except msgspec.DecodeError:
+            return
+        if instance != self.info.instance:
+            self.name_clashes += 1
+            if self.name_clashes == 1 or self.name_clashes % 100 == 0:
+                log.error(
+                    "cluster: another process heartbeats as core %s: give each core its own "
+                    "[cluster] node (both check the same monitors meanwhile)",
+                    self.node,
+                )
 
     def _silent(self) -> None:
         """A heartbeat failed: isolated once the last one that got through is dead_after old,
