@@ -1,25 +1,26 @@
-"""The app factory: the one place where services are built, wired together and started."""
+"""The app factory: the one place where services are built, wired together and started.
+
+build_app reads top to bottom in dependency order: connections, secrets, inventory, auth,
+monitoring, websockets, actions and sampling, assistant, metrics, reload, HTTP (surface.py).
+Every collaborator goes into a constructor (nothing is set on a service once built), and the
+start order is one list at the end, each entry a lifecycle.py factory.
+"""
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import AsyncIterator, Callable
-from importlib import resources
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
+from prometheus_client.registry import Collector
 
-from . import __version__, demo, lifecycle
+from . import __version__, lifecycle, snapshots, surface
 from .actions.queue import RedisQueue
 from .actions.service import ActionService
-from .api import bundle, openapi, routes
-from .api.bundle import WEB_BUNDLE
-from .api.codec import encode
-from .api.forwarded import PROXIES, Proxies
-from .api.front import FRONT, Front
 from .api.metrics import listener_ctx as metrics_listener_ctx
-from .api.route import ROUTE_INDEX
 from .appkeys import (
     ACTIONS,
     ASSISTANT,
@@ -32,7 +33,6 @@ from .appkeys import (
     CONFIG,
     DASHBOARD,
     DATABASE,
-    DOCS_ASSETS,
     ENGINE_VIEW,
     HISTORY_QUERY,
     HISTORY_WRITER,
@@ -43,14 +43,12 @@ from .appkeys import (
     METRICS,
     MONITORS,
     NOTIFIER,
-    OPENAPI,
     REDIS,
     RESTART_REQUIRED,
     SAMPLER,
     SETTINGS,
     STATUS_PAGES,
     VAULT,
-    DocsAssets,
 )
 from .assistant.credentials import secret_value
 from .assistant.service import AssistantService
@@ -58,7 +56,7 @@ from .auth.authenticator import Authenticator
 from .auth.jwt import JwtVerifier
 from .auth.limiter import FailureLimiter
 from .auth.tokens import TokenAuth
-from .bus import Bus, LocalBus, RedisBus
+from .bus import LocalBus, RedisBus
 from .cache import Cache, MemoryCache, RedisCache
 from .cluster.core import Core
 from .config import Config
@@ -66,9 +64,8 @@ from .dashboard import DashboardService
 from .inventory.index import InventoryIndex
 from .inventory.service import InventoryService
 from .live.caps import SocketCaps
-from .live.hub import Hub, Item
+from .live.hub import Hub
 from .live.redis_state import StateMirror
-from .live.topics import topic_id
 from .metrics.assistant import AssistantCollector
 from .metrics.cluster import ClusterCollector
 from .metrics.exporter import Exporter
@@ -85,11 +82,11 @@ from .monitoring.service import MonitorService
 from .monitoring.statuspage import StatusPages
 from .monitoring.topology import Topology
 from .monitoring.verdict import Verdict
-from .monitoring.views import EngineView
+from .monitoring.views import EngineView, status_counts
 from .netguard import AddressGuard, AddressSet
 from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
-from .reload import RELOADER, Reloader
+from .reload import RELOADER, Reloader, sighup_ctx
 from .sampling.sampler import Sampler
 from .secrets.crypto import KEYS_ENV
 from .secrets.vault import VaultService
@@ -106,68 +103,95 @@ from .store.samples import SampleQuery, SampleWriter
 from .store.settings import SettingsStore
 from .store.tokens import TokenStore
 from .store.vault import VaultStore
+from .systemd import Notifier
 
-log = logging.getLogger("dragonopsd")
+
+@dataclass(frozen=True)
+class _Auth:
+    """What the auth builder made that others start or reconfigure."""
+
+    tokens: TokenAuth
+    jwt: JwtVerifier
+    authenticator: Authenticator
+    limiter: FailureLimiter
+    audit: AuditStore
 
 
-def _docs_assets() -> DocsAssets:
-    web_dir = resources.files("dragonopsd.web")
-    return DocsAssets(
-        html=web_dir.joinpath("docs.html").read_bytes(),
-        css=web_dir.joinpath("docs.css").read_bytes(),
-        js=web_dir.joinpath("docs.js").read_bytes(),
+@dataclass(frozen=True)
+class _Monitoring:
+    """What the monitoring builder made that others read, start or reconfigure."""
+
+    maintenance: MaintenanceService
+    notifier: Dispatcher
+    history: HistoryWriter
+    store: MonitorStore
+    engine: Engine
+    remote: RemoteProbes
+    view: EngineView
+    monitors: MonitorService
+    status_pages: StatusPages
+
+
+def _database(cfg: Config) -> Database:
+    return Database(
+        cfg.resolve(cfg.storage.path),
+        synchronous=cfg.storage.synchronous,
+        busy_timeout_ms=cfg.storage.busy_timeout_ms,
+        readers=cfg.storage.readers,
     )
 
 
-def _wire_inventory(
-    app: web.Application, db: Database, cache: Cache, bus: LocalBus
-) -> tuple[InventoryService, InventoryIndex]:
-    """The inventory service (its writes drop the dashboard's cached counts) and the index
-    its readers look the hierarchy up in (started in build_app, once the database is open)."""
+def _inventory(
+    app: web.Application, db: Database, cache: Cache, bus: LocalBus, runtimes: Runtimes
+) -> tuple[InventoryService, DashboardService]:
+    """The inventory service and the dashboard's cached counts, which its writes drop."""
     store = InventoryStore(db)
-    dashboard = app[DASHBOARD] = DashboardService(store, cache, monitor_counts=_monitor_counts(app))
+    dashboard = app[DASHBOARD] = DashboardService(
+        store, cache, monitor_counts=partial(status_counts, runtimes)
+    )
 
     async def invalidate_stats(_: InventoryChanged) -> None:
         await dashboard.invalidate()
 
     inventory = app[INVENTORY] = InventoryService(store, bus, hooks=[invalidate_stats])
-    index = app[INVENTORY_INDEX] = InventoryIndex(db, bus)
-    return inventory, index
+    return inventory, dashboard
 
 
-def _wire_auth(app: web.Application, cfg: Config, db: Database) -> JwtVerifier:
-    """Tokens, JWTs, failure limiting, audit log and settings; returns the JWT verifier."""
+def _auth(app: web.Application, cfg: Config, db: Database) -> _Auth:
+    """Tokens, JWTs, failure limiting, audit log and settings."""
     token_store = TokenStore(db)
     tokens = TokenAuth(token_store)
     jwt = JwtVerifier(cfg.auth)
+    authenticator = app[AUTHENTICATOR] = Authenticator(cfg.auth, tokens, jwt, token_store)
+    limiter = app[AUTH_LIMITER] = FailureLimiter(cfg.auth.failure_limit, cfg.auth.failure_window)
     audit = AuditStore(db)
-    app[AUTHENTICATOR] = Authenticator(cfg.auth, tokens, jwt, token_store)
-    app[AUTH_LIMITER] = FailureLimiter(cfg.auth.failure_limit, cfg.auth.failure_window)
     app[AUDIT] = audit
     app[SETTINGS] = SettingsStore(db)
-    app.cleanup_ctx.append(lifecycle.auth_ctx(cfg, tokens, jwt))
-    app.cleanup_ctx.append(lifecycle.audit_retention_ctx(audit, cfg.audit.retention_days))
-    return jwt
+    return _Auth(tokens, jwt, authenticator, limiter, audit)
 
 
-def _wire_monitoring(
+def _monitoring(
     app: web.Application,
     cfg: Config,
     db: Database,
     bus: LocalBus,
-    config_path: Path | None,
     *,
+    link: RedisLink | None,
+    config_path: Path | None,
     guard: AddressGuard,
+    vault: VaultService,
     index: InventoryIndex,
-) -> None:
-    """Maintenance, notifications, history and the probe engine, in start order."""
+    runtimes: Runtimes,
+    dashboard: DashboardService,
+    core: Core | None,
+) -> _Monitoring:
+    """Maintenance, notifications, history and the probe engine with its one verdict path."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db, keys=app[VAULT]), guard=guard)
-    history = app[HISTORY_WRITER] = HistoryWriter(db, cfg.history)
+    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db, keys=vault), guard=guard)
+    history = HistoryWriter(db, cfg.history)
+    app[HISTORY_WRITER] = history
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
     store = MonitorStore(db)
-    dashboard = app[DASHBOARD]
-    runtimes = Runtimes()
     verdict = Verdict(
         store=store,
         history=history,
@@ -175,12 +199,11 @@ def _wire_monitoring(
         notifier=notifier,
         bus=bus,
         runtimes=runtimes,
-        topology=Topology(app[INVENTORY_INDEX]),
+        topology=Topology(index),
         on_change=[dashboard.invalidate],
     )
-    prober = Prober(cfg.probes, guard, secrets=app[VAULT].value_by_name)
-    core = app[CLUSTER]
-    remote = RemoteProbes(app[REDIS], history, core.node if core is not None else "")
+    prober = Prober(cfg.probes, guard, secrets=vault.value_by_name)
+    remote = RemoteProbes(link, history, core.node if core is not None else "")
     rounds = Rounds(runtimes=runtimes, verdict=verdict, prober=prober, remote=remote)
     engine = Engine(
         cfg,
@@ -192,196 +215,93 @@ def _wire_monitoring(
         prober=prober,
         core=core,
     )
+    # With several cores the metrics export the monitors this core owns, and only those.
     owned = engine.owned if core is not None else None
     view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)
-    app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
-    app.cleanup_ctx.append(lifecycle.maintenance_ctx)
-    app.cleanup_ctx.append(lifecycle.notifier_ctx)
-    app.cleanup_ctx.append(lifecycle.history_ctx(history, app[CLUSTER]))
-    app.cleanup_ctx.append(lifecycle.engine_ctx(cfg, monitors))
-    app.cleanup_ctx.append(
-        lifecycle.task_ctx(lambda: remote.consume(engine.remote_result), recancel=True)
-    )
+    pages = app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
+    return _Monitoring(maintenance, notifier, history, store, engine, remote, view, monitors, pages)
 
 
-def _wire_live(app: web.Application, bus: LocalBus) -> None:
-    """The websocket hub and the snapshots of the topics whose state lives here (sampling
-    and actions register theirs the same way: live/hub.py's docstring)."""
-    server = app[CONFIG].server
+def _hub(cfg: Config, bus: LocalBus) -> Hub:
+    """The websocket hub, with the per-principal and per-address socket caps."""
+    server = cfg.server
     caps = SocketCaps(
         server.max_websockets_per_principal,
         server.max_websockets_per_address,
         AddressSet(server.per_address_exempt),
     )
-    hub = app[HUB] = Hub(bus, caps)
-    view = app[ENGINE_VIEW]
-    store = app[MONITORS].store
-
-    async def all_monitors(topic: str) -> list[Item]:
-        return [(topic, "monitor.state", s) for s in view.states()]
-
-    async def one_monitor(topic: str) -> list[Item]:
-        state = view.state(topic_id(topic) or "")
-        return [] if state is None else [(topic, "monitor.state", state)]
-
-    async def open_incidents(topic: str) -> list[Item]:
-        rows = await store.incidents(
-            monitor_id=None, state="open", since=None, before=None, limit=1000
-        )
-        return [(topic, "incident.open", i) for i in rows]
-
-    async def nothing(topic: str) -> list[Item]:
-        return []  # inventory has no "latest state": clients read it over REST
-
-    hub.register_snapshot("monitors", all_monitors)
-    hub.register_snapshot("monitors.{id}", one_monitor)
-    hub.register_snapshot("incidents", open_incidents)
-    hub.register_snapshot("inventory", nothing)
-
-    async def going_away(app: web.Application) -> None:
-        await hub.close_all()  # before aiohttp waits (shutdown_timeout) for open handlers
-
-    app.on_shutdown.append(going_away)
-    app.cleanup_ctx.append(lifecycle.hub_ctx(hub))
-    link = app[REDIS]
-    if link is not None:  # other processes read the latest state from Redis
-        mirror = StateMirror(
-            bus,
-            link,
-            monitors=view.ids,
-            servers=lambda: [s.server_id for s in app[SAMPLER].all_latest()],
-        )
-        app.cleanup_ctx.append(lifecycle.task_ctx(mirror.run, recancel=True))
+    return Hub(bus, caps)
 
 
-def _wire_sampling(
-    app: web.Application,
-    cfg: Config,
-    db: Database,
-    bus: LocalBus,
-    inventory: InventoryService,
-    *,
-    index: InventoryIndex,
-) -> None:
-    """The sampler with its history writer, and its websocket snapshot (after the hub)."""
-    writer = SampleWriter(db, cfg.sampling, cfg.history)
-    sampler = app[SAMPLER] = Sampler(
-        cfg.sampling,
-        db,
-        bus,
-        inventory=inventory,
-        index=index,
-        writer=writer,
-        query=SampleQuery(db),
-    )
-
-    async def metrics_snapshot(topic: str) -> list[Item]:
-        wanted = topic_id(topic)  # None for servers.*.metrics
-        one = sampler.latest(wanted) if wanted else None
-        samples = sampler.all_latest() if wanted is None else [one] if one else []
-        return [(f"servers.{s.server_id}.metrics", "server.metrics", s) for s in samples]
-
-    app[HUB].register_snapshot("servers.*.metrics", metrics_snapshot)
-    app[HUB].register_snapshot("servers.{id}.metrics", metrics_snapshot)
-    app.cleanup_ctx.append(lifecycle.sampling_ctx(sampler, app[CLUSTER]))
-
-
-def _wire_actions(
-    app: web.Application, db: Database, bus: LocalBus, inventory: InventoryService
-) -> None:
-    """Server actions, and their websocket snapshot: the ones queued or running (after the hub)."""
-    link = app[REDIS]
-    queue = RedisQueue(link) if link is not None else None
-    actions = app[ACTIONS] = ActionService(
-        ActionStore(db), inventory, bus, app[CONFIG].actions, queue=queue
-    )
-
-    async def pending_actions(topic: str) -> list[Item]:
-        return [(topic, "action.updated", e) for e in await actions.pending()]
-
-    app[HUB].register_snapshot("actions", pending_actions)
-    app.cleanup_ctx.append(lifecycle.actions_ctx)
-
-
-def _wire_metrics(app: web.Application, cfg: Config, bus: Bus, index: InventoryIndex) -> None:
-    """Prometheus: collectors over the services built above, labelled from the inventory
-    index, and the optional listener of its own (started last, stopped first)."""
-    link = app[REDIS]
-    exporter = app[METRICS] = Exporter(
-        view=app[ENGINE_VIEW],
-        scheduler=app[MONITORS].engine.scheduler,
-        history=app[HISTORY_WRITER],
-        sampler=app[SAMPLER],
-        hub=app[HUB],
-        notifier=app[NOTIFIER],
-        labels=InventoryLabels(index),
-        version=__version__,
-        token=cfg.metrics.token,
-        redis_up=(lambda: link.up) if link is not None else None,
-    )
-    exporter.add(AssistantCollector(app[ASSISTANT].usage))
-    if link is not None:
-        redis_bus = bus if isinstance(bus, RedisBus) else None
-        exporter.add(RedisCollector(link, redis_bus, app[MONITORS].engine.remote))
-    core = app[CLUSTER]
-    if core is not None:
-        exporter.add(ClusterCollector(core, app[ENGINE_VIEW]))
-    app.cleanup_ctx.append(metrics_listener_ctx(cfg.metrics))
-
-
-def _wire_assistant(app: web.Application, cfg: Config, inventory: InventoryService) -> None:
-    """The assistant; with [ai] provider = "openai" its one model client opens at start and
-    closes at shutdown. The API key secret is read per call, so a rotated key is used at once."""
-    vault = app[VAULT]
+def _assistant(cfg: Config, vault: VaultService, inventory: InventoryService) -> AssistantService:
+    """The assistant. The API key secret is read per call, so a rotated key is used at once."""
     name = cfg.ai.api_key_secret
 
     async def secret_key() -> str:
         return await secret_value(vault, name)
 
-    assistant = app[ASSISTANT] = AssistantService(cfg.ai, inventory, secret_key if name else None)
-
-    async def assistant_ctx(app: web.Application) -> AsyncIterator[None]:
-        await assistant.start()
-        yield
-        await assistant.close()
-
-    app.cleanup_ctx.append(assistant_ctx)
+    return AssistantService(cfg.ai, inventory, secret_key if name else None)
 
 
-def _monitor_counts(app: web.Application) -> Callable[[], dict[str, int]]:
-    """The engine view's counts, read at call time: the view is built later from the same app,
-    so the dashboard is whole when built and nothing is patched onto it."""
-
-    def counts() -> dict[str, int]:
-        return app[ENGINE_VIEW].counts()
-
-    return counts
+def _exporter(
+    cfg: Config,
+    link: RedisLink | None,
+    bus: LocalBus,
+    mon: _Monitoring,
+    *,
+    index: InventoryIndex,
+    sampler: Sampler,
+    hub: Hub,
+    assistant: AssistantService,
+    core: Core | None,
+) -> Exporter:
+    """Prometheus: collectors over the services built before it, labelled from the index."""
+    collectors: list[Collector] = [AssistantCollector(assistant.usage)]
+    if link is not None:
+        redis_bus = bus if isinstance(bus, RedisBus) else None
+        collectors.append(RedisCollector(link, redis_bus, mon.remote))
+    if core is not None:
+        collectors.append(ClusterCollector(core, mon.view))
+    return Exporter(
+        view=mon.view,
+        scheduler=mon.engine.scheduler,
+        history=mon.history,
+        sampler=sampler,
+        hub=hub,
+        notifier=mon.notifier,
+        labels=InventoryLabels(index),
+        version=__version__,
+        token=cfg.metrics.token,
+        redis_up=(lambda: link.up) if link is not None else None,
+        collectors=collectors,
+    )
 
 
 def build_app(
-    cfg: Config, *, demo_data: bool = False, config_path: Path | None = None
+    cfg: Config,
+    *,
+    demo_data: bool = False,
+    config_path: Path | None = None,
+    reread: Callable[[], Config] | None = None,
+    notifier: Notifier | None = None,
 ) -> web.Application:
-    """Build the application for cfg; nothing touches disk or network until it starts."""
+    """Build the application for cfg; nothing touches disk or network until it starts.
+
+    reread: how SIGHUP gets the config again (`dragonopsd serve` passes one; without it no
+    signal handler is installed, as in tests); notifier tells systemd about reloads.
+    """
     # No middlewares: every handler is wrapped in the request front at registration.
     app = web.Application(client_max_size=cfg.server.max_body_bytes)
-    db = Database(
-        cfg.resolve(cfg.storage.path),
-        synchronous=cfg.storage.synchronous,
-        busy_timeout_ms=cfg.storage.busy_timeout_ms,
-        readers=cfg.storage.readers,
-    )
-    link = RedisLink(cfg.redis) if cfg.redis.url else None
-    cache: Cache = RedisCache(link) if link else MemoryCache()
-    bus = RedisBus(link) if link else LocalBus()
-    app[REDIS] = link
-    # With Redis, this process is a core of a deployment (one core alone owns everything).
-    app[CLUSTER] = Core(link, bus, cfg, __version__) if link else None
-    inventory, index = _wire_inventory(app, db, cache, bus)
     app[CONFIG] = cfg
+    db = _database(cfg)
     app[DATABASE] = db
-    app[CACHE] = cache
-    app[BUS] = bus
+    link = app[REDIS] = RedisLink(cfg.redis) if cfg.redis.url else None
+    # With Redis the cache and the bus live there, shared by every process; else in memory.
+    cache = app[CACHE] = RedisCache(link) if link else MemoryCache()
+    bus = app[BUS] = RedisBus(link) if link else LocalBus()
+    # With Redis this process is a core of a deployment (a core alone owns everything).
+    core = app[CLUSTER] = Core(link, bus, cfg, __version__) if link else None
     vault = app[VAULT] = VaultService(
         VaultStore(db),
         cfg.key_file(),
@@ -389,51 +309,90 @@ def build_app(
         bus,
         create=not cfg.secrets.key_file,  # the default file is ours to make; a named one is not
     )
+    guard = AddressGuard(cfg.probes)  # where probes and notifications may connect
+    # The monitors' live state: the engine writes it; the dashboard and the views count it.
+    runtimes = Runtimes()
+    index = app[INVENTORY_INDEX] = InventoryIndex(db, bus)
+    inventory, dashboard = _inventory(app, db, cache, bus, runtimes)
+    auth = _auth(app, cfg, db)
+    mon = _monitoring(
+        app,
+        cfg,
+        db,
+        bus,
+        link=link,
+        config_path=config_path,
+        guard=guard,
+        vault=vault,
+        index=index,
+        runtimes=runtimes,
+        dashboard=dashboard,
+        core=core,
+    )
+    hub = app[HUB] = _hub(cfg, bus)
+    queue = RedisQueue(link) if link is not None else None
+    actions = app[ACTIONS] = ActionService(
+        ActionStore(db), inventory, bus, cfg.actions, queue=queue
+    )
+    sampler = app[SAMPLER] = Sampler(
+        cfg.sampling,
+        db,
+        bus,
+        inventory=inventory,
+        index=index,
+        writer=SampleWriter(db, cfg.sampling, cfg.history),
+        query=SampleQuery(db),
+    )
+    snapshots.register(hub, view=mon.view, monitors=mon.store, sampler=sampler, actions=actions)
+    # With Redis, other processes read the latest state of monitors and servers from there.
+    mirror = None
+    if link is not None:
 
-    async def database_ctx(app: web.Application) -> AsyncIterator[None]:
-        await db.open()
-        log.info("store %s at schema version %d", db.path, db.schema_version)
-        if demo_data and await demo.seed(inventory):
-            log.info("seeded the demo inventory")
-        yield
-        await db.close()
+        def servers() -> list[str]:
+            return [s.server_id for s in sampler.all_latest()]
 
-    async def vault_ctx(app: web.Application) -> AsyncIterator[None]:
-        await vault.start()  # a key file that does not match the database refuses the start
-        yield
-
-    if link is not None:  # first up, last down: every Redis user starts after it
-        app.cleanup_ctx.append(lifecycle.redis_ctx(link, bus))
-    app.cleanup_ctx.append(database_ctx)
-    app.cleanup_ctx.append(vault_ctx)
-    # Before its readers (the engine, the sampler, the metric labels): loaded when they start.
-    app.cleanup_ctx.append(lifecycle.inventory_index_ctx(index))
-    guard = AddressGuard(cfg.probes)
-    _wire_monitoring(app, cfg, db, bus, config_path, guard=guard, index=index)
-    jwt = _wire_auth(app, cfg, db)
-    _wire_live(app, bus)
-    _wire_actions(app, db, bus, inventory)
-    _wire_sampling(app, cfg, db, bus, inventory, index=index)
-    _wire_assistant(app, cfg, inventory)
-    _wire_metrics(app, cfg, bus, index)
+        mirror = StateMirror(bus, link, monitors=mon.view.ids, servers=servers)
+    assistant = app[ASSISTANT] = _assistant(cfg, vault, inventory)
+    exporter = app[METRICS] = _exporter(
+        cfg, link, bus, mon, index=index, sampler=sampler, hub=hub, assistant=assistant, core=core
+    )
     reloader = app[RELOADER] = Reloader(
         cfg,
         guard=guard,
-        authenticator=app[AUTHENTICATOR],
-        jwt=jwt,
-        limiter=app[AUTH_LIMITER],
-        exporter=app[METRICS],
-        monitors=app[MONITORS],
-        status_pages=app[STATUS_PAGES],
+        authenticator=auth.authenticator,
+        jwt=auth.jwt,
+        limiter=auth.limiter,
+        exporter=exporter,
+        monitors=mon.monitors,
+        status_pages=mon.status_pages,
     )
     app[RESTART_REQUIRED] = reloader.restart_required  # the reloader updates it in place
-    table = routes.table()
-    app[PROXIES] = Proxies(cfg.server.trusted_proxies)
-    front = app[FRONT] = Front(cfg.server.cors_origins, app[METRICS].http)
-    routes.register(app, table, front)
-    app[ROUTE_INDEX] = {(r.method, r.path): r for r in table}
-    app[OPENAPI] = encode(openapi.build(table, __version__))
-    # Read once at build time: a few KB from the installed package, before any request.
-    app[DOCS_ASSETS] = _docs_assets()
-    app[WEB_BUNDLE] = bundle.load()
+    surface.register(app, cfg, exporter.http)
+
+    # Start order; aiohttp stops them in reverse, and only those that started.
+    started = [
+        # First up, last down: every Redis user starts after it.
+        lifecycle.redis_ctx(link, bus) if link is not None else None,
+        lifecycle.database_ctx(db, demo_inventory=inventory if demo_data else None),
+        lifecycle.vault_ctx(vault),
+        # Before its readers (the engine, the sampler, the metric labels): loaded when they start.
+        lifecycle.inventory_index_ctx(index),
+        lifecycle.maintenance_ctx(mon.maintenance),
+        lifecycle.notifier_ctx(mon.notifier),
+        lifecycle.history_ctx(mon.history, core),  # stops after the engine: the last results land
+        lifecycle.engine_ctx(cfg, mon.monitors),
+        lifecycle.remote_results_ctx(mon.remote, mon.engine),
+        lifecycle.auth_ctx(cfg, auth.tokens, auth.jwt),
+        lifecycle.audit_retention_ctx(auth.audit, cfg.audit.retention_days),
+        lifecycle.hub_ctx(hub),
+        lifecycle.mirror_ctx(mirror) if mirror is not None else None,
+        lifecycle.actions_ctx(actions, core),
+        lifecycle.sampling_ctx(sampler, core),
+        lifecycle.assistant_ctx(assistant),
+        metrics_listener_ctx(cfg.metrics),  # the optional /metrics listener of its own
+        # Last up, first down: no reload reaches a service that has stopped.
+        sighup_ctx(reloader, reread, config_path, notifier) if reread is not None else None,
+    ]
+    app.cleanup_ctx.extend(ctx for ctx in started if ctx is not None)
+    app.on_shutdown.append(lifecycle.going_away(hub))
     return app

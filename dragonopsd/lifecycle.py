@@ -1,8 +1,9 @@
 """Background work tied to the app's lifetime: one ``cleanup_ctx`` factory per service.
 
-Each entry starts its service, yields while the app runs, and stops it; aiohttp runs the
-teardowns in reverse order, so the engine stops before the history writer flushes, and the
-writer before the database closes.
+Every entry is built the same way: ``name_ctx(service, ...)`` takes what it starts (never
+looks it up in the app) and returns an async generator that starts it, yields while the app
+runs, and stops it. app.py lists them in start order; aiohttp runs the teardowns in reverse,
+so the engine stops before the history writer flushes, and the writer before the database closes.
 """
 
 from __future__ import annotations
@@ -16,18 +17,28 @@ from typing import Any
 
 from aiohttp import web
 
-from .appkeys import ACTIONS, CLUSTER, MAINTENANCE, NOTIFIER
+from . import demo
+from .actions.service import ActionService
+from .assistant.service import AssistantService
 from .auth.jwt import JwtVerifier
 from .auth.tokens import TokenAuth, bootstrap_admin
 from .bus import LocalBus, RedisBus
 from .cluster.core import Core
 from .config import Config
 from .inventory.index import InventoryIndex
+from .inventory.service import InventoryService
 from .live.hub import Hub
+from .live.redis_state import StateMirror
+from .monitoring.engine import Engine
+from .monitoring.maintenance import MaintenanceService
+from .monitoring.remote import RemoteProbes
 from .monitoring.service import MonitorService
+from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
 from .redislink.tasks import cancel_and_wait
 from .sampling.sampler import Sampler
+from .secrets.vault import VaultService
+from .store.db import Database
 from .store.protocols import AuditLog, HistorySink
 
 log = logging.getLogger("dragonopsd")
@@ -117,28 +128,74 @@ def audit_retention_ctx(audit: AuditLog, days: int) -> CleanupCtx:
     return ctx
 
 
-async def maintenance_ctx(app: web.Application) -> AsyncIterator[None]:
+def database_ctx(db: Database, *, demo_inventory: InventoryService | None = None) -> CleanupCtx:
+    """Open the database (migrations run here) and, with --demo, seed the demo inventory once."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await db.open()
+        log.info("store %s at schema version %d", db.path, db.schema_version)
+        if demo_inventory is not None and await demo.seed(demo_inventory):
+            log.info("seeded the demo inventory")
+        yield
+        await db.close()
+
+    return ctx
+
+
+def vault_ctx(vault: VaultService) -> CleanupCtx:
+    """Open the secrets key ring: a key file that does not match the database refuses the start."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await vault.start()
+        yield
+
+    return ctx
+
+
+def maintenance_ctx(maintenance: MaintenanceService) -> CleanupCtx:
     """Load the maintenance windows once the database is open, before any probe asks."""
-    await app[MAINTENANCE].load()
-    yield
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await maintenance.load()
+        yield
+
+    return ctx
 
 
-async def notifier_ctx(app: web.Application) -> AsyncIterator[None]:
+def notifier_ctx(notifier: Dispatcher) -> CleanupCtx:
     """Load the channels and start their workers; on the way down, drain briefly and stop."""
-    await app[NOTIFIER].start()
-    yield
-    await app[NOTIFIER].stop()
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await notifier.start()
+        yield
+        await notifier.stop()
+
+    return ctx
 
 
-async def actions_ctx(app: web.Application) -> AsyncIterator[None]:
+def actions_ctx(actions: ActionService, core: Core | None = None) -> CleanupCtx:
     """Settle the actions a previous run left behind and start the workers; on the way down,
     put whatever is running back in the queue for the next start. A core joining other live
     cores settles nothing: the actions running are theirs (the cluster has joined by now:
     the engine starts first)."""
-    core = app[CLUSTER]
-    await app[ACTIONS].start(recover=core is None or core.alone())
-    yield
-    await app[ACTIONS].stop()
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await actions.start(recover=core is None or core.alone())
+        yield
+        await actions.stop()
+
+    return ctx
+
+
+def assistant_ctx(assistant: AssistantService) -> CleanupCtx:
+    """With [ai] provider = "openai", the one model client opens at start and closes at the end."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        await assistant.start()
+        yield
+        await assistant.close()
+
+    return ctx
 
 
 Job = Callable[[], Coroutine[Any, Any, None]]
@@ -214,6 +271,11 @@ def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
     return ctx
 
 
+def remote_results_ctx(remote: RemoteProbes, engine: Engine) -> CleanupCtx:
+    """Feed the results probe workers report through Redis into the engine's verdict path."""
+    return task_ctx(lambda: remote.consume(engine.remote_result), recancel=True)
+
+
 def hub_ctx(hub: Hub) -> CleanupCtx:
     """The websocket hub's fan-out and token re-check. Sockets are closed with GOING_AWAY by
     the app's on_shutdown (before aiohttp waits for handlers); any left are closed here."""
@@ -225,6 +287,21 @@ def hub_ctx(hub: Hub) -> CleanupCtx:
         await hub.close_all()
 
     return ctx
+
+
+def going_away(hub: Hub) -> Callable[[web.Application], Coroutine[Any, Any, None]]:
+    """An on_shutdown hook: close the websockets with GOING_AWAY before aiohttp waits
+    (shutdown_timeout) for open handlers, which a websocket handler would otherwise hold."""
+
+    async def hook(app: web.Application) -> None:
+        await hub.close_all()
+
+    return hook
+
+
+def mirror_ctx(mirror: StateMirror) -> CleanupCtx:
+    """With Redis, write the latest state per monitor and server where other processes read it."""
+    return task_ctx(mirror.run, recancel=True)
 
 
 def sampling_ctx(sampler: Sampler, core: Core | None = None) -> CleanupCtx:

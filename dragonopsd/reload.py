@@ -4,13 +4,19 @@
 other key whose value differs from the one the daemon started with is named as needing a
 restart: in the log at each reload, and in /readyz ``restartRequired`` until the file matches
 again or the daemon restarts. So no change is ever dropped silently.
+
+``sighup_ctx`` is the app's cleanup context that installs the signal handler: the app factory
+registers it when given a way to re-read the config (``dragonopsd serve`` passes one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import msgspec
 from aiohttp import web
@@ -19,11 +25,12 @@ from . import logs
 from .auth.authenticator import Authenticator
 from .auth.jwt import JwtVerifier
 from .auth.limiter import FailureLimiter
-from .config import SECTIONS, Config
+from .config import SECTIONS, Config, ConfigError
 from .metrics.exporter import Exporter
 from .monitoring.service import MonitorService
 from .monitoring.statuspage import StatusPages
 from .netguard import AddressGuard
+from .systemd import Notifier
 
 log = logging.getLogger("dragonopsd")
 
@@ -134,5 +141,69 @@ class Reloader:
             log.info("[metrics] token %s", "changed" if new.metrics.token else "removed")
 
 
-# SIGHUP: applies a re-read config (cli/serve.py installs the signal handler).
+def sighup_ctx(
+    reloader: Reloader,
+    reread: Callable[[], Config],
+    path: Path | None,
+    notifier: Notifier | None = None,
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """While the app runs, SIGHUP re-reads the file (reread(): flags still win) and applies it;
+    on a broken file everything stays as it is. notifier tells systemd RELOADING, then READY.
+
+    Registered last, so it is removed first: no reload reaches a service that has stopped. A
+    reload under way when the app stops is finished first (applies are short and hold a lock).
+    From then until the loop closes a SIGHUP is ignored: its default action would kill a daemon
+    that is still flushing its history (logrotate sends HUP whenever it likes).
+    """
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def apply(new: Config) -> None:
+        try:
+            report = await reloader.apply(new)
+        except Exception:  # a bug here must not end the daemon or leave systemd waiting
+            log.exception("reload of %s failed part way", path or "defaults")
+        else:
+            log.info(
+                "reloaded %s (log level %s, %d problems%s)",
+                path or "defaults",
+                new.log.level,
+                len(report.problems),
+                f"; needs a restart: {', '.join(report.restart_required)}"
+                if report.restart_required
+                else "",
+            )
+        if notifier is not None:
+            notifier.reloaded()
+
+    def on_sighup() -> None:
+        if notifier is not None:
+            notifier.reloading()
+        try:
+            new = reread()
+        except ConfigError as exc:
+            log.error("reload failed, keeping the running config: %s", exc)
+            if notifier is not None:
+                notifier.reloaded()
+            return
+        task = asyncio.create_task(apply(new))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def stopping() -> None:
+        log.info("SIGHUP ignored: the daemon is stopping")
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        try:
+            yield
+        finally:
+            loop.add_signal_handler(signal.SIGHUP, stopping)  # replaces on_sighup
+            if tasks:
+                await asyncio.gather(*tasks)
+
+    return ctx
+
+
+# SIGHUP: applies a re-read config (sighup_ctx above installs the signal handler).
 RELOADER: web.AppKey[Reloader] = web.AppKey("reloader")

@@ -28,6 +28,7 @@ class Notifier:
         pid = env.get("WATCHDOG_PID", "")
         wanted = usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid()))
         self.watchdog_interval: float | None = int(usec) / 2_000_000 if wanted else None
+        self._status: str | None = None  # the STATUS of the last READY=1, for reloads
 
     @property
     def enabled(self) -> bool:
@@ -47,14 +48,23 @@ class Notifier:
 
     def ready(self, status: str) -> bool:
         """READY=1: migrations are applied and listeners are bound."""
+        self._status = status
         return self.notify("READY=1", f"STATUS={status}", f"MAINPID={os.getpid()}")
+
+    def reloaded(self) -> bool:
+        """READY=1 again after a reload, with the last READY's status; nothing before the first
+        READY (a reload during start must not announce a daemon that is not listening yet)."""
+        return self._status is not None and self.ready(self._status)
 
     def status(self, text: str) -> bool:
         """STATUS=: a one-line state shown by systemctl status."""
         return self.notify(f"STATUS={text}")
 
     def reloading(self) -> bool:
-        """RELOADING=1 with the monotonic timestamp systemd 253+ expects."""
+        """RELOADING=1 with the monotonic timestamp systemd 253+ expects; nothing before the
+        first READY=1 (systemd reads RELOADING only from a started service)."""
+        if self._status is None:
+            return False
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         return self.notify("RELOADING=1", f"MONOTONIC_USEC={usec}")
 

@@ -6,8 +6,10 @@ the daemon is a real `dragonopsd serve` process on its own state directory.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -26,7 +28,9 @@ from conftest import Client
 from daemon import Daemon
 from ws_helpers import closed_with, frame, quick, subscribe
 
-from dragonopsd.config import from_mapping
+from dragonopsd.app import build_app
+from dragonopsd.appkeys import METRICS, RESTART_REQUIRED
+from dragonopsd.config import Config, from_mapping
 from dragonopsd.reload import RELOADER
 
 
@@ -296,3 +300,45 @@ async def test_a_jwt_secret_reload_signs_jwt_websockets_out(
     assert resp.status == 200
     profiles = (await (await client.get("/api/profiles")).json())["items"]
     assert {p["id"]: p["role"] for p in profiles}["u-2"] == "operator"
+
+
+async def test_the_app_owns_sighup_while_it_runs(
+    aiohttp_client: Any, make_config: Callable[..., Config], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The app, not the command, installs the reload: given a way to re-read its config it
+    applies the new one on SIGHUP; once stopped, a SIGHUP re-reads nothing and kills nothing."""
+    cfg = make_config(metrics={"token": "scrape-old-1234"})
+    new = make_config(metrics={"token": "scrape-new-5678"}, server={"shutdown_timeout": 7})
+    reads: list[Config] = []
+
+    def reread() -> Config:
+        reads.append(new)
+        return new
+
+    client = await aiohttp_client(build_app(cfg, reread=reread))
+    os.kill(os.getpid(), signal.SIGHUP)
+    await _until(lambda: client.app[RESTART_REQUIRED] == ["server.shutdown_timeout"])
+    assert client.app[METRICS].token == "scrape-new-5678"
+    await client.close()
+
+    err: list[str] = []  # the reload set the daemon's own log handler up on stderr
+    os.kill(os.getpid(), signal.SIGHUP)
+    await _until(lambda: "SIGHUP ignored: the daemon is stopping" in "".join(err), err, capsys)
+    assert len(reads) == 1
+
+
+async def _until(
+    check: Callable[[], bool],
+    err: list[str] | None = None,
+    capsys: pytest.CaptureFixture[str] | None = None,
+    timeout: float = 10.0,
+) -> None:
+    """Poll check() on the loop until it holds (collecting stderr into err); fail after timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if err is not None and capsys is not None:
+            err.append(capsys.readouterr().err)
+        if check():
+            return
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.02)

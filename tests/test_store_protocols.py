@@ -3,9 +3,11 @@ signature, and the protocols name no driver type (a PostgreSQL store must fit th
 
 from __future__ import annotations
 
+import ast
 import inspect
 import types
 import typing
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -172,3 +174,35 @@ def test_drift_is_reported() -> None:
     assert drift(p.MaintenanceRepo, Blocking)[0] == "all: async in one, not the other"
     assert drift(p.MaintenanceRepo, MaintenanceStore) == []
     assert isinstance(types.SimpleNamespace(), p.SampleSink) is False
+
+
+# The services: they get their stores typed as the protocols above, from app.py (or a command).
+SERVICES = (
+    "monitoring",
+    "sampling",
+    "inventory",
+    "secrets",
+    "notify",
+    "actions",
+    "auth",
+    "assistant",
+    "dashboard.py",
+)
+
+
+def test_no_service_names_a_concrete_store_class() -> None:
+    """A service that imports ``MonitorStore`` (not ``MonitorRepo``) is tied to SQLite; value
+    Structs from the store modules are fine."""
+    root = Path(p.__file__).parent.parent
+    found = []
+    for name in SERVICES:
+        files = [root / name] if name.endswith(".py") else sorted((root / name).rglob("*.py"))
+        for path in files:
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("store"):
+                    found += [
+                        f"{path.relative_to(root)}: {a.name}"
+                        for a in node.names
+                        if a.name.endswith("Store")
+                    ]
+    assert found == []

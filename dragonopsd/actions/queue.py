@@ -7,7 +7,7 @@ import asyncio
 import os
 from typing import Any, Protocol
 
-from ..redislink.client import BLOCK_MS, ERRORS, RedisLink
+from ..redislink.client import BLOCK_MS, ERRORS, RedisLink, ensure_group
 from ..redislink.keys import ACTION_GROUP
 from ..redislink.tasks import cancel_and_wait
 
@@ -145,13 +145,7 @@ class RedisQueue:
         while True:
             await link.wait_up()
             try:
-                try:
-                    await link.client.xgroup_create(
-                        self._stream, ACTION_GROUP, id="0", mkstream=True
-                    )
-                except ERRORS as exc:
-                    if "BUSYGROUP" not in str(exc):
-                        raise
+                await ensure_group(link, self._stream, ACTION_GROUP)
                 backoff = 0.2
                 await self._deliver(
                     await link.client.xreadgroup(ACTION_GROUP, name, {self._stream: "0"})

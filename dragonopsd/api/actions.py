@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 
 from aiohttp import web
 
@@ -12,7 +11,18 @@ from ..appkeys import ACTIONS, PRINCIPAL
 from ..model.inventory import Body, Wire
 from ..problem import invalid
 from ..store.actions import Action, ActionKind, ActionState, NewAction
-from .codec import MAX_LIMIT, json_response, no_repeats, page_limit, path_uuid, read_json
+from .codec import (
+    UUID_SCHEMA,
+    id_param,
+    json_response,
+    no_repeats,
+    page_limit,
+    page_params,
+    path_uuid,
+    query_list,
+    query_uuid,
+    read_json,
+)
 from .route import Param, Route
 
 BASE = "/api/actions"
@@ -72,16 +82,8 @@ async def list_actions(request: web.Request) -> web.Response:
     """Actions, newest first, optionally of one server and in some states."""
     no_repeats(request)
     q = request.query
-    server_id = None
-    if "serverId" in q:
-        try:
-            server_id = str(uuid.UUID(q["serverId"]))
-        except ValueError:
-            raise invalid("serverId", "expected a UUID") from None
-    states = tuple(s for s in q.get("state", "").split(",") if s)
-    for s in states:
-        if s not in STATES:
-            raise invalid("state", f"unknown state '{s}' (one of {', '.join(STATES)})")
+    server_id = query_uuid(q, "serverId")
+    states = query_list(q, "state", STATES)
     limit = page_limit(q, DEFAULT_LIMIT)
     items, cursor = await request.app[ACTIONS].store.page(
         server_id, states, limit, q.get("cursor") or None
@@ -91,7 +93,6 @@ async def list_actions(request: web.Request) -> web.Response:
 
 def routes() -> list[Route]:
     """/api/servers/{id}/actions and /api/actions."""
-    uuid_schema = {"type": "string", "format": "uuid"}
     return [
         Route(
             "POST",
@@ -104,7 +105,7 @@ def routes() -> list[Route]:
             response=Action,
             status=202,
             params=(
-                Param("id", "The server's UUID", uuid_schema, "path", True),
+                id_param("server"),
                 Param(
                     "Idempotency-Key",
                     "Sending the same key with the same request within 24 h returns the "
@@ -124,18 +125,13 @@ def routes() -> list[Route]:
             "viewer",
             response=ActionPage,
             params=(
-                Param("serverId", "Only this server's actions", uuid_schema),
+                Param("serverId", "Only this server's actions", UUID_SCHEMA),
                 Param(
                     "state",
                     "Comma-separated states",
                     {"type": "string", "examples": ["queued,running"]},
                 ),
-                Param(
-                    "limit",
-                    "Page size",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
-                ),
-                Param("cursor", "Opaque cursor from the previous nextCursor", {"type": "string"}),
+                *page_params(DEFAULT_LIMIT),
             ),
             errors=(422,),
         ),
@@ -147,7 +143,7 @@ def routes() -> list[Route]:
             "Actions",
             "viewer",
             response=Action,
-            params=(Param("id", "The action's UUID", uuid_schema, "path", True),),
+            params=(id_param("action"),),
             errors=(404, 422),
         ),
     ]

@@ -8,7 +8,7 @@ from ..appkeys import AUDIT
 from ..model.inventory import Wire
 from ..problem import invalid
 from ..store.audit import AuditEntry, AuditQuery
-from .codec import MAX_LIMIT, json_response, page_limit
+from .codec import json_response, page_limit, page_params
 from .route import Param, Route
 
 FILTERS = ("actor", "client", "entity", "entityId", "method", "outcome", "since", "until")
@@ -61,10 +61,7 @@ async def list_audit(request: web.Request) -> web.Response:
 def routes() -> list[Route]:
     """/api/audit."""
     params = tuple(Param(n, f"Only entries with this {n}", {"type": "string"}) for n in FILTERS)
-    params += (
-        Param("limit", "Page size", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
-        Param("cursor", "nextCursor of the previous page", {"type": "string"}),
-    )
+    params += page_params(50)
     return [
         Route(
             "GET",

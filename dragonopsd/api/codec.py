@@ -1,4 +1,4 @@
-"""Request decoding and response encoding shared by every handler."""
+"""Request decoding, response encoding, and the parameters handlers share (ids, pages, ETags)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ JSON_TYPES = frozenset({"application/json", "application/merge-patch+json"})
 _encoder = msgspec.json.Encoder()
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>[^`]*)`)?$", re.DOTALL)
 _NAMED = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+_STRING: dict[str, Any] = {"type": "string"}
 
 
 def encode(value: Any) -> bytes:
@@ -110,8 +111,14 @@ def etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates or f"W/{etag}" in candidates
 
 
-IF_MATCH_DOC = "ETag from a previous GET; 412 when stale"
-IF_NONE_MATCH_DOC = "ETag the client holds; 304 without a body while it is current"
+# The conditional-request headers, as the routes that honour them document them.
+IF_MATCH = Param("If-Match", "ETag from a previous GET; 412 when stale", _STRING, "header")
+IF_NONE_MATCH = Param(
+    "If-None-Match",
+    "ETag the client holds; 304 without a body while it is current",
+    _STRING,
+    "header",
+)
 
 
 def cacheable_response(request: web.Request, value: Any) -> web.Response:
@@ -149,6 +156,34 @@ def path_uuid(request: web.Request, entity: str) -> str:
         raise not_found(entity, raw) from None
 
 
+UUID_SCHEMA: dict[str, Any] = {"type": "string", "format": "uuid"}
+
+
+def id_param(entity: str) -> Param:
+    """The ``{id}`` path parameter as OpenAPI documents it (``entity``: "monitor", "secret")."""
+    return Param("id", f"The {entity}'s UUID", UUID_SCHEMA, "path", True)
+
+
+def query_uuid(query: Mapping[str, str], name: str) -> str | None:
+    """A UUID filter in the query (``serverId``), canonical; None when absent, 422 naming it
+    when it is no UUID."""
+    if name not in query:
+        return None
+    try:
+        return str(uuid.UUID(query[name]))
+    except ValueError:
+        raise invalid(name, "expected a UUID") from None
+
+
+def query_list(query: Mapping[str, str], name: str, allowed: Collection[str]) -> tuple[str, ...]:
+    """A comma-separated filter (``state=queued,running``); 422 naming the first unknown value."""
+    values = tuple(v for v in query.get(name, "").split(",") if v)
+    for v in values:
+        if v not in allowed:
+            raise invalid(name, f"unknown {name} '{v}' (one of {', '.join(allowed)})")
+    return values
+
+
 def no_repeats(request: web.Request) -> None:
     """422 naming the first query parameter given more than once, for handlers that read one
     value each (the front has already refused the undeclared ones)."""
@@ -174,19 +209,20 @@ def page_limit(query: Mapping[str, str], default: int) -> int:
     return limit
 
 
-def page_params(default: str) -> tuple[Param, Param]:
-    """``limit`` and ``cursor`` as OpenAPI documents them; default says what no limit gives."""
-    return (
-        Param(
-            "limit",
-            f"Page size (default: {default})",
-            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
-        ),
-        Param("cursor", "Opaque cursor from the previous page's nextCursor", {"type": "string"}),
-    )
+def page_params(default: int | str) -> tuple[Param, Param]:
+    """``limit`` and ``cursor`` as OpenAPI documents them. ``default``: the page size without
+    a limit, or words for what no limit gives ("every match")."""
+    schema: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}
+    if isinstance(default, int):
+        limit = Param("limit", "Page size", {**schema, "default": default})
+    else:
+        limit = Param("limit", f"Page size (default: {default})", schema)
+    cursor = Param("cursor", "Opaque cursor from the previous page's nextCursor", _STRING)
+    return limit, cursor
 
 
 _RELATIVE = re.compile(r"^-(\d{1,6})(s|m|h|d)$")
+_DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 # Year 1970 to 9999: beyond it, times cannot be formatted or stored as ISO text.
 _LATEST = 253_402_300_799.0
@@ -214,6 +250,14 @@ def query_time(raw: str | None, name: str, default: float) -> float:
     if not 0 <= value <= _LATEST:  # also NaN and infinities
         raise invalid(name, "must be between 1970 and the year 9999")
     return value
+
+
+def duration(text: str, name: str) -> float:
+    """``90s``, ``15m``, ``24h``, ``30d`` -> seconds; 422 naming the parameter otherwise."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise invalid(name, f"expected a duration like 24h or 30d, got {text[:20]!r}")
+    return int(m[1]) * _UNITS[m[2]]
 
 
 def iso_time(ts: float) -> str:

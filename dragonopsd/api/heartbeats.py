@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 
 from aiohttp import web
@@ -12,12 +11,10 @@ from ..model.inventory import Wire
 from ..model.monitor import STATUS_CODES
 from ..problem import invalid
 from ..store.history_query import Point, UptimeWindow
-from .codec import iso_time, json_response, page_limit, path_uuid, query_time
+from .codec import duration, id_param, iso_time, json_response, page_limit, path_uuid, query_time
 from .route import Param, Route
 
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
-_DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 
 
 class Beat(Wire, kw_only=True):
@@ -51,14 +48,6 @@ class Heartbeats(Wire, kw_only=True):
 
     monitor_id: str
     items: list[Beat]
-
-
-def duration(text: str, name: str) -> float:
-    """``90s``, ``15m``, ``24h``, ``30d`` -> seconds; 422 naming the parameter otherwise."""
-    m = _DURATION.match(text.strip())
-    if not m:
-        raise invalid(name, f"expected a duration like 24h or 30d, got {text[:20]!r}")
-    return int(m[1]) * _UNITS[m[2]]
 
 
 async def history(request: web.Request) -> web.Response:
@@ -130,7 +119,7 @@ async def heartbeats(request: web.Request) -> web.Response:
 
 def routes() -> list[Route]:
     """/api/monitors/{id}/heartbeats, /history and /uptime."""
-    mid = Param("id", "The monitor's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    mid = id_param("monitor")
     when = "Unix seconds, ISO 8601, or relative to now (-24h, -7d)"
     series = (
         Param("since", f"Start ({when}); default: a day before until", {"type": "string"}),
@@ -170,7 +159,7 @@ def routes() -> list[Route]:
             "viewer",
             response=Heartbeats,
             params=(
-                Param("id", "The monitor's UUID", {"type": "string", "format": "uuid"}, "path"),
+                mid,
                 Param("limit", "How many, 1 to 500 (default 50)", {"type": "integer"}),
             ),
             errors=(404, 422),

@@ -6,7 +6,6 @@ name and Structs.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -33,15 +32,19 @@ from ..problem import invalid
 from ..store.hierarchy import LEVELS, SORTS, camel, include_depth, includes_for
 from ..store.inventory import ListQuery
 from .codec import (
-    IF_MATCH_DOC,
-    IF_NONE_MATCH_DOC,
-    MAX_LIMIT,
+    IF_MATCH,
+    IF_NONE_MATCH,
+    UUID_SCHEMA,
     cacheable_response,
+    id_param,
     if_match,
     json_response,
     no_repeats,
     page_limit,
+    page_params,
     path_uuid,
+    query_list,
+    query_uuid,
     read_json,
 )
 from .route import Param, Route
@@ -86,16 +89,8 @@ def _list_query(request: web.Request, table: str) -> ListQuery:
     sort = q.get("sort", "name")
     if sort.lstrip("-") not in SORTS:
         raise invalid("sort", f"unknown sort key (one of {', '.join(SORTS)}, '-' for descending)")
-    statuses = tuple(s for s in q.get("status", "").split(",") if s)
-    for s in statuses:
-        if s not in level.statuses:
-            raise invalid("status", f"unknown status '{s}' (one of {', '.join(level.statuses)})")
-    parent_id = None
-    if parent and parent in q:
-        try:
-            parent_id = str(uuid.UUID(q[parent]))
-        except ValueError:
-            raise invalid(parent, "expected a UUID") from None
+    statuses = query_list(q, "status", level.statuses)
+    parent_id = query_uuid(q, parent) if parent else None
     text = q.get("q")
     if text is not None and len(text) > 200:
         raise invalid("q", "at most 200 characters")
@@ -160,16 +155,9 @@ def resource_routes(
         else "Nothing to embed",
         {"type": "string"},
     )
-    id_param = Param(
-        "id", f"The {singular}'s UUID", {"type": "string", "format": "uuid"}, "path", True
-    )
+    item_id = id_param(singular)
     list_params = [
-        Param(
-            "limit",
-            "Page size",
-            {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT},
-        ),
-        Param("cursor", "Opaque cursor from the previous page's nextCursor", {"type": "string"}),
+        *page_params(DEFAULT_LIMIT),
         Param(
             "sort",
             "Sort key, '-' prefix for descending",
@@ -181,11 +169,7 @@ def resource_routes(
     ]
     if level.parent_column:
         parent = camel(level.parent_column)
-        list_params.insert(
-            0, Param(parent, "Only children of this parent", {"type": "string", "format": "uuid"})
-        )
-    if_match_param = Param("If-Match", IF_MATCH_DOC, {"type": "string"}, "header")
-    if_none_match_param = Param("If-None-Match", IF_NONE_MATCH_DOC, {"type": "string"}, "header")
+        list_params.insert(0, Param(parent, "Only children of this parent", UUID_SCHEMA))
     item_path = f"{base}/{{id}}"
     return [
         Route(
@@ -219,7 +203,7 @@ def resource_routes(
             summary_name,
             "viewer",
             response=entity,
-            params=(id_param, include_param, if_none_match_param),
+            params=(item_id, include_param, IF_NONE_MATCH),
             errors=(404, 422),
         ),
         Route(
@@ -231,7 +215,7 @@ def resource_routes(
             "operator",
             body=patch,
             response=entity,
-            params=(id_param, if_match_param),
+            params=(item_id, IF_MATCH),
             errors=(400, 404, 412, 413, 415, 422),
         ),
         Route(
@@ -244,8 +228,8 @@ def resource_routes(
             status=204,
             errors=(404, 409, 412, 422),
             params=(
-                id_param,
-                if_match_param,
+                item_id,
+                IF_MATCH,
                 Param("cascade", "Also delete every child", {"type": "boolean", "default": False}),
             ),
         ),

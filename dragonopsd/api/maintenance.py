@@ -12,7 +12,16 @@ from ..model.inventory import Wire
 from ..monitoring.maintenance import OccurrenceList, WindowView
 from ..problem import invalid
 from ..store.maintenance import WindowPatch, WindowSpec, check_instant, merge_patch
-from .codec import MAX_LIMIT, convert, json_response, no_repeats, page_limit, path_uuid, read_json
+from .codec import (
+    convert,
+    id_param,
+    json_response,
+    no_repeats,
+    page_limit,
+    page_params,
+    path_uuid,
+    read_json,
+)
 from .route import Param, Route
 
 DEFAULT_LIMIT = 50
@@ -109,7 +118,7 @@ async def list_occurrences(request: web.Request) -> web.Response:
 
 def routes() -> list[Route]:
     """/api/maintenance."""
-    ident = Param("id", "The window's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    ident = id_param("window")
     item = f"{BASE}/{{id}}"
     return [
         Route(
@@ -120,14 +129,7 @@ def routes() -> list[Route]:
             "Maintenance",
             "viewer",
             response=WindowPage,
-            params=(
-                Param(
-                    "limit",
-                    "Page size",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
-                ),
-                Param("cursor", "Opaque cursor from the previous nextCursor", {"type": "string"}),
-            ),
+            params=(*page_params(DEFAULT_LIMIT),),
             errors=(422,),
         ),
         Route(

@@ -16,9 +16,10 @@ from ..problem import Problem, invalid
 from ..store.monitors import MonitorRow
 from .access import name_entity
 from .codec import (
-    IF_MATCH_DOC,
-    IF_NONE_MATCH_DOC,
+    IF_MATCH,
+    IF_NONE_MATCH,
     cacheable_response,
+    id_param,
     if_match,
     json_response,
     page_limit,
@@ -172,10 +173,9 @@ async def push(request: web.Request) -> web.Response:
 
 def routes() -> list[Route]:
     """Everything under /api/monitors, plus /api/monitoring, /api/incidents, /api/push."""
-    mid = Param("id", "The monitor's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    mid = id_param("monitor")
     token = Param("token", "The push monitor's token", {"type": "string"}, "path", True)
     body_errors = (400, 404, 409, 413, 415, 422)
-    if_match_param = Param("If-Match", IF_MATCH_DOC, {"type": "string"}, "header")
     pushed = (
         Param("status", "What the job reports (default up)", {"enum": ["up", "down"]}),
         Param("msg", "A message kept with the heartbeat", {"type": "string", "maxLength": 500}),
@@ -221,7 +221,7 @@ def routes() -> list[Route]:
             "Monitors",
             "viewer",
             response=Monitor,
-            params=(mid, Param("If-None-Match", IF_NONE_MATCH_DOC, {"type": "string"}, "header")),
+            params=(mid, IF_NONE_MATCH),
             errors=(404,),
         ),
         Route(
@@ -233,7 +233,7 @@ def routes() -> list[Route]:
             "operator",
             body=MonitorSpec,
             response=Monitor,
-            params=(mid, if_match_param),
+            params=(mid, IF_MATCH),
             errors=(*body_errors, 412),
         ),
         Route(
@@ -244,7 +244,7 @@ def routes() -> list[Route]:
             "Monitors",
             "operator",
             status=204,
-            params=(mid, if_match_param),
+            params=(mid, IF_MATCH),
             errors=(404, 409, 412),
         ),
         Route(

@@ -26,8 +26,8 @@ from ..notify.channels import (
 from ..notify.delivery import DeliveryResult
 from ..problem import invalid
 from ..store.notifications import ChannelFields, StoredChannel
-from .codec import convert, json_response, path_uuid, read_json
-from .route import Param, Route
+from .codec import convert, id_param, json_response, path_uuid, read_json
+from .route import Route
 
 _CREATE = cast("type[ChannelBody]", ChannelCreate)
 
@@ -100,7 +100,7 @@ async def test_channel(request: web.Request) -> web.Response:
 
 def routes() -> list[Route]:
     """/api/notifications."""
-    ident = Param("id", "The channel's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    ident = id_param("channel")
     tag = "Notifications"
     return [
         Route(

@@ -11,8 +11,7 @@ from ..model.inventory import Wire
 from ..model.sample import Sample, SampleBatch, SampleIn
 from ..problem import Problem, invalid
 from ..store.samples import Point
-from .codec import json_response, path_uuid, query_time, read_json
-from .heartbeats import duration
+from .codec import duration, id_param, json_response, path_uuid, query_time, read_json
 from .route import Param, Route
 
 MAX_SKEW = 300.0  # seconds an agent's clock may run ahead of ours
@@ -133,7 +132,7 @@ async def push_samples(request: web.Request) -> web.Response:
 
 def routes() -> list[Route]:
     """GET /api/servers/{id}/metrics and POST /api/servers/{id}/samples."""
-    sid = Param("id", "The server's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    sid = id_param("server")
     return [
         Route(
             "GET",

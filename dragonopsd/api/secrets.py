@@ -17,7 +17,15 @@ from ..appkeys import VAULT
 from ..model.inventory import Body, Description, Wire
 from ..problem import invalid
 from ..store.vault import Secret
-from .codec import MAX_LIMIT, json_response, no_repeats, page_limit, path_uuid, read_json
+from .codec import (
+    id_param,
+    json_response,
+    no_repeats,
+    page_limit,
+    page_params,
+    path_uuid,
+    read_json,
+)
 from .route import Param, Route
 
 KEY_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
@@ -128,7 +136,7 @@ def _unavailable(errors: tuple[int, ...]) -> tuple[int, ...]:
 
 def routes() -> list[Route]:
     """/api/secrets."""
-    ident = Param("id", "The secret's UUID", {"type": "string", "format": "uuid"}, "path", True)
+    ident = id_param("secret")
     tag = "Secrets"
     return [
         Route(
@@ -142,12 +150,7 @@ def routes() -> list[Route]:
             params=(
                 Param("env", "Only this env", {"type": "string", "pattern": ENV_PATTERN}),
                 Param("q", "Substring of the key", {"type": "string", "maxLength": 200}),
-                Param(
-                    "limit",
-                    "Page size",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
-                ),
-                Param("cursor", "Opaque cursor from the previous nextCursor", {"type": "string"}),
+                *page_params(DEFAULT_LIMIT),
             ),
             errors=_unavailable((422,)),
         ),

@@ -24,6 +24,7 @@ from ..secrets.crypto import (
     write_key_file,
 )
 from ..secrets.vault import RECHECK_SECONDS, reseal_all
+from ..store.notifications import NotificationStore
 from ..store.vault import VaultStore
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, run
 from .state import existing_database
@@ -87,16 +88,16 @@ async def _rotate(cfg: Config, old: KeyRing) -> int:
     db = existing_database(cfg)
     await db.open(migrate=True)
     try:
-        store = VaultStore(db)
+        store, channels = VaultStore(db), NotificationStore(db)
         ring = old.rotated()
         await asyncio.to_thread(write_key_file, path, ring, overwrite=True)
         written = time.monotonic()
         print(f"added primary key {ring.primary} to {path}", flush=True)
-        done = await reseal_all(store, ring, BATCH, _progress)
+        done = await reseal_all(store, channels, ring, BATCH, _progress)
         # A running daemon may seal with the old primary until it notices the new file (at
         # most RECHECK_SECONDS); one more pass after that catches such a late write.
         await asyncio.sleep(max(0.0, written + RECHECK_SECONDS + 0.2 - time.monotonic()))
-        done += await reseal_all(store, ring, BATCH, _progress)
+        done += await reseal_all(store, channels, ring, BATCH, _progress)
         left = await store.count_not_under(ring.primary)
         print(f"re-encrypted {done} secret(s) with {ring.primary}; {left} still on older keys")
         if left == 0:

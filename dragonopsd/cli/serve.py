@@ -1,4 +1,9 @@
-"""`dragonopsd serve`: run the daemon until SIGTERM; SIGHUP reloads, sd_notify tells systemd."""
+"""`dragonopsd serve`: run the daemon until SIGTERM, telling systemd (sd_notify) how it goes.
+
+The app reloads on SIGHUP itself (reload.py's sighup_ctx, registered by the app factory with
+the reread given here). SIGTERM and SIGINT stay here: they end the run this module owns (stop
+listening, drain, exit), and READY=1, the watchdog and STOPPING=1 go with the listeners.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +24,8 @@ from .. import __version__, logs
 from ..api.listener import Runner
 from ..app import build_app
 from ..appkeys import INVENTORY, METRICS, MONITORS
-from ..config import Config, ConfigError
+from ..config import Config
 from ..demo import seed_monitors
-from ..reload import RELOADER
 from ..secrets.crypto import KeyRingError
 from ..store import migrations
 from ..systemd import Notifier
@@ -64,50 +68,6 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
         os.close(held)
 
 
-def _reloader(
-    app: web.Application,
-    reread: Callable[[], Config],
-    path: Path | None,
-    notifier: Notifier,
-    status: str,
-) -> Callable[[], None]:
-    """SIGHUP: re-read the file (flags still win) and apply it (reload.py says what applies
-    live and names what needs a restart); on a broken file keep everything as it is."""
-    tasks: set[asyncio.Task[object]] = set()
-
-    def reload() -> None:
-        notifier.reloading()
-        try:
-            new = reread()
-        except ConfigError as exc:
-            log.error("reload failed, keeping the running config: %s", exc)
-            notifier.ready(status)
-            return
-
-        async def apply() -> None:
-            try:
-                report = await app[RELOADER].apply(new)
-            except Exception:  # a bug here must not end the daemon or leave systemd waiting
-                log.exception("reload of %s failed part way", path or "defaults")
-            else:
-                log.info(
-                    "reloaded %s (log level %s, %d problems%s)",
-                    path or "defaults",
-                    new.log.level,
-                    len(report.problems),
-                    f"; needs a restart: {', '.join(report.restart_required)}"
-                    if report.restart_required
-                    else "",
-                )
-            notifier.ready(status)
-
-        task: asyncio.Task[object] = asyncio.ensure_future(apply())
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-
-    return reload
-
-
 async def _listen(runner: web.AppRunner, cfg: Config) -> bool:
     """Start the app and bind; False (after logging why and cleaning up) when it cannot."""
     try:
@@ -130,9 +90,9 @@ async def _listen(runner: web.AppRunner, cfg: Config) -> bool:
 async def serve(
     cfg: Config, config_path: Path | None, demo: bool, *, reread: Callable[[], Config]
 ) -> int:
-    """Run until SIGTERM/SIGINT; SIGHUP applies reread() (reload.py)."""
+    """Run until SIGTERM/SIGINT; the app applies reread() on SIGHUP (reload.py)."""
     notifier = Notifier()
-    app = build_app(cfg, demo_data=demo, config_path=config_path)
+    app = build_app(cfg, demo_data=demo, config_path=config_path, reread=reread, notifier=notifier)
     runner = Runner(
         app,
         cfg.server,
@@ -148,12 +108,10 @@ async def serve(
         log.info("seeded the demo monitors")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    # Handlers go in before READY=1: systemd may send SIGHUP/SIGTERM the moment we are ready.
+    # Handlers go in before READY=1: systemd may send SIGTERM the moment we are ready (the
+    # app's SIGHUP handler went in when it started).
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(
-        signal.SIGHUP, _reloader(app, reread, config_path, notifier, f"listening on {urls}")
-    )
     # Everything loaded at start (monitors, routes, caches) lives as long as the process:
     # moved out of the collector's reach, a full collection no longer walks it. Measured with
     # 10,000 monitors: full-GC loop pauses of 220-570 ms became ~5 ms (tests/bench/metrics.py).

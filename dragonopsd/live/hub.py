@@ -5,7 +5,7 @@ interested client's queue without waiting; each client's own writer task sends i
 ``client.py``), so one slow socket never delays another.
 
 Snapshot providers: a subscription first gets the latest state, then live events. Whoever owns
-a topic's state registers how to read it, in ``app.py`` before the app starts::
+a topic's state registers how to read it, in ``snapshots.py`` (called by the app factory)::
 
     async def metrics_snapshot(topic: str) -> list[Item]:
         # topic is what the client asked for: "servers.*.metrics" or "servers.<id>.metrics"

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import CounterMetricFamily, Metric
 
-from ..assistant.usage import Usage
 from .families import counter
+from .views import AssistantFigures
 
 SOURCES = ("template", "llm")  # always exported, so rate() works from the first answer
 REASONS = ("timeout", "error", "invalid", "refused", "no-key")
@@ -21,7 +21,7 @@ REASONS = ("timeout", "error", "invalid", "refused", "no-key")
 class AssistantCollector:
     """dragonops_assistant_* from the assistant's usage counters."""
 
-    def __init__(self, usage: Usage) -> None:
+    def __init__(self, usage: AssistantFigures) -> None:
         self._usage = usage
 
     def collect(self) -> Iterator[Metric]:

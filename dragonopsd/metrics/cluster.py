@@ -10,15 +10,14 @@ from collections.abc import Iterator
 
 from prometheus_client.core import Metric
 
-from ..cluster.core import Core
-from ..monitoring.views import EngineView
 from .families import gauge
+from .views import CoreFigures, OwnedFigures
 
 
 class ClusterCollector:
     """dragonops_cluster_cores and dragonops_cluster_owned_monitors."""
 
-    def __init__(self, core: Core, view: EngineView) -> None:
+    def __init__(self, core: CoreFigures, view: OwnedFigures) -> None:
         self._core = core
         self._view = view
 

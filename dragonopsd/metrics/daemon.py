@@ -11,11 +11,9 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from ..live.hub import Hub
-from ..monitoring.scheduler import Scheduler
-from ..notify.dispatcher import Dispatcher
 from ..store.protocols import HistorySink
 from .families import counter, gauge, histogram
+from .views import HubFigures, NotifierFigures, SchedulerFigures
 
 # True: connected; False: configured but unreachable; None: no Redis configured (no series).
 RedisProbe = Callable[[], bool | None]
@@ -27,10 +25,10 @@ class DaemonCollector:
     def __init__(
         self,
         *,
-        scheduler: Scheduler,
+        scheduler: SchedulerFigures,
         history: HistorySink,
-        hub: Hub,
-        notifier: Dispatcher,
+        hub: HubFigures,
+        notifier: NotifierFigures,
         redis_up: Callable[[], bool | None],
         version: str,
     ) -> None:

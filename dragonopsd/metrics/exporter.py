@@ -17,7 +17,7 @@ import asyncio
 import queue
 import struct
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -25,11 +25,6 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from ..live.hub import Hub
-from ..monitoring.scheduler import Scheduler
-from ..monitoring.views import EngineView
-from ..notify.dispatcher import Dispatcher
-from ..sampling.sampler import Sampler
 from ..store.protocols import HistorySink
 from .daemon import DaemonCollector, RedisProbe
 from .exposition import Exposition, Segment
@@ -37,6 +32,13 @@ from .labels import InventoryLabels
 from .monitors import MonitorCollector, Snapshot
 from .requests import RequestStats
 from .servers import ServerCollector
+from .views import (
+    EngineFigures,
+    HubFigures,
+    LatestSamples,
+    NotifierFigures,
+    SchedulerFigures,
+)
 
 OPENMETRICS = "application/openmetrics-text"
 EOF_LINE = b"# EOF\n"
@@ -87,16 +89,17 @@ class Exporter:
     def __init__(
         self,
         *,
-        view: EngineView,
-        scheduler: Scheduler,
+        view: EngineFigures,
+        scheduler: SchedulerFigures,
         history: HistorySink,
-        sampler: Sampler,
-        hub: Hub,
-        notifier: Dispatcher,
+        sampler: LatestSamples,
+        hub: HubFigures,
+        notifier: NotifierFigures,
         labels: InventoryLabels,
         version: str,
         token: str = "",
         redis_up: RedisProbe | None = None,
+        collectors: Sequence[Collector] = (),
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.labels = labels
@@ -117,7 +120,13 @@ class Exporter:
             version=version,
         )
         # Small families, collected on the loop at the start of a scrape (well under 1 ms).
-        self._state: tuple[Collector, ...] = (daemon, ServerCollector(sampler, labels), self.http)
+        # collectors: more small families (the assistant's, Redis's) from the app factory.
+        self._state: tuple[Collector, ...] = (
+            daemon,
+            ServerCollector(sampler, labels),
+            self.http,
+            *collectors,
+        )
         # prometheus_client's process (/proc/self), platform and GC collectors.
         self._system: tuple[Collector, ...] = (
             ProcessCollector(registry=self.registry),
@@ -128,13 +137,8 @@ class Exporter:
             self.registry.register(collector)
         self._running: dict[tuple[str, bool], asyncio.Future[Scrape]] = {}
 
-    def add(self, collector: Collector) -> None:
-        """Another small family collected at every scrape (wired after the exporter is built)."""
-        self._state = (*self._state, collector)
-        self.registry.register(collector)
-
     def _redis_state(self) -> bool | None:
-        return self.redis_up()  # looked up per scrape: the hook is set after this is built
+        return self.redis_up()  # looked up per scrape: the link can come and go
 
     async def scrape(self, accept: str, gzip: bool) -> Scrape:
         """Render for an Accept header (text or OpenMetrics), gzipped when asked."""

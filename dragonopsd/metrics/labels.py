@@ -7,8 +7,8 @@ when a monitor's labels would, so the per-monitor label text can stay cached acr
 
 from __future__ import annotations
 
-from ..inventory.index import InventoryIndex
 from ..store.links import Hierarchy
+from .views import HierarchySource
 
 Placement = tuple[str, str, str]  # (client, project, environment) names; "" when unknown
 NOWHERE: Placement = ("", "", "")
@@ -17,7 +17,7 @@ NOWHERE: Placement = ("", "", "")
 class InventoryLabels:
     """Client, project and environment names of every environment and server."""
 
-    def __init__(self, index: InventoryIndex) -> None:
+    def __init__(self, index: HierarchySource) -> None:
         self._index = index
         self._seen: Hierarchy | None = None
         self._generation = 0

@@ -21,9 +21,9 @@ from typing import Literal
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ..model.monitor import Monitor
-from ..monitoring.views import EngineView, MonitorFigures
 from ..store.monitors import MonitorRow
 from .labels import InventoryLabels
+from .views import EngineFigures, MonitorFigures
 
 LABELS = ("monitor_id", "monitor", "kind", "client", "project", "environment")
 STATES = ("up", "down", "pending", "maintenance", "paused")
@@ -105,7 +105,7 @@ class Snapshot:
 class MonitorCollector:
     """The ``dragonops_monitor_*`` and ``dragonops_incidents_open`` families."""
 
-    def __init__(self, view: EngineView, labels: InventoryLabels) -> None:
+    def __init__(self, view: EngineFigures, labels: InventoryLabels) -> None:
         self._view = view
         self._labels = labels
         self._cache: dict[int, Labels] = {}

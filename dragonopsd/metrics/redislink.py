@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from prometheus_client.core import Metric
 
 from ..bus import RedisBus
-from ..monitoring.remote import RemoteProbes
 from ..redislink.client import RedisLink
 from .families import counter
+from .views import RemoteFigures
 
 
 class RedisCollector:
     """Errors and outages of the link, events over pub/sub, probe jobs and results."""
 
-    def __init__(self, link: RedisLink, bus: RedisBus | None, remote: RemoteProbes) -> None:
+    def __init__(self, link: RedisLink, bus: RedisBus | None, remote: RemoteFigures) -> None:
         self._link = link
         self._bus = bus
         self._remote = remote

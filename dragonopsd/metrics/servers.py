@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from ..sampling.sampler import Sampler
 from .labels import NOWHERE, InventoryLabels
+from .views import LatestSamples
 
 LABELS = ("server_id", "server", "client", "project", "environment")
 # Statuses in which a server is expected to answer; the others are planned or failed states.
@@ -17,7 +17,7 @@ RUNNING = frozenset({"running"})
 class ServerCollector:
     """``dragonops_server_{up,cpu_ratio,memory_ratio}``, labelled along the hierarchy."""
 
-    def __init__(self, sampler: Sampler, labels: InventoryLabels) -> None:
+    def __init__(self, sampler: LatestSamples, labels: InventoryLabels) -> None:
         self._sampler = sampler
         self._labels = labels
 

@@ -24,8 +24,8 @@ from ..cluster.core import Core
 from ..config import Config
 from ..model.monitor import STATUS_CODES
 from ..store.history import Heartbeat
-from ..store.monitors import Incident, MonitorRow, MonitorStore
-from ..store.protocols import HistoryReader
+from ..store.monitors import Incident, MonitorRow
+from ..store.protocols import HistoryReader, MonitorRepo
 from .conditions import DEFAULTS, parse_all
 from .job import ProbeOutcome
 from .multi import Rounds
@@ -49,7 +49,7 @@ class Engine:
         self,
         cfg: Config,
         *,
-        store: MonitorStore,
+        store: MonitorRepo,
         history_query: HistoryReader,
         runtimes: Runtimes,
         verdict: Verdict,

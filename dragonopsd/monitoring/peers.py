@@ -11,19 +11,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import msgspec
 
 from ..cluster.core import Core, MonitorChange
 from ..problem import Problem
+from ..store.monitors import MonitorRow
+from ..store.protocols import MonitorRepo
 from .report import StatusEvent
-
-if TYPE_CHECKING:
-    from .engine import Engine
+from .runtime import Runtime
+from .scheduler import Scheduler
 
 log = logging.getLogger("dragonopsd.engine")
 RECONCILE_EVERY = 30.0
+
+
+class Engine(Protocol):
+    """What the peers reach of the engine (engine.py builds them with itself)."""
+
+    @property
+    def store(self) -> MonitorRepo: ...
+    @property
+    def scheduler(self) -> Scheduler: ...
+    @property
+    def owned(self) -> set[int]: ...
+    def runtime(self, monitor_id: str) -> Runtime | None: ...
+    def seqs(self) -> list[int]: ...
+    def remove(self, seq: int, *, announce: bool = True) -> None: ...
+    async def upsert(
+        self, row: MonitorRow, *, soon: bool = True, announce: bool = True
+    ) -> None: ...
+    async def push(
+        self, token: str, up: bool, message: str | None, ping: float | None
+    ) -> str | None: ...
 
 
 class Peers:

@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from ..redislink.client import BLOCK_MS, ERRORS, RedisLink
+from ..redislink.client import BLOCK_MS, ERRORS, RedisLink, ensure_group
 from ..redislink.keys import CORE_GROUP
 from ..store.protocols import HistorySink
 from .job import JOB_FIELD, RESULT_FIELD, ProbeJob, ProbeOutcome
@@ -38,15 +38,6 @@ Handler = Callable[[ProbeOutcome], Awaitable[None]]
 
 class NotStored(Exception):
     """A batch of results could not be confirmed committed (writer failing or rows dropped)."""
-
-
-async def ensure_group(link: RedisLink, stream: str, group: str, start: str = "0") -> None:
-    """Create the consumer group (and the stream) unless it exists."""
-    try:
-        await link.client.xgroup_create(stream, group, id=start, mkstream=True)
-    except ERRORS as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 class RemoteProbes:

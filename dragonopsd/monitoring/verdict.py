@@ -25,8 +25,8 @@ from ..model.monitor import STATUS_CODES, Monitor, Scope
 from ..notify.dispatcher import Dispatcher
 from ..notify.event import NotificationEvent
 from ..store.history import Heartbeat
-from ..store.monitors import Incident, MonitorStore
-from ..store.protocols import HistorySink
+from ..store.monitors import Incident
+from ..store.protocols import HistorySink, MonitorRepo
 from .conditions import ConditionResult, evaluate_all
 from .maintenance import MaintenanceService
 from .notices import (
@@ -53,7 +53,7 @@ class Verdict:
     def __init__(
         self,
         *,
-        store: MonitorStore,
+        store: MonitorRepo,
         history: HistorySink,
         maintenance: MaintenanceService,
         notifier: Dispatcher,

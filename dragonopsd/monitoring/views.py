@@ -17,8 +17,17 @@ from .runtime import Runtime, Runtimes
 from .scheduler import Scheduler
 
 
+def status_counts(runtimes: Runtimes) -> dict[str, int]:
+    """How many monitors are in each visible status. A function of the runtimes alone, so the
+    dashboard can count before the engine (which needs the dashboard) is built."""
+    return dict(Counter(rt.visible_status for rt in runtimes.all()))
+
+
 class MonitorFigures(Protocol):
-    """What a reader may see of one monitor's live state (metrics render from this)."""
+    """What a reader may see of one monitor's live state (read-only: it changes nothing).
+
+    The metrics read a narrower shape of their own (metrics/views.py), which this satisfies.
+    """
 
     @property
     def row(self) -> MonitorRow: ...
@@ -90,7 +99,7 @@ class EngineView:
 
     def counts(self) -> dict[str, int]:
         """How many monitors are in each status (for the dashboard)."""
-        return dict(Counter(rt.visible_status for rt in self._runtimes.all()))
+        return status_counts(self._runtimes)
 
     def stats(self) -> EngineStats:
         """Scheduler drift (over the last 10,000 starts) and history writer figures."""

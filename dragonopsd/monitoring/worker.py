@@ -18,13 +18,12 @@ from typing import Any
 import msgspec
 
 from ..config import Config
-from ..redislink.client import BLOCK_MS, ERRORS, RedisLink
+from ..redislink.client import BLOCK_MS, ERRORS, RedisLink, ensure_group
 from ..redislink.keys import WORKER_GROUP
 from ..redislink.tasks import cancel_and_wait
 from .job import JOB_FIELD, RESULT_FIELD, ProbeJob, outcome_of
 from .probes import ProbeEnv, ProbeResult, run_probe
 from .probes.guard import AddressGuard, make_session
-from .remote import ensure_group
 
 log = logging.getLogger("dragonopsd.worker")
 

@@ -172,6 +172,15 @@ class RedisLink:
         await self.client.aclose(close_connection_pool=True)
 
 
+async def ensure_group(link: RedisLink, stream: str, group: str, start: str = "0") -> None:
+    """Create the consumer group (and the stream) unless it exists."""
+    try:
+        await link.client.xgroup_create(stream, group, id=start, mkstream=True)
+    except ERRORS as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
 def safe_url(url: str) -> str:
     """The URL without credentials (user:password@ or ?password=), for logs and output."""
     scheme, _, rest = url.partition("://")

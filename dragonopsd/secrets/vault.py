@@ -27,9 +27,8 @@ from ..bus import Bus
 from ..clock import now_iso
 from ..model.inventory import Wire
 from ..problem import Problem
-from ..store.notifications import NotificationStore
-from ..store.protocols import VaultRepo
-from ..store.vault import Sealed, Secret, VaultStore
+from ..store.protocols import ChannelRepo, VaultRepo
+from ..store.vault import Sealed, Secret
 from .crypto import (
     KeyRing,
     KeyRingError,
@@ -125,7 +124,11 @@ def create_key_file(path: Path) -> KeyRing:
 
 
 async def reseal_all(
-    store: VaultStore, ring: KeyRing, batch: int, progress: Callable[[int, int], None]
+    store: VaultRepo,
+    channels: ChannelRepo,
+    ring: KeyRing,
+    batch: int,
+    progress: Callable[[int, int], None],
 ) -> int:
     """Re-seal every row not under the primary, batch rows per transaction, then the channels'
     credentials (sealing any still in clear); returns the count."""
@@ -140,7 +143,7 @@ async def reseal_all(
         done += count
         progress(done, max(total, done))
     await store.put_check(check)
-    if count := await NotificationStore(store.db).seal_all(ring):
+    if count := await channels.seal_all(ring):
         done += count
         progress(done, max(total, done))
     return done

@@ -7,9 +7,8 @@ them structurally; app.py builds those and hands them out typed as these, and
 tests/test_store_protocols.py catches drift. A protocol's ``list`` method comes last in its class
 so that ``list[...]`` in the annotations before it still means the builtin.
 
-Still reaching past them, to fix before a second backend: the engine's ``topology(store.db)``,
-the sampler's and metrics labels' functions over ``Database``, ``vault.reseal_all`` building a
-``NotificationStore(store.db)``, and the audit entry that rides the request's write transaction
+Still reaching past them, to fix before a second backend: the sampler's and metrics labels'
+functions over ``Database``, and the audit entry that rides the request's write transaction
 (``PendingEntry.board(conn)``). The value Structs still live in the SQLite modules.
 """
 
@@ -25,6 +24,7 @@ from ..model.inventory import AnyCreate, AnyEntity, AnyPatch, DashboardStats
 from ..model.monitor import MonitorSpec
 from ..model.principal import ProfileRole, TokenRole
 from ..model.sample import Sample
+from ..secrets.crypto import KeyRing
 from .actions import Action, ActionState, NewAction
 from .audit import AuditEntry, AuditQuery, PendingEntry
 from .history import Heartbeat
@@ -205,7 +205,8 @@ class TokenRepo(Protocol):
 
 @runtime_checkable
 class VaultRepo(Protocol):
-    """Sealed secrets and the key checks that prove which keys sealed them."""
+    """Sealed secrets and the key checks that prove which keys sealed them; ``reseal_batch``
+    moves rows to a new primary key (``dragonopsd keys rotate``)."""
 
     async def get(self, ident: str) -> Sealed: ...
     async def insert(
@@ -223,6 +224,14 @@ class VaultRepo(Protocol):
     async def key_ids(self) -> set[str]: ...
     async def checks(self) -> dict[str, bytes]: ...
     async def put_check(self, check: tuple[str, bytes]) -> None: ...
+    async def reseal_batch(
+        self,
+        primary: str,
+        limit: int,
+        reseal: Callable[[Sealed], bytes],
+        check: tuple[str, bytes],
+    ) -> int: ...
+    async def count_not_under(self, primary: str) -> int: ...
     async def list(
         self, env: str | None, q: str | None, limit: int, cursor: str | None
     ) -> tuple[list[Secret], str | None]: ...
@@ -268,6 +277,7 @@ class ChannelRepo(Protocol):
     ) -> StoredChannel: ...
     async def delete(self, ident: str) -> None: ...
     async def seal_pending(self) -> int: ...
+    async def seal_all(self, ring: KeyRing) -> int: ...
     async def list(self) -> list[StoredChannel]: ...
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -330,20 +330,9 @@ async def apply_retention(db: Database, cfg: HistoryConfig, now: float) -> int:
     chunks = await monitor_chunks(db)
 
     async def work(conn: aiosqlite.Connection, chunk: list[int], last: bool) -> int:
-        deleted = 0
-        for name, cut in due.items():
-            if name == "raw":
-                sql = "DELETE FROM history_raw WHERE monitor = ? AND at < ?"
-                params = [(m, cut * 1000) for m in chunk]
-            else:
-                level = FIVE_MINUTES if name == "5m" else HOURLY
-                sql = f"DELETE FROM {level.table} WHERE id >= ? AND id < ?"
-                params = [(block_id(m, 0), block_id(m, cut // level.block)) for m in chunk]
-            cur = await conn.executemany(sql, params)
-            deleted += max(cur.rowcount, 0)
+        deleted = await delete_before(conn, chunk, due, _RAW_DELETE, (FIVE_MINUTES, HOURLY))
         if last:
-            sets = ", ".join(f"kept_{name} = ?" for name in due)
-            await conn.execute(f"UPDATE history_state SET {sets}", tuple(due.values()))
+            await set_kept(conn, "history_state", due)
         return deleted
 
     total = 0
@@ -353,4 +342,38 @@ async def apply_retention(db: Database, cfg: HistoryConfig, now: float) -> int:
     return total
 
 
+async def delete_before(
+    conn: aiosqlite.Connection,
+    keys: Sequence[int],
+    cuts: Mapping[str, int],
+    raw_delete: str,
+    levels: Sequence[Level],
+) -> int:
+    """Delete the keys' rows older than each level's cut (seconds; "raw" or a level's name).
+
+    Raw rows go through raw_delete (parameters: key, cut in ms), rollup blocks by row id range;
+    either way one index seek per key. Returns how many rows went. Heartbeat and sample
+    retention both prune this way.
+    """
+    by_name = {level.name: level for level in levels}
+    deleted = 0
+    for name, cut in cuts.items():
+        if name == "raw":
+            sql, params = raw_delete, [(k, cut * 1000) for k in keys]
+        else:
+            level = by_name[name]
+            sql = f"DELETE FROM {level.table} WHERE id >= ? AND id < ?"
+            params = [(block_id(k, 0), block_id(k, cut // level.block)) for k in keys]
+        cur = await conn.executemany(sql, params)
+        deleted += max(cur.rowcount, 0)
+    return deleted
+
+
+async def set_kept(conn: aiosqlite.Connection, state_table: str, cuts: Mapping[str, int]) -> None:
+    """Record each level's cut as where its rows now start (state_table's kept_* columns)."""
+    sets = ", ".join(f"kept_{name} = ?" for name in cuts)
+    await conn.execute(f"UPDATE {state_table} SET {sets}", tuple(cuts.values()))
+
+
 _MIN_PRUNE = {"raw": 300, "5m": 3600, "1h": 86_400}
+_RAW_DELETE = "DELETE FROM history_raw WHERE monitor = ? AND at < ?"

@@ -25,7 +25,7 @@ from . import blocks
 from .blocks import encode_block
 from .db import Database
 from .histogram import get_varint, put_varint
-from .rollups import KEY_BITS, Level, block_id, transact
+from .rollups import KEY_BITS, Level, block_id, delete_before, set_kept, transact
 
 MINUTE = Level("1m", "samples_1m", 60, 3600, 3600)
 HOUR = Level("1h", "samples_1h", 3600, 86_400, 86_400)
@@ -33,6 +33,7 @@ GRACE_S = 120  # an hour is rolled this long after it closes, so samples in flig
 CHUNK = 100  # servers per rollup or retention transaction, so API writes are never starved
 NMETRICS = 6
 _MIN_PRUNE = {"raw": 3600, "1m": 3600, "1h": 86_400}  # delete whole hours (days) at a time
+_RAW_DELETE = "DELETE FROM samples_raw WHERE server = ? AND at < ?"
 
 COLUMNS = ("cpu", "memory", "load", "disk", "net_in", "net_out")
 
@@ -257,20 +258,9 @@ async def apply_retention(db: Database, cfg: SamplingConfig, now: float) -> int:
                 "SELECT seq FROM sample_servers WHERE seq BETWEEN ? AND ?", seqs
             )
         ]
-        deleted = 0
-        for name, cut in due.items():
-            if name == "raw":
-                sql = "DELETE FROM samples_raw WHERE server = ? AND at < ?"
-                params = [(s, cut * 1000) for s in servers]
-            else:
-                level = MINUTE if name == "1m" else HOUR
-                sql = f"DELETE FROM {level.table} WHERE id >= ? AND id < ?"
-                params = [(block_id(s, 0), block_id(s, cut // level.block)) for s in servers]
-            cur = await conn.executemany(sql, params)
-            deleted += max(cur.rowcount, 0)
+        deleted = await delete_before(conn, servers, due, _RAW_DELETE, (MINUTE, HOUR))
         if last:
-            sets = ", ".join(f"kept_{name} = ?" for name in due)
-            await conn.execute(f"UPDATE samples_state SET {sets}", tuple(due.values()))
+            await set_kept(conn, "samples_state", due)
         return deleted
 
     ranges = await _server_ranges(db)
