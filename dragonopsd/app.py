@@ -29,6 +29,7 @@ from .appkeys import (
     AUTHENTICATOR,
     BUS,
     CACHE,
+    CLUSTER,
     CONFIG,
     DASHBOARD,
     DATABASE,
@@ -57,6 +58,7 @@ from .auth.limiter import FailureLimiter
 from .auth.tokens import TokenAuth
 from .bus import LocalBus, RedisBus
 from .cache import Cache, MemoryCache, RedisCache
+from .cluster.core import Core
 from .config import Config
 from .dashboard import DashboardService
 from .inventory.index import InventoryIndex
@@ -65,6 +67,7 @@ from .live.caps import SocketCaps
 from .live.hub import Hub
 from .live.redis_state import StateMirror
 from .metrics.assistant import AssistantCollector
+from .metrics.cluster import ClusterCollector
 from .metrics.exporter import Exporter
 from .metrics.labels import InventoryLabels
 from .metrics.redislink import RedisCollector
@@ -180,6 +183,7 @@ def _monitoring(
     index: InventoryIndex,
     runtimes: Runtimes,
     dashboard: DashboardService,
+    core: Core | None,
 ) -> _Monitoring:
     """Maintenance, notifications, history and the probe engine with its one verdict path."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
@@ -199,7 +203,7 @@ def _monitoring(
         on_change=[dashboard.invalidate],
     )
     prober = Prober(cfg.probes, guard, secrets=vault.value_by_name)
-    remote = RemoteProbes(link, history)
+    remote = RemoteProbes(link, history, core.node if core is not None else "")
     rounds = Rounds(runtimes=runtimes, verdict=verdict, prober=prober, remote=remote)
     engine = Engine(
         cfg,
@@ -209,8 +213,11 @@ def _monitoring(
         verdict=verdict,
         rounds=rounds,
         prober=prober,
+        core=core,
     )
-    view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history)
+    # With several cores the metrics export the monitors this core owns, and only those.
+    owned = engine.owned if core is not None else None
+    view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)
     pages = app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
     return _Monitoring(maintenance, notifier, history, store, engine, remote, view, monitors, pages)
@@ -247,12 +254,15 @@ def _exporter(
     sampler: Sampler,
     hub: Hub,
     assistant: AssistantService,
+    core: Core | None,
 ) -> Exporter:
     """Prometheus: collectors over the services built before it, labelled from the index."""
     collectors: list[Collector] = [AssistantCollector(assistant.usage)]
     if link is not None:
         redis_bus = bus if isinstance(bus, RedisBus) else None
         collectors.append(RedisCollector(link, redis_bus, mon.remote))
+    if core is not None:
+        collectors.append(ClusterCollector(core, mon.view))
     return Exporter(
         view=mon.view,
         scheduler=mon.engine.scheduler,
@@ -290,6 +300,8 @@ def build_app(
     # With Redis the cache and the bus live there, shared by every process; else in memory.
     cache = app[CACHE] = RedisCache(link) if link else MemoryCache()
     bus = app[BUS] = RedisBus(link) if link else LocalBus()
+    # With Redis this process is a core of a deployment (a core alone owns everything).
+    core = app[CLUSTER] = Core(link, bus, cfg, __version__) if link else None
     vault = app[VAULT] = VaultService(
         VaultStore(db),
         cfg.key_file(),
@@ -315,6 +327,7 @@ def build_app(
         index=index,
         runtimes=runtimes,
         dashboard=dashboard,
+        core=core,
     )
     hub = app[HUB] = _hub(cfg, bus)
     queue = RedisQueue(link) if link is not None else None
@@ -341,7 +354,7 @@ def build_app(
         mirror = StateMirror(bus, link, monitors=mon.view.ids, servers=servers)
     assistant = app[ASSISTANT] = _assistant(cfg, vault, inventory)
     exporter = app[METRICS] = _exporter(
-        cfg, link, bus, mon, index=index, sampler=sampler, hub=hub, assistant=assistant
+        cfg, link, bus, mon, index=index, sampler=sampler, hub=hub, assistant=assistant, core=core
     )
     reloader = app[RELOADER] = Reloader(
         cfg,
@@ -366,15 +379,15 @@ def build_app(
         lifecycle.inventory_index_ctx(index),
         lifecycle.maintenance_ctx(mon.maintenance),
         lifecycle.notifier_ctx(mon.notifier),
-        lifecycle.history_ctx(mon.history),  # stops after the engine: the last results land
+        lifecycle.history_ctx(mon.history, core),  # stops after the engine: the last results land
         lifecycle.engine_ctx(cfg, mon.monitors),
         lifecycle.remote_results_ctx(mon.remote, mon.engine),
         lifecycle.auth_ctx(cfg, auth.tokens, auth.jwt),
         lifecycle.audit_retention_ctx(auth.audit, cfg.audit.retention_days),
         lifecycle.hub_ctx(hub),
         lifecycle.mirror_ctx(mirror) if mirror is not None else None,
-        lifecycle.actions_ctx(actions),
-        lifecycle.sampling_ctx(sampler),
+        lifecycle.actions_ctx(actions, core),
+        lifecycle.sampling_ctx(sampler, core),
         lifecycle.assistant_ctx(assistant),
         metrics_listener_ctx(cfg.metrics),  # the optional /metrics listener of its own
         # Last up, first down: no reload reaches a service that has stopped.

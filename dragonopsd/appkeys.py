@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from .auth.limiter import FailureLimiter
     from .bus import LocalBus
     from .cache import Cache
+    from .cluster.core import Core
     from .config import Config
     from .dashboard import DashboardService
     from .inventory.index import InventoryIndex
@@ -47,6 +48,8 @@ DATABASE: web.AppKey[StoreHealth] = web.AppKey("database")
 CACHE: web.AppKey[Cache] = web.AppKey("cache")
 # The Redis connection and its health; None when [redis] url is empty (one host, in-process).
 REDIS: web.AppKey[RedisLink | None] = web.AppKey("redis")
+# This core of a deployment of several (cluster/); None without [redis] url.
+CLUSTER: web.AppKey[Core | None] = web.AppKey("cluster")
 BUS: web.AppKey[LocalBus] = web.AppKey("bus")
 INVENTORY: web.AppKey[InventoryService] = web.AppKey("inventory")
 # The hierarchy in memory, for the engine, the sampler and the metric labels.

@@ -23,6 +23,7 @@ from .assistant.service import AssistantService
 from .auth.jwt import JwtVerifier
 from .auth.tokens import TokenAuth, bootstrap_admin
 from .bus import LocalBus, RedisBus
+from .cluster.core import Core
 from .config import Config
 from .inventory.index import InventoryIndex
 from .inventory.service import InventoryService
@@ -172,12 +173,14 @@ def notifier_ctx(notifier: Dispatcher) -> CleanupCtx:
     return ctx
 
 
-def actions_ctx(actions: ActionService) -> CleanupCtx:
+def actions_ctx(actions: ActionService, core: Core | None = None) -> CleanupCtx:
     """Settle the actions a previous run left behind and start the workers; on the way down,
-    put whatever is running back in the queue for the next start."""
+    put whatever is running back in the queue for the next start. A core joining other live
+    cores settles nothing: the actions running are theirs (the cluster has joined by now:
+    the engine starts first)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        await actions.start()
+        await actions.start(recover=core is None or core.alone())
         yield
         await actions.stop()
 
@@ -195,13 +198,23 @@ def assistant_ctx(assistant: AssistantService) -> CleanupCtx:
     return ctx
 
 
-def history_ctx(writer: HistorySink) -> CleanupCtx:
-    """The batched heartbeat writer and the rollup/retention job. Cancelling the writer
-    flushes what is queued, and it stops after the engine, so the last results land."""
+Job = Callable[[], Coroutine[Any, Any, None]]
+
+
+def _singleton(core: Core | None, name: str, job: Job) -> Job:
+    """job as is on one host; with several cores, run only by the holder of its lease."""
+    return job if core is None else core.singleton(name, job)
+
+
+def history_ctx(writer: HistorySink, core: Core | None = None) -> CleanupCtx:
+    """The batched heartbeat writer and the rollup/retention job (one core of a deployment
+    runs that). Cancelling the writer flushes what is queued, and it stops after the engine,
+    so the last results land."""
+    maintain = _singleton(core, "history-maintenance", writer.maintain)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async for _ in task_ctx(writer.run)(app):
-            async for _ in task_ctx(writer.maintain)(app):
+            async for _ in task_ctx(maintain, recancel=core is not None)(app):
                 yield
 
     return ctx
@@ -223,15 +236,36 @@ def inventory_index_ctx(index: InventoryIndex) -> CleanupCtx:
 
 
 def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
-    """Load monitors, sync ``[[monitors]]``, run the scheduler."""
+    """Load monitors, sync ``[[monitors]]``, run the scheduler. With several cores: join
+    first (what this core owns decides what it schedules), sync under the config-sync lease,
+    follow the other cores' monitor writes, and leave (its monitors move at once) on the way
+    down."""
     engine = monitors.engine
+    core = engine.core
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
+        if core is None:
+            await engine.start()
+            await monitors.sync_config(cfg.monitors)
+            log.info("probe engine: %d monitors", len(engine.scheduler))
+            async for _ in task_ctx(engine.scheduler.run)(app):
+                yield
+            await engine.stop()
+            return
+        await core.start()
         await engine.start()
-        await monitors.sync_config(cfg.monitors)
-        log.info("probe engine: %d monitors", len(engine.scheduler))
-        async for _ in task_ctx(engine.scheduler.run)(app):
-            yield
+        if await core.hold("config-sync"):
+            await monitors.sync_config(cfg.monitors)
+            await core.release("config-sync")
+        log.info("probe engine: %d monitors owned by core %s", len(engine.owned), core.node)
+        peers = engine.peers
+        if peers is None:  # the engine builds them with its core
+            raise RuntimeError("an engine with a core has peers")
+        async for _ in task_ctx(core.run, recancel=True)(app):
+            async for _ in task_ctx(peers.follow)(app):
+                async for _ in task_ctx(peers.reconcile_forever)(app):
+                    async for _ in task_ctx(engine.scheduler.run)(app):
+                        yield
         await engine.stop()
 
     return ctx
@@ -270,14 +304,18 @@ def mirror_ctx(mirror: StateMirror) -> CleanupCtx:
     return task_ctx(mirror.run, recancel=True)
 
 
-def sampling_ctx(sampler: Sampler) -> CleanupCtx:
+def sampling_ctx(sampler: Sampler, core: Core | None = None) -> CleanupCtx:
     """The sample writer, its rollup job and the tick (the servers come from the inventory
-    index). Teardown runs inside out: the tick stops first, then the writer flushes what is left."""
+    index); with several cores one of them runs the rollups and one the tick. Teardown runs
+    inside out: the tick stops first, then the writer flushes what is left."""
+    maintain = _singleton(core, "sample-maintenance", sampler.writer.maintain)
+    tick = _singleton(core, "sampling", sampler.run)
+    recancel = core is not None
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async for _ in task_ctx(sampler.writer.run)(app):
-            async for _ in task_ctx(sampler.writer.maintain)(app):
-                async for _ in task_ctx(sampler.run)(app):
+            async for _ in task_ctx(maintain, recancel=recancel)(app):
+                async for _ in task_ctx(tick, recancel=recancel)(app):
                     yield
 
     return ctx

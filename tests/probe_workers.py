@@ -144,9 +144,13 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
         time.sleep(0.1)
 
 
+CORE = "core"  # [cluster] node: the core reads its workers' results on <prefix>:results:core
+
+
 def write_config(path: Path, redis_url: str, prefix: str, extra: str = "") -> Path:
     path.write_text(
         f'[redis]\nurl = "{redis_url}"\nprefix = "{prefix}"\nclaim_idle = 2.0\n\n'
+        f'[cluster]\nnode = "{CORE}"\n\n'
         f"[history]\nflush_interval = 0.2\n\n{extra}"
     )
     return path

@@ -117,6 +117,7 @@ EXPECTED_ROLES = {
     ("GET", "/api/badge/{id}/status.svg"): "public",
     ("GET", "/api/badge/{id}/uptime.svg"): "public",
     ("GET", "/api/badge/{id}/response.svg"): "public",
+    ("GET", "/api/cluster"): "viewer",
 }
 
 

@@ -65,6 +65,8 @@ def test_sign_in_and_overview(scene: Scene, browser: Browser) -> None:
         card(page, "up")
         stats = page.inner_text(".stats")
         assert "Clients" in stats and "Servers" in stats
+        cores = page.inner_text("#cores")  # one core without Redis: this one, owning all
+        assert "(this core)" in cores and "alive" in cores, cores
         assert page.inner_text("#conn").startswith("\u25cf Live")
         assert page.evaluate("sessionStorage.getItem('dragonops.token')") == scene.daemon.token
         shoot(page, "01-overview")

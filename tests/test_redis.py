@@ -292,8 +292,8 @@ async def test_malformed_results_are_skipped_and_acknowledged(
     mon = await post(client, "/api/monitors", {"name": "far", "kind": "tcp", "host": "127.0.0.1",
                      "port": 9, "locations": ["eu"], "interval": 60})  # fmt: skip
     r = aredis.Redis.from_url(SHARED_URL)
-    stream = f"{redis_prefix}:results"
     remote = client.app[MONITORS].engine.remote
+    stream = f"{redis_prefix}:results:{remote.reply_to}"  # this core's own results stream
     good = {"monitor_id": mon["id"], "round": 1, "location": "eu", "worker": "w", "at": 1.0e9}
     try:
         await r.xadd(stream, {b"result": b"not json at all"})

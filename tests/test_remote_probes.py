@@ -11,7 +11,7 @@ from typing import Any
 
 import redis
 from daemon import Daemon
-from probe_workers import ProbeWorker, StreamTail, Target, api, wait_for, write_config
+from probe_workers import CORE, ProbeWorker, StreamTail, Target, api, wait_for, write_config
 from redis_helpers import SHARED_URL, PrivateRedis
 from websockets.sync.client import connect
 
@@ -121,7 +121,7 @@ def test_body_conditions_are_judged_on_results_from_afar(tmp_path: Path, redis_p
     target = Target()
     cfg = write_config(tmp_path / "core.toml", SHARED_URL, redis_prefix)
     r = redis.Redis.from_url(SHARED_URL)
-    tail = StreamTail(SHARED_URL, f"{redis_prefix}:results")
+    tail = StreamTail(SHARED_URL, f"{redis_prefix}:results:{CORE}")
     with Daemon(tmp_path / "state", "--config", str(cfg)) as d:
         d.wait_listening()
         worker = ProbeWorker(tmp_path, SHARED_URL, redis_prefix, "eu", "eu-1")
@@ -234,7 +234,7 @@ def test_core_killed_mid_stream_loses_no_result(tmp_path: Path, redis_prefix: st
     state_dir = tmp_path / "state"
     r = redis.Redis.from_url(SHARED_URL)
     # The core deletes each result once stored: keep a copy of all of them as they arrive.
-    tail = StreamTail(SHARED_URL, f"{redis_prefix}:results")
+    tail = StreamTail(SHARED_URL, f"{redis_prefix}:results:{CORE}")
     worker = ProbeWorker(tmp_path, SHARED_URL, redis_prefix, "eu", "eu-1")
     try:
         with Daemon(state_dir, "--config", str(cfg)) as d:
@@ -253,7 +253,7 @@ def test_core_killed_mid_stream_loses_no_result(tmp_path: Path, redis_prefix: st
             wait_for(lambda: _consumed(r, redis_prefix), 20, "core caught up with the results")
             assert d.stop() == 0
             # Stored results leave Redis (each carries up to 64 KB of response body).
-            assert r.xlen(f"{redis_prefix}:results") == 0
+            assert r.xlen(f"{redis_prefix}:results:{CORE}") == 0
     finally:
         worker.kill()
         target.close()
@@ -273,7 +273,7 @@ def test_core_killed_mid_stream_loses_no_result(tmp_path: Path, redis_prefix: st
 
 
 def _consumed(r: redis.Redis, prefix: str) -> bool:
-    groups: Any = r.xinfo_groups(f"{prefix}:results")
+    groups: Any = r.xinfo_groups(f"{prefix}:results:{CORE}")
     core = next(g for g in groups if g["name"] == b"core")
     return bool(core["pending"] == 0 and core.get("lag") == 0)
 

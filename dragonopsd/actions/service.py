@@ -150,9 +150,20 @@ class ActionService:
             await self._queue.put(action.id)
         return action, created
 
-    async def start(self) -> None:
-        """Settle what the last run left behind, then start the workers."""
+    async def start(self, *, recover: bool = True) -> None:
+        """Settle what the last run left behind, then start the workers. ``recover=False``
+        when other cores of the deployment are alive: the actions running are theirs."""
         await self._executor.start()
+        if recover:
+            await self._recover()
+        else:
+            log.info("actions: other cores are alive; the running actions are left to them")
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"action-worker-{n}")
+            for n in range(self._worker_count)
+        ]
+
+    async def _recover(self) -> None:
         failed, queued = await self.store.recover(INTERRUPTED)
         for action in failed:
             await self._set_status(action, action.previous_status)
@@ -165,10 +176,6 @@ class ActionService:
                 len(failed),
                 len(queued),
             )
-        self._workers = [
-            asyncio.create_task(self._work(), name=f"action-worker-{n}")
-            for n in range(self._worker_count)
-        ]
 
     async def stop(self) -> None:
         """Stop the workers; whatever they were running goes back to queued."""

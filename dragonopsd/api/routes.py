@@ -9,6 +9,7 @@ from . import (
     assistant,
     audit,
     badges,
+    cluster,
     heartbeats,
     incidents,
     inventory,
@@ -33,6 +34,7 @@ def table() -> list[Route]:
     """Every route the daemon serves."""
     return [
         *system.routes(),
+        *cluster.routes(),
         *metrics.routes(),
         *inventory.routes(),
         *samples.routes(),

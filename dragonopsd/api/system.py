@@ -5,7 +5,16 @@ from __future__ import annotations
 import msgspec
 from aiohttp import web
 
-from ..appkeys import CONFIG, DASHBOARD, DATABASE, DOCS_ASSETS, OPENAPI, REDIS, RESTART_REQUIRED
+from ..appkeys import (
+    CLUSTER,
+    CONFIG,
+    DASHBOARD,
+    DATABASE,
+    DOCS_ASSETS,
+    OPENAPI,
+    REDIS,
+    RESTART_REQUIRED,
+)
 from ..model.inventory import DashboardStats
 from ..store import migrations
 from .route import Route
@@ -45,9 +54,19 @@ async def readyz(request: web.Request) -> web.Response:
     link = request.app[REDIS]
     if link is not None:
         checks["redis"] = link.state
+    core = request.app[CLUSTER]
+    if core is not None:  # cut off from Redis with other cores about: it schedules nothing
+        checks["cluster"] = (
+            "isolated (redis away: not scheduling, the other cores own its monitors)"
+            if core.isolated
+            else f"ok ({core.cores()} live core(s), node {core.node})"
+        )
     # Redis away is "degraded", not "not ready", unless [redis] required says it must be there.
     required = request.app[CONFIG].redis.required
-    ready = all(v.startswith("ok") or (k == "redis" and not required) for k, v in checks.items())
+    ready = all(
+        v.startswith("ok") or (k in ("redis", "cluster") and not required)
+        for k, v in checks.items()
+    )
     restart = request.app[RESTART_REQUIRED]
     body = msgspec.json.encode(Readiness("ready" if ready else "not-ready", checks, restart))
     return web.Response(body=body, status=200 if ready else 503, content_type="application/json")

@@ -92,6 +92,15 @@ class RedisConfig(Section, frozen=True):
     stream_maxlen: Annotated[int, msgspec.Meta(ge=100, le=10_000_000)] = 100_000
 
 
+class ClusterConfig(Section, frozen=True):
+    """[cluster]: the cores that share one database and one Redis prefix (on with [redis] url)."""
+
+    # This core's name among the others ("" = host:port of [server]).
+    node: Annotated[str, msgspec.Meta(pattern=r"^$|^[A-Za-z0-9_.:\-]{1,128}$")] = ""
+    # Seconds without a heartbeat after which a core is gone and its monitors move.
+    dead_after: Annotated[float, msgspec.Meta(ge=2, le=600)] = 10.0
+
+
 class LogConfig(Section, frozen=True):
     """[log]: level and line format (json for log shippers)."""
 
@@ -278,6 +287,7 @@ class Config(Section, frozen=True):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
     redis: RedisConfig = RedisConfig()
+    cluster: ClusterConfig = ClusterConfig()
     log: LogConfig = LogConfig()
     auth: AuthConfig = AuthConfig()
     secrets: SecretsConfig = SecretsConfig()
@@ -313,6 +323,7 @@ SECTIONS: dict[str, type[Section]] = {
     "server": ServerConfig,
     "storage": StorageConfig,
     "redis": RedisConfig,
+    "cluster": ClusterConfig,
     "log": LogConfig,
     "auth": AuthConfig,
     "secrets": SecretsConfig,

@@ -133,6 +133,18 @@ class AssistantFigures(Protocol):
     def unmatched(self) -> int: ...
 
 
+class CoreFigures(Protocol):
+    """This core of a deployment of several: the live cores it sees."""
+
+    def cores(self) -> int: ...
+
+
+class OwnedFigures(Protocol):
+    """How many monitors this core owns (monitoring's EngineView)."""
+
+    def owned_count(self) -> int | None: ...
+
+
 class HierarchySource(Protocol):
     """Whatever holds the inventory's current names and links (the inventory index)."""
 

@@ -4,15 +4,23 @@ The engine decides *when*: it keeps the runtimes, schedules checks, takes push c
 round deadlines. *What happens to a result* is ``Verdict.record`` (verdict.py); monitors with
 several locations go through ``Rounds`` (multi.py), which ends in the same path. The verdict
 answers whether an early retry is wanted, and the engine asks its scheduler.
+
+With several cores (cluster/), every core keeps every monitor's runtime (the API reads them)
+but schedules only those its core owns. When ownership moves, a lost monitor stops at once and
+a gained one is reloaded from the store (status, open incident, last check) and checked when
+its previous owner would have checked it next. Writes made here are announced to the other
+cores, and theirs are applied here (peers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from ..clock import iso_of, now_iso
+from ..cluster.core import Core
 from ..config import Config
 from ..model.monitor import STATUS_CODES
 from ..store.history import Heartbeat
@@ -21,6 +29,7 @@ from ..store.protocols import HistoryReader, MonitorRepo
 from .conditions import DEFAULTS, parse_all
 from .job import ProbeOutcome
 from .multi import Rounds
+from .peers import Peers
 from .prober import Prober
 from .probes import ProbeResult
 from .report import CheckReport
@@ -46,8 +55,11 @@ class Engine:
         verdict: Verdict,
         rounds: Rounds,
         prober: Prober,
+        core: Core | None = None,
     ) -> None:
         self._cfg = cfg
+        self.core = core  # None: no cluster, this process owns every monitor
+        self.owned: set[int] = set()  # seqs this core owns (schedules, when enabled)
         self.store = store
         self._history_query = history_query
         self._runtimes = runtimes
@@ -57,12 +69,18 @@ class Engine:
         self._prober = prober
         self.scheduler = Scheduler(self._check, cfg.probes.concurrency)
         self._expiring: set[asyncio.Task[None]] = set()
+        self.started = now_iso()  # reset when the engine starts (/api/cluster's "since")
+        # The other cores' monitor writes, push calls and status changes (several cores).
+        self.peers = Peers(self, core) if core is not None else None
+        if core is not None:
+            core.on_change(self.rebalance)
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Load monitors, their last state, last check and open incidents; open the probe
         session. A paused monitor's incident left open by an older build is closed."""
+        self.started = now_iso()
         self._prober.start()
         states = await self.store.states()
         incidents = await self.store.open_incidents()
@@ -76,6 +94,8 @@ class Engine:
             last = _report(row.monitor.id, beat) if beat else None
             rt = self._add(row, status, since, incident, last)
             rt.down_notified = incident is not None  # as far as anyone can tell now
+            if beat is not None and self.core is not None:
+                self._resume(rt, beat.at)  # another core may have checked it a moment ago
             if incident is not None and not row.spec.enabled:
                 await self._verdict.close_paused(rt)
 
@@ -109,21 +129,36 @@ class Engine:
         if spec.kind == "push":
             rt.last_push = asyncio.get_running_loop().time()  # a fresh grace period at start
         self._runtimes.add(rt)
-        if spec.enabled:
-            period = spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
-            self.scheduler.schedule(row.seq, period)
+        if self._owns(row):
+            self.owned.add(row.seq)
+            if spec.enabled:
+                self.scheduler.schedule(row.seq, _period(row))
         return rt
 
-    async def upsert(self, row: MonitorRow, *, soon: bool = True) -> None:
+    def _owns(self, row: MonitorRow) -> bool:
+        return self.core is None or self.core.owns(row.monitor.id)
+
+    def _resume(self, rt: Runtime, last_check: float) -> None:
+        """Schedule an owned monitor's next check one interval after its last one (whoever
+        made it), or at once (within a second) when that time has passed."""
+        spec = rt.row.spec
+        if rt.row.seq not in self.owned or not spec.enabled or spec.kind == "push":
+            return
+        period = _period(rt.row)
+        wait = min(period, max(0.0, last_check + period - time.time()))
+        self.scheduler.schedule(rt.row.seq, period, first_in=min(1.0, period), delay=wait)
+
+    async def upsert(self, row: MonitorRow, *, soon: bool = True, announce: bool = True) -> None:
         """A monitor was created or changed: (re)start it, keeping its visible status.
 
         Pausing closes its open incident; resuming starts it from pending, so a monitor still
         down when resumed opens a new incident (and alerts) like any other.
         ``soon``: first check within 2 s (a user just saved it); otherwise spread over the
         interval, so thousands of monitors from a config file do not all fire at once.
+        ``announce``: tell the other cores (False when applying another core's write).
         """
         old = self._runtimes.get(row.seq)
-        self.remove(row.seq)
+        self.remove(row.seq, announce=False)
         if old is None:
             rt = self._add(row, "pending", now_iso(), None)
         elif row.spec.enabled and not old.monitor.enabled:
@@ -135,22 +170,81 @@ class Engine:
             rt.last_at = old.last_at
         if not row.spec.enabled:
             await self._verdict.close_paused(rt)
-        if soon and row.spec.enabled and row.spec.kind != "push":
+        if soon and row.seq in self.owned and row.spec.enabled and row.spec.kind != "push":
             self.scheduler.schedule(
                 row.seq, row.spec.interval, first_in=min(2.0, row.spec.interval)
             )
+        if announce and self.core is not None:
+            self.core.announce(row.monitor.id, "upsert")
 
-    def remove(self, seq: int) -> None:
-        """Forget a monitor."""
-        self._runtimes.pop(seq)
+    def remove(self, seq: int, *, announce: bool = True) -> None:
+        """Forget a monitor (``announce``: tell the other cores)."""
+        rt = self._runtimes.pop(seq)
+        self._stop(seq)
+        if announce and rt is not None and self.core is not None:
+            self.core.announce(rt.monitor.id, "delete")
+
+    def runtime(self, monitor_id: str) -> Runtime | None:
+        """A monitor's runtime by id."""
+        return self._runtimes.of_id(monitor_id)
+
+    def seqs(self) -> list[int]:
+        """Every loaded monitor's seq (a copy)."""
+        return [rt.row.seq for rt in self._runtimes.all()]
+
+    def _stop(self, seq: int) -> None:
+        self.owned.discard(seq)
         self.scheduler.remove(seq)
         self._rounds.drop(seq)
+
+    # -- several cores -------------------------------------------------------------------
+
+    async def rebalance(self) -> None:
+        """The live cores changed: stop the monitors now owned elsewhere, at once, and take
+        over the ones now owned here from their stored state."""
+        gained = []
+        for rt in list(self._runtimes.all()):
+            seq = rt.row.seq
+            wanted = self._owns(rt.row)
+            if seq in self.owned and not wanted:
+                self._stop(seq)
+            elif wanted and seq not in self.owned:
+                gained.append(rt)
+        if gained:
+            await self._take(gained)
+        log.info(
+            "cluster: %d of %d monitors owned here (%d taken over)",
+            len(self.owned),
+            len(self._runtimes),
+            len(gained),
+        )
+
+    async def _take(self, gained: list[Runtime]) -> None:
+        """Continue gained monitors from what their previous owner stored: status, open
+        incident (so no second one opens, and no second DOWN is sent) and last check."""
+        states = await self.store.states()
+        incidents = await self.store.open_incidents()
+        latest = await self._history_query.latest()
+        for taken in gained:
+            seq = taken.row.seq
+            old = self._runtimes.get(seq)
+            if old is None or seq in self.owned or not self._owns(old.row):
+                continue  # deleted, rewritten or moved again while the store was read
+            beat = latest.get(seq)
+            status, since, _ = states.get(seq, (old.machine.status, old.since, None))
+            incident = incidents.get(old.monitor.id)
+            last = _report(old.monitor.id, beat) if beat else old.last
+            self._runtimes.pop(seq)
+            rt = self._add(old.row, status, since, incident, last)
+            rt.down_notified = incident is not None
+            rt.last_at = old.last_at
+            self._resume(rt, beat.at if beat else 0.0)
 
     # -- checks ----------------------------------------------------------------------------
 
     async def _check(self, seq: int, due: float) -> None:
         rt = self._runtimes.get(seq)
-        if rt is None:
+        if rt is None or seq not in self.owned:
             return
         if rt.row.spec.kind == "push":
             retry = await self._push_deadline(rt)
@@ -172,6 +266,10 @@ class Engine:
             return None
         if rt.row.spec.kind == "push":
             return rt.last
+        if self.core is not None and rt.row.seq not in self.owned:
+            # Another core owns it: its owner checks now; here, the last report it has.
+            self.core.announce(monitor_id, "check")
+            return rt.last
         if rt.row.spec.locations != ["local"]:
             rnd, retry = await self._rounds.check(rt, self._expire)
             self._retry(rt, retry)
@@ -186,6 +284,10 @@ class Engine:
         rt = self._runtimes.of_token(token)
         if rt is None:
             return None
+        if self.core is not None and rt.row.seq not in self.owned:
+            # Only the owner keeps the push deadline and the status: hand the call over.
+            self.core.announce(rt.monitor.id, "push", up=up, message=message, ping=ping)
+            return rt.monitor.id
         rt.last_push = asyncio.get_running_loop().time()
         context: dict[str, Any] = {"CONNECTED": up}
         result = ProbeResult(
@@ -223,6 +325,12 @@ class Engine:
         rt = self._runtimes.get(seq)
         if rt is not None:
             self._retry(rt, retry)
+
+
+def _period(row: MonitorRow) -> float:
+    """Seconds between a monitor's checks (a push monitor's: how long it may stay silent)."""
+    spec = row.spec
+    return spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
 
 
 def _report(monitor_id: str, beat: Heartbeat) -> CheckReport:

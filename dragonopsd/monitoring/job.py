@@ -27,6 +27,8 @@ class ProbeJob(msgspec.Struct, kw_only=True, frozen=True):
     issued: float  # Unix seconds
     expires: float  # not started by then: dropped (the next round has been issued)
     spec: MonitorSpec
+    # The core whose round waits for the result (several cores: Keys.results_for); "" on one.
+    reply_to: str = ""
 
 
 class ProbeOutcome(msgspec.Struct, kw_only=True, frozen=True):

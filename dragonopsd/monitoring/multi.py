@@ -68,6 +68,7 @@ class Rounds:
                 issued=self.remote.shared(issued),
                 expires=self.remote.shared(issued + spec.interval),
                 spec=spec,
+                reply_to=self.remote.reply_to,
             )
             if not await self.remote.dispatch(job):
                 rnd.absent[location] = NO_WORKER

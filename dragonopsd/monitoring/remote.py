@@ -2,7 +2,9 @@
 
 Jobs go to ``<prefix>:jobs:<location>`` only while a worker of that location is alive (workers
 keep a heartbeat in ``<prefix>:workers:<location>``); otherwise the location is ``no-worker``
-for that round and nothing piles up. Results come back on ``<prefix>:results`` through the
+for that round and nothing piles up. Results come back on the core's own stream,
+``<prefix>:results:<core>`` (each job names it in ``reply_to``, so with several cores a result
+reaches the core whose round waits for it; ``<prefix>:results`` without one), through the
 ``core`` consumer group: each batch is handed to the engine, the history writer is flushed,
 and only then are the entries acknowledged, so a core killed mid-stream re-reads (and
 stores) whatever it had not committed.
@@ -41,9 +43,11 @@ class NotStored(Exception):
 class RemoteProbes:
     """Dispatches jobs and consumes results; without Redis every remote location is absent."""
 
-    def __init__(self, link: RedisLink | None, history: HistorySink) -> None:
+    def __init__(self, link: RedisLink | None, history: HistorySink, core: str = "") -> None:
         self._link = link
         self._history = history
+        # Several cores: this core's name; its jobs ask for results on a stream of its own.
+        self.reply_to = core
         self._alive: dict[str, tuple[float, bool]] = {}
         self._encode = msgspec.json.Encoder().encode
         self._decode = msgspec.json.Decoder(ProbeOutcome).decode
@@ -102,7 +106,7 @@ class RemoteProbes:
         link = self._link
         if link is None:
             return
-        stream = link.keys.results
+        stream = link.keys.results_for(self.reply_to)
         backoff = 0.2
         while True:
             await link.wait_up()

@@ -41,15 +41,17 @@ class Scheduler:
         self.in_flight = 0
         self.drain_timeout = 5.0
 
-    def schedule(self, key: int, interval: float, first_in: float | None = None) -> None:
-        """Add or reschedule key; its first run comes within ``first_in`` (default: spread
-        uniformly over one interval)."""
+    def schedule(
+        self, key: int, interval: float, first_in: float | None = None, delay: float = 0.0
+    ) -> None:
+        """Add or reschedule key; its first run comes ``delay`` seconds from now plus up to
+        ``first_in`` (default: spread uniformly over one interval)."""
         loop = asyncio.get_running_loop()
         spread = interval if first_in is None else first_in
         self._interval[key] = interval
         gen = self._gen.get(key, 0) + 1
         self._gen[key] = gen
-        heapq.heappush(self._heap, (loop.time() + random.uniform(0, spread), gen, key))  # noqa: S311  -- jitter, not crypto
+        heapq.heappush(self._heap, (loop.time() + delay + random.uniform(0, spread), gen, key))  # noqa: S311  -- jitter, not crypto
         self._wake.set()
 
     def retry(self, key: int, delay: float) -> None:

@@ -48,14 +48,30 @@ class MonitorFigures(Protocol):
 class EngineView:
     """Reads the engine's runtimes, scheduler and history writer; never changes them."""
 
-    def __init__(self, runtimes: Runtimes, scheduler: Scheduler, history: HistorySink) -> None:
+    def __init__(
+        self,
+        runtimes: Runtimes,
+        scheduler: Scheduler,
+        history: HistorySink,
+        owned: Collection[int] | None = None,
+    ) -> None:
         self._runtimes = runtimes
+        # With several cores: the seqs this core owns (the engine's live set). The metrics
+        # export only those, so Prometheus scraping every core counts each monitor once.
+        self._owned = owned
         self._scheduler = scheduler
         self._history = history
 
     def figures(self) -> Collection[MonitorFigures]:
-        """Every monitor's live state, to read on the loop without keeping it (metrics)."""
-        return self._runtimes.all()
+        """Every owned monitor's live state, to read on the loop without keeping it (metrics)."""
+        owned = self._owned
+        if owned is None:
+            return self._runtimes.all()
+        return [rt for rt in self._runtimes.all() if rt.row.seq in owned]
+
+    def owned_count(self) -> int | None:
+        """How many monitors this core owns (None: no cluster, it owns them all)."""
+        return None if self._owned is None else len(self._owned)
 
     def ids(self) -> Collection[str]:
         """Every monitor id (a live view, no copy)."""

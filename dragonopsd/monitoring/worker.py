@@ -196,7 +196,7 @@ class Worker:
             while True:  # the result must land before the job is acknowledged
                 try:
                     await self._link.client.xadd(
-                        self._link.keys.results,
+                        self._link.keys.results_for(job.reply_to),
                         {RESULT_FIELD: self._encode(outcome)},
                         maxlen=self._link.cfg.stream_maxlen,
                         approximate=True,

@@ -53,6 +53,11 @@ class Keys:
         """Stream of probe results from every location, read by the core."""
         return f"{self.prefix}:results"
 
+    def results_for(self, core: str) -> str:
+        """Stream of the results of one core's jobs (several cores: each reads its own, so a
+        result reaches the core whose round waits for it). "" = the shared one."""
+        return f"{self.prefix}:results:{core}" if core else self.results
+
     def workers(self, location: str) -> str:
         """Sorted set: worker name -> last time it said it was alive (Unix seconds)."""
         return f"{self.prefix}:workers:{location}"
@@ -61,6 +66,20 @@ class Keys:
     def actions(self) -> str:
         """Stream of accepted server action ids."""
         return f"{self.prefix}:actions"
+
+    @property
+    def cluster_alive(self) -> str:
+        """Sorted set: core name -> its last heartbeat (Unix seconds, Redis's clock)."""
+        return f"{self.prefix}:cluster:alive"
+
+    @property
+    def cluster_cores(self) -> str:
+        """Hash: core name -> what it says about itself (JSON: address, version, since)."""
+        return f"{self.prefix}:cluster:cores"
+
+    def lease(self, name: str) -> str:
+        """String: the core holding one singleton's lease (SET NX PX, renewed by its holder)."""
+        return f"{self.prefix}:cluster:lease:{name}"
 
     @property
     def pattern(self) -> str:

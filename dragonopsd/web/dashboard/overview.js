@@ -1,4 +1,5 @@
-// Overview: inventory counts, the monitor board with live statuses, and open incidents.
+// Overview: inventory counts, the monitor board with live statuses, open incidents, and the
+// cores of the deployment (GET /api/cluster: one, without Redis).
 // The board starts from GET /api/monitoring and then follows the "monitors" topic; incidents
 // follow the "incidents" topic. A reconnect's snapshots resync both.
 
@@ -18,6 +19,7 @@ export async function mount(root, _params, ctx) {
   const board = h("ul.board", {id: "board"});
   const boardNote = h("p.muted", {"aria-live": "polite"});
   const openList = h("ul.incidents");
+  const coreList = h("ul.cores", {id: "cores"});
   const problems = h("div");
 
   root.append(
@@ -27,7 +29,17 @@ export async function mount(root, _params, ctx) {
     section("board-h", "Monitors",
       h("div.toolbar", {}, h("label", {for: "board-filter"}, "Filter"), filter), boardNote, board),
     section("open-h", "Open incidents", openList),
+    section("cores-h", "Cores", coreList),
   );
+
+  function renderCores(c) {
+    clear(coreList).append(...c.items.map((m) =>
+      h("li.core", {"data-node": m.node, "data-status": m.status},
+        badge(m.status === "alive" ? "up" : "down"), " ",
+        h("span.name", {}, m.node + (m.node === c.self ? " (this core)" : "")), " ",
+        h("span.muted", {},
+          `${m.status} \u00b7 ${m.ownedMonitors} monitors \u00b7 ${m.version} \u00b7 since ${ago(m.since)}`))));
+  }
 
   function renderStats(s) {
     const m = s.monitors ?? {};
@@ -95,11 +107,12 @@ export async function mount(root, _params, ctx) {
 
   async function loadAll() {
     try {
-      const [s, b, open] = await Promise.all([
+      const [s, b, open, c] = await Promise.all([
         api("/api/stats/dashboard"), api("/api/monitoring"),
-        api("/api/incidents?status=open&limit=200")]);
+        api("/api/incidents?status=open&limit=200"), api("/api/cluster")]);
       problems.replaceChildren();
       renderStats(s);
+      renderCores(c);
       monitors.clear();
       for (const m of b.items) monitors.set(m.monitorId, m);
       renderBoard();
