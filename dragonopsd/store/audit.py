@@ -10,11 +10,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import msgspec
 
 from ..model.inventory import Wire
-from .db import Database
+from .sql import Connection, Database
 
 # Stored paths are route templates with ids filled in, and ids are uuids or setting keys:
 # whatever is longer came from a caller, and is cut so nobody can fill the disk with it.
@@ -52,7 +51,7 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-async def _insert(conn: aiosqlite.Connection, entry: AuditEntry) -> int:
+async def _insert(conn: Connection, entry: AuditEntry) -> int:
     cur = await conn.execute(_INSERT, msgspec.structs.astuple(entry)[1:])
     return int(cur.lastrowid or 0)
 
@@ -83,7 +82,7 @@ class PendingEntry:
         if self.entry.entity_id is None:
             self.entry.entity_id = clip(ident, MAX_ID)
 
-    async def board(self, conn: aiosqlite.Connection) -> bool:
+    async def board(self, conn: Connection) -> bool:
         """Insert the entry into the open transaction (once, and only from the request)."""
         if self.closed or self.row_id is not None or asyncio.current_task() is not self._task:
             return False

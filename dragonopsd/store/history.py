@@ -12,14 +12,13 @@ import logging
 import math
 import time
 
-import aiosqlite
 import msgspec
 
 from ..buckets import Buckets
 from ..config import HistoryConfig
 from .batch import BatchWriter, repeat
-from .db import Database
 from .rollups import DAILY, FIVE_MINUTES, HOURLY, Level, apply_retention, roll_up, transact
+from .sql import Connection, Database
 
 log = logging.getLogger("dragonopsd.history")
 
@@ -47,7 +46,7 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True):
     message: str | None  # kept only for non-up heartbeats, at most 200 characters
 
 
-async def _write(conn: aiosqlite.Connection, batch: list[Row]) -> None:
+async def _write(conn: Connection, batch: list[Row]) -> None:
     """One flush: the heartbeats, and their monitors into the index rollups walk."""
     await conn.executemany(_INSERT_RAW, batch)
     await conn.executemany(

@@ -10,10 +10,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-import aiosqlite
-
 from ..model.inventory import Wire
-from .db import Database
 from .histogram import Bucket
 from .history import SOURCES, Heartbeat
 from .rollups import (
@@ -27,6 +24,7 @@ from .rollups import (
     read_state,
     transact,
 )
+from .sql import Connection, Database
 
 MAX_POINTS = 2048  # a 7-day series at 5-minute steps is 2,016 points
 
@@ -204,7 +202,7 @@ class HistoryQuery:
     async def delete_monitor(self, monitor: int) -> None:
         """Drop every raw row and rollup of a monitor, in one transaction."""
 
-        async def work(conn: aiosqlite.Connection) -> None:
+        async def work(conn: Connection) -> None:
             await conn.execute("DELETE FROM history_raw WHERE monitor = ?", (monitor,))
             for level in (FIVE_MINUTES, HOURLY, DAILY):
                 await conn.execute(
@@ -221,7 +219,7 @@ def _always(bucket: Bucket) -> Callable[[float], Bucket]:
 
 
 async def _collect(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     monitor: int,
     pieces: list[tuple[Level | None, float, float]],
     bucket_at: Callable[[float], Bucket | None],

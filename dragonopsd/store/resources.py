@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
 import msgspec
 
-from .db import Database
 from .rollups import transact
+from .sql import Connection, Database
 
 _encode = msgspec.json.Encoder().encode
 
@@ -24,7 +23,7 @@ async def write_resources(db: Database, updates: dict[str, dict[str, Any]]) -> i
         return 0
     rows = [(_encode(figures).decode(), env) for env, figures in updates.items()]
 
-    async def work(conn: aiosqlite.Connection) -> int:
+    async def work(conn: Connection) -> int:
         cur = await conn.executemany(
             "UPDATE environments SET resources = json_patch(resources, ?) WHERE id = ?", rows
         )

@@ -22,13 +22,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import aiosqlite
-
 from ..config import HistoryConfig
 from . import blocks
 from .blocks import encode_block
-from .db import Database
 from .histogram import Bucket
+from .sql import Connection, Database
 
 log = logging.getLogger("dragonopsd.history")
 
@@ -81,7 +79,7 @@ async def finish_on_cancel(work: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-async def transact(db: Database, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+async def transact(db: Database, work: Callable[[Connection], Awaitable[T]]) -> T:
     """Run work in one write transaction that cancelling the caller cannot cut short."""
 
     async def run() -> T:
@@ -115,7 +113,7 @@ class State:
         return int(getattr(self, f"rolled_{level.name}"))
 
 
-async def read_state(conn: aiosqlite.Connection) -> State:
+async def read_state(conn: Connection) -> State:
     """The single history_state row."""
     sql = "SELECT rolled_5m, rolled_1h, rolled_1d, kept_raw, kept_5m, kept_1h FROM history_state"
     rows = list(await conn.execute_fetchall(sql))
@@ -123,7 +121,7 @@ async def read_state(conn: aiosqlite.Connection) -> State:
 
 
 async def write_slots(
-    conn: aiosqlite.Connection, level: Level, buckets: dict[tuple[int, int], Bucket]
+    conn: Connection, level: Level, buckets: dict[tuple[int, int], Bucket]
 ) -> None:
     """Store (monitor, start) -> bucket into level's blocks, replacing slots already there."""
     blocks: dict[int, dict[int, Bucket]] = {}
@@ -162,7 +160,7 @@ def _ranges(chunks: list[list[int]]) -> list[tuple[int, int]]:
 
 
 async def _read_source(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     source: Level | None,
     target: Level,
     span: tuple[int, int],
@@ -223,9 +221,7 @@ async def _roll_round(db: Database, source: Level | None, target: Level, lo: int
     ranges = _ranges(await monitor_chunks(db))
     for n, seqs in enumerate(ranges):
 
-        async def work(
-            conn: aiosqlite.Connection, seqs: tuple[int, int] = seqs, n: int = n
-        ) -> None:
+        async def work(conn: Connection, seqs: tuple[int, int] = seqs, n: int = n) -> None:
             buckets = await _read_source(conn, source, target, (lo, hi), seqs)
             await write_slots(conn, target, buckets)
             if n == len(ranges) - 1:
@@ -303,7 +299,7 @@ async def _set_state(db: Database, **values: int) -> None:
     """Update history_state columns (names come from this module, never from input)."""
     sets = ", ".join(f"{name} = ?" for name in values)
 
-    async def work(conn: aiosqlite.Connection) -> None:
+    async def work(conn: Connection) -> None:
         await conn.execute(f"UPDATE history_state SET {sets}", tuple(values.values()))
 
     await transact(db, work)
@@ -329,7 +325,7 @@ async def apply_retention(db: Database, cfg: HistoryConfig, now: float) -> int:
         return 0
     chunks = await monitor_chunks(db)
 
-    async def work(conn: aiosqlite.Connection, chunk: list[int], last: bool) -> int:
+    async def work(conn: Connection, chunk: list[int], last: bool) -> int:
         deleted = 0
         for name, cut in due.items():
             if name == "raw":

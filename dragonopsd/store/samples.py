@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Callable
 
-import aiosqlite
 import msgspec
 
 from ..config import HistoryConfig, SamplingConfig
@@ -21,9 +20,9 @@ from ..model.inventory import Wire
 from ..model.sample import SCALES, Sample
 from . import sample_rollups as rollups
 from .batch import BatchWriter, repeat
-from .db import Database
 from .rollups import Level, block_id
 from .sample_rollups import HOUR, MINUTE, Agg, State, read_state
+from .sql import Connection, Database
 
 log = logging.getLogger("dragonopsd.samples")
 
@@ -109,9 +108,7 @@ class SampleWriter:
         """Flush every flush_interval or when flush_rows are queued; on cancel, drain and stop."""
         await self._batch.run(self.flush)
 
-    async def _write(
-        self, conn: aiosqlite.Connection, batch: list[Row]
-    ) -> Callable[[], None] | None:
+    async def _write(self, conn: Connection, batch: list[Row]) -> Callable[[], None] | None:
         """One flush: new servers get their seq, then the samples under it. The seqs and the
         late hours are noted only once committed (a rollback takes new seqs back)."""
         seqs = self._seqs
@@ -211,7 +208,7 @@ class SampleQuery:
     async def _collect(
         self,
         *,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         seq: int,
         state: State,
         span: tuple[float, float],

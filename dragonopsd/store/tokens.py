@@ -13,7 +13,7 @@ from ..clock import now_iso
 from ..model.inventory import Wire
 from ..model.principal import ProfileRole, TokenRole
 from ..problem import not_found
-from .db import Database, note_created
+from .sql import Database, note_created
 
 TOKEN_PREFIX = "dro_"
 REVISION_KEY = "tokens_rev"  # bumped by every token write, so other processes notice
