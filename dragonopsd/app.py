@@ -92,7 +92,7 @@ from .secrets.crypto import KEYS_ENV
 from .secrets.vault import VaultService
 from .store.actions import ActionStore
 from .store.audit import AuditStore
-from .store.db import Database
+from .store.backend import database_for
 from .store.history import HistoryWriter
 from .store.history_query import HistoryQuery
 from .store.inventory import InventoryStore
@@ -101,6 +101,7 @@ from .store.monitors import MonitorStore
 from .store.notifications import NotificationStore
 from .store.samples import SampleQuery, SampleWriter
 from .store.settings import SettingsStore
+from .store.sql import Database
 from .store.tokens import TokenStore
 from .store.vault import VaultStore
 
@@ -356,12 +357,7 @@ def build_app(
     """Build the application for cfg; nothing touches disk or network until it starts."""
     # No middlewares: every handler is wrapped in the request front at registration.
     app = web.Application(client_max_size=cfg.server.max_body_bytes)
-    db = Database(
-        cfg.resolve(cfg.storage.path),
-        synchronous=cfg.storage.synchronous,
-        busy_timeout_ms=cfg.storage.busy_timeout_ms,
-        readers=cfg.storage.readers,
-    )
+    db = database_for(cfg)
     link = RedisLink(cfg.redis) if cfg.redis.url else None
     cache: Cache = RedisCache(link) if link else MemoryCache()
     bus = RedisBus(link) if link else LocalBus()
@@ -381,7 +377,7 @@ def build_app(
 
     async def database_ctx(app: web.Application) -> AsyncIterator[None]:
         await db.open()
-        log.info("store %s at schema version %d", db.path, db.schema_version)
+        log.info("store %s at schema version %d", db.where, db.schema_version)
         if demo_data and await demo.seed(inventory):
             log.info("seeded the demo inventory")
         yield

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pg import fresh_database
 from processes import OWNER, RUN, reap
 from redis_helpers import private_redis, redis_prefix  # noqa: F401  (fixtures)
 
@@ -51,11 +52,24 @@ def _stop_processes() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Config]:
-    """Config factory: state in tmp_path, no environment overrides leaking in."""
+def storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty string (SQLite, the default), or with the "postgres" param a fresh database's
+    URL (tests/pg.py), dropped after the test."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield ""
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, storage_url: str) -> Callable[..., Config]:
+    """Config factory: state in tmp_path, no environment overrides leaking in; the database is
+    the storage_url fixture's (SQLite unless the module runs on both backends)."""
 
     def make(**sections: dict[str, Any]) -> Config:
-        storage = {"state_dir": str(tmp_path), **sections.pop("storage", {})}
+        backend = {"url": storage_url} if storage_url else {}
+        storage = {"state_dir": str(tmp_path), **backend, **sections.pop("storage", {})}
         return from_mapping({"storage": storage, **sections}, env={})
 
     return make

@@ -186,7 +186,7 @@ async def test_one_transaction_per_flush(db: Database) -> None:
     await db.set_trace_callback(None)
     assert statements.count("BEGIN IMMEDIATE") == 1
     assert statements.count("COMMIT") == 1
-    assert sum("INSERT OR REPLACE INTO history_raw" in s for s in statements) == 500
+    assert sum("INSERT INTO history_raw" in s for s in statements) == 500
     assert writer.queue_depth == 0 and writer.flushed_total == 500
     assert writer.last_flush_seconds > 0
     assert len(await HistoryQuery(db).recent(3, 1000)) == 50

@@ -43,7 +43,8 @@ class AuditEntry(Wire, kw_only=True):
 _COLS = tuple(f.name for f in msgspec.structs.fields(AuditEntry))
 _INSERT_COLS = _COLS[1:]
 _MARKS = ", ".join("?" for _ in _INSERT_COLS)
-_INSERT = f"INSERT INTO audit_log ({', '.join(_INSERT_COLS)}) VALUES ({_MARKS})"
+# RETURNING rather than lastrowid: both engines have it (SQLite since 3.35).
+_INSERT = f"INSERT INTO audit_log ({', '.join(_INSERT_COLS)}) VALUES ({_MARKS}) RETURNING id"
 
 
 def clip(text: str, limit: int) -> str:
@@ -52,8 +53,9 @@ def clip(text: str, limit: int) -> str:
 
 
 async def _insert(conn: Connection, entry: AuditEntry) -> int:
-    cur = await conn.execute(_INSERT, msgspec.structs.astuple(entry)[1:])
-    return int(cur.lastrowid or 0)
+    async with conn.execute(_INSERT, msgspec.structs.astuple(entry)[1:]) as cur:
+        row = await cur.fetchone()
+    return int(row[0])
 
 
 class PendingEntry:

@@ -33,7 +33,7 @@ Write = Callable[[Connection, list[Row]], Awaitable[Callable[[], None] | None]]
 class BatchWriter(Generic[Row]):
     """A bounded queue of rows stored in batches, one transaction per flush, by write.
 
-    The writes must be idempotent (INSERT OR REPLACE): a batch whose COMMIT is not known to
+    The writes must be idempotent (upserts): a batch whose COMMIT is not known to
     have happened is stored again.
     """
 

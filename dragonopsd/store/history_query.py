@@ -184,12 +184,13 @@ class HistoryQuery:
     async def latest(self) -> dict[int, Heartbeat]:
         """Every monitor's newest raw heartbeat, by seq (the engine's last check at start).
 
-        One statement; CROSS JOIN keeps the monitors outside, so it costs two index seeks per
-        monitor with history instead of a scan of every raw row.
+        One statement; CROSS JOIN keeps the monitors outside in SQLite, so it costs two index
+        seeks per monitor with history instead of a scan of every raw row (the join condition
+        sits in WHERE: PostgreSQL takes no ON after CROSS JOIN).
         """
         sql = (
             "SELECT r.monitor, r.at, r.status, r.latency, r.message FROM history_monitors m "
-            "CROSS JOIN history_raw r ON r.monitor = m.monitor AND r.at = "
+            "CROSS JOIN history_raw r WHERE r.monitor = m.monitor AND r.at = "
             "(SELECT max(at) FROM history_raw x WHERE x.monitor = m.monitor)"
         )
         async with self._db.read() as conn:

@@ -75,7 +75,7 @@ class InventoryStore:
                 f"{child.select()} WHERE t.{child.parent_column} IN "
                 f"(SELECT value FROM json_each(?)) ORDER BY t.name, t.id"
             )
-            ids = _json_encode([i.id for i in items])
+            ids = _json_encode([i.id for i in items]).decode()
             rows = await conn.execute_fetchall(sql, (ids,))
             groups: dict[str, list[Any]] = {i.id: [] for i in items}
             children = [child.from_row(r) for r in rows]
@@ -114,7 +114,7 @@ class InventoryStore:
             args.append(query.parent_id)
         if query.statuses:
             where.append("t.status IN (SELECT value FROM json_each(?))")
-            args.append(_json_encode(list(query.statuses)))
+            args.append(_json_encode(list(query.statuses)).decode())
         if query.q:
             where.append("t.name LIKE ? ESCAPE '\\'")
             args.append(f"%{_escape_like(query.q)}%")

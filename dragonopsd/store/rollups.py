@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from ..config import HistoryConfig
 from . import blocks
-from .blocks import encode_block
+from .blocks import UPSERT_BLOCK, encode_block
 from .histogram import Bucket
 from .sql import Connection, Database
 
@@ -140,7 +140,7 @@ async def write_slots(
             stored.update(blocks[row_id])
             blocks[row_id] = stored
     await conn.executemany(
-        f"INSERT OR REPLACE INTO {level.table} (id, data) VALUES (?, ?)",
+        f"INSERT INTO {level.table} (id, data) VALUES (?, ?) {UPSERT_BLOCK}",
         [(row_id, encode_block(slots)) for row_id, slots in blocks.items()],
     )
 

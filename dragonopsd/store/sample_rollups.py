@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ..config import SamplingConfig
 from . import blocks
-from .blocks import encode_block
+from .blocks import UPSERT_BLOCK, encode_block
 from .histogram import get_varint, put_varint
 from .rollups import KEY_BITS, Level, block_id, transact
 from .sql import Connection, Database
@@ -137,7 +137,7 @@ async def roll_hour(conn: Connection, hour: int, seqs: tuple[int, int]) -> None:
     if not minutes:
         return
     await conn.executemany(
-        "INSERT OR REPLACE INTO samples_1m (id, data) VALUES (?, ?)",
+        f"INSERT INTO samples_1m (id, data) VALUES (?, ?) {UPSERT_BLOCK}",
         [(block_id(s, hour // 3600), encode_block(slots)) for s, slots in minutes.items()],
     )
     day_ids = {s: block_id(s, hour // 86_400) for s in minutes}
@@ -156,7 +156,9 @@ async def roll_hour(conn: Connection, hour: int, seqs: tuple[int, int]) -> None:
         day = stored.get(day_ids[server], {})
         day[(hour % 86_400) // 3600] = total
         blocks.append((day_ids[server], encode_block(day)))
-    await conn.executemany("INSERT OR REPLACE INTO samples_1h (id, data) VALUES (?, ?)", blocks)
+    await conn.executemany(
+        f"INSERT INTO samples_1h (id, data) VALUES (?, ?) {UPSERT_BLOCK}", blocks
+    )
 
 
 async def _first_raw_at(db: Database, since: int) -> int | None:

@@ -32,8 +32,10 @@ MAX_LATE = 50_000  # (server, hour) pairs awaiting a re-roll; past it, their rol
 MAINTAIN_INTERVAL = 60.0
 
 _INSERT = (
-    "INSERT OR REPLACE INTO samples_raw "
-    "(server, at, cpu, memory, load, disk, net_in, net_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO samples_raw (server, at, cpu, memory, load, disk, net_in, net_out) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server, at) DO UPDATE SET "
+    "cpu = excluded.cpu, memory = excluded.memory, load = excluded.load, "
+    "disk = excluded.disk, net_in = excluded.net_in, net_out = excluded.net_out"
 )
 Row = tuple[str, int, int, int, int, int, int, int]  # server id, at (ms), six scaled metrics
 
@@ -101,7 +103,7 @@ class SampleWriter:
 
     async def flush(self) -> int:
         """Store up to batch.MAX_BATCH queued samples in one transaction; returns rows written
-        (INSERT OR REPLACE makes the retry of a failed flush harmless)."""
+        (an upsert makes the retry of a failed flush harmless)."""
         return await self._batch.flush()
 
     async def run(self) -> None:
@@ -116,7 +118,7 @@ class SampleWriter:
         found: dict[str, int] = {}
         if unknown:
             await conn.executemany(
-                "INSERT OR IGNORE INTO sample_servers (server_id) VALUES (?)",
+                "INSERT INTO sample_servers (server_id) VALUES (?) ON CONFLICT DO NOTHING",
                 [(ident,) for ident in unknown],
             )
             marks = ",".join("?" * len(unknown))

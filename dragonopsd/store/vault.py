@@ -75,7 +75,7 @@ async def _put_check(conn: Connection, check: tuple[str, bytes] | None) -> None:
     if check is not None:
         kid, blob = check
         await conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (KEYCHECK + kid, base64.b64encode(blob).decode()),
         )
 
