@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from pg import fresh_database
+from pg import BACKENDS, fresh_database
 from processes import OWNER, RUN, reap
 from redis_helpers import private_redis, redis_prefix  # noqa: F401  (fixtures)
 
@@ -26,6 +26,24 @@ _serial = itertools.count()
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ[OWNER] = f"{RUN}-session"
+    config.addinivalue_line(
+        "markers", "backends: run the tests that use storage_url on SQLite and on PostgreSQL"
+    )
+    config.addinivalue_line(
+        "markers", "sqlite_file: reads or writes the SQLite file itself (SQLite run only)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Under the backends mark, a test whose fixtures reach storage_url (make_client, client,
+    make_config…) runs once per backend; the others in the module run once."""
+    marks = metafunc.definition
+    if (
+        "storage_url" in metafunc.fixturenames
+        and marks.get_closest_marker("backends")
+        and not marks.get_closest_marker("sqlite_file")
+    ):
+        metafunc.parametrize("storage_url", BACKENDS, indirect=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -83,9 +101,10 @@ async def token_for(app: web.Application, role: Role) -> str:
 
 @pytest.fixture
 def make_client(
-    aiohttp_client: Any, make_config: Callable[..., Config]
+    make_config: Callable[..., Config], aiohttp_client: Any
 ) -> Callable[..., Awaitable[Client]]:
-    """Start the real app with config overrides; the client calls as admin."""
+    """Start the real app with config overrides; the client calls as admin. make_config comes
+    first: set up before aiohttp_client, its database outlives the apps the client closes."""
 
     async def make(**sections: dict[str, Any]) -> Client:
         cfg = make_config(**sections)

@@ -10,11 +10,11 @@ from typing import Any
 import aiosqlite
 import pytest
 from conftest import Client, post
-from pg import BACKENDS
 
 from dragonopsd.store import migrations
 
-pytestmark = pytest.mark.parametrize("storage_url", BACKENDS, indirect=True)
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
 
 
 async def test_create_get_list_the_whole_hierarchy(client: Client, tree: Any) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -127,10 +127,11 @@ class PendingCursor:
 class PgConnection:
     """One pooled asyncpg connection, speaking the stores' connection API."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("_trace", "raw")
 
-    def __init__(self, raw: Raw) -> None:
+    def __init__(self, raw: Raw, trace: Callable[[str], None] | None = None) -> None:
         self.raw = raw
+        self._trace = trace
 
     def execute(self, sql: str, parameters: Iterable[Any] = (), /) -> PendingCursor:
         """Run one statement; rows are fetched when it returns any."""
@@ -144,11 +145,16 @@ class PgConnection:
         self, sql: str, parameters: Iterable[Any] = (), /
     ) -> list[asyncpg.Record]:
         """Run one statement and return all its rows."""
-        result: list[asyncpg.Record] = await self.raw.fetch(translate(sql), *parameters)
+        text = translate(sql)
+        if self._trace is not None:
+            self._trace(text)
+        result: list[asyncpg.Record] = await self.raw.fetch(text, *parameters)
         return result
 
     async def _execute(self, sql: str, args: tuple[Any, ...]) -> PgCursor:
         text = translate(sql)
+        if self._trace is not None:
+            self._trace(text)
         if _returns_rows(text):
             rows = await self.raw.fetch(text, *args)
             return PgCursor(rows, len(rows) if text.lstrip()[:6].upper() != "SELECT" else -1)
@@ -158,6 +164,9 @@ class PgConnection:
         text = translate(sql)
         if not rows:
             return PgCursor((), 0)
+        if self._trace is not None:
+            for _ in rows:  # one per row, as SQLite's trace reports executemany
+                self._trace(text)
         if text.lstrip()[:6].upper() == "INSERT":
             # Pipelined in one round trip per batch; a flush of 20,000 heartbeats is one call.
             await self.raw.executemany(text, rows)

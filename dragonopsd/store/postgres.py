@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -137,6 +137,7 @@ class PostgresDatabase:
         self._timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
         self._write_lock = asyncio.Lock()
+        self._trace: Callable[[str], None] | None = None
         self.schema_version = 0
         self.trouble: str | None = None
 
@@ -218,10 +219,12 @@ class PostgresDatabase:
         async with self._write_lock:
             try:
                 async with pool.acquire(timeout=self._timeout) as raw, raw.transaction():
-                    conn = PgConnection(raw)
+                    conn = PgConnection(raw, self._trace)
+                    self._traced("BEGIN")
                     yield conn
                     if rider is not None:
                         boarded = await rider.board(conn)
+                    self._traced("COMMIT")
             except _DOWN as exc:
                 raise self._lost(exc) from exc
         self._reached()
@@ -236,12 +239,20 @@ class PostgresDatabase:
             async with pool.acquire(timeout=self._timeout) as raw:
                 if snapshot:
                     async with raw.transaction(isolation="repeatable_read", readonly=True):
-                        yield PgConnection(raw)
+                        yield PgConnection(raw, self._trace)
                 else:
-                    yield PgConnection(raw)
+                    yield PgConnection(raw, self._trace)
         except _DOWN as exc:
             raise self._lost(exc) from exc
         self._reached()
+
+    def _traced(self, sql: str) -> None:
+        if self._trace is not None:
+            self._trace(sql)
+
+    async def set_trace_callback(self, callback: Callable[[str], None] | None) -> None:
+        """Report every statement's text to callback (tests count statements with this)."""
+        self._trace = callback
 
     async def quick_check(self) -> list[str]:
         """["ok"] when the server answers and every table the schema expects is there."""

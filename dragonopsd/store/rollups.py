@@ -180,12 +180,13 @@ async def _read_source(
         return bucket
 
     # CROSS JOIN keeps monitors as the outer loop: one index seek per monitor into the span,
-    # where the planner would otherwise walk every raw row of the chunk's monitors.
+    # where the planner would otherwise walk every raw row of the chunk's monitors. (The join
+    # conditions sit in WHERE, the same for SQLite: PostgreSQL takes no ON after CROSS JOIN.)
     if source is None:
         sql = (
             "SELECT r.monitor, r.at, r.status, r.latency FROM history_monitors m "
-            "CROSS JOIN history_raw r ON r.monitor = m.monitor AND r.at >= ? AND r.at < ? "
-            "WHERE m.monitor BETWEEN ? AND ?"
+            "CROSS JOIN history_raw r WHERE r.monitor = m.monitor AND r.at >= ? AND r.at < ? "
+            "AND m.monitor BETWEEN ? AND ?"
         )
         for monitor, at, status, latency in await conn.execute_fetchall(
             sql, (lo * 1000, hi * 1000, *seqs)
@@ -194,8 +195,8 @@ async def _read_source(
         return out
     sql = (
         f"SELECT t.id, t.data FROM history_monitors m CROSS JOIN {source.table} t "
-        f"ON t.id BETWEEN (m.monitor << {KEY_BITS}) + ? AND (m.monitor << {KEY_BITS}) + ? "
-        "WHERE m.monitor BETWEEN ? AND ?"
+        f"WHERE t.id BETWEEN (m.monitor << {KEY_BITS}) + ? AND (m.monitor << {KEY_BITS}) + ? "
+        "AND m.monitor BETWEEN ? AND ?"
     )
     args = (lo // source.block, (hi - 1) // source.block, *seqs)
     for row_id, data in await conn.execute_fetchall(sql, args):
