@@ -47,9 +47,9 @@ def available(dialect: str = "sqlite") -> list[Migration]:
     return found
 
 
-def latest() -> int:
+def latest(dialect: str = "sqlite") -> int:
     """The schema version this build expects."""
-    return len(available())
+    return len(available(dialect))
 
 
 async def current(conn: aiosqlite.Connection) -> int:

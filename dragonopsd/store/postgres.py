@@ -40,7 +40,9 @@ _VERSIONS = (
     "name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
 )
 # What "the database is away" looks like from asyncpg: refused or dropped sockets, a server
-# shutting down or starting up, a pool that cannot get a connection in time.
+# shutting down or starting up, a database closed to connections (55000), a pool that cannot
+# get a connection in time, and asyncpg's own state error when a backend was killed under a
+# statement.
 _DOWN: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
@@ -48,6 +50,15 @@ _DOWN: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.ObjectNotInPrerequisiteStateError,
+    asyncpg.exceptions.InternalClientError,
+)
+# What opening can meet besides: no such database, a wrong password, no such role.
+UNREACHABLE: tuple[type[BaseException], ...] = (
+    *_DOWN,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidPasswordError,
 )
 
 
