@@ -92,7 +92,7 @@ from .secrets.crypto import KEYS_ENV
 from .secrets.vault import VaultService
 from .store.actions import ActionStore
 from .store.audit import AuditStore
-from .store.db import Database
+from .store.backend import database_for
 from .store.history import HistoryWriter
 from .store.history_query import HistoryQuery
 from .store.inventory import InventoryStore
@@ -101,6 +101,7 @@ from .store.monitors import MonitorStore
 from .store.notifications import NotificationStore
 from .store.samples import SampleQuery, SampleWriter
 from .store.settings import SettingsStore
+from .store.sql import Database
 from .store.tokens import TokenStore
 from .store.vault import VaultStore
 from .systemd import Notifier
@@ -130,15 +131,6 @@ class _Monitoring:
     view: EngineView
     monitors: MonitorService
     status_pages: StatusPages
-
-
-def _database(cfg: Config) -> Database:
-    return Database(
-        cfg.resolve(cfg.storage.path),
-        synchronous=cfg.storage.synchronous,
-        busy_timeout_ms=cfg.storage.busy_timeout_ms,
-        readers=cfg.storage.readers,
-    )
 
 
 def _inventory(
@@ -294,7 +286,7 @@ def build_app(
     # No middlewares: every handler is wrapped in the request front at registration.
     app = web.Application(client_max_size=cfg.server.max_body_bytes)
     app[CONFIG] = cfg
-    db = _database(cfg)
+    db = database_for(cfg)
     app[DATABASE] = db
     link = app[REDIS] = RedisLink(cfg.redis) if cfg.redis.url else None
     # With Redis the cache and the bus live there, shared by every process; else in memory.

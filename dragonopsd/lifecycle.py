@@ -38,8 +38,8 @@ from .redislink.client import RedisLink
 from .redislink.tasks import cancel_and_wait
 from .sampling.sampler import Sampler
 from .secrets.vault import VaultService
-from .store.db import Database
 from .store.protocols import AuditLog, HistorySink
+from .store.sql import Database
 
 log = logging.getLogger("dragonopsd")
 
@@ -133,7 +133,7 @@ def database_ctx(db: Database, *, demo_inventory: InventoryService | None = None
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         await db.open()
-        log.info("store %s at schema version %d", db.path, db.schema_version)
+        log.info("store %s at schema version %d", db.where, db.schema_version)
         if demo_inventory is not None and await demo.seed(demo_inventory):
             log.info("seeded the demo inventory")
         yield

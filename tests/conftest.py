@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from pg import BACKENDS, fresh_database
 from processes import OWNER, RUN, reap
 from redis_helpers import private_redis, redis_prefix  # noqa: F401  (fixtures)
 
@@ -25,6 +26,24 @@ _serial = itertools.count()
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ[OWNER] = f"{RUN}-session"
+    config.addinivalue_line(
+        "markers", "backends: run the tests that use storage_url on SQLite and on PostgreSQL"
+    )
+    config.addinivalue_line(
+        "markers", "sqlite_file: reads or writes the SQLite file itself (SQLite run only)"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Under the backends mark, a test whose fixtures reach storage_url (make_client, client,
+    make_config…) runs once per backend; the others in the module run once."""
+    marks = metafunc.definition
+    if (
+        "storage_url" in metafunc.fixturenames
+        and marks.get_closest_marker("backends")
+        and not marks.get_closest_marker("sqlite_file")
+    ):
+        metafunc.parametrize("storage_url", BACKENDS, indirect=True)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -51,11 +70,24 @@ def _stop_processes() -> Iterator[None]:
 
 
 @pytest.fixture
-def make_config(tmp_path: Path) -> Callable[..., Config]:
-    """Config factory: state in tmp_path, no environment overrides leaking in."""
+def storage_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """An empty string (SQLite, the default), or with the "postgres" param a fresh database's
+    URL (tests/pg.py), dropped after the test."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield ""
+        return
+    with fresh_database() as url:
+        yield url
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, storage_url: str) -> Callable[..., Config]:
+    """Config factory: state in tmp_path, no environment overrides leaking in; the database is
+    the storage_url fixture's (SQLite unless the module runs on both backends)."""
 
     def make(**sections: dict[str, Any]) -> Config:
-        storage = {"state_dir": str(tmp_path), **sections.pop("storage", {})}
+        backend = {"url": storage_url} if storage_url else {}
+        storage = {"state_dir": str(tmp_path), **backend, **sections.pop("storage", {})}
         return from_mapping({"storage": storage, **sections}, env={})
 
     return make
@@ -69,9 +101,10 @@ async def token_for(app: web.Application, role: Role) -> str:
 
 @pytest.fixture
 def make_client(
-    aiohttp_client: Any, make_config: Callable[..., Config]
+    make_config: Callable[..., Config], aiohttp_client: Any
 ) -> Callable[..., Awaitable[Client]]:
-    """Start the real app with config overrides; the client calls as admin."""
+    """Start the real app with config overrides; the client calls as admin. make_config comes
+    first: set up before aiohttp_client, its database outlives the apps the client closes."""
 
     async def make(**sections: dict[str, Any]) -> Client:
         cfg = make_config(**sections)

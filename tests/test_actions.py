@@ -26,6 +26,9 @@ from ws_helpers import frame, subscribe
 from dragonopsd.appkeys import BUS, DATABASE
 from dragonopsd.config import ConfigError, from_mapping
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 Tree = Callable[[], Awaitable[dict[str, Any]]]
 ZERO = "00000000-0000-4000-8000-000000000000"
@@ -280,6 +283,7 @@ def test_webhook_executor_needs_a_url() -> None:
         from_mapping({"actions": {"failure_rate": 1.5}}, env={})
 
 
+@pytest.mark.sqlite_file
 async def test_graceful_stop_puts_a_running_action_back(
     make_client: MakeClient, tmp_path: Path
 ) -> None:

@@ -7,9 +7,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from aiohttp import web
 from conftest import Client, post
 from test_engine import Target, http_monitor, serve
+
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
 
 
 async def test_monitors_page_with_limit_and_cursor(client: Client) -> None:

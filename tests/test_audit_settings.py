@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from conftest import Client, post, token_for
 
 from dragonopsd.appkeys import AUDIT
 from dragonopsd.store.audit import AuditEntry
+
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
 
 MakeClient = Callable[..., Awaitable[Client]]
 

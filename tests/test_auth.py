@@ -22,6 +22,9 @@ from dragonopsd.api.route import ROUTE_INDEX
 from dragonopsd.appkeys import AUTH_LIMITER, AUTHENTICATOR
 from dragonopsd.model.principal import ROLES, Role, allows
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 ZERO = "00000000-0000-4000-8000-000000000000"
 

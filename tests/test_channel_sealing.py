@@ -26,6 +26,9 @@ from notify_helpers import (
 
 from dragonopsd.secrets.crypto import KeyRing, KeyRingError, read_key_file, write_key_file
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 HOOK_TOKEN = "T0001/B0002/hooktoken-5d1e"
 SMTP_PASSWORD = "smtp-pass-123"  # the one notify_helpers' server accepts
@@ -95,6 +98,7 @@ async def mailbox() -> Any:
     await asyncio.to_thread(server.stop)
 
 
+@pytest.mark.sqlite_file
 async def test_credentials_are_sealed_at_rest_and_still_delivered(
     tmp_path: Path, make_client: MakeClient, receiver: Receiver, mailbox: Any
 ) -> None:
@@ -119,6 +123,7 @@ async def test_credentials_are_sealed_at_rest_and_still_delivered(
     assert channel_keys(tmp_path) == [ring.primary] * 3
 
 
+@pytest.mark.sqlite_file
 async def test_rows_in_clear_are_sealed_on_the_first_start_with_a_key(
     tmp_path: Path, make_client: MakeClient, receiver: Receiver, mailbox: Any
 ) -> None:
@@ -140,6 +145,7 @@ async def test_rows_in_clear_are_sealed_on_the_first_start_with_a_key(
         assert credential.encode() not in raw, credential
 
 
+@pytest.mark.sqlite_file
 async def test_rotation_reseals_channels_and_the_key_guard_covers_them(
     tmp_path: Path, make_client: MakeClient, receiver: Receiver, mailbox: Any
 ) -> None:

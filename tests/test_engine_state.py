@@ -14,6 +14,9 @@ from test_engine import SECRET, Receiver, serve, until
 
 from dragonopsd.monitoring.optional import OptionalSteps
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 ANON = {"Authorization": ""}
 

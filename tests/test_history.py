@@ -19,25 +19,37 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pg import BACKENDS, fresh_database
 
 from dragonopsd.config import HistoryConfig
 from dragonopsd.store.db import Database
 from dragonopsd.store.histogram import RELATIVE_ERROR, Bucket, Histogram, bucket_of
 from dragonopsd.store.history import Heartbeat, HistoryWriter
 from dragonopsd.store.history_query import MAX_POINTS, HistoryQuery
+from dragonopsd.store.postgres import PostgresDatabase
 from dragonopsd.store.rollups import GRACE_S, decode_block, encode_block, read_state
+from dragonopsd.store.sql import Database as Store
 
 DAY = 86_400
 T0 = 1_760_000_000 // DAY * DAY  # a midnight, so windows below align with every level
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database file in tmp_path."""
-    database = Database(tmp_path / "history.db")
-    await database.open()
-    yield database
-    await database.close()
+@pytest.fixture(params=BACKENDS)
+async def db(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A migrated database: a file in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        database: Store = Database(tmp_path / "history.db")
+        await database.open()
+        yield database
+        await database.close()
+        return
+    with fresh_database() as url:
+        database = PostgresDatabase(url)
+        await database.open()
+        try:
+            yield database
+        finally:
+            await database.close()
 
 
 def exact_quantile(values: list[float], q: float) -> float:
@@ -184,9 +196,9 @@ async def test_one_transaction_per_flush(db: Database) -> None:
     await db.set_trace_callback(statements.append)
     assert await writer.flush() == 500
     await db.set_trace_callback(None)
-    assert statements.count("BEGIN IMMEDIATE") == 1
+    assert statements.count("BEGIN IMMEDIATE" if db.dialect == "sqlite" else "BEGIN") == 1
     assert statements.count("COMMIT") == 1
-    assert sum("INSERT OR REPLACE INTO history_raw" in s for s in statements) == 500
+    assert sum("INSERT INTO history_raw" in s for s in statements) == 500
     assert writer.queue_depth == 0 and writer.flushed_total == 500
     assert writer.last_flush_seconds > 0
     assert len(await HistoryQuery(db).recent(3, 1000)) == 50

@@ -20,6 +20,9 @@ from dragonopsd.monitoring.maintenance import MaintenanceService, Schedule
 from dragonopsd.store.db import Database
 from dragonopsd.store.maintenance import MaintenanceStore, Window, WindowSpec
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 MON, SRV, ENV, PRJ, CLI = (str(uuid.uuid4()) for _ in range(5))
 SCOPE = Scope(MON, server_id=SRV, environment_id=ENV, project_id=PRJ, client_id=CLI)
 OTHER = Scope(str(uuid.uuid4()), server_id=str(uuid.uuid4()))
@@ -507,6 +510,7 @@ async def test_occurrences_from_out_of_range_is_refused(client: Client) -> None:
     assert resp.status == 200 and len((await resp.json())["items"]) == 100
 
 
+@pytest.mark.sqlite_file
 async def test_a_broken_window_in_the_database_stops_no_check(
     make_client: Callable[..., Awaitable[Client]],
     tmp_path: Path,

@@ -8,10 +8,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
 from conftest import Client, post, token_for
 
 from dragonopsd.secrets.crypto import KeyRing, write_key_file
+
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
 
 MakeClient = Callable[..., Awaitable[Client]]
 TOKEN = "tok-s3cr3t-4417"

@@ -34,6 +34,9 @@ from dragonopsd.notify.delivery import UNDELIVERED, DeliveryPolicy
 from dragonopsd.notify.dispatcher import Dispatcher
 from dragonopsd.store.notifications import NotificationStore, StoredChannel
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 EMAIL_TO_LOOPBACK = {
     "host": "127.0.0.1",
     "from": "dragonops@example.com",

@@ -30,6 +30,9 @@ from dragonopsd.netguard import (
 from dragonopsd.notify.delivery import DeliveryPolicy, http_attempt, parse_retry_after
 from dragonopsd.notify.event import duration, headline
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 PROBLEM = "application/problem+json"
 HOOK = "https://hooks.slack.com/services/T0001/B0002/SuPeRsEcReTtOkEn"
 EMAIL = {

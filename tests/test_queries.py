@@ -5,19 +5,25 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from aiohttp import web
 from conftest import Client, post
 
 from dragonopsd.appkeys import BUS, DATABASE
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
 
-async def seed_projects(client: Client, n: int) -> None:
+
+async def seed_projects(client: Client, n: int) -> str:
+    """n projects of a new client, each with two environments of one server; the client id."""
     c = await post(client, "/api/clients", {"name": "Client"})
     for i in range(n):
         p = await post(client, "/api/projects", {"clientId": c["id"], "name": f"p{i:03d}"})
         for env in ("Production", "Staging"):
             e = await post(client, "/api/environments", {"projectId": p["id"], "name": env})
             await post(client, "/api/servers", {"environmentId": e["id"], "name": "web"})
+    return str(c["id"])
 
 
 # The inventory store's own statements; background work (history flushes, the token watch,
@@ -47,13 +53,13 @@ async def test_include_statement_count_does_not_grow_with_rows(
     for n in (5, 200):
         client = await make_client(storage={"path": f"n{n}.db"})
         app = client.app
-        await seed_projects(client, n)
-        url = "/api/projects?include=environments,environments.servers&limit=500"
+        c_id = await seed_projects(client, n)
+        # Filtered by client: on PostgreSQL both rounds share one database.
+        url = f"/api/projects?clientId={c_id}&include=environments,environments.servers&limit=500"
         counts[n], body = await statements_for(app, client, url)
         assert len(body["items"]) == n
         assert all(len(p["environments"]) == 2 for p in body["items"])
         assert all(len(e["servers"]) == 1 for p in body["items"] for e in p["environments"])
-        c_id = body["items"][0]["clientId"]
         one, single = await statements_for(
             app, client, f"/api/clients/{c_id}?include=projects.environments"
         )

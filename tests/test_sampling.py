@@ -27,6 +27,9 @@ from dragonopsd.store.db import Database
 from dragonopsd.store.inventory import InventoryStore
 from dragonopsd.store.samples import SampleQuery, SampleWriter
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 SID = "6f1c2a8e-1111-4c3b-9d2e-0a1b2c3d4e5f"
 FAST = {"interval": 0.2, "environment_update_interval": 0.3}

@@ -27,6 +27,9 @@ from daemon import Daemon
 from dragonopsd.appkeys import BUS
 from dragonopsd.secrets.crypto import KEYS_ENV, KeyRing, write_key_file
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 PLAIN = "hunter2-PLAINTEXT-7f3a9c"
 
@@ -156,6 +159,7 @@ async def test_bad_input_is_422_and_never_echoes_the_value(vault: Client) -> Non
     assert [(i["key"], i["version"]) for i in page["items"]] == [("OK", 1)]
 
 
+@pytest.mark.sqlite_file
 async def test_database_file_never_holds_a_plaintext(
     tmp_path: Path, vault: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -173,6 +177,7 @@ async def test_database_file_never_holds_a_plaintext(
     assert "hunter2" not in caplog.text
 
 
+@pytest.mark.sqlite_file
 async def test_ciphertext_copied_to_another_row_does_not_open(
     tmp_path: Path, vault: Client
 ) -> None:
@@ -210,6 +215,7 @@ async def test_ciphertext_copied_to_another_row_does_not_open(
     ] == "value-of-a"
 
 
+@pytest.mark.sqlite_file
 async def test_first_start_creates_the_key_file(
     tmp_path: Path, make_client: MakeClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -273,6 +279,7 @@ async def test_a_lost_key_file_is_not_replaced(tmp_path: Path, make_client: Make
     assert (await client.get("/api/secrets")).status == 200
 
 
+@pytest.mark.sqlite_file
 async def test_keys_from_the_environment(
     tmp_path: Path, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

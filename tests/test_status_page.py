@@ -17,6 +17,9 @@ from dragonopsd.api.front import HTML_CSP
 from dragonopsd.appkeys import STATUS_PAGES
 from dragonopsd.config import ConfigError, StatusPageConfig, from_mapping
 
+# Every test here that starts the app runs on SQLite and on PostgreSQL (conftest.py).
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 ANON = {"Authorization": ""}
 ATOM = "{http://www.w3.org/2005/Atom}"

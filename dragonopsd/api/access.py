@@ -29,7 +29,7 @@ from ..clock import now_iso
 from ..model.principal import Principal, allows
 from ..problem import Problem
 from ..store.audit import MAX_ID, MAX_PATH, AuditEntry, PendingEntry, clip
-from ..store.db import StoreUnavailable
+from ..store.sql import StoreUnavailable
 from .forwarded import client_of
 from .route import Route
 

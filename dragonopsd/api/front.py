@@ -31,7 +31,7 @@ from ..appkeys import PRINCIPAL, REQUEST_ID
 from ..metrics.requests import UNMATCHED, RequestStats
 from ..problem import Problem, invalid
 from ..store.audit import PendingEntry
-from ..store.db import riding
+from ..store.sql import riding
 from . import access
 from .codec import encode
 from .forwarded import client_of

@@ -17,11 +17,18 @@ from ..config import Config, ConfigError
 from ..monitoring.service import parse_monitor_tables
 from ..redislink.client import safe_url
 from ..store import migrations
+from ..store.backend import describe, storage_problems
+from ..store.postgres import UNREACHABLE
 from . import agent, db, keys, probe, serve, tokens
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, config_from_args
 from .state import StateError
 
 log = logging.getLogger("dragonopsd")
+_DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    migrations.MigrationError,
+    sqlite3.DatabaseError,
+    *UNREACHABLE,
+)
 
 
 def _report(problems: list[str]) -> int:
@@ -36,10 +43,13 @@ def _check_config(cfg: Config, args: argparse.Namespace) -> int:
     _, problems = parse_monitor_tables(cfg.monitors)
     if problems:
         return _report(problems)
+    problems = storage_problems(cfg)
+    if problems:
+        return _report(problems)
     redis = safe_url(cfg.redis.url) if cfg.redis.url else "off (in-process)"
     print(
         f"ok: listen {cfg.server.host}:{cfg.server.port}, "
-        f"database {cfg.resolve(cfg.storage.path)}, "
+        f"database {describe(cfg)}, "
         f"redis {redis}, log {cfg.log.level}/{cfg.log.format}"
     )
     return EXIT_OK
@@ -84,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     except StateError as exc:
         print(f"dragonopsd: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (migrations.MigrationError, sqlite3.DatabaseError) as exc:
-        print(f"cannot use the database {cfg.resolve(cfg.storage.path)}: {exc}", file=sys.stderr)
+    except _DATABASE_ERRORS as exc:
+        print(f"cannot use the database {describe(cfg)}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     finally:
         os.umask(umask)

@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigError, load, with_overrides
-from ..store.db import Database
+from ..store.backend import database_for
+from ..store.sql import Database
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 EPILOG = "exit codes: 0 success, 1 runtime failure, 2 usage or configuration error"
@@ -40,13 +41,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def database(cfg: Config) -> Database:
-    """A Database for a one-shot command (one reader is plenty)."""
-    return Database(
-        cfg.resolve(cfg.storage.path),
-        synchronous=cfg.storage.synchronous,
-        busy_timeout_ms=cfg.storage.busy_timeout_ms,
-        readers=1,
-    )
+    """A Database for a one-shot command (one reader, or one pooled connection, is plenty)."""
+    return database_for(cfg, readers=1)
 
 
 def run(coro: Coroutine[Any, Any, int]) -> int:

@@ -18,11 +18,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     for name, text in (
         ("migrate", "apply pending migrations"),
-        ("check", "run PRAGMA quick_check and compare the schema version"),
+        ("check", "check the database (SQLite: PRAGMA quick_check) and its schema version"),
     ):
         add_common(actions.add_parser(name, help=text, epilog=EPILOG))
     backup = actions.add_parser(
-        "backup", help="copy the live database with SQLite's online backup", epilog=EPILOG
+        "backup",
+        help="copy the live database (SQLite's online backup; PostgreSQL: pg_dump)",
+        epilog=EPILOG,
     )
     add_common(backup)
     backup.add_argument(
@@ -41,7 +43,7 @@ async def _db(cfg: Config, args: argparse.Namespace) -> int:
         announce(cfg)
         db = database(cfg)
         await db.open(migrate=True)
-        print(f"{db.path}: schema at version {db.schema_version}")
+        print(f"{db.where}: schema at version {db.schema_version}")
         await db.close()
         return EXIT_OK
     db = existing_database(cfg)
@@ -60,10 +62,14 @@ async def _db(cfg: Config, args: argparse.Namespace) -> int:
             except FileExistsError:  # appeared since the check above
                 print(f"{args.path}: already exists; refusing to overwrite", file=sys.stderr)
                 return EXIT_USAGE
-            print(f"backed up {db.path} to {args.path}")
+            except (FileNotFoundError, RuntimeError) as exc:  # PostgreSQL: pg_dump absent/failed
+                print(f"cannot back up {db.where}: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+            how = " with pg_dump (custom format)" if db.dialect == "postgres" else ""
+            print(f"backed up {db.where} to {args.path}{how}")
             return EXIT_OK
         result = await db.quick_check()
-        latest = migrations.latest()
+        latest = migrations.latest(db.dialect)
         ok = result == ["ok"] and db.schema_version == latest
         for line in result:
             print(f"quick_check: {line}")

@@ -28,8 +28,10 @@ from ..config import Config
 from ..demo import seed_monitors
 from ..secrets.crypto import KeyRingError
 from ..store import migrations
+from ..store.backend import storage_problems
+from ..store.postgres import UNREACHABLE
 from ..systemd import Notifier
-from .common import EPILOG, EXIT_FAILURE, EXIT_OK, add_common, config_from_args, run
+from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, config_from_args, run
 from .state import StateLocked, lock, readable_by_others
 
 log = logging.getLogger("dragonopsd")
@@ -48,6 +50,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def main(cfg: Config, args: argparse.Namespace) -> int:
     """Serve until stopped."""
     logs.setup(cfg.log.level, cfg.log.format)
+    for problem in storage_problems(cfg):
+        log.error("cannot start: %s", problem)
+        return EXIT_USAGE
     try:
         held = lock(cfg)  # before anything opens the database
     except StateLocked as exc:
@@ -68,13 +73,22 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
         os.close(held)
 
 
+_CANNOT_START: tuple[type[BaseException], ...] = (
+    migrations.MigrationError,
+    sqlite3.DatabaseError,
+    KeyRingError,
+    *UNREACHABLE,
+)
+
+
 async def _listen(runner: web.AppRunner, cfg: Config) -> bool:
     """Start the app and bind; False (after logging why and cleaning up) when it cannot."""
     try:
         await runner.setup()
     # KeyRingError: the secrets key file is unusable or does not match the database.
     # OSError: a listener started with the app ([metrics] listen) cannot bind.
-    except (migrations.MigrationError, sqlite3.DatabaseError, KeyRingError, OSError) as exc:
+    # UNREACHABLE: PostgreSQL refused the connection, the database or the role.
+    except _CANNOT_START as exc:
         log.error("cannot start: %s", exc)
         await runner.cleanup()  # closes what did start (the database), nothing else
         return False

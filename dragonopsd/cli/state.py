@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from ..config import Config
-from ..store.db import Database
+from ..store.backend import describe
+from ..store.sql import Database
 from .common import database
 
 LOCK_FILE = "dragonopsd.lock"
@@ -42,7 +43,8 @@ def _shown(path: Path) -> Path:
 
 def announce(cfg: Config) -> None:
     """Say on stderr which state directory and database this command uses."""
-    state, db = _shown(cfg.state_dir()), _shown(cfg.resolve(cfg.storage.path))
+    state = _shown(cfg.state_dir())
+    db = describe(cfg) if cfg.storage.url else _shown(cfg.resolve(cfg.storage.path))
     print(f"dragonopsd: state directory {state}, database {db}", file=sys.stderr)
 
 
@@ -50,9 +52,10 @@ def existing_database(cfg: Config) -> Database:
     """The daemon's database for a one-shot command; StateError when there is none there."""
     announce(cfg)
     db = database(cfg)
-    if not db.path.exists():
+    path = cfg.resolve(cfg.storage.path)
+    if not cfg.storage.url and not path.exists():  # a PostgreSQL database says so on open
         raise StateError(
-            f"no database at {_shown(db.path)}; this command does not create one: {WHERE} "
+            f"no database at {_shown(path)}; this command does not create one: {WHERE} "
             "(`dragonopsd db migrate` makes a new, empty one there)"
         )
     return db

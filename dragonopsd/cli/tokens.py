@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from ..config import Config
 from ..model.principal import TOKEN_ROLES
 from ..problem import Problem
-from ..store.db import Database
 from ..store.inventory import InventoryStore
+from ..store.sql import Database
 from ..store.tokens import TokenStore
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, run
 from .state import existing_database

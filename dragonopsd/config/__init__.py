@@ -68,9 +68,14 @@ class ServerConfig(Section, frozen=True):
 
 
 class StorageConfig(Section, frozen=True):
-    """[storage]: the SQLite database."""
+    """[storage]: the SQLite database, or PostgreSQL when url is set (several cores)."""
 
     state_dir: str = ""
+    # Empty: the SQLite file at path. "postgresql://user@host:5432/dbname": PostgreSQL; the
+    # password comes from the URL, password_file, PGPASSWORD or ~/.pgpass (as libpq finds it).
+    url: Annotated[str, msgspec.Meta(pattern=r"^$|^postgres(ql)?://")] = ""
+    password_file: str = ""
+    pool_size: Annotated[int, msgspec.Meta(ge=1, le=200)] = 10
     path: Annotated[str, msgspec.Meta(min_length=1)] = "dragonops.db"
     synchronous: Literal["normal", "full"] = "full"
     busy_timeout_ms: Annotated[int, msgspec.Meta(ge=0, le=600_000)] = 5000

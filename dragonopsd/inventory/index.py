@@ -19,8 +19,8 @@ import asyncio
 import logging
 
 from ..bus import Bus, Subscription
-from ..store.db import Database
 from ..store.links import Hierarchy, read_hierarchy
+from ..store.sql import Database
 
 log = logging.getLogger("dragonopsd.inventory")
 

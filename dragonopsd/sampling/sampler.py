@@ -27,10 +27,10 @@ from ..inventory.service import InventoryService
 from ..model.inventory import AnyEntity, ServerPatch, ServerStatus
 from ..model.sample import Sample
 from ..problem import Problem
-from ..store.db import Database
 from ..store.links import Hierarchy
 from ..store.protocols import SampleReader, SampleSink
 from ..store.resources import write_resources
+from ..store.sql import Database
 from . import simulated
 from .local import LocalReader, LocalUnavailable
 

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-import aiosqlite
-
 from ..clock import now_iso
 from ..model.inventory import ServerStatus, Wire
 from ..problem import invalid, not_found
-from .db import Database
 from .inventory import decode_cursor, encode_cursor
+from .sql import Connection, Database
 
 ActionKind = Literal["restart", "stop", "start"]
 ActionState = Literal["queued", "running", "succeeded", "failed"]
@@ -90,7 +88,7 @@ class ActionStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def _one(self, conn: aiosqlite.Connection, ident: str) -> Action | None:
+    async def _one(self, conn: Connection, ident: str) -> Action | None:
         async with conn.execute(f"SELECT {_COLS} FROM actions WHERE id = ?", (ident,)) as cur:
             row = await cur.fetchone()
         return _action(row) if row else None
@@ -175,9 +173,7 @@ class ActionStore:
         assert created is not None
         return created, True
 
-    async def _replay(
-        self, conn: aiosqlite.Connection, new: NewAction, cutoff: str
-    ) -> Action | None:
+    async def _replay(self, conn: Connection, new: NewAction, cutoff: str) -> Action | None:
         """The live action this caller's key made, or None; 422 if it came with another request."""
         sql = (
             f"SELECT {_COLS}, request_hash FROM actions "

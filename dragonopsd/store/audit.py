@@ -10,11 +10,10 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import msgspec
 
 from ..model.inventory import Wire
-from .db import Database
+from .sql import Connection, Database
 
 # Stored paths are route templates with ids filled in, and ids are uuids or setting keys:
 # whatever is longer came from a caller, and is cut so nobody can fill the disk with it.
@@ -44,7 +43,8 @@ class AuditEntry(Wire, kw_only=True):
 _COLS = tuple(f.name for f in msgspec.structs.fields(AuditEntry))
 _INSERT_COLS = _COLS[1:]
 _MARKS = ", ".join("?" for _ in _INSERT_COLS)
-_INSERT = f"INSERT INTO audit_log ({', '.join(_INSERT_COLS)}) VALUES ({_MARKS})"
+# RETURNING rather than lastrowid: both engines have it (SQLite since 3.35).
+_INSERT = f"INSERT INTO audit_log ({', '.join(_INSERT_COLS)}) VALUES ({_MARKS}) RETURNING id"
 
 
 def clip(text: str, limit: int) -> str:
@@ -52,9 +52,10 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-async def _insert(conn: aiosqlite.Connection, entry: AuditEntry) -> int:
-    cur = await conn.execute(_INSERT, msgspec.structs.astuple(entry)[1:])
-    return int(cur.lastrowid or 0)
+async def _insert(conn: Connection, entry: AuditEntry) -> int:
+    async with conn.execute(_INSERT, msgspec.structs.astuple(entry)[1:]) as cur:
+        row = await cur.fetchone()
+    return int(row[0])
 
 
 class PendingEntry:
@@ -83,7 +84,7 @@ class PendingEntry:
         if self.entry.entity_id is None:
             self.entry.entity_id = clip(ident, MAX_ID)
 
-    async def board(self, conn: aiosqlite.Connection) -> bool:
+    async def board(self, conn: Connection) -> bool:
         """Insert the entry into the open transaction (once, and only from the request)."""
         if self.closed or self.row_id is not None or asyncio.current_task() is not self._task:
             return False

@@ -18,24 +18,22 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-import aiosqlite
-
 from ..buckets import Buckets
 from ..config import HistoryConfig
-from .db import Database, StoreUnavailable
 from .rollups import finish_on_cancel
+from .sql import Connection, Database, StoreUnavailable
 
 MAX_BATCH = 20_000  # rows per transaction, so one flush holds the write lock ~0.1 s at most
 Row = TypeVar("Row")
 # Writes one batch inside the flush's transaction; what it returns (if anything) runs once
 # the transaction has committed (caches that must not learn of rows a rollback took back).
-Write = Callable[[aiosqlite.Connection, list[Row]], Awaitable[Callable[[], None] | None]]
+Write = Callable[[Connection, list[Row]], Awaitable[Callable[[], None] | None]]
 
 
 class BatchWriter(Generic[Row]):
     """A bounded queue of rows stored in batches, one transaction per flush, by write.
 
-    The writes must be idempotent (INSERT OR REPLACE): a batch whose COMMIT is not known to
+    The writes must be idempotent (upserts): a batch whose COMMIT is not known to
     have happened is stored again.
     """
 

@@ -24,6 +24,9 @@ class Slot(Protocol):
 
 S = TypeVar("S", bound=Slot)
 
+# Writing a block replaces it; an upsert both engines speak (a retried flush rewrites the same row).
+UPSERT_BLOCK = "ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+
 
 def encode_block(slots: dict[int, S]) -> bytes:
     """A block of the buckets in slots (slot number -> bucket)."""

@@ -4,9 +4,7 @@ Every connection runs in its own aiosqlite thread, so the event loop never waits
 Writers serialise on one connection (SQLite allows one writer anyway, and queueing here is
 cheaper than SQLITE_BUSY retries); readers see the last committed snapshot and never block it.
 
-A write may carry a rider: rows that must commit together with the change or not at all. The
-request front sets the request's audit entry as the rider of the request's task (``riding``),
-and the first write transaction of that request inserts it before its COMMIT.
+A write carries the task's rider (sql.riding), committed with it or not at all.
 
 A write the file cannot take for a reason that passes (another process holds the lock past
 the busy timeout, the disk is full) is a 503 ``StoreUnavailable`` naming the cause, and the
@@ -19,42 +17,30 @@ import asyncio
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager, suppress
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
-from typing import Protocol
 
 import aiosqlite
 
-from ..problem import Problem
 from . import migrations
+from .sql import (
+    Dialect,
+    Rider,
+    StoreUnavailable,
+    current_rider,
+    is_constraint,
+    note_created,
+    riding,
+)
+
+# Re-exported: callers that predate sql.py import these from here.
+__all__ = ["Database", "Rider", "StoreUnavailable", "is_constraint", "note_created", "riding"]
 
 log = logging.getLogger("dragonopsd.store")
 
 # SQLite's primary result codes for a write that may work later.
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
-_RETRY_AFTER = {"locked": 5, "full": 60}  # seconds: a lock passes sooner than a full disk
-
-
-class StoreUnavailable(Problem):
-    """A write the database cannot take now: locked by another process, or the disk is full."""
-
-    def __init__(self, trouble: str, busy_timeout_ms: int) -> None:
-        if trouble == "locked":
-            detail = (
-                "database is locked by another process (waited "
-                f"{busy_timeout_ms / 1000:g} s); nothing was changed, try again"
-            )
-        else:
-            detail = "disk full: the database cannot grow; nothing was changed, try again later"
-        super().__init__(
-            503,
-            detail,
-            kind=f"store-{trouble}",
-            headers={"Retry-After": str(_RETRY_AFTER[trouble])},
-        )
-        self.trouble = trouble
 
 
 def _trouble(exc: BaseException) -> str | None:
@@ -65,44 +51,6 @@ def _trouble(exc: BaseException) -> str | None:
     if code in (_SQLITE_BUSY, _SQLITE_LOCKED):
         return "locked"
     return "full" if code == _SQLITE_FULL else None
-
-
-class Rider(Protocol):
-    """Rows that commit with a write of the current task (the request's audit entry)."""
-
-    async def board(self, conn: aiosqlite.Connection) -> bool:
-        """Insert its rows into the open transaction; True when it did."""
-        ...
-
-    def landed(self) -> None:
-        """The transaction it boarded committed."""
-        ...
-
-    def created(self, ident: str) -> None:
-        """The transaction created the row ident (the entity the rows are about)."""
-        ...
-
-
-# A context variable, not a parameter: the request front knows the entry, the stores know
-# the transaction, and nothing between them (handlers, services) has to pass it along.
-_RIDER: ContextVar[Rider | None] = ContextVar("dragonopsd_write_rider", default=None)
-
-
-@contextmanager
-def riding(rider: Rider) -> Iterator[None]:
-    """Make rider board the write transactions run inside this block (this task only)."""
-    token = _RIDER.set(rider)
-    try:
-        yield
-    finally:
-        _RIDER.reset(token)
-
-
-def note_created(ident: str) -> None:
-    """Tell the current rider, if any, which row the current write created."""
-    rider = _RIDER.get()
-    if rider is not None:
-        rider.created(ident)
 
 
 class Database:
@@ -170,6 +118,16 @@ class Database:
             await conn.close()
 
     @property
+    def dialect(self) -> Dialect:
+        """The SQL dialect the stores speak to this database."""
+        return "sqlite"
+
+    @property
+    def where(self) -> str:
+        """The file, for logs and messages."""
+        return str(self.path)
+
+    @property
     def is_open(self) -> bool:
         """True between a successful open() and close()."""
         return self._writer is not None
@@ -201,7 +159,7 @@ class Database:
         """One write transaction: COMMIT on success (acknowledge only after), else ROLLBACK."""
         if self._writer is None:
             raise RuntimeError("database is not open")
-        rider = _RIDER.get()
+        rider = current_rider()
         async with self._write_lock:
             conn = self._writer
             boarded = False
@@ -280,8 +238,3 @@ def _create_private(path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     with suppress(FileExistsError):
         _new_private_file(path)
-
-
-def is_constraint(exc: BaseException) -> bool:
-    """True for a constraint violation (unique, foreign key, check)."""
-    return isinstance(exc, sqlite3.IntegrityError)

@@ -12,14 +12,13 @@ import logging
 import math
 import time
 
-import aiosqlite
 import msgspec
 
 from ..buckets import Buckets
 from ..config import HistoryConfig
 from .batch import BatchWriter, repeat
-from .db import Database
 from .rollups import DAILY, FIVE_MINUTES, HOURLY, Level, apply_retention, roll_up, transact
+from .sql import Connection, Database
 
 log = logging.getLogger("dragonopsd.history")
 
@@ -30,8 +29,9 @@ VACUUM_PAGES = 256  # pages returned to the filesystem per maintenance run (auto
 SOURCES: tuple[Level | None, ...] = (None, FIVE_MINUTES, HOURLY, DAILY)  # None: raw rows
 
 _INSERT_RAW = (
-    "INSERT OR REPLACE INTO history_raw (monitor, at, status, latency, message) "
-    "VALUES (?, ?, ?, ?, ?)"
+    "INSERT INTO history_raw (monitor, at, status, latency, message) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (monitor, at) DO UPDATE SET status = excluded.status, "
+    "latency = excluded.latency, message = excluded.message"
 )
 _VACUUM = "PRAGMA incremental_vacuum(1)"  # one page per step; executemany steps it N times
 Row = tuple[int, int, int, int | None, str | None]
@@ -47,11 +47,11 @@ class Heartbeat(msgspec.Struct, array_like=True, frozen=True):
     message: str | None  # kept only for non-up heartbeats, at most 200 characters
 
 
-async def _write(conn: aiosqlite.Connection, batch: list[Row]) -> None:
+async def _write(conn: Connection, batch: list[Row]) -> None:
     """One flush: the heartbeats, and their monitors into the index rollups walk."""
     await conn.executemany(_INSERT_RAW, batch)
     await conn.executemany(
-        "INSERT OR IGNORE INTO history_monitors (monitor) VALUES (?)",
+        "INSERT INTO history_monitors (monitor) VALUES (?) ON CONFLICT DO NOTHING",
         [(m,) for m in {row[0] for row in batch}],
     )
 
@@ -108,7 +108,7 @@ class HistoryWriter:
 
     async def flush(self) -> int:
         """Store up to batch.MAX_BATCH queued heartbeats in one transaction; returns rows written
-        (INSERT OR REPLACE makes the retry of a failed flush harmless)."""
+        (an upsert makes the retry of a failed flush harmless)."""
         return await self._batch.flush()
 
     async def sync(self, within: float) -> bool:
@@ -128,6 +128,15 @@ class HistoryWriter:
         now = time.time() if now is None else now
         rounds = await roll_up(self._db, now)
         deleted = await apply_retention(self._db, self._cfg, now)
+        if self._db.dialect == "sqlite":
+            await self._reclaim()
+        if rounds or deleted:
+            log.debug("history maintenance: %d rollup rounds, %d rows deleted", rounds, deleted)
+        return rounds, deleted
+
+    async def _reclaim(self) -> None:
+        """SQLite only: a passive WAL checkpoint, and free pages handed back to the filesystem
+        (PostgreSQL's autovacuum does this job there)."""
         async with self._db.read() as conn:
             await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
             rows = list(await conn.execute_fetchall("PRAGMA auto_vacuum"))
@@ -137,6 +146,3 @@ class HistoryWriter:
         if rows[0][0] == 2 and free[0][0] > 0:
             pages = [()] * min(int(free[0][0]), VACUUM_PAGES)
             await transact(self._db, lambda conn: conn.executemany(_VACUUM, pages))
-        if rounds or deleted:
-            log.debug("history maintenance: %d rollup rounds, %d rows deleted", rounds, deleted)
-        return rounds, deleted

@@ -10,10 +10,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-import aiosqlite
-
 from ..model.inventory import Wire
-from .db import Database
 from .histogram import Bucket
 from .history import SOURCES, Heartbeat
 from .rollups import (
@@ -27,6 +24,7 @@ from .rollups import (
     read_state,
     transact,
 )
+from .sql import Connection, Database
 
 MAX_POINTS = 2048  # a 7-day series at 5-minute steps is 2,016 points
 
@@ -186,12 +184,13 @@ class HistoryQuery:
     async def latest(self) -> dict[int, Heartbeat]:
         """Every monitor's newest raw heartbeat, by seq (the engine's last check at start).
 
-        One statement; CROSS JOIN keeps the monitors outside, so it costs two index seeks per
-        monitor with history instead of a scan of every raw row.
+        One statement; CROSS JOIN keeps the monitors outside in SQLite, so it costs two index
+        seeks per monitor with history instead of a scan of every raw row (the join condition
+        sits in WHERE: PostgreSQL takes no ON after CROSS JOIN).
         """
         sql = (
             "SELECT r.monitor, r.at, r.status, r.latency, r.message FROM history_monitors m "
-            "CROSS JOIN history_raw r ON r.monitor = m.monitor AND r.at = "
+            "CROSS JOIN history_raw r WHERE r.monitor = m.monitor AND r.at = "
             "(SELECT max(at) FROM history_raw x WHERE x.monitor = m.monitor)"
         )
         async with self._db.read() as conn:
@@ -204,7 +203,7 @@ class HistoryQuery:
     async def delete_monitor(self, monitor: int) -> None:
         """Drop every raw row and rollup of a monitor, in one transaction."""
 
-        async def work(conn: aiosqlite.Connection) -> None:
+        async def work(conn: Connection) -> None:
             await conn.execute("DELETE FROM history_raw WHERE monitor = ?", (monitor,))
             for level in (FIVE_MINUTES, HOURLY, DAILY):
                 await conn.execute(
@@ -221,7 +220,7 @@ def _always(bucket: Bucket) -> Callable[[float], Bucket]:
 
 
 async def _collect(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     monitor: int,
     pieces: list[tuple[Level | None, float, float]],
     bucket_at: Callable[[float], Bucket | None],

@@ -12,15 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 import msgspec
 from msgspec import UNSET
 
 from ..clock import now_iso
 from ..model.inventory import AnyCreate, AnyEntity, AnyPatch, DashboardStats
 from ..problem import Problem, invalid, not_found
-from .db import Database, note_created
 from .hierarchy import LEVELS, SORTS, Level, camel
+from .sql import Connection, Database, note_created
 
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
@@ -67,7 +66,7 @@ class InventoryStore:
         self.db = db
 
     async def _embed(
-        self, conn: aiosqlite.Connection, level: Level, items: list[AnyEntity], depth: int
+        self, conn: Connection, level: Level, items: list[AnyEntity], depth: int
     ) -> None:
         """Attach children to items, one statement per level below."""
         while depth > 0 and level.child_table and items:
@@ -76,7 +75,7 @@ class InventoryStore:
                 f"{child.select()} WHERE t.{child.parent_column} IN "
                 f"(SELECT value FROM json_each(?)) ORDER BY t.name, t.id"
             )
-            ids = _json_encode([i.id for i in items])
+            ids = _json_encode([i.id for i in items]).decode()
             rows = await conn.execute_fetchall(sql, (ids,))
             groups: dict[str, list[Any]] = {i.id: [] for i in items}
             children = [child.from_row(r) for r in rows]
@@ -94,7 +93,7 @@ class InventoryStore:
             await self._embed(conn, level, [item], depth)
         return item
 
-    async def _get(self, conn: aiosqlite.Connection, level: Level, ident: str) -> AnyEntity:
+    async def _get(self, conn: Connection, level: Level, ident: str) -> AnyEntity:
         # execute_fetchall: one trip to the connection's thread, where execute + fetchone +
         # close would be three (each trip costs tens of microseconds; tests/bench/api.py).
         rows = list(await conn.execute_fetchall(f"{level.select()} WHERE t.id = ?", (ident,)))
@@ -115,7 +114,7 @@ class InventoryStore:
             args.append(query.parent_id)
         if query.statuses:
             where.append("t.status IN (SELECT value FROM json_each(?))")
-            args.append(_json_encode(list(query.statuses)))
+            args.append(_json_encode(list(query.statuses)).decode())
         if query.q:
             where.append("t.name LIKE ? ESCAPE '\\'")
             args.append(f"%{_escape_like(query.q)}%")
@@ -140,7 +139,7 @@ class InventoryStore:
             next_cursor = encode_cursor(query.sort, getattr(last, column), last.id)
         return items, next_cursor
 
-    async def _check_parent(self, conn: aiosqlite.Connection, level: Level, parent_id: str) -> None:
+    async def _check_parent(self, conn: Connection, level: Level, parent_id: str) -> None:
         assert level.parent_table and level.parent_column
         sql = f"SELECT 1 FROM {level.parent_table} WHERE id = ?"
         async with conn.execute(sql, (parent_id,)) as cur:

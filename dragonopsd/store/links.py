@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from .db import Database
+from .sql import Database
 
 
 class ServerLink(NamedTuple):

@@ -15,7 +15,6 @@ import zoneinfo
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-import aiosqlite
 import msgspec
 from croniter import CroniterError, croniter
 from msgspec import UNSET, UnsetType
@@ -23,7 +22,7 @@ from msgspec import UNSET, UnsetType
 from ..clock import now_iso
 from ..model.inventory import Body, Description, FieldError, Name, Wire
 from ..problem import not_found
-from .db import Database, note_created
+from .sql import Connection, Database, note_created
 
 log = logging.getLogger("dragonopsd.maintenance")
 
@@ -305,7 +304,7 @@ class MaintenanceStore:
                 log.warning("maintenance window %s is unreadable and is ignored: %s", row[0], exc)
         return windows
 
-    async def _get(self, conn: aiosqlite.Connection, ident: str) -> Window:
+    async def _get(self, conn: Connection, ident: str) -> Window:
         sql = f"SELECT {_COLS} FROM maintenance_windows WHERE id = ?"
         async with conn.execute(sql, (ident,)) as cur:
             row = await cur.fetchone()

@@ -29,10 +29,14 @@ class Migration:
     sql: str
 
 
-def available() -> list[Migration]:
-    """Every migration shipped in the package, in version order."""
+def available(dialect: str = "sqlite") -> list[Migration]:
+    """Every migration shipped in the package for a dialect, in version order: SQLite's in
+    migrations/, PostgreSQL's (the same numbers, its own types) in migrations/pg/."""
+    folder = resources.files("dragonopsd.store").joinpath("migrations")
+    if dialect == "postgres":
+        folder = folder.joinpath("pg")
     found = []
-    for entry in resources.files("dragonopsd.store").joinpath("migrations").iterdir():
+    for entry in folder.iterdir():
         m = _NAME.match(entry.name)
         if m:
             found.append(Migration(int(m[1]), m[2], entry.read_text(encoding="utf-8")))
@@ -43,9 +47,9 @@ def available() -> list[Migration]:
     return found
 
 
-def latest() -> int:
+def latest(dialect: str = "sqlite") -> int:
     """The schema version this build expects."""
-    return len(available())
+    return len(available(dialect))
 
 
 async def current(conn: aiosqlite.Connection) -> int:

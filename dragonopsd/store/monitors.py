@@ -8,14 +8,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-import aiosqlite
 import msgspec
 
 from ..clock import now_iso
 from ..model.inventory import Wire
 from ..model.monitor import Monitor, MonitorSpec
 from ..problem import FieldIssue, Problem, invalid, not_found
-from .db import Database, note_created
+from .sql import Connection, Database, note_created
 
 _encode = msgspec.json.Encoder().encode
 _decode_spec = msgspec.json.Decoder(MonitorSpec).decode
@@ -99,7 +98,7 @@ class MonitorStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def _check_links(self, conn: aiosqlite.Connection, spec: MonitorSpec) -> None:
+    async def _check_links(self, conn: Connection, spec: MonitorSpec) -> None:
         for field, table, value in (
             ("$.serverId", "servers", spec.server_id),
             ("$.environmentId", "environments", spec.environment_id),
@@ -120,7 +119,7 @@ class MonitorStore:
             return await self._insert(conn, specs, managed_by)
 
     async def _insert(
-        self, conn: aiosqlite.Connection, specs: list[MonitorSpec], managed_by: str
+        self, conn: Connection, specs: list[MonitorSpec], managed_by: str
     ) -> list[MonitorRow]:
         now = now_iso()
         ids = []
@@ -169,9 +168,7 @@ class MonitorStore:
                 precondition(current)
             return await self._update(conn, current, spec)
 
-    async def _update(
-        self, conn: aiosqlite.Connection, current: MonitorRow, spec: MonitorSpec
-    ) -> MonitorRow:
+    async def _update(self, conn: Connection, current: MonitorRow, spec: MonitorSpec) -> MonitorRow:
         await self._check_links(conn, spec)
         token = current.monitor.push_token
         if spec.kind == "push" and token is None:
@@ -225,7 +222,7 @@ class MonitorStore:
             await conn.execute("DELETE FROM monitors WHERE id = ?", (ident,))
             return current
 
-    async def _get(self, conn: aiosqlite.Connection, ident: str) -> MonitorRow:
+    async def _get(self, conn: Connection, ident: str) -> MonitorRow:
         async with conn.execute(f"SELECT {_COLS} FROM monitors WHERE id = ?", (ident,)) as cur:
             row = await cur.fetchone()
         if row is None:
@@ -336,7 +333,7 @@ class MonitorStore:
             return [_incident(r) for r in await cur.fetchall()]
 
 
-async def _close(conn: aiosqlite.Connection, closed: Closing) -> None:
+async def _close(conn: Connection, closed: Closing) -> None:
     await conn.execute(
         "UPDATE incidents SET closed_at = ?, duration_seconds = ?, resolution = ? WHERE id = ?",
         (closed.closed_at, closed.duration_seconds, closed.resolution, closed.incident_id),

@@ -12,14 +12,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import aiosqlite
 import msgspec
 
 from ..clock import now_iso
 from ..problem import Problem, not_found
 from ..secrets.crypto import KeyRing, SealError
 from .channel_seal import KeySource, has_credentials, seal, unseal
-from .db import Database, note_created
+from .sql import Connection, Database, note_created
 
 log = logging.getLogger("dragonopsd.notify")
 
@@ -136,7 +135,7 @@ class NotificationStore:
     async def _ring(self, needed: str | None = None) -> KeyRing | None:
         return await self._keys.keyring(needed) if self._keys is not None else None
 
-    async def _rows(self, conn: aiosqlite.Connection, where: str, args: tuple[Any, ...]) -> Any:
+    async def _rows(self, conn: Connection, where: str, args: tuple[Any, ...]) -> Any:
         async with conn.execute(f"SELECT {_COLS} FROM notification_channels {where}", args) as cur:
             return list(await cur.fetchall())
 

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiosqlite
 import msgspec
 
-from .db import Database
 from .rollups import transact
+from .sql import Connection, Database
 
 _encode = msgspec.json.Encoder().encode
+
+# A JSON merge patch: SQLite's json_patch; PostgreSQL's jsonb || drops no keys by itself, so
+# the nulls (meaning "remove") are stripped after (the figures are one flat object).
+_MERGE = {
+    "sqlite": "json_patch(resources, ?)",
+    "postgres": "jsonb_strip_nulls(resources::jsonb || ?::jsonb)::text",
+}
 
 
 async def write_resources(db: Database, updates: dict[str, dict[str, Any]]) -> int:
@@ -24,10 +30,10 @@ async def write_resources(db: Database, updates: dict[str, dict[str, Any]]) -> i
         return 0
     rows = [(_encode(figures).decode(), env) for env, figures in updates.items()]
 
-    async def work(conn: aiosqlite.Connection) -> int:
-        cur = await conn.executemany(
-            "UPDATE environments SET resources = json_patch(resources, ?) WHERE id = ?", rows
-        )
+    sql = f"UPDATE environments SET resources = {_MERGE[db.dialect]} WHERE id = ?"
+
+    async def work(conn: Connection) -> int:
+        cur = await conn.executemany(sql, rows)
         return max(cur.rowcount, 0)
 
     return await transact(db, work)  # a shutdown mid-write lets the transaction finish

@@ -22,13 +22,11 @@ from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, S
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import aiosqlite
-
 from ..config import HistoryConfig
 from . import blocks
-from .blocks import encode_block
-from .db import Database
+from .blocks import UPSERT_BLOCK, encode_block
 from .histogram import Bucket
+from .sql import Connection, Database
 
 log = logging.getLogger("dragonopsd.history")
 
@@ -81,7 +79,7 @@ async def finish_on_cancel(work: Coroutine[Any, Any, T]) -> T:
         raise
 
 
-async def transact(db: Database, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+async def transact(db: Database, work: Callable[[Connection], Awaitable[T]]) -> T:
     """Run work in one write transaction that cancelling the caller cannot cut short."""
 
     async def run() -> T:
@@ -115,7 +113,7 @@ class State:
         return int(getattr(self, f"rolled_{level.name}"))
 
 
-async def read_state(conn: aiosqlite.Connection) -> State:
+async def read_state(conn: Connection) -> State:
     """The single history_state row."""
     sql = "SELECT rolled_5m, rolled_1h, rolled_1d, kept_raw, kept_5m, kept_1h FROM history_state"
     rows = list(await conn.execute_fetchall(sql))
@@ -123,7 +121,7 @@ async def read_state(conn: aiosqlite.Connection) -> State:
 
 
 async def write_slots(
-    conn: aiosqlite.Connection, level: Level, buckets: dict[tuple[int, int], Bucket]
+    conn: Connection, level: Level, buckets: dict[tuple[int, int], Bucket]
 ) -> None:
     """Store (monitor, start) -> bucket into level's blocks, replacing slots already there."""
     blocks: dict[int, dict[int, Bucket]] = {}
@@ -142,7 +140,7 @@ async def write_slots(
             stored.update(blocks[row_id])
             blocks[row_id] = stored
     await conn.executemany(
-        f"INSERT OR REPLACE INTO {level.table} (id, data) VALUES (?, ?)",
+        f"INSERT INTO {level.table} (id, data) VALUES (?, ?) {UPSERT_BLOCK}",
         [(row_id, encode_block(slots)) for row_id, slots in blocks.items()],
     )
 
@@ -162,7 +160,7 @@ def _ranges(chunks: list[list[int]]) -> list[tuple[int, int]]:
 
 
 async def _read_source(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     source: Level | None,
     target: Level,
     span: tuple[int, int],
@@ -182,12 +180,13 @@ async def _read_source(
         return bucket
 
     # CROSS JOIN keeps monitors as the outer loop: one index seek per monitor into the span,
-    # where the planner would otherwise walk every raw row of the chunk's monitors.
+    # where the planner would otherwise walk every raw row of the chunk's monitors. (The join
+    # conditions sit in WHERE, the same for SQLite: PostgreSQL takes no ON after CROSS JOIN.)
     if source is None:
         sql = (
             "SELECT r.monitor, r.at, r.status, r.latency FROM history_monitors m "
-            "CROSS JOIN history_raw r ON r.monitor = m.monitor AND r.at >= ? AND r.at < ? "
-            "WHERE m.monitor BETWEEN ? AND ?"
+            "CROSS JOIN history_raw r WHERE r.monitor = m.monitor AND r.at >= ? AND r.at < ? "
+            "AND m.monitor BETWEEN ? AND ?"
         )
         for monitor, at, status, latency in await conn.execute_fetchall(
             sql, (lo * 1000, hi * 1000, *seqs)
@@ -196,8 +195,8 @@ async def _read_source(
         return out
     sql = (
         f"SELECT t.id, t.data FROM history_monitors m CROSS JOIN {source.table} t "
-        f"ON t.id BETWEEN (m.monitor << {KEY_BITS}) + ? AND (m.monitor << {KEY_BITS}) + ? "
-        "WHERE m.monitor BETWEEN ? AND ?"
+        f"WHERE t.id BETWEEN (m.monitor << {KEY_BITS}) + ? AND (m.monitor << {KEY_BITS}) + ? "
+        "AND m.monitor BETWEEN ? AND ?"
     )
     args = (lo // source.block, (hi - 1) // source.block, *seqs)
     for row_id, data in await conn.execute_fetchall(sql, args):
@@ -223,9 +222,7 @@ async def _roll_round(db: Database, source: Level | None, target: Level, lo: int
     ranges = _ranges(await monitor_chunks(db))
     for n, seqs in enumerate(ranges):
 
-        async def work(
-            conn: aiosqlite.Connection, seqs: tuple[int, int] = seqs, n: int = n
-        ) -> None:
+        async def work(conn: Connection, seqs: tuple[int, int] = seqs, n: int = n) -> None:
             buckets = await _read_source(conn, source, target, (lo, hi), seqs)
             await write_slots(conn, target, buckets)
             if n == len(ranges) - 1:
@@ -303,7 +300,7 @@ async def _set_state(db: Database, **values: int) -> None:
     """Update history_state columns (names come from this module, never from input)."""
     sets = ", ".join(f"{name} = ?" for name in values)
 
-    async def work(conn: aiosqlite.Connection) -> None:
+    async def work(conn: Connection) -> None:
         await conn.execute(f"UPDATE history_state SET {sets}", tuple(values.values()))
 
     await transact(db, work)
@@ -329,7 +326,7 @@ async def apply_retention(db: Database, cfg: HistoryConfig, now: float) -> int:
         return 0
     chunks = await monitor_chunks(db)
 
-    async def work(conn: aiosqlite.Connection, chunk: list[int], last: bool) -> int:
+    async def work(conn: Connection, chunk: list[int], last: bool) -> int:
         deleted = await delete_before(conn, chunk, due, _RAW_DELETE, (FIVE_MINUTES, HOURLY))
         if last:
             await set_kept(conn, "history_state", due)
@@ -343,7 +340,7 @@ async def apply_retention(db: Database, cfg: HistoryConfig, now: float) -> int:
 
 
 async def delete_before(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     keys: Sequence[int],
     cuts: Mapping[str, int],
     raw_delete: str,
@@ -369,7 +366,7 @@ async def delete_before(
     return deleted
 
 
-async def set_kept(conn: aiosqlite.Connection, state_table: str, cuts: Mapping[str, int]) -> None:
+async def set_kept(conn: Connection, state_table: str, cuts: Mapping[str, int]) -> None:
     """Record each level's cut as where its rows now start (state_table's kept_* columns)."""
     sets = ", ".join(f"kept_{name} = ?" for name in cuts)
     await conn.execute(f"UPDATE {state_table} SET {sets}", tuple(cuts.values()))

@@ -18,14 +18,12 @@ import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from ..config import SamplingConfig
 from . import blocks
-from .blocks import encode_block
-from .db import Database
+from .blocks import UPSERT_BLOCK, encode_block
 from .histogram import get_varint, put_varint
 from .rollups import KEY_BITS, Level, block_id, delete_before, set_kept, transact
+from .sql import Connection, Database
 
 MINUTE = Level("1m", "samples_1m", 60, 3600, 3600)
 HOUR = Level("1h", "samples_1h", 3600, 86_400, 86_400)
@@ -110,7 +108,7 @@ class State:
     kept_1h: int
 
 
-async def read_state(conn: aiosqlite.Connection) -> State:
+async def read_state(conn: Connection) -> State:
     """The single samples_state row."""
     sql = "SELECT rolled, kept_raw, kept_1m, kept_1h FROM samples_state"
     rows = list(await conn.execute_fetchall(sql))
@@ -126,7 +124,7 @@ async def _server_ranges(db: Database) -> list[tuple[int, int]]:
     return list(zip([-(2**62), *edges], [e - 1 for e in edges] + [2**62], strict=True))
 
 
-async def roll_hour(conn: aiosqlite.Connection, hour: int, seqs: tuple[int, int]) -> None:
+async def roll_hour(conn: Connection, hour: int, seqs: tuple[int, int]) -> None:
     """Write the minute block and the hourly slot of one hour for the servers in seqs."""
     sql = (
         f"SELECT r.server, r.at / 60000, COUNT(*), {sums_sql('r.')} FROM sample_servers m "
@@ -140,7 +138,7 @@ async def roll_hour(conn: aiosqlite.Connection, hour: int, seqs: tuple[int, int]
     if not minutes:
         return
     await conn.executemany(
-        "INSERT OR REPLACE INTO samples_1m (id, data) VALUES (?, ?)",
+        f"INSERT INTO samples_1m (id, data) VALUES (?, ?) {UPSERT_BLOCK}",
         [(block_id(s, hour // 3600), encode_block(slots)) for s, slots in minutes.items()],
     )
     day_ids = {s: block_id(s, hour // 86_400) for s in minutes}
@@ -159,7 +157,9 @@ async def roll_hour(conn: aiosqlite.Connection, hour: int, seqs: tuple[int, int]
         day = stored.get(day_ids[server], {})
         day[(hour % 86_400) // 3600] = total
         blocks.append((day_ids[server], encode_block(day)))
-    await conn.executemany("INSERT OR REPLACE INTO samples_1h (id, data) VALUES (?, ?)", blocks)
+    await conn.executemany(
+        f"INSERT INTO samples_1h (id, data) VALUES (?, ?) {UPSERT_BLOCK}", blocks
+    )
 
 
 async def _first_raw_at(db: Database, since: int) -> int | None:
@@ -174,7 +174,7 @@ async def _first_raw_at(db: Database, since: int) -> int | None:
 
 
 async def _set_rolled(db: Database, value: int) -> None:
-    async def work(conn: aiosqlite.Connection) -> None:
+    async def work(conn: Connection) -> None:
         await conn.execute("UPDATE samples_state SET rolled = ?", (value,))
 
     await transact(db, work)
@@ -206,7 +206,7 @@ async def roll_up(
         for n, seqs in enumerate(ranges):
 
             async def work(
-                conn: aiosqlite.Connection,
+                conn: Connection,
                 seqs: tuple[int, int] = seqs,
                 last: bool = False,
                 lo: int = lo,
@@ -228,7 +228,7 @@ async def reroll(db: Database, late: Iterable[tuple[int, int]]) -> int:
     pairs = sorted(p for p in set(late) if p[1] >= kept)
     for lo in range(0, len(pairs), CHUNK):
 
-        async def work(conn: aiosqlite.Connection, part: list[tuple[int, int]]) -> None:
+        async def work(conn: Connection, part: list[tuple[int, int]]) -> None:
             for seq, hour in part:
                 await roll_hour(conn, hour, (seq, seq))
 
@@ -251,7 +251,7 @@ async def apply_retention(db: Database, cfg: SamplingConfig, now: float) -> int:
     if not due:
         return 0
 
-    async def work(conn: aiosqlite.Connection, seqs: tuple[int, int], last: bool) -> int:
+    async def work(conn: Connection, seqs: tuple[int, int], last: bool) -> int:
         servers = [
             int(r[0])
             for r in await conn.execute_fetchall(
@@ -278,7 +278,7 @@ async def drop_deleted(db: Database) -> list[str]:
     this sweep (not an event hook) is what keeps their history from lingering until retention.
     """
 
-    async def work(conn: aiosqlite.Connection) -> list[str]:
+    async def work(conn: Connection) -> list[str]:
         gone = list(
             await conn.execute_fetchall(
                 "SELECT seq, server_id FROM sample_servers "

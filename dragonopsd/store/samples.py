@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Callable
 
-import aiosqlite
 import msgspec
 
 from ..config import HistoryConfig, SamplingConfig
@@ -21,9 +20,9 @@ from ..model.inventory import Wire
 from ..model.sample import SCALES, Sample
 from . import sample_rollups as rollups
 from .batch import BatchWriter, repeat
-from .db import Database
 from .rollups import Level, block_id
 from .sample_rollups import HOUR, MINUTE, Agg, State, read_state
+from .sql import Connection, Database
 
 log = logging.getLogger("dragonopsd.samples")
 
@@ -33,8 +32,10 @@ MAX_LATE = 50_000  # (server, hour) pairs awaiting a re-roll; past it, their rol
 MAINTAIN_INTERVAL = 60.0
 
 _INSERT = (
-    "INSERT OR REPLACE INTO samples_raw "
-    "(server, at, cpu, memory, load, disk, net_in, net_out) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO samples_raw (server, at, cpu, memory, load, disk, net_in, net_out) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (server, at) DO UPDATE SET "
+    "cpu = excluded.cpu, memory = excluded.memory, load = excluded.load, "
+    "disk = excluded.disk, net_in = excluded.net_in, net_out = excluded.net_out"
 )
 Row = tuple[str, int, int, int, int, int, int, int]  # server id, at (ms), six scaled metrics
 
@@ -102,16 +103,14 @@ class SampleWriter:
 
     async def flush(self) -> int:
         """Store up to batch.MAX_BATCH queued samples in one transaction; returns rows written
-        (INSERT OR REPLACE makes the retry of a failed flush harmless)."""
+        (an upsert makes the retry of a failed flush harmless)."""
         return await self._batch.flush()
 
     async def run(self) -> None:
         """Flush every flush_interval or when flush_rows are queued; on cancel, drain and stop."""
         await self._batch.run(self.flush)
 
-    async def _write(
-        self, conn: aiosqlite.Connection, batch: list[Row]
-    ) -> Callable[[], None] | None:
+    async def _write(self, conn: Connection, batch: list[Row]) -> Callable[[], None] | None:
         """One flush: new servers get their seq, then the samples under it. The seqs and the
         late hours are noted only once committed (a rollback takes new seqs back)."""
         seqs = self._seqs
@@ -119,7 +118,7 @@ class SampleWriter:
         found: dict[str, int] = {}
         if unknown:
             await conn.executemany(
-                "INSERT OR IGNORE INTO sample_servers (server_id) VALUES (?)",
+                "INSERT INTO sample_servers (server_id) VALUES (?) ON CONFLICT DO NOTHING",
                 [(ident,) for ident in unknown],
             )
             marks = ",".join("?" * len(unknown))
@@ -211,7 +210,7 @@ class SampleQuery:
     async def _collect(
         self,
         *,
-        conn: aiosqlite.Connection,
+        conn: Connection,
         seq: int,
         state: State,
         span: tuple[float, float],

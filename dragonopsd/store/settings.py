@@ -10,7 +10,7 @@ import msgspec
 from ..clock import now_iso
 from ..model.inventory import Wire
 from ..problem import not_found
-from .db import Database
+from .sql import Database
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode

@@ -13,7 +13,7 @@ from ..clock import now_iso
 from ..model.inventory import Wire
 from ..model.principal import ProfileRole, TokenRole
 from ..problem import not_found
-from .db import Database, note_created
+from .sql import Connection, Database, note_created
 
 TOKEN_PREFIX = "dro_"
 REVISION_KEY = "tokens_rev"  # bumped by every token write, so other processes notice
@@ -100,10 +100,10 @@ class TokenStore:
             await self._bump(conn)
         return token, plain
 
-    async def _bump(self, conn: Any) -> None:
+    async def _bump(self, conn: Connection) -> None:
         await conn.execute(
             "INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE "
-            "SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)",
+            "SET value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)",
             (REVISION_KEY,),
         )
 

@@ -11,13 +11,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
 from msgspec import UNSET, UnsetType
 
 from ..model.inventory import Wire
 from ..problem import Problem, not_found
-from .db import Database, is_constraint, note_created
 from .inventory import decode_cursor, encode_cursor
+from .sql import Connection, Database, is_constraint, note_created
 
 KEYCHECK = "keycheck:"
 
@@ -63,7 +62,7 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-async def _one(conn: aiosqlite.Connection, ident: str) -> Sealed:
+async def _one(conn: Connection, ident: str) -> Sealed:
     async with conn.execute(f"SELECT {_COLS} FROM secrets WHERE id = ?", (ident,)) as cur:
         row = await cur.fetchone()
     if row is None:
@@ -71,12 +70,12 @@ async def _one(conn: aiosqlite.Connection, ident: str) -> Sealed:
     return _sealed(row)
 
 
-async def _put_check(conn: aiosqlite.Connection, check: tuple[str, bytes] | None) -> None:
+async def _put_check(conn: Connection, check: tuple[str, bytes] | None) -> None:
     """Record the key check of the key a write used, unless one is there already."""
     if check is not None:
         kid, blob = check
         await conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
             (KEYCHECK + kid, base64.b64encode(blob).decode()),
         )
 

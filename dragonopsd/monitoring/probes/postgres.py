@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 
-import asyncpg  # type: ignore[import-untyped]  # ships no py.typed; used through a few calls
+import asyncpg
 
 from ...model.monitor import MonitorSpec
 from .login import AuthenticationFailed, login_for
@@ -72,6 +72,6 @@ async def probe_postgres(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
     finally:
         conn.terminate()
     elapsed = (time.perf_counter() - started) * 1000
-    context = query_context(rows, elapsed)
+    context = query_context([tuple(row) for row in rows], elapsed)
     context["IP"] = login.ip
     return ProbeResult(context, latency_ms=elapsed)
