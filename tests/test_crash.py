@@ -4,13 +4,16 @@ The real daemon probes 200 HTTP monitors (``[[monitors]]``, every second) agains
 target served from a thread of this process, takes acknowledged API writes, and is SIGKILLed
 mid-run. A websocket subscriber records every ``monitor.heartbeat`` the first daemon announced
 and when it arrived. A second daemon on the same state directory must find an intact database,
-every acknowledged write, every heartbeat announced more than one flush window before the kill,
+every acknowledged write, every heartbeat announced more than the last flush before the kill,
 no announced heartbeat missing while a later one is stored, nothing that was not produced, and
 must go on adding heartbeats.
 
 What is measured is loss, not scheduling: on a starved machine the daemon produces heartbeats
 late (and this test receives them late), which is no loss. A late announcement only makes the
-loss check demand less, never fail.
+loss check demand less, never fail. So does a slow commit (synchronous=FULL on a busy disk
+can take seconds): the last flush is flush_interval plus two commits (the one in flight and
+the one before it), and the commits' length is what the daemon itself reports, polled while it
+runs.
 """
 
 from __future__ import annotations
@@ -38,9 +41,7 @@ from daemon import Daemon
 MONITORS = 200
 INTERVAL = 1.0  # s, each monitor
 FLUSH_INTERVAL = 0.5  # s, [history] flush_interval
-SLACK = 1.0  # s, the flush's own duration and the loop's lag
-# A heartbeat announced longer than this before the kill was due in an earlier flush.
-WINDOW = FLUSH_INTERVAL + SLACK
+SLACK = 1.0  # s, the loop's lag
 RUN_BEFORE_KILL = 4.0  # s of probing before the kill, at least
 RUN_AFTER_RESTART = 2.5  # s of probing by the second daemon
 CLIENTS = 5
@@ -231,43 +232,77 @@ class Announcements:
                     self.beats[ident].append(beat)
 
 
-def wait_until_due(announced: Announcements, up_at: float) -> None:
+class Flushes:
+    """The longest history commit the daemon reports (``historyLastFlushMs`` of
+    /api/stats/engine), polled from a thread until the daemon is gone."""
+
+    def __init__(self, d: Daemon) -> None:
+        self._d = d
+        self.longest = 0.0  # s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def window(self) -> float:
+        """How long before the kill a heartbeat may have been announced and still be lost:
+        one flush_interval, the commit in flight and the one before it, and the loop's lag."""
+        return FLUSH_INTERVAL + 2 * self.longest + SLACK
+
+    def __enter__(self) -> Flushes:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            try:
+                status, stats = call(self._d, "GET", "/api/stats/engine")
+            except OSError:
+                return  # killed
+            if status == 200:
+                self.longest = max(self.longest, stats["historyLastFlushMs"] / 1000)
+
+
+def wait_until_due(announced: Announcements, flushes: Flushes, up_at: float) -> None:
     """Probe for RUN_BEFORE_KILL, and until every monitor has a heartbeat announced more than
-    WINDOW (and one interval) ago: the loss check then has something to demand of each.
+    the window (and one interval) ago: the loss check then has something to demand of each.
 
     On a starved machine that takes longer; the daemon producing late is no loss.
     """
     deadline = time.time() + PATIENCE
     while True:
         heard = announced.first_heard()
-        if len(heard) == MONITORS:
-            wake = max(up_at + RUN_BEFORE_KILL, max(heard.values()) + WINDOW + INTERVAL)
-            time.sleep(max(0.0, wake - time.time()))
+        # The window may grow while we wait (a slower commit): wake up and look again.
+        wake = max(heard.values(), default=up_at) + flushes.window() + INTERVAL
+        if len(heard) == MONITORS and time.time() >= max(up_at + RUN_BEFORE_KILL, wake):
             return
         assert time.time() < deadline, (
-            f"{MONITORS - len(heard)} monitors announced no heartbeat within {PATIENCE}s: "
-            f"{announced.problems}"
+            f"{len(heard)} monitors announced a heartbeat, {flushes.window():.2f}s window, "
+            f"after {PATIENCE}s: {announced.problems}"
         )
         time.sleep(0.1)
 
 
 def check_first_run(
-    name: str, stored: list[int], beats: list[Beat], unseen: int, kill_time: float
-) -> None:
+    name: str, stored: list[int], beats: list[Beat], unseen: int, kill_time: float, window: float
+) -> int:
     """One monitor's heartbeats of the first run against what the daemon announced.
 
     stored: its history rows (ms) up to the death; beats: its announced heartbeats in seq
     order; unseen: its events that this subscriber never received (coalesced) between the
-    first and the last announced heartbeat.
+    first and the last announced heartbeat. Returns how many heartbeats it demanded.
     """
+    assert beats, f"{name}: no heartbeat announced"
     kept = set(stored)
-    # Loss: a heartbeat announced more than a flush window before the kill was committed.
-    due = [b for b in beats if b.received < kill_time - WINDOW]
-    assert due, f"{name}: no heartbeat announced {WINDOW}s before the kill"
+    # Loss: a heartbeat announced more than the last flush before the kill was committed.
+    due = [b for b in beats if b.received < kill_time - window]
     lost = [b for b in due if b.at not in kept]
     assert not lost, (
         f"{name}: {len(lost)} heartbeats announced {kill_time - lost[-1].received:.2f}s to "
-        f"{kill_time - lost[0].received:.2f}s before the kill are not in the database"
+        f"{kill_time - lost[0].received:.2f}s before the kill are not in the database "
+        f"(window {window:.2f}s)"
     )
     # Only a tail is lost: what the database kept of the announced ones is a prefix of them.
     flags = [b.at in kept for b in beats]
@@ -275,13 +310,14 @@ def check_first_run(
         f"{name}: a heartbeat announced {kill_time - beats[flags.index(False)].received:.2f}s "
         "before the kill is missing while a later one is stored"
     )
-    # Nothing invented: rows before the first announced heartbeat are at most the events
-    # published before it; rows between announced ones are heartbeats this subscriber missed.
+    # Nothing invented: a stored row between announced heartbeats is one this subscriber
+    # missed (coalesced). Rows before the first one are not judged: the hub numbers only the
+    # events published once it listens on the bus, and the engine may probe before that.
     first, last = beats[0], beats[-1]
-    assert sum(1 for t in stored if t < first.at) <= first.seq - 1, name
     announced_at = {b.at for b in beats}
     between = [t for t in stored if first.at < t < last.at and t not in announced_at]
     assert len(between) <= unseen, f"{name}: {len(between)} stored heartbeats never announced"
+    return len(due)
 
 
 def test_kill_9_under_probe_load_loses_at_most_the_last_flush(tmp_path: Path, target: str) -> None:
@@ -298,12 +334,12 @@ def test_kill_9_under_probe_load_loses_at_most_the_last_flush(tmp_path: Path, ta
         assert status == 200, page
         ids = [m["id"] for m in page["items"]]
         assert len(ids) == MONITORS, page
-        with Announcements(first, ids) as announced:
+        with Announcements(first, ids) as announced, Flushes(first) as flushes:
             for i in range(CLIENTS - 1):
                 status, body = call(first, "POST", "/api/clients", {"name": f"Crash Client {i}"})
                 assert status == 201, body
                 acknowledged.append(body["id"])
-            wait_until_due(announced, up_at)
+            wait_until_due(announced, flushes, up_at)
             status, stats = call(first, "GET", "/api/stats/engine")
             assert status == 200, stats
             assert stats["monitors"] == MONITORS, stats
@@ -317,6 +353,7 @@ def test_kill_9_under_probe_load_loses_at_most_the_last_flush(tmp_path: Path, ta
             first.proc.send_signal(signal.SIGKILL)
             assert first.wait_exit(10) == -signal.SIGKILL
             dead_at = time.time()
+            window = flushes.window()
         assert not announced.problems, announced.problems
 
     restarted_at = time.time()  # the second daemon probes before it logs its port
@@ -335,9 +372,13 @@ def test_kill_9_under_probe_load_loses_at_most_the_last_flush(tmp_path: Path, ta
     before = {m: [t for t in stored[m] if t <= dead_ms] for m in names}
     # Commits the daemon reported before the kill survive it, every row of them.
     assert sum(map(len, before.values())) >= stats["historyFlushed"], stats
+    demanded = 0
     for ident, name in names.items():
         beats = announced.beats[ident]
         unseen = announced.unseen(ident, beats[0].seq, beats[-1].seq) if beats else 0
-        check_first_run(name, before[ident], beats, unseen, kill_time)
+        demanded += check_first_run(name, before[ident], beats, unseen, kill_time, window)
         assert [t for t in stored[ident] if t >= restarted_ms], f"{name}: no second-run heartbeat"
         assert not [t for t in stored[ident] if dead_ms < t < restarted_ms], name
+    # The kill waited for every monitor to have one; a commit slower than all before it, late
+    # in the run, can shrink that, but never to nothing.
+    assert demanded >= MONITORS // 2, f"only {demanded} heartbeats old enough to demand"
