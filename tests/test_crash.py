@@ -45,7 +45,7 @@ SLACK = 1.0  # s, the loop's lag
 RUN_BEFORE_KILL = 4.0  # s of probing before the kill, at least
 RUN_AFTER_RESTART = 2.5  # s of probing by the second daemon
 CLIENTS = 5
-# Bounds waits for the daemon to get going on a starved machine; never a measured figure.
+# Bounds waits (start, API calls, first heartbeats) on a starved machine; never a measured figure.
 PATIENCE = 60.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -92,7 +92,7 @@ def call(d: Daemon, method: str, path: str, body: dict[str, Any] | None = None) 
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {d.token}"}
     req = urllib.request.Request(d.url + path, data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(req, timeout=5) as resp:
+        with urllib.request.urlopen(req, timeout=PATIENCE) as resp:
             raw = resp.read()
             return resp.status, json.loads(raw) if raw else None
     except urllib.error.HTTPError as err:
@@ -328,7 +328,7 @@ def test_kill_9_under_probe_load_loses_at_most_the_last_flush(tmp_path: Path, ta
     acknowledged: list[str] = []
 
     with Daemon(state, "--config", str(config)) as first:
-        first.wait_listening()
+        first.wait_listening(PATIENCE)
         up_at = time.time()
         status, page = call(first, "GET", "/api/monitors")
         assert status == 200, page
@@ -358,7 +358,7 @@ def test_kill_9_under_probe_load_loses_at_most_the_last_flush(tmp_path: Path, ta
 
     restarted_at = time.time()  # the second daemon probes before it logs its port
     with Daemon(state, "--config", str(config)) as second:
-        second.wait_listening()
+        second.wait_listening(PATIENCE)
         for ident in acknowledged:
             status, body = call(second, "GET", f"/api/clients/{ident}")
             assert status == 200, (ident, body)
