@@ -10,7 +10,7 @@ import ipaddress
 import re
 import urllib.parse
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 import msgspec
 
@@ -32,21 +32,7 @@ MonitorKind = Literal[
     "websocket",
     "grpc",
 ]
-KINDS: tuple[str, ...] = (
-    "http",
-    "tcp",
-    "dns",
-    "icmp",
-    "tls",
-    "push",
-    "postgres",
-    "mysql",
-    "redis",
-    "mqtt",
-    "amqp",
-    "websocket",
-    "grpc",
-)
+KINDS: tuple[str, ...] = get_args(MonitorKind)
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 RecordType = Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "SRV", "PTR", "CAA"]
 MonitorStatus = Literal["up", "down", "pending", "maintenance", "paused"]

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Collection
 from typing import Protocol
 
-from ..store.monitors import Incident, MonitorRow
+from ..metrics import views as metric_views
 from ..store.protocols import HistorySink
 from .report import CheckReport, EngineStats, MonitorState, target_of
 from .runtime import Runtime, Runtimes
@@ -23,26 +23,12 @@ def status_counts(runtimes: Runtimes) -> dict[str, int]:
     return dict(Counter(rt.visible_status for rt in runtimes.all()))
 
 
-class MonitorFigures(Protocol):
-    """What a reader may see of one monitor's live state (read-only: it changes nothing).
+class MonitorFigures(metric_views.MonitorFigures, Protocol):
+    """What a reader may see of one monitor's live state (read-only: it changes nothing): the
+    shape the metrics read (metrics/views.py), with the last check as the full report."""
 
-    The metrics read a narrower shape of their own (metrics/views.py), which this satisfies.
-    """
-
-    @property
-    def row(self) -> MonitorRow: ...
     @property
     def last(self) -> CheckReport | None: ...
-    @property
-    def incident(self) -> Incident | None: ...
-    @property
-    def successes(self) -> int: ...
-    @property
-    def failures(self) -> int: ...
-    @property
-    def cert_expires_at(self) -> float | None: ...
-    @property
-    def visible_status(self) -> str: ...
 
 
 class EngineView:
