@@ -134,10 +134,9 @@ class Reloader:
         if changed & JWT_KEYS:
             self._jwt.configure(new.auth)
         self._authenticator.configure(new.auth, jwt_changed=bool(changed & JWT_KEYS))
-        self._limiter.limit = new.auth.failure_limit
-        self._limiter.window = new.auth.failure_window
+        self._limiter.configure(new.auth.failure_limit, new.auth.failure_window)
         if "metrics.token" in changed:
-            self._exporter.token = new.metrics.token  # the next scrape needs the new one
+            self._exporter.rotate_token(new.metrics.token)
             log.info("[metrics] token %s", "changed" if new.metrics.token else "removed")
 
 

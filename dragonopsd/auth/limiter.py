@@ -20,6 +20,11 @@ class FailureLimiter:
         self._max = max_addresses
         self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
+    def configure(self, limit: int, window: float) -> None:
+        """Take new limits (SIGHUP); failures already counted stay counted."""
+        self.limit = limit
+        self.window = window
+
     def _recent(self, address: str, now: float) -> deque[float] | None:
         times = self._failures.get(address)
         if times is None:

@@ -137,6 +137,10 @@ class Exporter:
             self.registry.register(collector)
         self._running: dict[tuple[str, bool], asyncio.Future[Scrape]] = {}
 
+    def rotate_token(self, token: str) -> None:
+        """Take a new scrape token (SIGHUP): the next scrape must present it."""
+        self.token = token
+
     def _redis_state(self) -> bool | None:
         return self.redis_up()  # looked up per scrape: the link can come and go
 
