@@ -23,6 +23,7 @@ from .actions.service import ActionService
 from .api.metrics import listener_ctx as metrics_listener_ctx
 from .appkeys import (
     ACTIONS,
+    ALERTS,
     ASSISTANT,
     AUDIT,
     AUTH_LIMITER,
@@ -64,11 +65,14 @@ from .inventory.service import InventoryService
 from .live.caps import SocketCaps
 from .live.hub import Hub
 from .live.redis_state import StateMirror
+from .metrics.alerts import AlertCollector
 from .metrics.assistant import AssistantCollector
 from .metrics.exporter import Exporter
 from .metrics.labels import InventoryLabels
 from .metrics.redislink import RedisCollector
 from .model.inventory import InventoryChanged
+from .monitoring.alert_rules import RuleBook
+from .monitoring.alerts import AlertService
 from .monitoring.engine import Engine
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.multi import Rounds
@@ -88,6 +92,7 @@ from .sampling.sampler import Sampler
 from .secrets.crypto import KEYS_ENV
 from .secrets.vault import VaultService
 from .store.actions import ActionStore
+from .store.alerts import AlertStore
 from .store.audit import AuditStore
 from .store.db import Database
 from .store.history import HistoryWriter
@@ -247,9 +252,14 @@ def _exporter(
     sampler: Sampler,
     hub: Hub,
     assistant: AssistantService,
+    alerts: AlertService,
 ) -> Exporter:
     """Prometheus: collectors over the services built before it, labelled from the index."""
-    collectors: list[Collector] = [AssistantCollector(assistant.usage)]
+    labels = InventoryLabels(index)
+    collectors: list[Collector] = [
+        AssistantCollector(assistant.usage),
+        AlertCollector(alerts, labels),
+    ]
     if link is not None:
         redis_bus = bus if isinstance(bus, RedisBus) else None
         collectors.append(RedisCollector(link, redis_bus, mon.remote))
@@ -260,7 +270,7 @@ def _exporter(
         sampler=sampler,
         hub=hub,
         notifier=mon.notifier,
-        labels=InventoryLabels(index),
+        labels=labels,
         version=__version__,
         token=cfg.metrics.token,
         redis_up=(lambda: link.up) if link is not None else None,
@@ -321,6 +331,17 @@ def build_app(
     actions = app[ACTIONS] = ActionService(
         ActionStore(db), inventory, bus, cfg.actions, queue=queue
     )
+    # Resource alerts read the samples stream the sampler hands them, as it goes.
+    alert_store = AlertStore(db)
+    alerts = app[ALERTS] = AlertService(
+        RuleBook(alert_store),
+        alert_store,
+        index=index,
+        maintenance=mon.maintenance,
+        notifier=mon.notifier,
+        bus=bus,
+        runtimes=runtimes,
+    )
     sampler = app[SAMPLER] = Sampler(
         cfg.sampling,
         db,
@@ -329,8 +350,11 @@ def build_app(
         index=index,
         writer=SampleWriter(db, cfg.sampling, cfg.history),
         query=SampleQuery(db),
+        watchers=[alerts.observe],
     )
-    snapshots.register(hub, view=mon.view, monitors=mon.store, sampler=sampler, actions=actions)
+    snapshots.register(
+        hub, view=mon.view, monitors=mon.store, sampler=sampler, actions=actions, alerts=alerts
+    )
     # With Redis, other processes read the latest state of monitors and servers from there.
     mirror = None
     if link is not None:
@@ -341,7 +365,15 @@ def build_app(
         mirror = StateMirror(bus, link, monitors=mon.view.ids, servers=servers)
     assistant = app[ASSISTANT] = _assistant(cfg, vault, inventory)
     exporter = app[METRICS] = _exporter(
-        cfg, link, bus, mon, index=index, sampler=sampler, hub=hub, assistant=assistant
+        cfg,
+        link,
+        bus,
+        mon,
+        index=index,
+        sampler=sampler,
+        hub=hub,
+        assistant=assistant,
+        alerts=alerts,
     )
     reloader = app[RELOADER] = Reloader(
         cfg,
@@ -352,6 +384,7 @@ def build_app(
         exporter=exporter,
         monitors=mon.monitors,
         status_pages=mon.status_pages,
+        alert_rules=alerts.rules,
     )
     app[RESTART_REQUIRED] = reloader.restart_required  # the reloader updates it in place
     surface.register(app, cfg, exporter.http)
@@ -374,6 +407,7 @@ def build_app(
         lifecycle.hub_ctx(hub),
         lifecycle.mirror_ctx(mirror) if mirror is not None else None,
         lifecycle.actions_ctx(actions),
+        lifecycle.alerts_ctx(alerts, cfg.alert_rules),  # before the samples it reads
         lifecycle.sampling_ctx(sampler),
         lifecycle.assistant_ctx(assistant),
         metrics_listener_ctx(cfg.metrics),  # the optional /metrics listener of its own

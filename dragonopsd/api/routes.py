@@ -6,6 +6,7 @@ from aiohttp import web
 
 from . import (
     actions,
+    alerts,
     assistant,
     audit,
     badges,
@@ -45,6 +46,7 @@ def table() -> list[Route]:
         *audit.routes(),
         *notifications.routes(),
         *maintenance.routes(),
+        *alerts.routes(),
         *ws.routes(),
         *actions.routes(),
         *assistant.routes(),
