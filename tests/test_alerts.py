@@ -4,15 +4,20 @@ maintenance windows, the websocket, /metrics and notification routing; the rule 
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import Client, post, token_for
 from notify_helpers import Receiver, receiver_fixture  # noqa: F401 - the `receiver` fixture
 from ws_helpers import frame, subscribe
+
+from dragonopsd.reload import RELOADER
 
 MakeClient = Callable[..., Awaitable[Client]]
 Tree = Callable[[], Awaitable[dict[str, Any]]]
@@ -334,3 +339,55 @@ async def test_config_rules_apply_and_are_read_only(make_client: MakeClient) -> 
     t = await _tree(client)
     data = await alerts(client, t["server"]["id"])
     assert [r["rule"]["name"] for r in data["rules"]] == ["hot"]
+
+
+async def test_a_reload_takes_new_alert_rules_all_or_nothing(
+    make_client: MakeClient, make_config: Callable[..., Any]
+) -> None:
+    client = await make_client(alert_rules=[{"name": "hot", "metric": "cpu", "threshold": 85}])
+    reloader = client.app[RELOADER]
+    bad = make_config(
+        alert_rules=[
+            {"name": "warm", "metric": "cpu", "threshold": 70},
+            {"name": "typo", "metric": "cpu", "treshold": 70},
+        ]
+    )
+    report = await reloader.apply(bad)
+    assert any(p.startswith("alert_rules[1]") and "treshold" in p for p in report.problems)
+    names = [r["name"] for r in (await (await client.get("/api/alert-rules")).json())["items"]]
+    assert names == ["hot"]
+    good = make_config(alert_rules=[{"name": "warm", "metric": "memory", "threshold": 70}])
+    assert (await reloader.apply(good)).problems == []
+    [rule] = (await (await client.get("/api/alert-rules")).json())["items"]
+    assert rule["name"] == "warm" and rule["expression"] == "memory > 70 for 0s"
+
+
+def test_check_config_names_a_bad_alert_rule(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text('[[alert_rules]]\nmetric = "cpu"\nthreshold = 101\n')
+    out = subprocess.run(
+        [sys.executable, "-m", "dragonopsd", "check-config", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2 and "alert_rules[0].threshold: cpu is a percentage" in out.stderr
+
+
+async def test_an_open_incident_survives_a_restart(
+    make_client: MakeClient, tree: Tree, client: Client
+) -> None:
+    t = await agent_server(client, tree)
+    sid = t["server"]["id"]
+    await post(client, "/api/alert-rules", {"metric": "disk", "threshold": 90, "serverId": sid})
+    await push(client, sid, disk=95)
+    [incident] = (await alerts(client, sid))["incidents"]
+    await client.close()
+
+    again = await make_client()
+    data = await alerts(again, sid)
+    assert data["rules"][0]["state"] == "firing"
+    assert data["rules"][0]["incident"]["id"] == incident["id"]
+    await push(again, sid, disk=50)
+    [closed] = (await alerts(again, sid))["incidents"]
+    assert closed["id"] == incident["id"] and closed["closedAt"] is not None
