@@ -391,3 +391,37 @@ async def test_an_open_incident_survives_a_restart(
     await push(again, sid, disk=50)
     [closed] = (await alerts(again, sid))["incidents"]
     assert closed["id"] == incident["id"] and closed["closedAt"] is not None
+
+
+async def test_a_down_host_check_keeps_the_incident_but_not_the_notification(
+    client: Client, tree: Tree, receiver: Receiver
+) -> None:
+    t = await agent_server(client, tree)
+    sid = t["server"]["id"]
+    await post(
+        client,
+        "/api/notifications",
+        {"name": "ops", "kind": "webhook", "config": {"url": receiver.url("/hook")}},
+    )
+    # metadata addresses are refused before any packet: the host check fails at once
+    ping = await post(
+        client,
+        "/api/monitors",
+        {
+            "name": "ping web-1",
+            "kind": "icmp",
+            "host": "169.254.169.254",
+            "serverId": sid,
+            "interval": 3600,
+        },
+    )
+    report = await (await client.post(f"/api/monitors/{ping['id']}/check")).json()
+    assert report["status"] == "down", report
+    await post(client, "/api/alert-rules", {"metric": "cpu", "threshold": 50, "serverId": sid})
+    await push(client, sid, cpu=99)
+    [incident] = (await alerts(client, sid))["incidents"]
+    assert incident["rootCause"] == f"host check ping web-1 ({ping['id']}) is down"
+    await push(client, sid, cpu=10)
+    await asyncio.sleep(0.5)
+    # the host check's own DOWN may go out; neither the firing nor its end does
+    assert [d.json()["kind"] for d in receiver.at("/hook") if d.json()["kind"] == "resource"] == []

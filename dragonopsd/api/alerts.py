@@ -84,7 +84,14 @@ def routes() -> list[Route]:
     item = f"{BASE}/{{id}}"
     return [
         Route(
-            "GET", BASE, list_rules, "List alert rules", "Alerts", "viewer", response=AlertRuleList
+            "GET",
+            BASE,
+            list_rules,
+            "List alert rules",
+            "Alerts",
+            "viewer",
+            response=AlertRuleList,
+            errors=(422,),
         ),
         Route(
             "POST",
@@ -107,7 +114,7 @@ def routes() -> list[Route]:
             "viewer",
             response=AlertRule,
             params=(ident,),
-            errors=(404,),
+            errors=(404, 422),
         ),
         Route(
             "PATCH",
@@ -130,7 +137,7 @@ def routes() -> list[Route]:
             "operator",
             status=204,
             params=(ident,),
-            errors=(404, 409),
+            errors=(404, 409, 422),
         ),
         Route(
             "GET",
