@@ -289,9 +289,9 @@ def alerts_ctx(alerts: AlertService, tables: list[dict[str, Any]]) -> CleanupCtx
     tick for silences; on the way down, the incidents decided so far are written."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        await alerts.start()
-        for problem in alerts.rules.configure(tables):
+        for problem in alerts.rules.configure(tables):  # first: open incidents name them
             log.error("[[alert_rules]] %s", problem)
+        await alerts.start()
         async for _ in task_ctx(alerts.run)(app):
             yield
 

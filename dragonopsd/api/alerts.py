@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..appkeys import ALERTS, INVENTORY
 from ..model.inventory import Wire
-from ..monitoring.alerts import AlertState
+from ..monitoring.alert_notices import AlertState
 from ..store.alerts import AlertIncident, AlertRule, AlertRulePatch, AlertRuleSpec, merge_patch
 from .codec import convert, id_param, json_response, no_repeats, page_limit, path_uuid, read_json
 from .route import Param, Route

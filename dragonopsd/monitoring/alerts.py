@@ -21,19 +21,18 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 
 from ..bus import Bus
-from ..clock import iso_of, not_before, now_iso
+from ..clock import iso_of, now_iso
 from ..inventory.index import InventoryIndex
-from ..model.inventory import Wire
 from ..model.monitor import Scope
 from ..model.sample import Sample
 from ..notify.dispatcher import Dispatcher
-from ..notify.event import NotificationEvent
+from ..problem import Problem
 from ..store.alerts import AlertIncident, AlertRule
 from ..store.links import Hierarchy
 from ..store.protocols import AlertRepo
+from .alert_notices import AlertEvent, AlertState, alert_event, alert_notification, closing
 from .alert_rules import RuleBook
 from .maintenance import MaintenanceService
 from .runtime import Runtimes
@@ -44,36 +43,6 @@ TICK = 1.0
 # Agent servers in these states are not expected to push (stopped on purpose, not yet built).
 NOT_EXPECTED = frozenset({"stopped", "stopping", "provisioning"})
 Key = tuple[str, str]  # (rule id, server id)
-
-
-class AlertEvent(Wire, kw_only=True):
-    """``server.alert``: a rule started (``firing``) or stopped (``resolved``) on a server."""
-
-    server_id: str
-    rule_id: str
-    rule_name: str
-    metric: str
-    expression: str
-    state: str
-    value: float | None
-    threshold: float | None
-    at: str
-    incident_id: str
-    cause: str
-    root_cause: str | None = None
-    duration_seconds: float | None = None
-    resolution: str | None = None
-
-
-class AlertState(Wire, kw_only=True):
-    """One rule on one server as the API shows it: ``ok``, ``pending`` (above, not yet for
-    long enough), ``maintenance`` (would fire, held back by a window) or ``firing``."""
-
-    rule: AlertRule
-    state: str
-    since: str | None = None
-    value: float | None = None
-    incident: AlertIncident | None = None
 
 
 @dataclass(slots=True)
@@ -124,7 +93,7 @@ class AlertService:
     def _rule_or_stub(self, incident: AlertIncident) -> AlertRule:
         try:
             return self.rules.get(incident.rule_id)
-        except Exception:  # gone meanwhile: the next tick closes what it opened
+        except Problem:  # gone meanwhile: the next tick closes what it opened
             stamp = incident.opened_at
             return AlertRule(
                 id=incident.rule_id,
@@ -286,10 +255,10 @@ class AlertService:
             root_cause=root,
         )
         self._writes.put_nowait(("open", incident))
-        self._publish(track, incident, "firing", value)
+        self._publish(track, incident, value)
         if root is None:
             track.notified = True
-            self._notify(track, tree, scope, incident, "down")
+            self._notify(track, tree, scope, incident)
 
     def _resolve(
         self,
@@ -301,73 +270,25 @@ class AlertService:
     ) -> None:
         opened = track.incident
         assert opened is not None
-        closed_at = not_before(opened.opened_at, now_iso())
-        seconds = _seconds(opened.opened_at, closed_at)
-        closed = AlertIncident(
-            **{
-                **{f: getattr(opened, f) for f in opened.__struct_fields__},
-                "closed_at": closed_at,
-                "duration_seconds": seconds,
-                "resolution": resolution,
-            }
-        )
+        closed = closing(opened, now_iso(), resolution)
         track.incident = None
         track.above_since = None
         self._writes.put_nowait(("close", closed))
-        self._publish(track, closed, "resolved", value)
+        self._publish(track, closed, value)
         if track.notified:
             track.notified = False
-            self._notify(track, tree, self._scope(tree, server), closed, "up")
+            self._notify(track, tree, self._scope(tree, server), closed)
 
-    def _publish(
-        self, track: _Track, incident: AlertIncident, state: str, value: float | None
-    ) -> None:
-        rule = track.rule
-        event = AlertEvent(
-            server_id=incident.server_id,
-            rule_id=rule.id,
-            rule_name=rule.name,
-            metric=rule.metric,
-            expression=rule.expression,
-            state=state,
-            value=value,
-            threshold=rule.threshold,
-            at=incident.closed_at or incident.opened_at,
-            incident_id=incident.id,
-            cause=incident.cause,
-            root_cause=incident.root_cause,
-            duration_seconds=incident.duration_seconds,
-            resolution=incident.resolution,
-        )
+    def _publish(self, track: _Track, incident: AlertIncident, value: float | None) -> None:
+        event = alert_event(track.rule, incident, value)
         self._bus.publish(f"servers.{incident.server_id}.metrics", event, "server.alert")
 
     def _notify(
-        self,
-        track: _Track,
-        tree: Hierarchy,
-        scope: Scope,
-        incident: AlertIncident,
-        event: str,
+        self, track: _Track, tree: Hierarchy, scope: Scope, incident: AlertIncident
     ) -> None:
         link = tree.servers.get(incident.server_id)
         name = link.name if link else incident.server_id
-        firing = event == "down"
-        self._notifier.publish(
-            NotificationEvent(
-                event="down" if firing else "up",
-                monitor_id=f"alert:{track.rule.id}:{incident.server_id}",
-                monitor_name=f"{name}: {track.rule.name}",
-                kind="resource",
-                target=name,
-                status="firing" if firing else "resolved",
-                previous="ok" if firing else "firing",
-                message=incident.cause if firing else incident.resolution,
-                at=incident.opened_at if firing else incident.closed_at or now_iso(),
-                downtime_seconds=incident.duration_seconds,
-                incident_id=incident.id,
-                scope=scope,
-            )
-        )
+        self._notifier.publish(alert_notification(track.rule, incident, name, scope))
 
     async def _write(self) -> None:
         while True:
@@ -432,28 +353,8 @@ class AlertService:
 
     def open_alerts(self, server: str) -> list[AlertEvent]:
         """The firing alerts of a server as ``server.alert`` events (the websocket snapshot)."""
-        out = []
-        for (_, srv), track in self._tracks.items():
-            if srv == server and track.incident is not None:
-                incident = track.incident
-                out.append(
-                    AlertEvent(
-                        server_id=server,
-                        rule_id=track.rule.id,
-                        rule_name=track.rule.name,
-                        metric=track.rule.metric,
-                        expression=track.rule.expression,
-                        state="firing",
-                        value=track.value,
-                        threshold=track.rule.threshold,
-                        at=incident.opened_at,
-                        incident_id=incident.id,
-                        cause=incident.cause,
-                        root_cause=incident.root_cause,
-                    )
-                )
-        return out
-
-
-def _seconds(start: str, end: str) -> float:
-    return max(0.0, (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds())
+        return [
+            alert_event(track.rule, track.incident, track.value)
+            for (_, srv), track in self._tracks.items()
+            if srv == server and track.incident is not None
+        ]
