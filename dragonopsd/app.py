@@ -23,6 +23,7 @@ from .actions.service import ActionService
 from .api.metrics import listener_ctx as metrics_listener_ctx
 from .appkeys import (
     ACTIONS,
+    ALERTS,
     ASSISTANT,
     AUDIT,
     AUTH_LIMITER,
@@ -66,12 +67,15 @@ from .inventory.service import InventoryService
 from .live.caps import SocketCaps
 from .live.hub import Hub
 from .live.redis_state import StateMirror
+from .metrics.alerts import AlertCollector
 from .metrics.assistant import AssistantCollector
 from .metrics.cluster import ClusterCollector
 from .metrics.exporter import Exporter
 from .metrics.labels import InventoryLabels
 from .metrics.redislink import RedisCollector
 from .model.inventory import InventoryChanged
+from .monitoring.alert_rules import RuleBook
+from .monitoring.alerts import AlertService
 from .monitoring.engine import Engine
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.multi import Rounds
@@ -91,6 +95,7 @@ from .sampling.sampler import Sampler
 from .secrets.crypto import KEYS_ENV
 from .secrets.vault import VaultService
 from .store.actions import ActionStore
+from .store.alerts import AlertStore
 from .store.audit import AuditStore
 from .store.backend import database_for
 from .store.history import HistoryWriter
@@ -247,9 +252,14 @@ def _exporter(
     hub: Hub,
     assistant: AssistantService,
     core: Core | None,
+    alerts: AlertService,
 ) -> Exporter:
     """Prometheus: collectors over the services built before it, labelled from the index."""
-    collectors: list[Collector] = [AssistantCollector(assistant.usage)]
+    labels = InventoryLabels(index)
+    collectors: list[Collector] = [
+        AssistantCollector(assistant.usage),
+        AlertCollector(alerts, labels),
+    ]
     if link is not None:
         redis_bus = bus if isinstance(bus, RedisBus) else None
         collectors.append(RedisCollector(link, redis_bus, mon.remote))
@@ -262,7 +272,7 @@ def _exporter(
         sampler=sampler,
         hub=hub,
         notifier=mon.notifier,
-        labels=InventoryLabels(index),
+        labels=labels,
         version=__version__,
         token=cfg.metrics.token,
         redis_up=(lambda: link.up) if link is not None else None,
@@ -326,6 +336,17 @@ def build_app(
     actions = app[ACTIONS] = ActionService(
         ActionStore(db), inventory, bus, cfg.actions, queue=queue
     )
+    # Resource alerts read the samples stream the sampler hands them, as it goes.
+    alert_store = AlertStore(db)
+    alerts = app[ALERTS] = AlertService(
+        RuleBook(alert_store),
+        alert_store,
+        index=index,
+        maintenance=mon.maintenance,
+        notifier=mon.notifier,
+        bus=bus,
+        runtimes=runtimes,
+    )
     sampler = app[SAMPLER] = Sampler(
         cfg.sampling,
         db,
@@ -334,8 +355,11 @@ def build_app(
         index=index,
         writer=SampleWriter(db, cfg.sampling, cfg.history),
         query=SampleQuery(db),
+        watchers=[alerts.observe],
     )
-    snapshots.register(hub, view=mon.view, monitors=mon.store, sampler=sampler, actions=actions)
+    snapshots.register(
+        hub, view=mon.view, monitors=mon.store, sampler=sampler, actions=actions, alerts=alerts
+    )
     # With Redis, other processes read the latest state of monitors and servers from there.
     mirror = None
     if link is not None:
@@ -346,7 +370,16 @@ def build_app(
         mirror = StateMirror(bus, link, monitors=mon.view.ids, servers=servers)
     assistant = app[ASSISTANT] = _assistant(cfg, vault, inventory)
     exporter = app[METRICS] = _exporter(
-        cfg, link, bus, mon, index=index, sampler=sampler, hub=hub, assistant=assistant, core=core
+        cfg,
+        link,
+        bus,
+        mon,
+        index=index,
+        sampler=sampler,
+        hub=hub,
+        assistant=assistant,
+        core=core,
+        alerts=alerts,
     )
     reloader = app[RELOADER] = Reloader(
         cfg,
@@ -357,6 +390,7 @@ def build_app(
         exporter=exporter,
         monitors=mon.monitors,
         status_pages=mon.status_pages,
+        alert_rules=alerts.rules,
     )
     app[RESTART_REQUIRED] = reloader.restart_required  # the reloader updates it in place
     surface.register(app, cfg, exporter.http)
@@ -379,6 +413,7 @@ def build_app(
         lifecycle.hub_ctx(hub),
         lifecycle.mirror_ctx(mirror) if mirror is not None else None,
         lifecycle.actions_ctx(actions, core),
+        lifecycle.alerts_ctx(alerts, cfg.alert_rules),  # before the samples it reads
         lifecycle.sampling_ctx(sampler, core),
         lifecycle.assistant_ctx(assistant),
         metrics_listener_ctx(cfg.metrics),  # the optional /metrics listener of its own

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .live.hub import Hub
     from .metrics.exporter import Exporter
     from .model.principal import Principal
+    from .monitoring.alerts import AlertService
     from .monitoring.maintenance import MaintenanceService
     from .monitoring.service import MonitorService
     from .monitoring.statuspage import StatusPages
@@ -66,6 +67,8 @@ VAULT: web.AppKey[VaultService] = web.AppKey("vault")
 # The lead's scheduler calls app[NOTIFIER].publish(event) on transitions.
 NOTIFIER: web.AppKey[Dispatcher] = web.AppKey("notifier")
 MAINTENANCE: web.AppKey[MaintenanceService] = web.AppKey("maintenance")
+# Resource alerts: the rule book (.rules) and their evaluation over the samples stream.
+ALERTS: web.AppKey[AlertService] = web.AppKey("alerts")
 
 HISTORY_WRITER: web.AppKey[HistorySink] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryReader] = web.AppKey("history_query")

@@ -29,6 +29,7 @@ from .inventory.index import InventoryIndex
 from .inventory.service import InventoryService
 from .live.hub import Hub
 from .live.redis_state import StateMirror
+from .monitoring.alerts import AlertService
 from .monitoring.engine import Engine
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.remote import RemoteProbes
@@ -317,5 +318,19 @@ def sampling_ctx(sampler: Sampler, core: Core | None = None) -> CleanupCtx:
             async for _ in task_ctx(maintain, recancel=recancel)(app):
                 async for _ in task_ctx(tick, recancel=recancel)(app):
                     yield
+
+    return ctx
+
+
+def alerts_ctx(alerts: AlertService, tables: list[dict[str, Any]]) -> CleanupCtx:
+    """Load the alert rules (stored and ``[[alert_rules]]``), resume open alert incidents, and
+    tick for silences; on the way down, the incidents decided so far are written."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        for problem in alerts.rules.configure(tables):  # first: open incidents name them
+            log.error("[[alert_rules]] %s", problem)
+        await alerts.start()
+        async for _ in task_ctx(alerts.run)(app):
+            yield
 
     return ctx

@@ -27,6 +27,7 @@ from .auth.jwt import JwtVerifier
 from .auth.limiter import FailureLimiter
 from .config import SECTIONS, Config, ConfigError
 from .metrics.exporter import Exporter
+from .monitoring.alert_rules import RuleBook
 from .monitoring.service import MonitorService
 from .monitoring.statuspage import StatusPages
 from .netguard import AddressGuard
@@ -93,6 +94,7 @@ class Reloader:
         exporter: Exporter,
         monitors: MonitorService,
         status_pages: StatusPages,
+        alert_rules: RuleBook,
     ) -> None:
         self._started = started
         self._current = started
@@ -103,6 +105,7 @@ class Reloader:
         self._exporter = exporter
         self._monitors = monitors
         self._status_pages = status_pages
+        self._alert_rules = alert_rules
         self._lock = asyncio.Lock()  # two quick SIGHUPs apply in order, never interleaved
         self.restart_required: list[str] = []
 
@@ -115,6 +118,10 @@ class Reloader:
             report.applied = [k for k in changed if is_live(k)]
             self._apply_sections(new, set(report.applied))
             report.problems = await self._monitors.sync_config(new.monitors)
+            alert_problems = self._alert_rules.configure(new.alert_rules)
+            for problem in alert_problems:
+                log.error("[[alert_rules]] %s (the rules stay as they were)", problem)
+            report.problems += alert_problems
             self._status_pages.configure(new.status_page)  # after: names may be new
             self._current = new
             report.restart_required = [

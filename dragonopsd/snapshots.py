@@ -9,6 +9,7 @@ from __future__ import annotations
 from .actions.service import ActionService
 from .live.hub import Hub, Item
 from .live.topics import topic_id
+from .monitoring.alerts import AlertService
 from .monitoring.views import EngineView
 from .sampling.sampler import Sampler
 from .store.monitors import MonitorStore
@@ -21,6 +22,7 @@ def register(
     monitors: MonitorStore,
     sampler: Sampler,
     actions: ActionService,
+    alerts: AlertService,
 ) -> None:
     """Give hub a snapshot provider for every topic whose state one of these services holds."""
 
@@ -44,7 +46,12 @@ def register(
         wanted = topic_id(topic)  # None for servers.*.metrics
         one = sampler.latest(wanted) if wanted else None
         samples = sampler.all_latest() if wanted is None else [one] if one else []
-        return [(f"servers.{s.server_id}.metrics", "server.metrics", s) for s in samples]
+        items: list[Item] = [
+            (f"servers.{s.server_id}.metrics", "server.metrics", s) for s in samples
+        ]
+        if wanted is not None:  # a server's page also gets what fires on it now
+            items += [(topic, "server.alert", a) for a in alerts.open_alerts(wanted)]
+        return items
 
     async def pending_actions(topic: str) -> list[Item]:
         return [(topic, "action.updated", e) for e in await actions.pending()]

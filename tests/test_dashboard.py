@@ -146,6 +146,33 @@ def test_inventory_sparklines_server_chart_and_restart(scene: Scene, browser: Br
         watch.assert_clean()
 
 
+def test_server_page_shows_a_resource_alert_fire_and_resolve(
+    scene: Scene, browser: Browser
+) -> None:
+    sid = scene.ids["server"]
+    with new_page(browser) as (page, watch):
+        sign_in(page, scene.daemon.url, scene.daemon.token)
+        page.goto(f"{scene.daemon.url}/#/servers/{sid}")
+        page.wait_for_selector("h1:has-text('web-1')")
+        page.wait_for_selector("#alerts-h")
+        # disk is never 0: the rule fires with the next sample, and the page follows live
+        rule = scene.rest.post(
+            "/api/alert-rules", {"metric": "disk", "threshold": 0, "serverId": sid}
+        )
+        page.wait_for_selector(
+            f".alert-rules li[data-rule-id='{rule['id']}'][data-state='firing']", timeout=20_000
+        )
+        page.wait_for_selector(".alert-incidents li .badge[data-status='open']")
+        shoot(page, "06b-server-alert-firing")
+        scene.rest.call("PATCH", f"/api/alert-rules/{rule['id']}", {"threshold": 99.9})
+        page.wait_for_selector(
+            f".alert-rules li[data-rule-id='{rule['id']}'][data-state='ok']", timeout=20_000
+        )
+        page.wait_for_selector(".alert-incidents li .badge[data-status='closed']")
+        scene.rest.call("DELETE", f"/api/alert-rules/{rule['id']}")
+        watch.assert_clean()
+
+
 LEAKS = ("/health", "10.0.0.5")  # the target's path, a server's private address
 
 

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from dragonopsd.appkeys import (
     ACTIONS,
+    ALERTS,
     AUDIT,
     AUTHENTICATOR,
     DATABASE,
@@ -31,6 +32,7 @@ from dragonopsd.appkeys import (
 )
 from dragonopsd.store import protocols as p
 from dragonopsd.store.actions import ActionStore
+from dragonopsd.store.alerts import AlertStore
 from dragonopsd.store.audit import AuditStore
 from dragonopsd.store.db import Database
 from dragonopsd.store.history import HistoryWriter
@@ -62,6 +64,7 @@ WIRED: dict[type, tuple[type, typing.Callable[[web.Application], object]]] = {
     p.MaintenanceRepo: (MaintenanceStore, lambda app: app[MAINTENANCE].store),
     p.ChannelRepo: (NotificationStore, lambda app: app[NOTIFIER].store),
     p.ActionRepo: (ActionStore, lambda app: app[ACTIONS].store),
+    p.AlertRepo: (AlertStore, lambda app: app[ALERTS].rules.store),
 }
 
 PROTOCOLS = [

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from . import (
     actions,
+    alerts,
     assistant,
     audit,
     badges,
@@ -47,6 +48,7 @@ def table() -> list[Route]:
         *audit.routes(),
         *notifications.routes(),
         *maintenance.routes(),
+        *alerts.routes(),
         *ws.routes(),
         *actions.routes(),
         *assistant.routes(),

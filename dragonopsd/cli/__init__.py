@@ -14,6 +14,7 @@ import sys
 
 from .. import __version__
 from ..config import Config, ConfigError
+from ..monitoring.alert_rules import parse_alert_tables
 from ..monitoring.service import parse_monitor_tables
 from ..redislink.client import safe_url
 from ..store import migrations
@@ -41,6 +42,7 @@ def _report(problems: list[str]) -> int:
 def _check_config(cfg: Config, args: argparse.Namespace) -> int:
     # The very check the [[monitors]] sync makes (links to servers need the database: not here).
     _, problems = parse_monitor_tables(cfg.monitors)
+    problems += parse_alert_tables(cfg.alert_rules)[1]
     if problems:
         return _report(problems)
     problems = storage_problems(cfg)

@@ -307,6 +307,8 @@ class Config(Section, frozen=True):
     # [[monitors]] tables, validated as MonitorSpec by the monitoring layer (config sits below
     # the model, so it keeps them as plain tables).
     monitors: list[dict[str, Any]] = []
+    # [[alert_rules]] tables, validated as AlertRuleSpec by the monitoring layer, like monitors.
+    alert_rules: list[dict[str, Any]] = []
 
     def state_dir(self) -> Path:
         """The directory every relative path in the config resolves against."""
@@ -376,9 +378,9 @@ def from_mapping(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> C
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     origins = apply_env(raw, os.environ if env is None else env, SECTIONS, problems)
     for name, table in raw.items():
-        if name == "monitors":
+        if name in ("monitors", "alert_rules"):
             if not isinstance(table, list) or not all(isinstance(m, dict) for m in table):
-                problems.append("monitors: expected [[monitors]] tables")
+                problems.append(f"{name}: expected [[{name}]] tables")
         elif name not in SECTIONS:
             problems.append(f"{name}: unknown section")
         else:

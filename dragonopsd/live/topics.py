@@ -3,6 +3,7 @@
 A client topic is one of ``servers.{id}.metrics``, ``servers.*.metrics``, ``monitors``,
 ``monitors.{id}``, ``incidents``, ``actions`` and ``inventory``. Each is also a bus topic,
 except the ``servers.*.metrics`` wildcard, which stands for every ``servers.{id}.metrics``.
+A server's topic carries its ``server.metrics`` samples and its ``server.alert`` events.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,7 @@ class Sampler:
         writer: SampleSink,
         query: SampleReader,
         local: LocalReader | None = None,
+        watchers: Sequence[Callable[[Sample], None]] = (),
     ) -> None:
         self.cfg = cfg
         self.writer = writer
@@ -78,6 +79,8 @@ class Sampler:
         self._synced: Hierarchy | None = None  # the index snapshot _targets were made from
         self._local = local or LocalReader()
         self._local_failed = False
+        # Handed each newest sample as it is accepted (resource alerts): the in-memory stream.
+        self._watchers = tuple(watchers)
         self._targets: dict[str, Target] = {}
         self._latest: dict[str, Sample] = {}
         self._envs_written: set[str] = set()
@@ -179,6 +182,8 @@ class Sampler:
         if previous is None or sample.at >= previous.at:
             self._latest[sample.server_id] = sample
             self._bus.publish(f"servers.{sample.server_id}.metrics", sample, "server.metrics")
+            for watch in self._watchers:
+                watch(sample)
 
     # -- agents ---------------------------------------------------------------------------
 

@@ -47,6 +47,8 @@ const STATUS = {
   succeeded: ["\u2714", "Succeeded"],
   failed: ["\u2716", "Failed"],
   open: ["\u25bc", "Open"],
+  ok: ["\u25b2", "OK"],
+  firing: ["\u25bc", "Firing"],
   closed: ["\u2714", "Resolved"],
   active: ["\u25b2", "Active"],
   scheduled: ["\u25f7", "Scheduled"],

@@ -1,6 +1,7 @@
 // Server detail: live CPU / memory chart (15 minutes of history, then "servers.<id>.metrics"),
-// the other figures as text, and restart / stop / start with the action's progress followed on
-// the "actions" topic.
+// the other figures as text, the resource alert rules in force with their state and recent
+// alert incidents (refreshed on "server.alert"), and restart / stop / start with the action's
+// progress followed on the "actions" topic.
 
 import {api} from "./api.js";
 import {announce, badge, clear, debounce, errorBox, h, num, section, setBadge, time} from "./dom.js";
@@ -24,6 +25,8 @@ export async function mount(root, {id}, ctx) {
   const figures = h("dl.stats");
   const progress = h("div.action-progress", {"aria-live": "polite"});
   const history = h("ul.actions-list");
+  const alertRules = h("ul.alert-rules");
+  const alertIncidents = h("ul.alert-incidents");
   const problems = h("div");
   const chart = new LineChart({label: "CPU and memory", unit: "%", max: 100, window: SPAN, series: [
     {key: "cpu", label: "CPU", cls: "cpu"},
@@ -40,6 +43,7 @@ export async function mount(root, {id}, ctx) {
     problems,
     h("div.actions", {role: "group", "aria-label": "Server actions"}, buttons), progress,
     section("live-h", "Live metrics", chart.node, figures),
+    section("alerts-h", "Resource alerts", alertRules, alertIncidents),
     section("actions-h", "Recent actions", history),
   );
 
@@ -98,6 +102,16 @@ export async function mount(root, {id}, ctx) {
     }
   }
 
+  async function loadAlerts() {
+    const r = await api(`${base}/alerts?limit=5`);
+    clear(alertRules).append(...(r.rules.length ? r.rules.map((a) => h("li", {"data-rule-id": a.rule.id, "data-state": a.state},
+      a.rule.expression, " ", badge(a.state), a.value != null && a.rule.metric !== "no-samples" ? h("span.muted", {}, ` now ${num(a.value)}`) : null,
+      a.since ? h("span.muted", {}, " since ", time(a.since)) : null)) : [h("li.muted", {}, "No alert rules apply to this server.")]));
+    clear(alertIncidents).append(...r.incidents.map((i) => h("li", {"data-incident-id": i.id},
+      time(i.openedAt), " ", i.ruleName, " ", badge(i.closedAt ? "closed" : "open"), h("span.cause", {}, i.cause),
+      i.rootCause ? h("span.muted", {}, ` (${i.rootCause})`) : null)));
+  }
+
   async function loadServer() {
     try {
       server = await api(base);
@@ -116,7 +130,7 @@ export async function mount(root, {id}, ctx) {
 
   async function loadAll() {
     try {
-      await Promise.all([loadMetrics(), loadActions(), loadServer()]);
+      await Promise.all([loadMetrics(), loadActions(), loadServer(), loadAlerts()]);
       problems.replaceChildren();
     } catch (err) {
       problems.replaceChildren(errorBox(err));
@@ -124,6 +138,7 @@ export async function mount(root, {id}, ctx) {
   }
 
   const refreshServer = debounce(loadServer, 200);
+  const refreshAlerts = debounce(() => loadAlerts().catch((err) => problems.replaceChildren(errorBox(err))), 200);
   enable();
   await loadAll();
   const unsubscribe = ctx.live.subscribe([`servers.${id}.metrics`, "actions", "inventory"], (f) => {
@@ -131,6 +146,9 @@ export async function mount(root, {id}, ctx) {
     if (f.event === "server.metrics" && d.serverId === server.id) {
       chart.push({at: d.at, cpu: d.cpu, memory: d.memory});
       showFigures(d);
+    } else if (f.event === "server.alert" && d.serverId === server.id) {
+      if (f.type === "event") announce(`${d.ruleName}: ${d.state}`);
+      refreshAlerts();
     } else if (f.event === "action.updated" && d.serverId === server.id) {
       if (pending === d.id || (f.type === "snapshot" && !FINAL.has(d.state))) {
         pending = FINAL.has(d.state) ? null : d.id;
@@ -147,6 +165,7 @@ export async function mount(root, {id}, ctx) {
     unsubscribe();
     unwatch();
     refreshServer.cancel();
+    refreshAlerts.cancel();
     chart.destroy();
   };
 }
