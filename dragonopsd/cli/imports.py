@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from ..config import Config
-from ..importer import gatus
+from ..importer import gatus, kuma
 from ..importer.apply import apply
 from ..importer.plan import Plan
 from ..importer.report import ImportFailed
@@ -53,7 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 def read_plan(source: str, path: Path) -> Plan:
     """The source file read into a plan; ImportFailed when it cannot be."""
     if source == "uptime-kuma":
-        raise ImportFailed("uptime-kuma: not built yet")
+        return kuma.parse_file(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
