@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
 from dragonopsd.cli import main
+from dragonopsd.cli.state import lock
+from dragonopsd.config import load, with_overrides
 
 CONFIG = Path(__file__).parent / "imports" / "gatus.yaml"
 
@@ -166,3 +169,17 @@ def test_invalid_or_truncated_input_exits_2_and_writes_nothing(
     path.write_text(good[: good.index("endpoints:") + 40])
     code = main(["import", "gatus", str(path), "--state-dir", str(state)])
     assert code == 2 and rows(state, "monitors") == {}
+
+
+def test_refused_while_a_daemon_serves_the_state_directory(
+    state: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The lock `serve` holds for as long as it runs (flock: a second open description conflicts).
+    held = lock(with_overrides(load(None), storage={"state_dir": str(state)}))
+    try:
+        assert main(["import", "gatus", str(CONFIG), "--state-dir", str(state)]) == 2
+    finally:
+        os.close(held)
+    err = capsys.readouterr().err
+    assert "POST /api/import" in err and "already serving" in err
+    assert rows(state, "monitors") == {}

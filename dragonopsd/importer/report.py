@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-import msgspec
+from ..model.inventory import Wire
 
 ObjectKind = Literal["monitor", "channel", "maintenance", "secret"]
 # imported: as it was; mapped: imported with a change the notes name; skipped: not imported.
@@ -22,7 +22,7 @@ class ImportFailed(Exception):
         self.message = message
 
 
-class Entry(msgspec.Struct, kw_only=True, rename="camel"):
+class Entry(Wire, kw_only=True):
     """One object of the source and what became of it."""
 
     kind: ObjectKind
@@ -32,7 +32,7 @@ class Entry(msgspec.Struct, kw_only=True, rename="camel"):
     notes: list[str] = []
 
 
-class Report(msgspec.Struct, kw_only=True, rename="camel"):
+class Report(Wire, kw_only=True):
     """Every object of the source, in source order, and the warnings about the whole file."""
 
     source: Literal["gatus", "uptime-kuma"]

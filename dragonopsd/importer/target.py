@@ -12,7 +12,7 @@ from ..secrets.vault import DEFAULT_ENV, VaultService
 from ..store.maintenance import MaintenanceStore, Window, WindowSpec
 from ..store.monitors import MonitorRow, MonitorStore
 from ..store.notifications import NotificationStore
-from .apply import Target
+from .apply import ChannelWrites, Target
 
 _PAGE = 200
 
@@ -90,7 +90,7 @@ class _ServiceMonitors:
 def service_target(
     monitors: MonitorService,
     *,
-    channels: NotificationStore,
+    channels: ChannelWrites,
     windows: MaintenanceService,
     windows_now: Callable[[], Awaitable[list[Window]]],
     vault: VaultService,
