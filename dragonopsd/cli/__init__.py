@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, db, token, keys, agent, probe, import, version.
+"""Command line: serve, check-config, db, token, keys, agent, probe, import, export, version.
 
 Exit codes: 0 success; 1 a runtime failure (cannot bind, migration failed, database check
 failed); 2 a usage or configuration error.
@@ -17,7 +17,7 @@ from ..config import Config, ConfigError
 from ..monitoring.service import parse_monitor_tables
 from ..redislink.client import safe_url
 from ..store import migrations
-from . import agent, db, imports, keys, probe, serve, tokens
+from . import agent, db, export, imports, keys, probe, serve, tokens
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, config_from_args
 from .state import StateError
 
@@ -62,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     agent.register(sub)
     probe.register(sub)
     imports.register(sub)
+    export.register(sub)
     sub.add_parser("version", help="print the version", epilog=EPILOG)
     return p
 
