@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from conftest import Client, post, token_for
 from test_import_gatus import CONFIG
@@ -90,3 +91,23 @@ async def test_only_admins_import(client: Client) -> None:
         headers={"Authorization": f"Bearer {token}"},
     )
     assert resp.status == 403
+
+
+async def test_multipart_upload_of_kuma_db(client: Client, tmp_path: Path) -> None:
+    kuma = tmp_path / "kuma.db"
+    build(kuma)
+    form = aiohttp.FormData()
+    form.add_field("source", "uptime-kuma")
+    form.add_field("dryRun", "true")
+    form.add_field("file", kuma.read_bytes(), filename="kuma.db")
+    resp = await client.post("/api/import", data=form)
+    report = await resp.json()
+    assert resp.status == 200, report
+    assert report["dryRun"] is True and report["source"] == "uptime-kuma"
+    assert any(e["name"] == "shop api" and e["action"] == "create" for e in report["entries"])
+    assert await names(client, "/api/monitors") == set()
+
+    form = aiohttp.FormData()
+    form.add_field("source", "gatus")
+    resp = await client.post("/api/import", data=form)
+    assert resp.status == 422 and "$.file" in await resp.text()

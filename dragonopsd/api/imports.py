@@ -2,7 +2,8 @@
 
 Through here the daemon schedules what it writes at once, so this is the way to import
 while it runs. The body is JSON: ``source``, ``content`` (the Gatus YAML as text, or Uptime
-Kuma's kuma.db as base64) and ``dryRun``; the answer is the report.
+Kuma's kuma.db as base64) and ``dryRun``; or multipart/form-data with the fields ``source``
+and ``dryRun`` and the file in ``file``. The answer is the report.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Annotated, Literal
 import msgspec
 from aiohttp import web
 
-from ..appkeys import MAINTENANCE, MONITORS, NOTIFIER, VAULT
+from ..appkeys import CONFIG, MAINTENANCE, MONITORS, NOTIFIER, VAULT
 from ..importer import gatus, kuma
 from ..importer.apply import apply
 from ..importer.plan import Plan, skip
@@ -27,9 +28,9 @@ from ..importer.report import ImportFailed, Report
 from ..importer.target import service_target
 from ..model.inventory import Body
 from ..netguard import REFUSED, check_host_literal
-from ..problem import invalid
+from ..problem import Problem, invalid
 from ..store.maintenance import Window
-from .codec import json_response, read_json
+from .codec import convert, json_response, read_json
 from .route import Route
 
 
@@ -78,9 +79,37 @@ def _guarded(request: web.Request, plan: Plan) -> None:
     plan.channels = kept
 
 
+async def _multipart(request: web.Request) -> ImportBody:
+    """multipart/form-data: fields ``source`` and ``dryRun``, the file in ``file``."""
+    limit = request.app[CONFIG].server.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, f"request body is larger than the {limit} byte limit")
+    try:
+        form = await request.post()
+    except (web.HTTPRequestEntityTooLarge, ValueError):
+        raise Problem(413, f"request body is larger than the {limit} byte limit") from None
+    upload = form.get("file")
+    if not isinstance(upload, web.FileField):
+        raise invalid("$.file", "the file to import, as a multipart file field")
+    data = await asyncio.to_thread(upload.file.read)
+    source = str(form.get("source", ""))
+    if source == "uptime-kuma":
+        content = base64.b64encode(data).decode()
+    else:
+        try:
+            content = data.decode()
+        except UnicodeDecodeError:
+            raise invalid("$.file", "not UTF-8 text") from None
+    raw = {"source": source, "content": content, "dryRun": form.get("dryRun") in ("true", "1")}
+    return convert(raw, ImportBody)
+
+
 async def import_config(request: web.Request) -> web.Response:
     """Import (or with dryRun, report what would be imported) and answer the report."""
-    body = await read_json(request, ImportBody)
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        body = await _multipart(request)
+    else:
+        body = await read_json(request, ImportBody)
     try:
         plan = await _plan(body)
     except ImportFailed as exc:
