@@ -239,3 +239,20 @@ def test_kuma_2x_columns_and_bad_files(
     for path in (garbage, truncated, other, tmp_path / "missing.db"):
         assert main(["import", "uptime-kuma", str(path), "--state-dir", str(state)]) == 2
         assert "nothing imported" in capsys.readouterr().err
+
+
+def test_without_a_secrets_key_the_password_is_not_stored_and_said_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    monkeypatch.delenv("DRAGONOPS_SECRETS_KEYS", raising=False)
+    state = tmp_path / "nokey"
+    assert main(["db", "migrate", "--state-dir", str(state)]) == 0
+    kuma = tmp_path / "kuma.db"
+    build(kuma)
+    capsys.readouterr()
+    assert main(["import", "uptime-kuma", str(kuma), "--state-dir", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "warning: KUMA_MONITOR_2_PASSWORD is referenced but not stored" in out
+    assert "skipped  secret      'KUMA_MONITOR_2_PASSWORD'" in out
+    assert secret_keys(state) == [] and "hunter2" not in out

@@ -77,6 +77,10 @@ async def apply(plan: Plan, target: Target, dry_run: bool) -> Report:
         if target.secrets is None:
             planned.entry.outcome = "skipped"
             planned.entry.notes.append("no secrets key is loaded: the credential is not stored")
+            plan.warnings.append(
+                f"{planned.key} is referenced but not stored: create a secrets key "
+                "(`dragonopsd keys generate`) and import again"
+            )
             continue
         _set(planned.entry, await target.secrets.put(planned.key, planned.value, dry_run))
     ids = await _monitors(plan, target, dry_run)
