@@ -148,7 +148,10 @@ def front_id(monitors: dict[str, dict[str, object]]) -> object:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("endpoints:\n  - name: a\n    url: 'https://a.example", "not valid YAML"),
+        (
+            "endpoints:\n  - name: a\n    url: 'https://a.example/?k=S3CR3T",
+            "not valid YAML at line 3",
+        ),
         ("endpoints: 3\n", "endpoints: expected a list"),
         ("web:\n  port: 8080\n", "no endpoints"),
         ("endpoints:\n  - url: https://a.example\n", "endpoints[0].name: required"),
@@ -164,6 +167,7 @@ def test_invalid_or_truncated_input_exits_2_and_writes_nothing(
     assert main(["import", "gatus", str(path), "--state-dir", str(state)]) == 2
     err = capsys.readouterr().err
     assert "nothing imported" in err and message in err
+    assert "S3CR3T" not in err  # the offending line is located, never quoted
     assert rows(state, "monitors") == {}
     # Truncating the real file anywhere in its endpoints still writes nothing or all of it.
     path.write_text(good[: good.index("endpoints:") + 40])

@@ -146,7 +146,12 @@ def parse(text: str) -> Plan:
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ImportFailed(f"not valid YAML: {exc}") from None
+        # The problem and where, not PyYAML's snippet of the line (it may hold a credential).
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ImportFailed(
+            f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     doc = _mapping(doc, "the document")
     if not doc.get("endpoints") and not doc.get("external-endpoints"):
         raise ImportFailed("no endpoints: a Gatus configuration lists them under `endpoints`")
@@ -179,6 +184,10 @@ def _name(ep: dict[str, Any], where: str, seen: set[str]) -> str:
     group = str(ep.get("group") or "").strip()
     if name in seen and group:
         name = f"{group}/{name}"
+    base, n = name, 1
+    while name in seen:  # the same name twice in one group: keep both, numbered
+        n += 1
+        name = f"{base} ({n})"
     seen.add(name)
     return name
 
