@@ -121,6 +121,13 @@ EXPECTED_ROLES = {
     ("GET", "/api/badge/{id}/uptime.svg"): "public",
     ("GET", "/api/badge/{id}/response.svg"): "public",
     ("GET", "/api/cluster"): "viewer",
+    ("GET", "/api/alert-rules"): "viewer",
+    ("POST", "/api/alert-rules"): "operator",
+    ("GET", "/api/alert-rules/{id}"): "viewer",
+    ("PATCH", "/api/alert-rules/{id}"): "operator",
+    ("DELETE", "/api/alert-rules/{id}"): "operator",
+    ("GET", "/api/servers/{id}/alerts"): "viewer",
+    ("POST", "/api/import"): "admin",
 }
 
 

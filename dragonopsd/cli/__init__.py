@@ -1,4 +1,4 @@
-"""Command line: serve, check-config, db, token, keys, agent, probe, version.
+"""Command line: serve, check-config, db, token, keys, agent, probe, import, export, version.
 
 Exit codes: 0 success; 1 a runtime failure (cannot bind, migration failed, database check
 failed); 2 a usage or configuration error.
@@ -20,7 +20,7 @@ from ..redislink.client import safe_url
 from ..store import migrations
 from ..store.backend import describe, storage_problems
 from ..store.postgres import UNREACHABLE
-from . import agent, db, keys, probe, serve, tokens
+from . import agent, db, export, imports, keys, probe, serve, tokens
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, config_from_args
 from .state import StateError
 
@@ -73,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     keys.register(sub)
     agent.register(sub)
     probe.register(sub)
+    imports.register(sub)
+    export.register(sub)
     sub.add_parser("version", help="print the version", epilog=EPILOG)
     return p
 
