@@ -42,6 +42,7 @@ from .appkeys import (
     METRICS,
     MONITORS,
     NOTIFIER,
+    PUSHES,
     REDIS,
     RESTART_REQUIRED,
     SAMPLER,
@@ -73,6 +74,7 @@ from .monitoring.engine import Engine
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.multi import Rounds
 from .monitoring.prober import Prober
+from .monitoring.push import Pushes
 from .monitoring.remote import RemoteProbes
 from .monitoring.runtime import Runtimes
 from .monitoring.service import MonitorService
@@ -96,6 +98,7 @@ from .store.inventory import InventoryStore
 from .store.maintenance import MaintenanceStore
 from .store.monitors import MonitorStore
 from .store.notifications import NotificationStore
+from .store.pings import PingStore
 from .store.samples import SampleQuery, SampleWriter
 from .store.settings import SettingsStore
 from .store.tokens import TokenStore
@@ -201,6 +204,7 @@ def _monitoring(
     prober = Prober(cfg.probes, guard, secrets=vault.value_by_name)
     remote = RemoteProbes(link, history)
     rounds = Rounds(runtimes=runtimes, verdict=verdict, prober=prober, remote=remote)
+    pushes = app[PUSHES] = Pushes(verdict=verdict, pings=PingStore(db), runtimes=runtimes)
     engine = Engine(
         cfg,
         store=store,
@@ -209,6 +213,7 @@ def _monitoring(
         verdict=verdict,
         rounds=rounds,
         prober=prober,
+        pushes=pushes,
     )
     view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)

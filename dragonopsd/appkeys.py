@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .metrics.exporter import Exporter
     from .model.principal import Principal
     from .monitoring.maintenance import MaintenanceService
+    from .monitoring.push import Pushes
     from .monitoring.service import MonitorService
     from .monitoring.statuspage import StatusPages
     from .monitoring.views import EngineView
@@ -67,6 +68,8 @@ MAINTENANCE: web.AppKey[MaintenanceService] = web.AppKey("maintenance")
 HISTORY_WRITER: web.AppKey[HistorySink] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryReader] = web.AppKey("history_query")
 MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
+# Push monitors' calls, ping log and schedule clocks (monitoring/push.py).
+PUSHES: web.AppKey[Pushes] = web.AppKey("pushes")
 # Read-only: the board, counts and engine figures (monitoring/views.py).
 ENGINE_VIEW: web.AppKey[EngineView] = web.AppKey("engine_view")
 # The public status pages of [status_page] (monitoring/statuspage.py).

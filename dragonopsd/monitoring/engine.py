@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 from ..clock import iso_of, now_iso
 from ..config import Config
@@ -22,9 +21,9 @@ from .conditions import DEFAULTS, parse_all
 from .job import ProbeOutcome
 from .multi import Rounds
 from .prober import Prober
-from .probes import ProbeResult
+from .push import PushCall, Pushes
 from .report import CheckReport
-from .runtime import Runtime, Runtimes
+from .runtime import PushState, Runtime, Runtimes
 from .scheduler import Scheduler
 from .status import Machine
 from .verdict import Verdict
@@ -46,6 +45,7 @@ class Engine:
         verdict: Verdict,
         rounds: Rounds,
         prober: Prober,
+        pushes: Pushes,
     ) -> None:
         self._cfg = cfg
         self.store = store
@@ -55,6 +55,7 @@ class Engine:
         self._rounds = rounds
         self.remote = rounds.remote  # its counters are read by the metrics (and tests)
         self._prober = prober
+        self._pushes = pushes
         self.scheduler = Scheduler(self._check, cfg.probes.concurrency)
         self._expiring: set[asyncio.Task[None]] = set()
 
@@ -82,6 +83,9 @@ class Engine:
     async def stop(self) -> None:
         """Close the probe session (the scheduler task is cancelled by its owner)."""
         self._rounds.drop_all()
+        for rt in self._runtimes.all():
+            self._pushes.forget(rt)
+        self._pushes.stop()
         for task in self._expiring:
             task.cancel()
         await self._prober.stop()
@@ -95,6 +99,8 @@ class Engine:
         since: str,
         incident: Incident | None,
         last: CheckReport | None = None,
+        *,
+        push: PushState | None = None,
     ) -> Runtime:
         spec = row.spec
         machine = Machine(
@@ -106,12 +112,11 @@ class Engine:
         )
         texts = spec.conditions or list(DEFAULTS.get(spec.kind, ()))
         rt = Runtime(row, parse_all(texts), machine, since, last=last, incident=incident)
-        if spec.kind == "push":
-            rt.last_push = asyncio.get_running_loop().time()  # a fresh grace period at start
         self._runtimes.add(rt)
-        if spec.enabled:
-            period = spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
-            self.scheduler.schedule(row.seq, period)
+        if spec.kind == "push":
+            self._pushes.track(rt, push)  # judged by its own clock, not the scheduler
+        elif spec.enabled:
+            self.scheduler.schedule(row.seq, spec.period)
         return rt
 
     async def upsert(self, row: MonitorRow, *, soon: bool = True) -> None:
@@ -124,25 +129,28 @@ class Engine:
         """
         old = self._runtimes.get(row.seq)
         self.remove(row.seq)
+        # A push monitor's clock carries over an edit (a run in progress stays in progress),
+        # but not a resume: a paused monitor starts a fresh period like a new one.
+        clock = old.push if old is not None and old.monitor.enabled else None
         if old is None:
             rt = self._add(row, "pending", now_iso(), None)
         elif row.spec.enabled and not old.monitor.enabled:
             rt = self._add(row, "pending", now_iso(), old.incident, old.last)
         else:
-            rt = self._add(row, old.machine.status, old.since, old.incident, old.last)
+            rt = self._add(row, old.machine.status, old.since, old.incident, old.last, push=clock)
         if old is not None:
             rt.down_notified = old.down_notified
             rt.last_at = old.last_at
         if not row.spec.enabled:
             await self._verdict.close_paused(rt)
         if soon and row.spec.enabled and row.spec.kind != "push":
-            self.scheduler.schedule(
-                row.seq, row.spec.interval, first_in=min(2.0, row.spec.interval)
-            )
+            self.scheduler.schedule(row.seq, row.spec.period, first_in=min(2.0, row.spec.period))
 
     def remove(self, seq: int) -> None:
         """Forget a monitor."""
-        self._runtimes.pop(seq)
+        rt = self._runtimes.pop(seq)
+        if rt is not None:
+            self._pushes.forget(rt)
         self.scheduler.remove(seq)
         self._rounds.drop(seq)
 
@@ -152,9 +160,7 @@ class Engine:
         rt = self._runtimes.get(seq)
         if rt is None:
             return
-        if rt.row.spec.kind == "push":
-            retry = await self._push_deadline(rt)
-        elif rt.row.spec.locations != ["local"]:
+        if rt.row.spec.locations != ["local"]:
             _, retry = await self._rounds.check(rt, self._expire)
         else:
             retry = await self._verdict.record(rt, await self._prober.probe(rt.row.spec))
@@ -179,31 +185,13 @@ class Engine:
         self._retry(rt, await self._verdict.record(rt, await self._prober.probe(rt.row.spec)))
         return rt.last
 
-    async def push(
-        self, token: str, up: bool, message: str | None, ping: float | None
-    ) -> str | None:
+    async def push(self, token: str, call: PushCall) -> str | None:
         """A push monitor called in: its id, or None when the token is unknown."""
         rt = self._runtimes.of_token(token)
         if rt is None:
             return None
-        rt.last_push = asyncio.get_running_loop().time()
-        context: dict[str, Any] = {"CONNECTED": up}
-        result = ProbeResult(
-            context=context,
-            latency_ms=ping,
-            error=None if up else (message or "push reported down"),
-        )
-        self._retry(rt, await self._verdict.record(rt, result, forced_ok=up, note=message))
+        await self._pushes.call(rt, call)
         return rt.row.monitor.id
-
-    async def _push_deadline(self, rt: Runtime) -> bool:
-        spec = rt.row.spec
-        window = spec.interval + (spec.grace or 0)
-        silent = asyncio.get_running_loop().time() - (rt.last_push or 0)
-        if silent < window:
-            return False
-        error = f"no push received within {window:g}s"
-        return await self._verdict.record(rt, ProbeResult(context={}, error=error), forced_ok=False)
 
     # -- rounds: results and deadlines that arrive outside a check ---------------------------
 
