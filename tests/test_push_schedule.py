@@ -225,3 +225,24 @@ async def _status_is(client: Client, ident: str, status: str) -> bool:
 
 def _iso(ts: float) -> str:
     return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+async def test_openapi_documents_the_signals_and_the_ping_log(client: Client) -> None:
+    spec = await (await client.get("/api/openapi.json")).json()
+    for tail in ("", "/start", "/fail", "/{exitCode}"):
+        path = spec["paths"][f"/api/push/{{token}}{tail}"]
+        assert set(path) >= {"get", "post"}
+        # Public by design (the token is the credential): no security requirement.
+        assert all(op.get("security") == [] or "security" not in op for op in path.values())
+    code = next(
+        p
+        for p in spec["paths"]["/api/push/{token}/{exitCode}"]["get"]["parameters"]
+        if p["name"] == "exitCode"
+    )
+    assert code["schema"] == {"type": "integer", "minimum": 0, "maximum": 255}
+    assert "bearerAuth" in str(spec["paths"]["/api/monitors/{id}/pings"]["get"]["security"])
+    props = spec["components"]["schemas"]["MonitorSpec"]["properties"]
+    for name in ("cron", "timezone", "grace", "maxRuntime"):
+        assert "Only for kind push." in props[name]["description"]
+    assert "Not with cron." in props["interval"]["description"]
+    assert set(spec["components"]["schemas"]["Ping"]["properties"]) >= {"body", "truncated"}

@@ -129,3 +129,18 @@ def schedule_problem(
     if timezone is not None and (problem := check_timezone(timezone)):
         return "timezone", problem
     return None
+
+
+# What the OpenAPI document says of each schedule field (before the kinds that take it).
+FIELD_NOTES: dict[str, str] = {
+    "interval": "Seconds between checks, default 60; for a push monitor, between expected "
+    "pings. Not with cron.",
+    "cron": "A push monitor's schedule: 5 fields (minute hour day-of-month month "
+    "day-of-week), 6 with seconds first, or an @alias such as @daily. Late is grace after "
+    "each expected run. Not with interval.",
+    "timezone": "The IANA time zone cron is read in (default UTC). Only with cron.",
+    "grace": "How long after an expected ping the monitor is down without one: seconds, or "
+    "text such as 90s, 15m, 1h30m, 2d (answered in seconds). Default 0.",
+    "maxRuntime": "How long a run announced by /api/push/{token}/start may take before the "
+    "monitor is down: seconds, or text such as 15m (answered in seconds).",
+}
