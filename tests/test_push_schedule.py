@@ -246,3 +246,24 @@ async def test_openapi_documents_the_signals_and_the_ping_log(client: Client) ->
         assert "Only for kind push." in props[name]["description"]
     assert "Not with cron." in props["interval"]["description"]
     assert set(spec["components"]["schemas"]["Ping"]["properties"]) >= {"body", "truncated"}
+
+
+async def test_a_reported_failure_with_retries_goes_down_after_them(client: Client) -> None:
+    ident, token = await push_monitor(client, interval=600, retries=1, retryInterval=1)
+    await call(client, token)
+    await call(client, token, "/3")
+    assert (await state(client, ident))["status"] == "pending"  # the one retry first
+    await until(lambda: _status_is(client, ident, "down"), timeout=4)
+    assert (await state(client, ident))["message"] == "exit code 3"
+
+
+async def test_the_ping_log_survives_a_restart(make_client: Any) -> None:
+    first = await make_client()
+    ident, token = await push_monitor(first, cron="0 3 * * *", maxRuntime=3600)
+    await call(first, token, "/start")
+    await call(first, token, method="POST", data=b"done")
+    await first.close()
+    client = await make_client()
+    [done, started] = (await pings(client, ident))["items"]
+    assert (done["kind"], done["body"], started["kind"]) == ("success", "done", "start")
+    assert (await pings(client, ident))["outlook"]["nextExpectedAt"].endswith("T03:00:00.000Z")
