@@ -276,37 +276,6 @@ def test_incidents_maintenance_secrets_assistant(scene: Scene, browser: Browser)
         watch.assert_clean()
 
 
-def test_reconnects_and_resyncs_after_a_restart(scene: Scene, browser: Browser) -> None:
-    """Last in this module: it restarts the daemon (same port and state)."""
-    with new_page(browser) as (page, _):  # the dropped socket is logged as an error: expected
-        sign_in(page, scene.daemon.url, scene.daemon.token)
-        card(page, "up")
-        page.evaluate("window.__sameDocument = true")
-        old = scene.daemon
-        assert old.stop() == 0, old.log
-        try:
-            page.wait_for_selector("#conn[data-state='offline']")
-            assert page.is_visible("#stale"), "the page says its data may be out of date"
-            shoot(page, "16-offline-reconnecting", full=False)
-            scene.target.healthy = False  # changes while the page cannot hear about it
-            scene.daemon = scene.start(old.port)
-            page.wait_for_selector("#conn[data-state='live']", timeout=60_000)
-            card(page, "down")
-            assert page.is_hidden("#stale")
-        except Exception as exc:
-            state = page.inner_text("#conn")
-            raise AssertionError(
-                f"{exc}\npage: {state}\nbefore:\n{old.log}\nafter:\n{scene.daemon.log}"
-            ) from exc
-        finally:
-            scene.target.healthy = True
-        try:
-            card(page, "up")
-            assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
-        finally:
-            scene.daemon.kill()  # started by this test, so stopped by it (the module is over)
-
-
 def test_push_monitor_page_shows_the_last_pings_with_bodies(scene: Scene, browser: Browser) -> None:
     # Paused, and deleted at the end: the other tests of the module see the monitors they made.
     m = scene.rest.post(
@@ -338,3 +307,34 @@ def test_push_monitor_page_shows_the_last_pings_with_bodies(scene: Scene, browse
             watch.assert_clean()
     finally:
         scene.rest.call("DELETE", f"/api/monitors/{m['id']}")
+
+
+def test_reconnects_and_resyncs_after_a_restart(scene: Scene, browser: Browser) -> None:
+    """Last in this module: it restarts the daemon (same port and state)."""
+    with new_page(browser) as (page, _):  # the dropped socket is logged as an error: expected
+        sign_in(page, scene.daemon.url, scene.daemon.token)
+        card(page, "up")
+        page.evaluate("window.__sameDocument = true")
+        old = scene.daemon
+        assert old.stop() == 0, old.log
+        try:
+            page.wait_for_selector("#conn[data-state='offline']")
+            assert page.is_visible("#stale"), "the page says its data may be out of date"
+            shoot(page, "16-offline-reconnecting", full=False)
+            scene.target.healthy = False  # changes while the page cannot hear about it
+            scene.daemon = scene.start(old.port)
+            page.wait_for_selector("#conn[data-state='live']", timeout=60_000)
+            card(page, "down")
+            assert page.is_hidden("#stale")
+        except Exception as exc:
+            state = page.inner_text("#conn")
+            raise AssertionError(
+                f"{exc}\npage: {state}\nbefore:\n{old.log}\nafter:\n{scene.daemon.log}"
+            ) from exc
+        finally:
+            scene.target.healthy = True
+        try:
+            card(page, "up")
+            assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+        finally:
+            scene.daemon.kill()  # started by this test, so stopped by it (the module is over)
