@@ -44,6 +44,7 @@ from .appkeys import (
     METRICS,
     MONITORS,
     NOTIFIER,
+    PUSHES,
     REDIS,
     RESTART_REQUIRED,
     SAMPLER,
@@ -80,6 +81,7 @@ from .monitoring.engine import Engine
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.multi import Rounds
 from .monitoring.prober import Prober
+from .monitoring.push import Pushes
 from .monitoring.remote import RemoteProbes
 from .monitoring.runtime import Runtimes
 from .monitoring.service import MonitorService
@@ -104,6 +106,7 @@ from .store.inventory import InventoryStore
 from .store.maintenance import MaintenanceStore
 from .store.monitors import MonitorStore
 from .store.notifications import NotificationStore
+from .store.pings import PingStore
 from .store.samples import SampleQuery, SampleWriter
 from .store.settings import SettingsStore
 from .store.sql import Database
@@ -202,6 +205,7 @@ def _monitoring(
     prober = Prober(cfg.probes, guard, secrets=vault.value_by_name)
     remote = RemoteProbes(link, history, core.node if core is not None else "")
     rounds = Rounds(runtimes=runtimes, verdict=verdict, prober=prober, remote=remote)
+    pushes = app[PUSHES] = Pushes(verdict=verdict, pings=PingStore(db), runtimes=runtimes)
     engine = Engine(
         cfg,
         store=store,
@@ -210,6 +214,7 @@ def _monitoring(
         verdict=verdict,
         rounds=rounds,
         prober=prober,
+        pushes=pushes,
         core=core,
     )
     # With several cores the metrics export the monitors this core owns, and only those.

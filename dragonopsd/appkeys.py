@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .model.principal import Principal
     from .monitoring.alerts import AlertService
     from .monitoring.maintenance import MaintenanceService
+    from .monitoring.push import Pushes
     from .monitoring.service import MonitorService
     from .monitoring.statuspage import StatusPages
     from .monitoring.views import EngineView
@@ -73,6 +74,8 @@ ALERTS: web.AppKey[AlertService] = web.AppKey("alerts")
 HISTORY_WRITER: web.AppKey[HistorySink] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryReader] = web.AppKey("history_query")
 MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
+# Push monitors' calls, ping log and schedule clocks (monitoring/push.py).
+PUSHES: web.AppKey[Pushes] = web.AppKey("pushes")
 # Read-only: the board, counts and engine figures (monitoring/views.py).
 ENGINE_VIEW: web.AppKey[EngineView] = web.AppKey("engine_view")
 # The public status pages of [status_page] (monitoring/statuspage.py).

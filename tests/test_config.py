@@ -244,5 +244,5 @@ def test_example_monitors_are_valid_for_every_kind() -> None:
     tables = tomllib.loads(body)["monitors"]
     specs = [decode_spec(camel_keys(t)) for t in tables]
     assert {s.kind for s in specs} >= {
-        "http", "postgres", "mysql", "redis", "mqtt", "amqp", "websocket", "grpc"
+        "http", "postgres", "mysql", "redis", "mqtt", "amqp", "websocket", "grpc", "push"
     }  # fmt: skip

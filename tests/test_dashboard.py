@@ -7,6 +7,7 @@ and simulated actions that take 1.5 s. Screenshots land in tests/output/screensh
 
 from __future__ import annotations
 
+import urllib.request
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
@@ -302,6 +303,39 @@ def test_incidents_maintenance_secrets_assistant(scene: Scene, browser: Browser)
         assert page.input_value("#prompt")
         shoot(page, "15-assistant")
         watch.assert_clean()
+
+
+def test_push_monitor_page_shows_the_last_pings_with_bodies(scene: Scene, browser: Browser) -> None:
+    # Paused, and deleted at the end: the other tests of the module see the monitors they made.
+    m = scene.rest.post(
+        "/api/monitors",
+        {"name": "Nightly backup", "kind": "push", "cron": "30 2 * * *", "enabled": False},
+    )
+    try:
+        for tail, body in (("/start", None), ("/0", b"backup done: 3.2 GB\nno errors")):
+            req = urllib.request.Request(
+                f"{scene.daemon.url}/api/push/{m['pushToken']}{tail}", data=body, method="POST"
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                assert resp.status == 200
+        with new_page(browser) as (page, watch):
+            sign_in(page, scene.daemon.url, scene.daemon.token)
+            page.goto(f"{scene.daemon.url}/#/monitors/{m['id']}")
+            page.wait_for_selector("h1:has-text('Nightly backup')")
+            assert "cron 30 2 * * * (UTC)" in page.inner_text("p.muted >> nth=0")
+            pings = page.wait_for_selector("section[aria-labelledby='pings-h'] .pings")
+            assert [li.inner_text().split()[1] for li in pings.query_selector_all("li")] == [
+                "Succeeded",
+                "Starting",
+            ]
+            page.click(".pings summary")
+            body = page.wait_for_selector(".pings pre.ping-body")
+            assert body.inner_text() == "backup done: 3.2 GB\nno errors"
+            assert "exit 0" in pings.inner_text() and "ran" in pings.inner_text()
+            shoot(page, "04-push-monitor-pings")
+            watch.assert_clean()
+    finally:
+        scene.rest.call("DELETE", f"/api/monitors/{m['id']}")
 
 
 def test_reconnects_and_resyncs_after_a_restart(scene: Scene, browser: Browser) -> None:

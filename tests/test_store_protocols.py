@@ -26,6 +26,7 @@ from dragonopsd.appkeys import (
     MAINTENANCE,
     MONITORS,
     NOTIFIER,
+    PUSHES,
     SAMPLER,
     SETTINGS,
     VAULT,
@@ -41,6 +42,7 @@ from dragonopsd.store.inventory import InventoryStore
 from dragonopsd.store.maintenance import MaintenanceStore
 from dragonopsd.store.monitors import MonitorStore
 from dragonopsd.store.notifications import NotificationStore
+from dragonopsd.store.pings import PingStore
 from dragonopsd.store.samples import SampleQuery, SampleWriter
 from dragonopsd.store.settings import SettingsStore
 from dragonopsd.store.tokens import TokenStore
@@ -65,6 +67,7 @@ WIRED: dict[type, tuple[type, typing.Callable[[web.Application], object]]] = {
     p.ChannelRepo: (NotificationStore, lambda app: app[NOTIFIER].store),
     p.ActionRepo: (ActionStore, lambda app: app[ACTIONS].store),
     p.AlertRepo: (AlertStore, lambda app: app[ALERTS].rules.store),
+    p.PingRepo: (PingStore, lambda app: app[PUSHES].pings),
 }
 
 PROTOCOLS = [

@@ -1,4 +1,4 @@
-"""Monitor routes: CRUD, run-now, history, uptime, the latest-state board, incidents, push."""
+"""Monitor routes: CRUD, run-now, the latest-state board, engine figures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from ..monitoring.report import CheckReport, EngineStats, MonitorState
 from ..monitoring.service import decode_spec
 from ..problem import Problem, invalid
 from ..store.monitors import MonitorRow
-from .access import name_entity
 from .codec import (
     IF_MATCH,
     IF_NONE_MATCH,
@@ -45,12 +44,6 @@ class Board(Wire, kw_only=True):
 
     items: list[MonitorState]
     counts: dict[str, int]
-
-
-class PushAck(Wire, kw_only=True):
-    """Answer to a push call."""
-
-    ok: bool
 
 
 LIST_FILTERS = ("kind", "status", "tag", "serverId", "environmentId", "q")
@@ -146,41 +139,10 @@ async def monitoring(request: web.Request) -> web.Response:
     return json_response(Board(items=view.states(), counts=view.counts()))
 
 
-async def push(request: web.Request) -> web.Response:
-    """Push (heartbeat) monitors call this; the token in the path is the credential."""
-    q = request.query
-    status = q.get("status", "up")
-    if status not in ("up", "down"):
-        raise invalid("status", "up or down")
-    message = q.get("msg")
-    if message is not None and len(message) > 500:
-        raise invalid("msg", "at most 500 characters")
-    ping = None
-    if "ping" in q:
-        try:
-            ping = float(q["ping"])
-        except ValueError:
-            raise invalid("ping", "expected milliseconds as a number") from None
-        if not 0 <= ping <= 3_600_000:
-            raise invalid("ping", "between 0 and 3600000 ms")
-    engine = request.app[MONITORS].engine
-    monitor_id = await engine.push(request.match_info["token"][:200], status == "up", message, ping)
-    if monitor_id is None:
-        raise Problem(404, "no push monitor has this token")
-    name_entity(request, "monitors", monitor_id)  # the audit entry names it, not the token
-    return json_response(PushAck(ok=True))
-
-
 def routes() -> list[Route]:
-    """Everything under /api/monitors, plus /api/monitoring, /api/incidents, /api/push."""
+    """Everything under /api/monitors (but history and pushes), and /api/monitoring."""
     mid = id_param("monitor")
-    token = Param("token", "The push monitor's token", {"type": "string"}, "path", True)
     body_errors = (400, 404, 409, 413, 415, 422)
-    pushed = (
-        Param("status", "What the job reports (default up)", {"enum": ["up", "down"]}),
-        Param("msg", "A message kept with the heartbeat", {"type": "string", "maxLength": 500}),
-        Param("ping", "The job's own duration in ms", {"type": "number", "minimum": 0}),
-    )
     return [
         Route(
             "GET",
@@ -275,27 +237,5 @@ def routes() -> list[Route]:
             "Monitors",
             "viewer",
             response=EngineStats,
-        ),
-        Route(
-            "GET",
-            "/api/push/{token}",
-            push,
-            "Push a heartbeat",
-            "Monitors",
-            "public",
-            response=PushAck,
-            params=(token, *pushed),
-            errors=(404, 422),
-        ),
-        Route(
-            "POST",
-            "/api/push/{token}",
-            push,
-            "Push a heartbeat",
-            "Monitors",
-            "public",
-            response=PushAck,
-            params=(token, *pushed),
-            errors=(404, 422),
         ),
     ]

@@ -7,6 +7,7 @@ from typing import Any
 import msgspec
 
 from ..model.monitor import ALLOWED, KIND_FIELDS, REQUIRED, camel
+from ..model.schedule import FIELD_NOTES
 from ..problem import ProblemBody
 from .route import Route
 
@@ -85,7 +86,10 @@ def _kind_fields(components: dict[str, Any]) -> None:
         schema["x-kinds"] = table
         for name, kinds in by_field.items():
             if name in props:
-                props[name]["description"] = f"Only for kind {', '.join(kinds)}."
+                note = FIELD_NOTES.get(name, "")
+                props[name]["description"] = f"{note} Only for kind {', '.join(kinds)}.".lstrip()
+        if "interval" in props:
+            props["interval"]["description"] = FIELD_NOTES["interval"]
 
 
 def build(routes: list[Route], version: str) -> dict[str, Any]:

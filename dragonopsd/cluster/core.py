@@ -37,9 +37,8 @@ class MonitorChange(msgspec.Struct, rename="camel"):
     node: str
     monitor_id: str
     op: str  # upsert | delete | push (a push call taken here for the owner) | check (run now)
-    up: bool = True  # push: what it said
-    message: str | None = None
-    ping: float | None = None
+    # push: the call as the API read it (monitoring's PushCall, field by field), for the owner
+    call: dict[str, Any] | None = None
 
 
 def node_name(cfg: Config) -> str:
@@ -95,10 +94,10 @@ class Core:
         """Call listener whenever ownership may have moved (a core joined, left or died)."""
         self.membership.on_change(listener)
 
-    def announce(self, monitor_id: str, op: str, **push: Any) -> None:
+    def announce(self, monitor_id: str, op: str, call: dict[str, Any] | None = None) -> None:
         """Tell the other cores a monitor was written here (they reload it from the store), or
         hand its owner a push call or a "check now" that arrived here."""
-        change = MonitorChange(self.node, monitor_id, op, **push)
+        change = MonitorChange(self.node, monitor_id, op, call)
         self._bus.publish(CHANGES, change, "monitor.changed")
 
     def changes(self) -> Subscription:

@@ -16,6 +16,7 @@ import msgspec
 
 from .inventory import MASK, Body, Description, FieldError, Name, Tags, Wire
 from .principal import Role, allows
+from .schedule import Cron, Duration, TimeZone, schedule_problem, seconds
 
 MonitorKind = Literal[
     "http",
@@ -72,6 +73,7 @@ GrpcService = Annotated[str, msgspec.Meta(max_length=512, pattern=r"^[A-Za-z0-9_
 # A timeout nobody set is this, or DEFAULT_TIMEOUT_SHARE of a shorter interval.
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_TIMEOUT_SHARE = 0.8
+DEFAULT_INTERVAL = 60.0
 
 # Fields each kind needs (beyond the common ones) and the ones it may have.
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -104,7 +106,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "tls": frozenset({"host", "port", "verify_tls"}),
     "dns": frozenset({"host", "record_type", "resolver"}),
     "icmp": frozenset({"host", "packets"}),
-    "push": frozenset({"grace"}),
+    "push": frozenset({"grace", "cron", "timezone", "max_runtime"}),
     "postgres": _LOGIN | {"database", "query"},
     "mysql": _LOGIN | {"database", "query"},
     "redis": _LOGIN,
@@ -136,7 +138,9 @@ class MonitorSpec(Body, kw_only=True):
     name: Name
     kind: MonitorKind
     enabled: bool = True
-    interval: Seconds = 60.0
+    # None when not given: 60 s, or nothing for a push monitor on a cron schedule (the two
+    # exclude each other, which a default could not tell). Code reads ``period``.
+    interval: Seconds | None = None
     # "timeout" on the wire, None when not given: the default then follows the interval, so a
     # PATCH of the interval alone never trips over a timeout the user did not choose. Code
     # reads the ``timeout`` property, the one in force.
@@ -166,8 +170,12 @@ class MonitorSpec(Body, kw_only=True):
     record_type: RecordType | None = None
     resolver: Resolver | None = None
     packets: Annotated[int, msgspec.Meta(ge=1, le=10)] | None = None
-    # push
-    grace: Annotated[float, msgspec.Meta(ge=0, le=86_400)] | None = None
+    # push: late grace seconds after the expected ping (interval or cron schedule); a run
+    # announced by /start is down once it has run maxRuntime without finishing.
+    grace: Duration | None = None
+    cron: Cron | None = None
+    timezone: TimeZone | None = None
+    max_runtime: Duration | None = None
     # postgres, mysql, redis, mqtt, amqp: the password is never stored, only the name of a
     # secret in the secrets store that holds it.
     username: Username | None = None
@@ -187,11 +195,26 @@ class MonitorSpec(Body, kw_only=True):
         check_kind_fields(self)
 
     @property
+    def period(self) -> float:
+        """Seconds between checks (between expected pushes): the interval given, else 60."""
+        return DEFAULT_INTERVAL if self.interval is None else self.interval
+
+    @property
     def timeout(self) -> float:
         """Seconds one probe may take: the one given, else min(10 s, 0.8 x interval)."""
         if self.given_timeout is not None:
             return self.given_timeout
-        return round(min(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SHARE * self.interval), 3)
+        return round(min(DEFAULT_TIMEOUT, DEFAULT_TIMEOUT_SHARE * self.period), 3)
+
+    @property
+    def grace_seconds(self) -> float:
+        """Seconds a push may come after its expected time before the monitor is late."""
+        return seconds(self.grace) or 0.0
+
+    @property
+    def max_runtime_seconds(self) -> float | None:
+        """Seconds a run started by /start may take, or None for no limit."""
+        return seconds(self.max_runtime)
 
 
 def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
@@ -202,10 +225,10 @@ def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
     for name in KIND_FIELDS - ALLOWED[spec.kind]:
         if getattr(spec, name) is not None:
             raise FieldError(f"{prefix}.{camel(name)}", f"not used by kind {spec.kind}")
-    if spec.given_timeout is not None and spec.given_timeout > spec.interval:
+    if spec.given_timeout is not None and spec.given_timeout > spec.period:
         raise FieldError(
             f"{prefix}.timeout",
-            f"must not exceed interval ({spec.interval:g} s); leave it out for the default, "
+            f"must not exceed interval ({spec.period:g} s); leave it out for the default, "
             "min(10 s, 0.8 x interval)",
         )
     if spec.resolver is not None:
@@ -227,6 +250,10 @@ def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
     if spec.password_secret is not None and spec.username is None and spec.kind != "redis":
         # Redis alone has a password without a user (AUTH password, the default user).
         raise FieldError(f"{prefix}.username", "required with passwordSecret")
+    if problem := schedule_problem(
+        spec.interval, spec.cron, spec.timezone, spec.grace, spec.max_runtime
+    ):
+        raise FieldError(f"{prefix}.{problem[0]}", problem[1])
     if spec.quorum is not None and spec.quorum > len(spec.locations):
         raise FieldError(f"{prefix}.quorum", "cannot exceed the number of locations")
     if len(set(spec.locations)) != len(spec.locations):
@@ -267,7 +294,7 @@ class Monitor(Wire, kw_only=True):
     name: str
     kind: MonitorKind
     enabled: bool
-    interval: float
+    interval: float | None  # None for a push monitor on a cron schedule
     timeout: float
     retries: int
     retry_interval: float
@@ -291,6 +318,9 @@ class Monitor(Wire, kw_only=True):
     resolver: str | None = None
     packets: int | None = None
     grace: float | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    max_runtime: float | None = None
     username: str | None = None
     password_secret: str | None = None
     tls: bool | None = None

@@ -15,9 +15,9 @@ cores, and theirs are applied here (peers.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from typing import Any
 
 from ..clock import iso_of, now_iso
 from ..cluster.core import Core
@@ -31,9 +31,9 @@ from .job import ProbeOutcome
 from .multi import Rounds
 from .peers import Peers
 from .prober import Prober
-from .probes import ProbeResult
+from .push import PushCall, Pushes
 from .report import CheckReport
-from .runtime import Runtime, Runtimes
+from .runtime import PushState, Runtime, Runtimes
 from .scheduler import Scheduler
 from .status import Machine
 from .verdict import Verdict
@@ -55,6 +55,7 @@ class Engine:
         verdict: Verdict,
         rounds: Rounds,
         prober: Prober,
+        pushes: Pushes,
         core: Core | None = None,
     ) -> None:
         self._cfg = cfg
@@ -67,6 +68,7 @@ class Engine:
         self._rounds = rounds
         self.remote = rounds.remote  # its counters are read by the metrics (and tests)
         self._prober = prober
+        self._pushes = pushes
         self.scheduler = Scheduler(self._check, cfg.probes.concurrency)
         self._expiring: set[asyncio.Task[None]] = set()
         self.started = now_iso()  # reset when the engine starts (/api/cluster's "since")
@@ -102,6 +104,9 @@ class Engine:
     async def stop(self) -> None:
         """Close the probe session (the scheduler task is cancelled by its owner)."""
         self._rounds.drop_all()
+        for rt in self._runtimes.all():
+            self._pushes.forget(rt)
+        self._pushes.stop()
         for task in self._expiring:
             task.cancel()
         await self._prober.stop()
@@ -115,6 +120,8 @@ class Engine:
         since: str,
         incident: Incident | None,
         last: CheckReport | None = None,
+        *,
+        push: PushState | None = None,
     ) -> Runtime:
         spec = row.spec
         machine = Machine(
@@ -126,13 +133,13 @@ class Engine:
         )
         texts = spec.conditions or list(DEFAULTS.get(spec.kind, ()))
         rt = Runtime(row, parse_all(texts), machine, since, last=last, incident=incident)
-        if spec.kind == "push":
-            rt.last_push = asyncio.get_running_loop().time()  # a fresh grace period at start
         self._runtimes.add(rt)
         if self._owns(row):
             self.owned.add(row.seq)
-            if spec.enabled:
-                self.scheduler.schedule(row.seq, _period(row))
+            if spec.kind == "push":
+                self._pushes.track(rt, push)  # judged by its own clock, not the scheduler
+            elif spec.enabled:
+                self.scheduler.schedule(row.seq, spec.period)
         return rt
 
     def _owns(self, row: MonitorRow) -> bool:
@@ -144,7 +151,7 @@ class Engine:
         spec = rt.row.spec
         if rt.row.seq not in self.owned or not spec.enabled or spec.kind == "push":
             return
-        period = _period(rt.row)
+        period = spec.period
         wait = min(period, max(0.0, last_check + period - time.time()))
         self.scheduler.schedule(rt.row.seq, period, first_in=min(1.0, period), delay=wait)
 
@@ -159,27 +166,30 @@ class Engine:
         """
         old = self._runtimes.get(row.seq)
         self.remove(row.seq, announce=False)
+        # A push monitor's clock carries over an edit (a run in progress stays in progress),
+        # but not a resume: a paused monitor starts a fresh period like a new one.
+        clock = old.push if old is not None and old.monitor.enabled else None
         if old is None:
             rt = self._add(row, "pending", now_iso(), None)
         elif row.spec.enabled and not old.monitor.enabled:
             rt = self._add(row, "pending", now_iso(), old.incident, old.last)
         else:
-            rt = self._add(row, old.machine.status, old.since, old.incident, old.last)
+            rt = self._add(row, old.machine.status, old.since, old.incident, old.last, push=clock)
         if old is not None:
             rt.down_notified = old.down_notified
             rt.last_at = old.last_at
         if not row.spec.enabled:
             await self._verdict.close_paused(rt)
         if soon and row.seq in self.owned and row.spec.enabled and row.spec.kind != "push":
-            self.scheduler.schedule(
-                row.seq, row.spec.interval, first_in=min(2.0, row.spec.interval)
-            )
+            self.scheduler.schedule(row.seq, row.spec.period, first_in=min(2.0, row.spec.period))
         if announce and self.core is not None:
             self.core.announce(row.monitor.id, "upsert")
 
     def remove(self, seq: int, *, announce: bool = True) -> None:
         """Forget a monitor (``announce``: tell the other cores)."""
         rt = self._runtimes.pop(seq)
+        if rt is not None:
+            self._pushes.forget(rt)
         self._stop(seq)
         if announce and rt is not None and self.core is not None:
             self.core.announce(rt.monitor.id, "delete")
@@ -194,6 +204,9 @@ class Engine:
 
     def _stop(self, seq: int) -> None:
         self.owned.discard(seq)
+        rt = self._runtimes.get(seq)
+        if rt is not None:
+            self._pushes.forget(rt)  # a push monitor owned elsewhere now: its owner judges it
         self.scheduler.remove(seq)
         self._rounds.drop(seq)
 
@@ -246,9 +259,7 @@ class Engine:
         rt = self._runtimes.get(seq)
         if rt is None or seq not in self.owned:
             return
-        if rt.row.spec.kind == "push":
-            retry = await self._push_deadline(rt)
-        elif rt.row.spec.locations != ["local"]:
+        if rt.row.spec.locations != ["local"]:
             _, retry = await self._rounds.check(rt, self._expire)
         else:
             retry = await self._verdict.record(rt, await self._prober.probe(rt.row.spec))
@@ -277,35 +288,17 @@ class Engine:
         self._retry(rt, await self._verdict.record(rt, await self._prober.probe(rt.row.spec)))
         return rt.last
 
-    async def push(
-        self, token: str, up: bool, message: str | None, ping: float | None
-    ) -> str | None:
+    async def push(self, token: str, call: PushCall) -> str | None:
         """A push monitor called in: its id, or None when the token is unknown."""
         rt = self._runtimes.of_token(token)
         if rt is None:
             return None
         if self.core is not None and rt.row.seq not in self.owned:
-            # Only the owner keeps the push deadline and the status: hand the call over.
-            self.core.announce(rt.monitor.id, "push", up=up, message=message, ping=ping)
+            # Only the owner keeps the push clock and the status: hand the call over.
+            self.core.announce(rt.monitor.id, "push", call=dataclasses.asdict(call))
             return rt.monitor.id
-        rt.last_push = asyncio.get_running_loop().time()
-        context: dict[str, Any] = {"CONNECTED": up}
-        result = ProbeResult(
-            context=context,
-            latency_ms=ping,
-            error=None if up else (message or "push reported down"),
-        )
-        self._retry(rt, await self._verdict.record(rt, result, forced_ok=up, note=message))
+        await self._pushes.call(rt, call)
         return rt.row.monitor.id
-
-    async def _push_deadline(self, rt: Runtime) -> bool:
-        spec = rt.row.spec
-        window = spec.interval + (spec.grace or 0)
-        silent = asyncio.get_running_loop().time() - (rt.last_push or 0)
-        if silent < window:
-            return False
-        error = f"no push received within {window:g}s"
-        return await self._verdict.record(rt, ProbeResult(context={}, error=error), forced_ok=False)
 
     # -- rounds: results and deadlines that arrive outside a check ---------------------------
 
@@ -325,12 +318,6 @@ class Engine:
         rt = self._runtimes.get(seq)
         if rt is not None:
             self._retry(rt, retry)
-
-
-def _period(row: MonitorRow) -> float:
-    """Seconds between a monitor's checks (a push monitor's: how long it may stay silent)."""
-    spec = row.spec
-    return spec.interval + (spec.grace or 0) if spec.kind == "push" else spec.interval
 
 
 def _report(monitor_id: str, beat: Heartbeat) -> CheckReport:

@@ -66,14 +66,14 @@ class Rounds:
                 round=rnd.number,
                 location=location,
                 issued=self.remote.shared(issued),
-                expires=self.remote.shared(issued + spec.interval),
+                expires=self.remote.shared(issued + spec.period),
                 spec=spec,
                 reply_to=self.remote.reply_to,
             )
             if not await self.remote.dispatch(job):
                 rnd.absent[location] = NO_WORKER
         # Before the next due time, so each round normally ends by its own deadline.
-        delay = min(0.9 * spec.interval, spec.timeout + DEADLINE_SLACK)
+        delay = min(0.9 * spec.period, spec.timeout + DEADLINE_SLACK)
         rnd.timer = asyncio.get_running_loop().call_later(delay, expire, seq, rnd.number)
         retry = False
         if LOCAL in spec.locations:
@@ -87,7 +87,7 @@ class Rounds:
     async def wait(rt: Runtime, rnd: Round) -> CheckReport | None:
         """Wait (up to its deadline) for the round's verdict; the monitor's last report."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(min(rt.row.spec.interval, rt.row.spec.timeout) + 4):
+            async with asyncio.timeout(min(rt.row.spec.period, rt.row.spec.timeout) + 4):
                 await rnd.closed.wait()
         return rt.last
 

@@ -19,6 +19,7 @@ from ..cluster.core import Core, MonitorChange
 from ..problem import Problem
 from ..store.monitors import MonitorRow
 from ..store.protocols import MonitorRepo
+from .push import PushCall
 from .report import StatusEvent
 from .runtime import Runtime
 from .scheduler import Scheduler
@@ -42,9 +43,7 @@ class Engine(Protocol):
     async def upsert(
         self, row: MonitorRow, *, soon: bool = True, announce: bool = True
     ) -> None: ...
-    async def push(
-        self, token: str, up: bool, message: str | None, ping: float | None
-    ) -> str | None: ...
+    async def push(self, token: str, call: PushCall) -> str | None: ...
 
 
 class Peers:
@@ -96,8 +95,8 @@ class Peers:
                 return  # not ours: the owner acts on it
             if change.op == "check":
                 engine.scheduler.retry(rt.row.seq, 0.0)
-            elif rt.monitor.push_token:
-                await engine.push(rt.monitor.push_token, change.up, change.message, change.ping)
+            elif rt.monitor.push_token and change.call is not None:
+                await engine.push(rt.monitor.push_token, PushCall(**change.call))
             return
         if change.op == "delete":
             if rt is not None:

@@ -6,6 +6,7 @@ look them up. Nothing here does I/O.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
@@ -14,6 +15,18 @@ from ..store.monitors import Incident, MonitorRow
 from .conditions import Condition
 from .report import CheckReport
 from .status import Machine
+
+
+@dataclass
+class PushState:
+    """A push monitor's clock (monitoring/push.py): where its schedule counts from, the run in
+    progress, and the timer armed at its next deadline. Wall-clock Unix seconds throughout."""
+
+    ref: float  # the next expected ping is the schedule's first run after this (last ping)
+    started: float | None = None  # the /start of the run in progress
+    overran: bool = False  # that run was already reported past maxRuntime
+    again: tuple[float, str] | None = None  # a down to observe again (retries): when, why
+    timer: asyncio.TimerHandle | None = None
 
 
 @dataclass
@@ -26,7 +39,7 @@ class Runtime:
     since: str
     last: CheckReport | None = None
     incident: Incident | None = None
-    last_push: float | None = None
+    push: PushState | None = None  # push monitors only
     cert_warned: float | None = None
     locations: dict[str, str] = field(default_factory=dict)  # last round, several locations
     cert_expires_at: float | None = None  # Unix time, from the last check that saw one

@@ -7,11 +7,9 @@ rules and raises ``FieldError`` naming the field, so every bad input is a 422 th
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import uuid
-import zoneinfo
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -21,6 +19,7 @@ from msgspec import UNSET, UnsetType
 
 from ..clock import now_iso
 from ..model.inventory import Body, Description, FieldError, Name, Wire
+from ..model.schedule import check_timezone
 from ..problem import not_found
 from .sql import Connection, Database, note_created
 
@@ -55,20 +54,6 @@ _RANDOM = re.compile(r"(?<![A-Za-z])[RH](?![A-Za-z])", re.IGNORECASE)
 def iso(dt: datetime) -> str:
     """UTC, milliseconds, ``Z``: the same text form as every other timestamp in the API."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-@functools.cache
-def _zone_names() -> frozenset[str]:
-    # Scans the tz database once; ZoneInfo alone would also take "localtime" or raise
-    # OSError for a directory name like "Europe".
-    return frozenset(zoneinfo.available_timezones())
-
-
-def check_timezone(name: str) -> str | None:
-    """Why name is not an IANA time zone, or None when it is."""
-    if name not in _zone_names():
-        return f"unknown time zone '{name}' (an IANA name such as Europe/Berlin or UTC)"
-    return None
 
 
 def check_instant(value: datetime) -> str | None:

@@ -13,6 +13,7 @@ import msgspec
 from ..clock import now_iso
 from ..model.inventory import Wire
 from ..model.monitor import Monitor, MonitorSpec
+from ..model.schedule import seconds
 from ..problem import FieldIssue, Problem, invalid, not_found
 from .sql import Connection, Database, note_created
 
@@ -38,6 +39,9 @@ def _row(r: Any) -> MonitorRow:
     del data["given_timeout"]
     data.update(
         timeout=spec.timeout,  # the one in force, given or default
+        interval=None if spec.cron else spec.period,
+        grace=seconds(spec.grace),  # "5m" as given, 300 as the API answers
+        max_runtime=spec.max_runtime_seconds,
         id=ident,
         server_id=server_id,  # the column wins: ON DELETE SET NULL keeps it honest
         environment_id=environment_id,

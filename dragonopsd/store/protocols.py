@@ -34,6 +34,7 @@ from .inventory import ListQuery
 from .maintenance import Window, WindowSpec
 from .monitors import Closing, Incident, MonitorRow
 from .notifications import ChannelFields, StoredChannel
+from .pings import Ping
 from .samples import Point as SamplePoint
 from .settings import Setting
 from .tokens import Profile, Token
@@ -121,6 +122,14 @@ class MonitorRepo(Protocol):
         before: tuple[str, str] | None,
         limit: int,
     ) -> list[Incident]: ...
+
+
+@runtime_checkable
+class PingRepo(Protocol):
+    """The ping log of push monitors: the newest pings of each, bodies included."""
+
+    async def add(self, monitor: int, at: float, ping: Ping) -> None: ...
+    async def recent(self, monitor: int, limit: int) -> list[Ping]: ...
 
 
 @runtime_checkable

@@ -1,6 +1,7 @@
 // Monitor detail: uptime over 24h/7d/30d, latency p50/p95, the heartbeat bar, incidents and
-// "run now". Live from "monitors.<id>": heartbeats extend the bar, status changes refetch the
-// uptime and incidents.
+// "run now"; for a push monitor, its last pings with their bodies and the next expected run.
+// Live from "monitors.<id>": heartbeats extend the bar (and refetch the pings), status changes
+// refetch the uptime and incidents.
 
 import {api, query} from "./api.js";
 import {ago, announce, badge, clear, debounce, duration, errorBox, h, ms, pct, section, setBadge, time} from "./dom.js";
@@ -12,6 +13,9 @@ const RANGES = [
   {label: "7 days", span: 7 * 86400, step: "2h"},
 ];
 const BEATS = 60;
+const PINGS = 20;
+// Ping kinds shown with the badge words the dashboard already has.
+const PING_BADGE = {success: "succeeded", fail: "failed", start: "starting"};
 
 export async function mount(root, {id}, ctx) {
   const base = `/api/monitors/${encodeURIComponent(id)}`;
@@ -30,6 +34,8 @@ export async function mount(root, {id}, ctx) {
   const beatsBox = h("div.beats-box");
   const incidentList = h("ul.incidents");
   const runResult = h("div.run-result", {"aria-live": "polite"});
+  const push = monitor.kind === "push";
+  const pingsBox = h("div.pings-box");
   let beats = [];
   let range = RANGES[0]; // the hour: a new monitor has nothing older to show
   const chart = new LineChart({label: "Latency", unit: " ms", series: [
@@ -53,12 +59,13 @@ export async function mount(root, {id}, ctx) {
     h("p.crumbs", {}, h("a", {href: "#/"}, "Overview"), " / monitor"),
     h("div.title-row", {}, h("h1", {}, monitor.name), statusBadge, since),
     problems,
-    h("p.muted", {}, `${monitor.kind} \u00b7 ${target(monitor)} \u00b7 every ${monitor.interval} s`,
+    h("p.muted", {}, `${monitor.kind} \u00b7 ${target(monitor)} \u00b7 ${schedule(monitor)}`,
       monitor.managedBy === "config" ? " \u00b7 managed by the config file" : ""),
     h("div.actions", {}, runButton), runResult,
     section("uptime-h", "Uptime", uptimes),
     section("latency-h", "Latency", h("div.toolbar", {role: "group", "aria-label": "Time range"}, rangeButtons), chart.node),
     section("beats-h", "Recent checks", beatsBox),
+    ...(push ? [section("pings-h", "Last pings", pingsBox)] : []),
     section("mon-incidents-h", "Incidents", incidentList),
   );
 
@@ -92,6 +99,20 @@ export async function mount(root, {id}, ctx) {
     clear(beatsBox).append(beats.length ? heartbeatBar(beats, BEATS) : h("p.muted", {}, "No checks yet."));
   }
 
+  async function loadPings() {
+    if (!push) return;
+    const r = await api(`${base}/pings?limit=${PINGS}`);
+    const o = r.outlook;
+    const next = o?.nextExpectedAt
+      ? h("p.muted", {}, "Next ping expected ", time(o.nextExpectedAt), ", late after ", time(o.lateAt),
+        o.runningSince ? [" \u00b7 a run is going since ", time(o.runningSince)] : null)
+      : null;
+    const list = r.items.length
+      ? h("ul.incidents.pings", {}, ...r.items.map(pingItem))
+      : h("p.muted", {}, "No pings yet.");
+    clear(pingsBox).append(...(next ? [next, list] : [list]));
+  }
+
   async function loadIncidents() {
     const r = await api(`/api/incidents?monitorId=${encodeURIComponent(id)}&limit=20`);
     clear(incidentList).append(...(r.items.length ? r.items.map((i) => h("li.incident", {},
@@ -119,7 +140,7 @@ export async function mount(root, {id}, ctx) {
 
   async function loadAll() {
     try {
-      await Promise.all([loadUptime(), loadHistory(), loadBeats(), loadIncidents()]);
+      await Promise.all([loadUptime(), loadHistory(), loadBeats(), loadIncidents(), loadPings()]);
       problems.replaceChildren();
     } catch (err) {
       problems.replaceChildren(errorBox(err));
@@ -127,6 +148,7 @@ export async function mount(root, {id}, ctx) {
   }
 
   const refresh = debounce(() => Promise.all([loadUptime(), loadIncidents()]).catch(() => {}), 800);
+  const refreshPings = debounce(() => loadPings().catch(() => {}), 500);
   await loadAll();
   const unsubscribe = ctx.live.subscribe([`monitors.${id}`], (f) => {
     const d = f.data;
@@ -138,18 +160,45 @@ export async function mount(root, {id}, ctx) {
       beats.push({at: Date.parse(d.at) / 1000, status: d.status, latencyMs: d.latencyMs, message: d.message});
       if (beats.length > BEATS) beats.shift();
       drawBeats();
+      refreshPings();
     }
   }, loadAll);
   const unwatch = ctx.onLive(enable);
   // History moves a step at a time (a minute at the finest): re-read it as often.
-  const ticker = setInterval(() => loadHistory().catch(() => {}), 60_000);
+  // The pings too: a /start is no heartbeat, so no event announces it.
+  const ticker = setInterval(() => Promise.all([loadHistory(), loadPings()]).catch(() => {}), 60_000);
   return () => {
     unsubscribe();
     unwatch();
     clearInterval(ticker);
     refresh.cancel();
+    refreshPings.cancel();
     chart.destroy();
   };
+}
+
+function schedule(m) {
+  if (m.kind !== "push") return `every ${m.interval} s`;
+  const when = m.cron ? `cron ${m.cron} (${m.timezone ?? "UTC"})` : `every ${m.interval} s`;
+  const limit = m.maxRuntime != null ? ` \u00b7 max runtime ${duration(m.maxRuntime)}` : "";
+  return `${when} \u00b7 grace ${duration(m.grace ?? 0)}${limit}`;
+}
+
+/** One ping: when, what it said, how long its run took, who called, and the body it sent. */
+function pingItem(p) {
+  const facts = [
+    p.exitCode != null ? `exit ${p.exitCode}` : null,
+    p.durationSeconds != null ? `ran ${duration(p.durationSeconds)}` : null,
+    p.method,
+    p.source,
+    p.userAgent,
+  ].filter((x) => x != null);
+  return h("li.ping", {},
+    badge(PING_BADGE[p.kind] ?? p.kind), " ", time(p.at), " ", h("span.muted", {}, facts.join(" \u00b7 ")),
+    p.message ? h("span.cause", {}, p.message) : null,
+    p.body ? h("details", {},
+      h("summary", {}, p.truncated ? "Body (first 10 KB)" : `Body (${p.body.length} characters)`),
+      h("pre.ping-body", {}, p.body)) : null);
 }
 
 function target(m) {
