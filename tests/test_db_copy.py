@@ -146,7 +146,9 @@ def test_db_copy_refuses_a_bad_url_and_a_missing_source(tmp_path: Path) -> None:
         assert missing.returncode == 2 and "no SQLite database there" in missing.stderr
 
 
-def test_a_core_with_another_key_file_refuses_to_start(tmp_path: Path, redis_prefix: str) -> None:
+def test_a_core_without_the_shared_key_file_refuses_to_start(
+    tmp_path: Path, redis_prefix: str
+) -> None:
     with fresh_database() as url:
         env = {
             "DRAGONOPS_STORAGE__URL": url,
@@ -167,4 +169,10 @@ def test_a_core_with_another_key_file_refuses_to_start(tmp_path: Path, redis_pre
                 code = second.wait_exit()
                 assert code != 0, second.log
                 assert str(other / "secrets.key") in second.log, second.log
+            # No key file at all: refused too, not a core that answers 503 for every secret.
+            bare = tmp_path / "c"
+            with Daemon(bare, env=env) as third:
+                assert third.wait_exit() != 0, third.log
+                assert f"{bare / 'secrets.key'}: no key file" in third.log, third.log
+                assert not (bare / "secrets.key").exists()
             assert first.stop() == 0
