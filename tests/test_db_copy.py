@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 import time
@@ -176,3 +177,19 @@ def test_a_core_without_the_shared_key_file_refuses_to_start(
                 assert f"{bare / 'secrets.key'}: no key file" in third.log, third.log
                 assert not (bare / "secrets.key").exists()
             assert first.stop() == 0
+
+
+def test_db_copy_names_what_the_schemas_do_not_share(tmp_path: Path) -> None:
+    made = db("migrate", "--state-dir", str(tmp_path))
+    assert made.returncode == 0, made.stderr
+    source = tmp_path / "dragonops.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("ALTER TABLE clients ADD COLUMN colour TEXT")
+        conn.execute("CREATE TABLE extras (id INTEGER PRIMARY KEY)")
+    conn.close()
+    with fresh_database() as url:
+        done = db("copy", "--from", str(source), "--to", url)
+        assert done.returncode == 2, done.stderr
+        assert "table clients: columns differ (only in SQLite: colour" in done.stderr
+        assert "table extras is not in the PostgreSQL schema" in done.stderr
+        assert psql("SELECT count(*) FROM history_state", url.rsplit("/", 1)[1]) == "1"
