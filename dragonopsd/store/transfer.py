@@ -46,6 +46,10 @@ def _open_source(path: Path) -> sqlite3.Connection:
         conn = sqlite3.connect(
             f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False
         )
+        # One read transaction: every table comes from the same snapshot, even if a daemon
+        # still writes to the file (WAL readers keep theirs until the end).
+        conn.execute("BEGIN")
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
     except sqlite3.Error as exc:
         raise TransferError(f"{path}: cannot read it as a SQLite database: {exc}") from None
