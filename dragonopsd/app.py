@@ -315,6 +315,7 @@ def build_app(
         os.environ.get(KEYS_ENV),
         bus,
         create=not cfg.secrets.key_file,  # the default file is ours to make; a named one is not
+        shared=bool(cfg.storage.url),  # PostgreSQL: other cores sealed with the same key
     )
     guard = AddressGuard(cfg.probes)  # where probes and notifications may connect
     # The monitors' live state: the engine writes it; the dashboard and the views count it.

@@ -50,6 +50,7 @@ def test_version_and_help() -> None:
         ["check-config", "--help"],
         ["db", "--help"],
         ["db", "backup", "--help"],
+        ["db", "copy", "--help"],
     ):
         res = cli(*args)
         assert res.returncode == 0 and "exit codes" in res.stdout, args

@@ -1,4 +1,5 @@
-"""`dragonopsd db migrate|backup PATH|check`: database maintenance, safe while the daemon runs."""
+"""`dragonopsd db migrate|backup PATH|check|copy`: database maintenance, safe while the daemon
+runs (copy reads the SQLite file read-only; stop the daemon first so it copies a final state)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,19 @@ from pathlib import Path
 
 from ..config import Config
 from ..store import migrations
+from ..store.postgres import UNREACHABLE, PostgresDatabase, redact, split_password
+from ..store.transfer import TransferError, copy_sqlite
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, database, run
 from .state import announce, existing_database
+
+# Opening the target can meet: no server, no database, a refused login, a bad URL, a schema newer
+# than this build.
+_CANNOT_OPEN: tuple[type[BaseException], ...] = (
+    *UNREACHABLE,
+    ValueError,
+    OSError,
+    migrations.MigrationError,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +42,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     backup.add_argument(
         "path", type=Path, help="file to write (must not exist; its directory must), mode 0600"
     )
+    copy = actions.add_parser(
+        "copy",
+        help="copy every row of a SQLite install into a new, empty PostgreSQL database",
+        epilog=EPILOG,
+    )
+    add_common(copy)
+    copy.add_argument(
+        "--from", dest="source", type=Path, required=True, help="the SQLite file (dragonops.db)"
+    )
+    copy.add_argument(
+        "--to",
+        dest="target",
+        help="postgresql://user@host:5432/dbname (default: [storage] url)",
+    )
     db.set_defaults(handler=main)
 
 
@@ -38,7 +64,52 @@ def main(cfg: Config, args: argparse.Namespace) -> int:
     return run(_db(cfg, args))
 
 
+async def _copy(cfg: Config, args: argparse.Namespace) -> int:
+    """db copy: migrate the target, copy, print the rows per table; exit 2 when refused."""
+    url = args.target or cfg.storage.url
+    if not url:
+        print("db copy: give the target with --to URL (or [storage] url)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        _, password = split_password(url)
+        shown = redact(url)
+    except ValueError as exc:  # the message names the bad part, never the password
+        print(f"db copy: the --to URL cannot be parsed: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    def hidden(exc: BaseException) -> str:  # a driver message may echo the URL it was given
+        text = str(exc) or type(exc).__name__
+        return text.replace(url, shown).replace(password, "***") if password else text
+
+    if not url.startswith(("postgresql://", "postgres://")):
+        print(
+            f"{shown}: not a PostgreSQL URL (postgresql://user@host:5432/dbname)", file=sys.stderr
+        )
+        return EXIT_USAGE
+    pwfile = cfg.resolve(cfg.storage.password_file) if cfg.storage.password_file else None
+    target = PostgresDatabase(url, password_file=pwfile, max_size=1)
+    try:
+        await target.open(migrate=True)
+    except _CANNOT_OPEN as exc:
+        print(f"cannot open {shown}: {hidden(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        counts = await copy_sqlite(args.source, target)
+    except TransferError as exc:
+        print(f"db copy refused, nothing written: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    finally:
+        await target.close()
+    for table, rows in counts:
+        print(f"{table}: {rows} rows")
+    total = sum(rows for _, rows in counts)
+    print(f"copied {total} rows in {len(counts)} tables from {args.source} to {shown}")
+    return EXIT_OK
+
+
 async def _db(cfg: Config, args: argparse.Namespace) -> int:
+    if args.db_command == "copy":
+        return await _copy(cfg, args)
     if args.db_command == "migrate":  # the one command besides serve that may start a database
         announce(cfg)
         db = database(cfg)

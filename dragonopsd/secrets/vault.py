@@ -160,12 +160,17 @@ class VaultService:
         bus: Bus | None = None,
         *,
         create: bool = False,
+        shared: bool = False,
     ) -> None:
         self.store = store
         self.key_file = key_file
         self._env = env_keys if env_keys and env_keys.strip() else None
         # True for the default key file: the first start makes it, as it does the admin token.
         self._create = create
+        # True when other cores share the database (PostgreSQL): one of them sealed what is
+        # stored, so a core without its key file is a deployment mistake to refuse at start,
+        # not a single host's lost file to serve 503s through until restored.
+        self._shared = shared
         self._bus = bus
         self._ring: KeyRing | None = None
         self._signature: tuple[int, int, int] | None = None
@@ -190,6 +195,12 @@ class VaultService:
                 "no secrets key existed: created %s (mode 0600); back it up with the database, "
                 "the secrets cannot be read without it",
                 self.key_file,
+            )
+        if ring is None and self._shared and await self._ever_sealed():
+            raise KeyRingError(
+                f"{self.key_file}: no key file, and the secrets in the shared database are "
+                "sealed: copy the key file the other cores use here (mode 0600), or point "
+                "[secrets] key_file at it"
             )
         if ring is None:
             stored = len(await self.store.key_ids())
