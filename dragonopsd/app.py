@@ -410,7 +410,7 @@ def build_app(
         # Before its readers (the engine, the sampler, the metric labels): loaded when they start.
         lifecycle.inventory_index_ctx(index),
         lifecycle.maintenance_ctx(mon.maintenance),
-        lifecycle.notifier_ctx(mon.notifier),
+        lifecycle.notifier_ctx(mon.notifier, bus),
         lifecycle.history_ctx(mon.history, core),  # stops after the engine: the last results land
         lifecycle.engine_ctx(cfg, mon.monitors),
         lifecycle.remote_results_ctx(mon.remote, mon.engine),

@@ -163,12 +163,15 @@ def maintenance_ctx(maintenance: MaintenanceService) -> CleanupCtx:
     return ctx
 
 
-def notifier_ctx(notifier: Dispatcher) -> CleanupCtx:
-    """Load the channels and start their workers; on the way down, drain briefly and stop."""
+def notifier_ctx(notifier: Dispatcher, bus: LocalBus) -> CleanupCtx:
+    """Load the channels and start their workers, following the other cores' channel writes;
+    on the way down, drain briefly and stop."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         await notifier.start()
+        follower = asyncio.create_task(notifier.follow(bus), name="notify-follow")
         yield
+        await cancel_and_wait(follower)
         await notifier.stop()
 
     return ctx

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from cluster_helpers import target  # noqa: F401  (fixture)
 from pg import BACKENDS, fresh_database
 from processes import OWNER, RUN, reap
 from redis_helpers import private_redis, redis_prefix  # noqa: F401  (fixtures)

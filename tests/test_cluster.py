@@ -4,23 +4,26 @@ the monitors of one SQLite file (WAL) and one Redis prefix, against a counting H
 from __future__ import annotations
 
 import asyncio
-import http.server
-import itertools
-import json
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import pytest
+from cluster_helpers import (
+    DEAD_AFTER,
+    INTERVAL,
+    Hits,
+    alive,
+    call,
+    no_doubles,
+    start_core,
+    wait_for,
+)
 from conftest import Client
 from daemon import Daemon
-from redis_helpers import SHARED_URL, PrivateRedis, free_port
+from redis_helpers import SHARED_URL, PrivateRedis
 
 from dragonopsd.appkeys import CLUSTER
 from dragonopsd.appkeys import MONITORS as MONITOR_SERVICE
@@ -31,8 +34,6 @@ from dragonopsd.config import RedisConfig
 from dragonopsd.model.monitor import MonitorSpec
 from dragonopsd.redislink.client import RedisLink
 
-INTERVAL = 2.0  # s, every monitor
-DEAD_AFTER = 3.0  # s, [cluster] dead_after
 MONITORS = 24
 SLACK = 2.0  # s: heartbeat period, scheduling jitter, probe time on a busy 2-CPU machine
 
@@ -131,125 +132,6 @@ async def test_without_redis_the_cluster_is_this_process(make_client: Any) -> No
 
 
 # -- real processes --------------------------------------------------------------------------
-
-
-class Hits:
-    """Times each path of the counting target was requested."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.at: dict[str, list[float]] = defaultdict(list)
-
-    def add(self, path: str) -> None:
-        with self.lock:
-            self.at[path].append(time.time())
-
-    def between(self, start: float, end: float) -> dict[str, list[float]]:
-        with self.lock:
-            return {p: [t for t in ts if start <= t < end] for p, ts in self.at.items()}
-
-
-@pytest.fixture
-def target() -> Iterator[tuple[str, Hits]]:
-    """An HTTP target that records every request's path and time."""
-    hits = Hits()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            hits.add(self.path)
-            body = b"ok"
-            self.send_response(500 if self.path.startswith("/down") else 200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    class Server(http.server.ThreadingHTTPServer):
-        daemon_threads = True
-
-        def handle_error(self, request: Any, client_address: Any) -> None:
-            pass  # a killed core's connections reset
-
-    server = Server(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", hits
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
-
-
-def call(d: Daemon, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
-    req = urllib.request.Request(d.url + path, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return resp.status, json.loads(resp.read() or b"null")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"null")
-
-
-def start_core(
-    tmp_path: Path, name: str, redis_url: str, prefix: str, key: Path | None, actions: str = ""
-) -> Daemon:
-    """A core with its own state directory and port, on the shared database and Redis."""
-    state = tmp_path / name
-    state.mkdir()
-    port = free_port()
-    cfg = tmp_path / f"{name}.toml"
-    lines = [
-        "[storage]",
-        f'path = "{tmp_path / "shared.db"}"',
-        "[redis]",
-        f'url = "{redis_url}"',
-        f'prefix = "{prefix}"',
-        "[cluster]",
-        f'node = "{name}"',
-        f"dead_after = {DEAD_AFTER}",
-        "[history]",
-        "flush_interval = 0.5",
-    ]
-    if key is not None:  # every core seals and opens with the same key file
-        lines += ["[secrets]", f'key_file = "{key}"']
-    if actions:
-        lines += ["[actions]", actions]
-    cfg.write_text("\n".join(lines) + "\n")
-    d = Daemon(state, "--config", str(cfg), port=port)
-    d.wait_listening(60)
-    return d
-
-
-def wait_for(what: str, check: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
-        time.sleep(0.2)
-
-
-def alive(d: Daemon, token: str) -> dict[str, int]:
-    status, body = call(d, token, "GET", "/api/cluster")
-    assert status == 200, body
-    return {m["node"]: m["ownedMonitors"] for m in body["items"] if m["status"] == "alive"}
-
-
-def no_doubles(hits: dict[str, list[float]]) -> list[str]:
-    """Paths checked twice within half an interval (two cores checking one monitor)."""
-    doubled = []
-    for path, times in hits.items():
-        times.sort()
-        if any(b - a < INTERVAL / 2 for a, b in itertools.pairwise(times)):
-            doubled.append(f"{path}: {times}")
-    return doubled
 
 
 def test_cores_share_monitors_and_take_over_a_killed_one(

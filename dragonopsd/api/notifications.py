@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ..appkeys import NOTIFIER
+from ..appkeys import BUS, NOTIFIER
 from ..netguard import REFUSED, check_host_literal
 from ..notify.channels import (
     ChannelBody,
@@ -24,6 +24,7 @@ from ..notify.channels import (
     public,
 )
 from ..notify.delivery import DeliveryResult
+from ..notify.dispatcher import CHANNELS_TOPIC
 from ..problem import invalid
 from ..store.notifications import ChannelFields, StoredChannel
 from .codec import convert, id_param, json_response, path_uuid, read_json
@@ -47,6 +48,12 @@ def _checked(request: web.Request, body: ChannelBody) -> ChannelFields:
     return fields
 
 
+async def _reload(request: web.Request) -> None:
+    """A channel was written: this core reloads now, the others when the event reaches them."""
+    await request.app[NOTIFIER].reload()
+    request.app[BUS].publish(CHANNELS_TOPIC, {"changed": True}, "channels.changed")
+
+
 async def list_channels(request: web.Request) -> web.Response:
     """Every channel, credentials masked."""
     rows = await request.app[NOTIFIER].store.list()
@@ -58,7 +65,7 @@ async def create_channel(request: web.Request) -> web.Response:
     notifier = request.app[NOTIFIER]
     fields = _checked(request, await read_json(request, _CREATE))
     row = await notifier.store.create(fields)
-    await notifier.reload()
+    await _reload(request)
     location = f"/api/notifications/{row.id}"
     return json_response(public(row), status=201, headers={"Location": location})
 
@@ -80,7 +87,7 @@ async def patch_channel(request: web.Request) -> web.Response:
         return _checked(request, convert(doc, _CREATE))
 
     row = await notifier.store.update(ident, change)
-    await notifier.reload()
+    await _reload(request)
     return json_response(public(row))
 
 
@@ -88,7 +95,7 @@ async def delete_channel(request: web.Request) -> web.Response:
     """Remove a channel; its queued notifications are dropped."""
     notifier = request.app[NOTIFIER]
     await notifier.store.delete(path_uuid(request, "notification channel"))
-    await notifier.reload()
+    await _reload(request)
     return web.Response(status=204)
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import aiohttp
 import msgspec
 
+from ..bus import Bus
 from ..clock import now_iso
 from ..config import ProbesConfig
 from ..model.inventory import FieldError
@@ -35,6 +36,10 @@ from .event import NotificationEvent
 log = logging.getLogger("dragonopsd.notify")
 
 Job = tuple[NotificationEvent, str]  # the event and its delivery id (kept across retries)
+# Bus topic of channel writes: the core that took the API call reloads at once, and every
+# other core of the deployment reloads when the event reaches it (else it would notify through
+# the channels it loaded at start).
+CHANNELS_TOPIC = "notify.channels"
 # Past this many remembered (monitor, family) pairs, forget the ones older than the window.
 _DEDUPE_SWEEP = 10_000
 
@@ -120,6 +125,21 @@ class Dispatcher:
         if sealed:
             log.info("sealed the credentials of %d notification channel(s)", sealed)
         await self.reload()
+
+    async def follow(self, bus: Bus) -> None:
+        """Reload whenever another core writes a channel, until cancelled."""
+        sub = bus.subscribe([CHANNELS_TOPIC])
+        try:
+            while True:
+                event = await sub.queue.get()
+                if not isinstance(event.data, msgspec.Raw):
+                    continue  # published by this process, which reloaded already
+                try:
+                    await self.reload()
+                except Exception:  # a store hiccup: the next write reloads again
+                    log.exception("reloading notification channels after another core's write")
+        finally:
+            bus.unsubscribe(sub)
 
     async def stop(self) -> None:
         """Let queued notifications go out for up to ``drain_timeout``, then stop the workers
