@@ -8,8 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import Client, post
 from test_engine import Target, http_monitor, serve, status_of, until
+
+pytestmark = pytest.mark.backends
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dragonopsd"
 MONITORING = PACKAGE / "monitoring"
