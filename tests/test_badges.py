@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 from conftest import Client, post
 
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 ANON = {"Authorization": ""}
 SVG_NS = "{http://www.w3.org/2000/svg}"
