@@ -14,6 +14,8 @@ from test_import_kuma import build
 
 from dragonopsd.appkeys import MONITORS
 
+pytestmark = pytest.mark.backends
+
 
 async def names(client: Client, path: str) -> set[str]:
     resp = await client.get(path)
