@@ -17,6 +17,8 @@ from conftest import Client, post, token_for
 from dragonopsd.monitoring.service import decode_spec
 from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
+pytestmark = pytest.mark.backends
+
 PASSWORD = "api-Pa55-" + secrets.token_hex(4)
 
 
