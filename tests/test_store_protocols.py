@@ -43,12 +43,14 @@ from dragonopsd.store.maintenance import MaintenanceStore
 from dragonopsd.store.monitors import MonitorStore
 from dragonopsd.store.notifications import NotificationStore
 from dragonopsd.store.pings import PingStore
+from dragonopsd.store.postgres import PostgresDatabase
 from dragonopsd.store.samples import SampleQuery, SampleWriter
 from dragonopsd.store.settings import SettingsStore
 from dragonopsd.store.tokens import TokenStore
 from dragonopsd.store.vault import VaultStore
 
 Client = TestClient[Any, Any]
+pytestmark = pytest.mark.backends
 
 # protocol -> (the SQLite class behind it, where the running app hands that object out)
 WIRED: dict[type, tuple[type, typing.Callable[[web.Application], object]]] = {
@@ -130,8 +132,13 @@ def test_every_protocol_has_its_sqlite_class() -> None:
 
 
 @pytest.mark.parametrize("proto", PROTOCOLS, ids=lambda proto: proto.__name__)
-async def test_the_wired_sqlite_object_satisfies_its_protocol(client: Client, proto: type) -> None:
+async def test_the_wired_object_satisfies_its_protocol(
+    client: Client, storage_url: str, proto: type
+) -> None:
     impl, wired = WIRED[proto]
+    # The stores are the same classes on both backends; only the database object differs.
+    if storage_url and impl is Database:
+        impl = PostgresDatabase
     instance = wired(client.app)
     assert type(instance) is impl
     assert isinstance(instance, proto)
