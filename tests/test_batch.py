@@ -1,5 +1,6 @@
-"""The batched writer under heartbeat and sample history (store/batch.py), on a real SQLite file,
-and the block codec both rollup levels share (store/blocks.py)."""
+"""The batched writer under heartbeat and sample history (store/batch.py), on a real SQLite file
+and on a fresh PostgreSQL database, and the block codec both rollup levels share
+(store/blocks.py)."""
 
 from __future__ import annotations
 
@@ -9,26 +10,41 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
-import aiosqlite
+import asyncpg
 import pytest
+from pg import BACKENDS, fresh_database
 
 from dragonopsd.config import HistoryConfig
 from dragonopsd.store.batch import BatchWriter
 from dragonopsd.store.blocks import decode_block, encode_block
 from dragonopsd.store.db import Database
 from dragonopsd.store.histogram import Bucket
+from dragonopsd.store.postgres import PostgresDatabase
 from dragonopsd.store.sample_rollups import Agg
+from dragonopsd.store.sql import Connection
+from dragonopsd.store.sql import Database as Store
 
 log = logging.getLogger("test.batch")
+# A flush into the scratch table before it exists: a real failed flush, as each backend says it.
+NO_TABLE = (sqlite3.OperationalError, asyncpg.UndefinedTableError)
 
 
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated database file in tmp_path."""
-    database = Database(tmp_path / "batch.db")
-    await database.open()
-    yield database
-    await database.close()
+@pytest.fixture(params=BACKENDS)
+async def db(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """A migrated database: a file in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        database: Store = Database(tmp_path / "batch.db")
+        await database.open()
+        yield database
+        await database.close()
+        return
+    with fresh_database() as url:
+        database = PostgresDatabase(url)
+        await database.open()
+        try:
+            yield database
+        finally:
+            await database.close()
 
 
 class Rows:
@@ -37,15 +53,17 @@ class Rows:
     def __init__(self) -> None:
         self.committed: list[list[tuple[int, str]]] = []
 
-    async def write(
-        self, conn: aiosqlite.Connection, batch: list[tuple[int, str]]
-    ) -> Callable[[], None]:
-        await conn.executemany("INSERT OR REPLACE INTO scratch (n, text) VALUES (?, ?)", batch)
+    async def write(self, conn: Connection, batch: list[tuple[int, str]]) -> Callable[[], None]:
+        await conn.executemany(
+            "INSERT INTO scratch (n, text) VALUES (?, ?)"
+            " ON CONFLICT (n) DO UPDATE SET text = excluded.text",
+            batch,
+        )
         return lambda: self.committed.append(batch)
 
 
 def writer(
-    db: Database, rows: Rows, *, max_queue: int = 1000, interval: float = 10.0
+    db: Store, rows: Rows, *, max_queue: int = 1000, interval: float = 10.0
 ) -> BatchWriter[tuple[int, str]]:
     schedule = HistoryConfig(flush_interval=interval, flush_rows=100_000)
     return BatchWriter(
@@ -53,25 +71,25 @@ def writer(
     )
 
 
-async def stored(db: Database) -> list[tuple[int, str]]:
+async def stored(db: Store) -> list[tuple[int, str]]:
     async with db.read() as conn:
-        got = await conn.execute_fetchall("SELECT n, text FROM scratch ORDER BY rowid")
+        got = await conn.execute_fetchall("SELECT n, text FROM scratch ORDER BY n")
     return [(int(n), str(text)) for n, text in got]
 
 
-async def create_scratch(db: Database) -> None:
+async def create_scratch(db: Store) -> None:
     async with db.write() as conn:
         await conn.execute("CREATE TABLE scratch (n INTEGER PRIMARY KEY, text TEXT NOT NULL)")
 
 
 async def test_a_failed_flush_puts_its_rows_back_in_order_and_promises_nothing(
-    db: Database,
+    db: Store,
 ) -> None:
     rows = Rows()
     w = writer(db, rows)
     for n in range(5):
         w.put((n, f"r{n}"))
-    with pytest.raises(sqlite3.OperationalError):  # the table is not there yet: a real failed flush
+    with pytest.raises(NO_TABLE):  # the table is not there yet: a real failed flush
         await w.flush()
     assert (w.queue_depth, w.flushed_total, w.submitted_total, rows.committed) == (5, 0, 5, [])
     w.put((5, "r5"))
@@ -83,7 +101,7 @@ async def test_a_failed_flush_puts_its_rows_back_in_order_and_promises_nothing(
     assert w.last_flush_seconds > 0
 
 
-async def test_requeue_into_a_full_queue_drops_the_oldest_and_counts(db: Database) -> None:
+async def test_requeue_into_a_full_queue_drops_the_oldest_and_counts(db: Store) -> None:
     rows = Rows()
     w = writer(db, rows, max_queue=4)
     for n in range(4):
@@ -92,7 +110,7 @@ async def test_requeue_into_a_full_queue_drops_the_oldest_and_counts(db: Databas
     await asyncio.sleep(0)
     for n in range(4, 7):
         w.put((n, "new"))
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(NO_TABLE):
         await flush
     assert (w.queue_depth, w.dropped) == (4, 3)
     await create_scratch(db)
@@ -100,7 +118,7 @@ async def test_requeue_into_a_full_queue_drops_the_oldest_and_counts(db: Databas
     assert [n for n, _ in await stored(db)] == [3, 4, 5, 6]
 
 
-async def test_sync_waits_for_the_commit_of_everything_submitted(db: Database) -> None:
+async def test_sync_waits_for_the_commit_of_everything_submitted(db: Store) -> None:
     await create_scratch(db)
     rows = Rows()
     w = writer(db, rows, interval=10.0)  # left to itself, the writer would wait 10 s
@@ -117,7 +135,7 @@ async def test_sync_waits_for_the_commit_of_everything_submitted(db: Database) -
             await runner
 
 
-async def test_sync_is_false_when_rows_were_dropped_while_it_waited(db: Database) -> None:
+async def test_sync_is_false_when_rows_were_dropped_while_it_waited(db: Store) -> None:
     w = writer(db, Rows(), max_queue=2, interval=0.05)
     runner = asyncio.create_task(w.run())
     try:
@@ -137,7 +155,7 @@ async def test_sync_is_false_when_rows_were_dropped_while_it_waited(db: Database
 
 
 async def test_a_failing_store_keeps_the_rows_and_stop_drains_them(
-    db: Database, caplog: pytest.LogCaptureFixture
+    db: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     rows = Rows()
     w = writer(db, rows, interval=0.05)
