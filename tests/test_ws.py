@@ -22,6 +22,8 @@ from ws_helpers import WAIT, closed_with, frame, quick, subscribe, until_ack, ws
 
 from dragonopsd.appkeys import AUTHENTICATOR, BUS, HUB
 
+pytestmark = pytest.mark.backends
+
 MakeClient = Callable[..., Awaitable[Client]]
 
 
