@@ -29,6 +29,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from dragonopsd.appkeys import METRICS
 from dragonopsd.config import ConfigError, from_mapping
 
+pytestmark = pytest.mark.backends
+
 OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
