@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from conftest import Client, post
@@ -20,6 +21,7 @@ from test_metrics import samples
 from dragonopsd.appkeys import DATABASE, SAMPLER
 
 MakeClient = Callable[..., Awaitable[Client]]
+pytestmark = pytest.mark.backends
 
 
 async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
@@ -31,14 +33,26 @@ async def until(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> A
     return got
 
 
-def rename_column(path: Path, table: str, old: str, new: str) -> None:
-    """What an operator's sqlite3 session (or a half-applied upgrade) does to the file: a
-    column the daemon reads disappears until it is renamed back."""
+def _rename_in_file(path: Path, sql: str) -> None:
     conn = sqlite3.connect(path, timeout=10, isolation_level=None)
     try:
-        conn.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
+        conn.execute(sql)
     finally:
         conn.close()
+
+
+async def rename_column(app: web.Application, url: str, table: str, old: str, new: str) -> None:
+    """What an operator's SQL session (or a half-applied upgrade) does to the database: a
+    column the daemon reads disappears until it is renamed back."""
+    sql = f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}"
+    if not url:
+        await asyncio.to_thread(_rename_in_file, app[DATABASE].path, sql)
+        return
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 def failed_reads(caplog: pytest.LogCaptureFixture) -> int:
@@ -47,15 +61,17 @@ def failed_reads(caplog: pytest.LogCaptureFixture) -> int:
         for r in caplog.records
         if r.name.startswith("dragonopsd")
         and r.exc_info is not None
-        and isinstance(r.exc_info[1], sqlite3.OperationalError)
+        and isinstance(r.exc_info[1], (sqlite3.OperationalError, asyncpg.UndefinedColumnError))
     )
 
 
 async def test_a_failed_refresh_is_retried_and_later_changes_reach_every_reader(
-    make_client: MakeClient, aiohttp_server: Any, caplog: pytest.LogCaptureFixture
+    make_client: MakeClient,
+    storage_url: str,
+    aiohttp_server: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     client = await make_client(sampling={"interval": 0.2})
-    path = client.app[DATABASE].path
     c = await post(client, "/api/clients", {"name": "Acme"})
     p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal"})
     e = await post(client, "/api/environments", {"projectId": p["id"], "name": "Production"})
@@ -64,11 +80,11 @@ async def test_a_failed_refresh_is_retried_and_later_changes_reach_every_reader(
     # The servers table loses a column every reader of the hierarchy needs; the next
     # inventory write makes them read it, and the read fails (more than once: it is retried).
     caplog.set_level(logging.WARNING, logger="dragonopsd")
-    await asyncio.to_thread(rename_column, path, "servers", "status", "status_held")
+    await rename_column(client.app, storage_url, "servers", "status", "status_held")
     resp = await client.patch(f"/api/clients/{c['id']}", json={"name": "Acme Corp"})
     assert resp.status == 200
     await until(lambda: _true(failed_reads(caplog) >= 2))
-    await asyncio.to_thread(rename_column, path, "servers", "status_held", "status")
+    await rename_column(client.app, storage_url, "servers", "status_held", "status")
 
     # The next changes reach all three readers.
     resp = await client.patch(f"/api/servers/{web1['id']}", json={"status": "stopped"})
