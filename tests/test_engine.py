@@ -12,11 +12,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 import trustme
 from aiohttp import web
 from conftest import Client, post
 
 from dragonopsd.appkeys import ENGINE_VIEW, MONITORS
+
+pytestmark = pytest.mark.backends
 
 MakeClient = Callable[..., Awaitable[Client]]
 SECRET = "webhook-signing-secret-123"
