@@ -17,6 +17,8 @@ from dragonopsd.monitoring.service import parse_monitor_tables
 from dragonopsd.store.db import Database
 from dragonopsd.store.monitors import MonitorStore
 
+pytestmark = pytest.mark.backends
+
 
 async def stored(state: Path) -> dict[str, MonitorSpec]:
     db = Database(state / "dragonops.db")
