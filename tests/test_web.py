@@ -8,10 +8,13 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from conftest import Client, post
 
 from dragonopsd.api.bundle import WEB_BUNDLE
 from dragonopsd.api.front import HTML_CSP
+
+pytestmark = pytest.mark.backends
 
 MakeClient = Callable[..., Awaitable[Client]]
 ANON = {"Authorization": ""}
