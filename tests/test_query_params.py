@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from conftest import Client
 
 from dragonopsd.api import routes
+
+pytestmark = pytest.mark.backends
 
 UUID = "00000000-0000-4000-8000-000000000000"
 
