@@ -11,6 +11,8 @@ from conftest import Client, post
 
 from dragonopsd.appkeys import DATABASE
 
+pytestmark = pytest.mark.backends
+
 PROBLEM = "application/problem+json"
 
 
