@@ -17,8 +17,6 @@ from dragonopsd.monitoring.service import parse_monitor_tables
 from dragonopsd.store.db import Database
 from dragonopsd.store.monitors import MonitorStore
 
-pytestmark = pytest.mark.backends
-
 
 async def stored(state: Path) -> dict[str, MonitorSpec]:
     db = Database(state / "dragonops.db")
