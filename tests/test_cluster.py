@@ -166,12 +166,24 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
         assert all(n > 0 for n in owned.values()), owned
         for d in cores:  # every core sees the same cores
             assert alive(d, token) == owned
-        status, metrics = 0, ""
-        req = urllib.request.Request(first.url + "/metrics")
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            status, metrics = resp.status, resp.read().decode()
-        assert "dragonops_cluster_cores 3.0" in metrics
-        assert f"dragonops_cluster_owned_monitors {float(owned['core-a'])}" in metrics
+
+        def scrape() -> str:
+            with urllib.request.urlopen(first.url + "/metrics", timeout=10) as resp:
+                return str(resp.read().decode())
+
+        # /api/cluster reads Redis now; a core acts on (and exports) the view of its last
+        # heartbeat, at most dead_after / 5 older: wait for the two to agree.
+        want = (
+            "dragonops_cluster_cores 3.0",
+            f"dragonops_cluster_owned_monitors {float(owned['core-a'])}",
+        )
+
+        def agreed() -> str:
+            m = scrape()
+            ok = all(w in m for w in want) and m.count("dragonops_monitor_up{") == owned["core-a"]
+            return m if ok else ""
+
+        metrics = wait_for("the core's own view in /metrics", agreed, 15)
         assert metrics.count("dragonops_monitor_up{") == owned["core-a"]
 
         # A push call taken by a core that does not own the monitor reaches its owner.
