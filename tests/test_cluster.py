@@ -7,10 +7,12 @@ import asyncio
 import time
 import urllib.error
 import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 from cluster_helpers import (
     DEAD_AFTER,
     INTERVAL,
@@ -23,6 +25,7 @@ from cluster_helpers import (
 )
 from conftest import Client
 from daemon import Daemon
+from pg import BACKENDS, fresh_database
 from redis_helpers import SHARED_URL, PrivateRedis
 
 from dragonopsd.appkeys import CLUSTER
@@ -291,19 +294,28 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
             d.kill()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_core_cut_off_from_redis_stops_scheduling_and_comes_back(
-    tmp_path: Path, target: tuple[str, Hits]
+    tmp_path: Path, target: tuple[str, Hits], backend: str
 ) -> None:
+    with ExitStack() as stack:
+        url = stack.enter_context(fresh_database()) if backend == "postgres" else ""
+        cut_off_and_back(tmp_path, target, url)
+
+
+def cut_off_and_back(tmp_path: Path, target: tuple[str, Hits], storage_url: str) -> None:
+    """Two cores on one store lose Redis: neither schedules; Redis returns: both resume."""
     base, hits = target
     server = PrivateRedis(tmp_path)
     server.start()
     prefix = "cut"
-    first = start_core(tmp_path, "core-a", server.url, prefix, None)
+    first = start_core(tmp_path, "core-a", server.url, prefix, None, storage_url=storage_url)
     cores = [first]
     token = first.token
     try:
+        key = first.state_dir / "secrets.key"
         cores.append(
-            start_core(tmp_path, "core-b", server.url, prefix, first.state_dir / "secrets.key")
+            start_core(tmp_path, "core-b", server.url, prefix, key, storage_url=storage_url)
         )
         for i in range(6):
             body = {"name": f"m{i}", "kind": "http", "url": f"{base}/c/{i}", "interval": INTERVAL}
