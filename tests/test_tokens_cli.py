@@ -8,13 +8,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from daemon import Daemon
+from pg import BACKENDS, fresh_database
+from redis_helpers import SHARED_URL
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"}
+def cli(
+    *args: str, cwd: Path | None = None, extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "STATE_DIRECTORY"} | (extra or {})
     return subprocess.run(
         [sys.executable, "-m", "dragonopsd", *args],
         capture_output=True,
@@ -43,9 +49,25 @@ def eventually(d: Daemon, token: str, want: int, timeout: float = 5.0) -> None:
     assert got == want, f"still {got} after {timeout}s"
 
 
-def test_token_create_list_revoke_while_running(tmp_path: Path) -> None:
+@pytest.fixture(params=BACKENDS)
+def store_env(request: pytest.FixtureRequest, redis_prefix: str) -> Iterator[dict[str, str]]:
+    """The environment that points the daemon and the CLI at one store: nothing (the SQLite
+    file under --state-dir) or a fresh PostgreSQL database, which needs Redis beside it."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    with fresh_database() as url:
+        yield {
+            "DRAGONOPS_STORAGE__URL": url,
+            "DRAGONOPS_REDIS__URL": SHARED_URL,
+            "DRAGONOPS_REDIS__PREFIX": redis_prefix,
+        }
+
+
+def test_token_create_list_revoke_while_running(tmp_path: Path, store_env: dict[str, str]) -> None:
     state = tmp_path / "state"
-    with Daemon(state) as d:
+    env = store_env
+    with Daemon(state, env=env) as d:
         d.wait_listening()
         admin = d.token
         assert admin.startswith("dro_") and status(d, admin, "/api/tokens") == 200
@@ -62,6 +84,7 @@ def test_token_create_list_revoke_while_running(tmp_path: Path) -> None:
             "30",
             "--state-dir",
             str(state),
+            extra=env,
         )
         assert out.returncode == 0, out.stderr
         token = out.stdout.strip()
@@ -69,11 +92,11 @@ def test_token_create_list_revoke_while_running(tmp_path: Path) -> None:
         eventually(d, token, 200)
         assert status(d, token, "/api/tokens") == 403  # a viewer
 
-        listed = cli("token", "list", "--state-dir", str(state))
+        listed = cli("token", "list", "--state-dir", str(state), extra=env)
         assert listed.returncode == 0 and "grafana" in listed.stdout and token not in listed.stdout
         ident = next(line.split()[0] for line in listed.stdout.splitlines() if "grafana" in line)
 
-        revoked = cli("token", "revoke", ident, "--state-dir", str(state))
+        revoked = cli("token", "revoke", ident, "--state-dir", str(state), extra=env)
         assert revoked.returncode == 0, revoked.stderr
         eventually(d, token, 401)
         assert status(d, admin) == 200
