@@ -12,17 +12,15 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from collections.abc import Callable
 from typing import Any
 
 import yaml
 
+from .gatus_alerting import mapping, provider
 from .plan import (
     Plan,
-    PlannedChannel,
     PlannedMonitor,
     PlannedWindow,
-    channel_body,
     entry,
     monitor_spec,
     skip,
@@ -34,59 +32,6 @@ _ENV = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
 _DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
-# Gatus provider name -> our channel kind (teams-workflows is Teams' current webhook).
-_PRESETS = {
-    "slack": "slack",
-    "discord": "discord",
-    "teams": "teams",
-    "teams-workflows": "teams",
-    "mattermost": "mattermost",
-}
-# Providers Apprise speaks, and how a Gatus block becomes the Apprise URL.
-_APPRISE: dict[str, Callable[[dict[str, Any]], str | None]] = {
-    "telegram": lambda c: f"tgram://{c['token']}/{c['id']}" if "token" in c and "id" in c else None,
-    "ntfy": lambda c: (
-        f"{_ntfy_scheme(c)}://{_host(c.get('url', 'https://ntfy.sh'))}/{c['topic']}"
-        if "topic" in c
-        else None
-    ),
-    "gotify": lambda c: (
-        f"gotify{'s' if str(c.get('server-url', '')).startswith('https') else ''}://"
-        f"{_host(c['server-url'])}/{c['token']}"
-        if "server-url" in c and "token" in c
-        else None
-    ),
-    "pushover": lambda c: (
-        f"pover://{c['user-key']}@{c['application-token']}"
-        if "user-key" in c and "application-token" in c
-        else None
-    ),
-    "pagerduty": lambda c: (
-        f"pagerduty://{c['integration-key']}@{c['integration-key']}"
-        if "integration-key" in c
-        else None
-    ),
-    "opsgenie": lambda c: f"opsgenie://{c['api-key']}" if "api-key" in c else None,
-    "google-chat": lambda c: _gchat(str(c.get("webhook-url", ""))),
-}
-
-
-def _host(url: str) -> str:
-    parts = urllib.parse.urlsplit(str(url))
-    return (parts.netloc + parts.path).rstrip("/")
-
-
-def _ntfy_scheme(c: dict[str, Any]) -> str:
-    return "ntfy" if str(c.get("url", "https")).startswith("http:") else "ntfys"
-
-
-def _gchat(url: str) -> str | None:
-    parts = urllib.parse.urlsplit(url)
-    query = urllib.parse.parse_qs(parts.query)
-    space = parts.path.rstrip("/").split("/")
-    if "key" not in query or "token" not in query or len(space) < 3:
-        return None
-    return f"gchat://{space[-2]}/{query['key'][0]}/{query['token'][0]}"
 
 
 def expand_env(text: str, warnings: list[str]) -> str:
@@ -123,14 +68,6 @@ def duration(value: Any) -> float | None:
     return total if pos == len(text) and pos else None
 
 
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ImportFailed(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
 def _list(value: Any, where: str) -> list[Any]:
     if value is None:
         return []
@@ -152,26 +89,26 @@ def parse(text: str) -> Plan:
         raise ImportFailed(
             f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}"
         ) from None
-    doc = _mapping(doc, "the document")
+    doc = mapping(doc, "the document")
     if not doc.get("endpoints") and not doc.get("external-endpoints"):
         raise ImportFailed("no endpoints: a Gatus configuration lists them under `endpoints`")
-    alerting = _mapping(doc.get("alerting"), "alerting")
+    alerting = mapping(doc.get("alerting"), "alerting")
     users: dict[str, list[str]] = {}
     names: set[str] = set()
     for i, raw in enumerate(_list(doc.get("endpoints"), "endpoints")):
         where = f"endpoints[{i}]"
-        ep = _mapping(raw, where)
+        ep = mapping(raw, where)
         name = _name(ep, where, names)
         _endpoint(plan, ep, name, alerting, users)
     for i, raw in enumerate(_list(doc.get("external-endpoints"), "external-endpoints")):
         where = f"external-endpoints[{i}]"
-        ep = _mapping(raw, where)
+        ep = mapping(raw, where)
         name = _name(ep, where, names)
         _external(plan, ep, name, alerting, users)
-    for provider, raw in alerting.items():
-        _provider(plan, str(provider), _mapping(raw, f"alerting.{provider}"), users)
+    for key, raw in alerting.items():
+        provider(plan, str(key), mapping(raw, f"alerting.{key}"), users)
     if doc.get("maintenance") is not None:
-        _window(plan, _mapping(doc["maintenance"], "maintenance"), "maintenance", [])
+        _window(plan, mapping(doc["maintenance"], "maintenance"), "maintenance", [])
     return plan
 
 
@@ -216,7 +153,7 @@ def _alerts(
     number of failed checks before the monitor counts as down (the largest when several)."""
     thresholds = []
     for item in _list(ep.get("alerts"), f"endpoint {name!r} alerts"):
-        alert = _mapping(item, f"endpoint {name!r} alert")
+        alert = mapping(item, f"endpoint {name!r} alert")
         kind = str(alert.get("type", ""))
         if alert.get("enabled", True) is False:
             notes.append(f"alert {kind} is disabled in Gatus: not routed")
@@ -253,9 +190,9 @@ def _endpoint(
         raise ImportFailed(f"endpoint {name!r}: url is required")
     raw: dict[str, Any] = {"name": name, "enabled": ep.get("enabled", True) is not False}
     scheme = url.partition("://")[0].lower() if "://" in url else ""
-    client = _mapping(ep.get("client"), f"endpoint {name!r} client")
+    client = mapping(ep.get("client"), f"endpoint {name!r} client")
     if ep.get("dns"):
-        dns = _mapping(ep["dns"], f"endpoint {name!r} dns")
+        dns = mapping(ep["dns"], f"endpoint {name!r} dns")
         raw |= {"kind": "dns", "host": str(dns.get("query-name", "")).rstrip(".")}
         raw["recordType"] = str(dns.get("query-type", "A")).upper()
         raw["resolver"] = url.partition("://")[2] if scheme else url
@@ -298,7 +235,7 @@ def _endpoint(
     _add_monitor(plan, name, raw, notes)
     for i, mw in enumerate(_list(ep.get("maintenance-windows"), f"{name} maintenance-windows")):
         _window(
-            plan, _mapping(mw, f"{name} maintenance-windows"), f"{name} maintenance {i + 1}", [name]
+            plan, mapping(mw, f"{name} maintenance-windows"), f"{name} maintenance {i + 1}", [name]
         )
 
 
@@ -328,7 +265,7 @@ def _external(
 ) -> None:
     notes = ["a push monitor: push to /api/push/{pushToken} (Gatus' token is not reused)"]
     raw: dict[str, Any] = {"name": name, "kind": "push", "enabled": ep.get("enabled", True)}
-    beat = _mapping(ep.get("heartbeat"), f"{name} heartbeat")
+    beat = mapping(ep.get("heartbeat"), f"{name} heartbeat")
     seconds = duration(beat.get("interval", 0)) or 0.0
     if seconds >= 1:
         raw["interval"] = min(seconds, 86_400.0)
@@ -348,69 +285,6 @@ def _add_monitor(plan: Plan, name: str, raw: dict[str, Any], notes: list[str]) -
         skip(plan, "monitor", name, f"not a valid monitor here: {spec}")
         return
     plan.monitors.append(PlannedMonitor(spec=spec, entry=entry("monitor", name, notes)))
-
-
-def _provider(plan: Plan, provider: str, conf: dict[str, Any], users: dict[str, list[str]]) -> None:
-    name = f"gatus {provider}"
-    notes: list[str] = []
-    raw: dict[str, Any] = {"name": name}
-    if provider in _PRESETS:
-        raw |= {"kind": _PRESETS[provider], "config": {"url": conf.get("webhook-url", "")}}
-    elif provider == "custom":
-        raw |= {"kind": "webhook", "config": {"url": conf.get("url", "")}}
-        notes.append(
-            "custom: our webhook posts the event as JSON; Gatus' method, body and "
-            "headers templates are dropped"
-        )
-    elif provider == "email":
-        to = [a.strip() for a in str(conf.get("to", "")).split(",") if a.strip()]
-        config: dict[str, Any] = {
-            "host": conf.get("host"),
-            "port": conf.get("port") or 587,
-            "from": conf.get("from"),
-            "to": to,
-        }
-        if conf.get("password"):
-            config |= {
-                "username": conf.get("username") or conf.get("from"),
-                "password": str(conf["password"]),
-            }
-        if _mapping(conf.get("client"), "alerting.email.client").get("insecure"):
-            config["verifyTls"] = False
-        if config["port"] == 465:
-            config["security"] = "tls"
-        raw |= {"kind": "email", "config": config}
-    elif provider in _APPRISE:
-        url = _APPRISE[provider](conf)
-        if url is None:
-            skip(plan, "channel", name, f"alerting.{provider}: a required field is missing")
-            return
-        raw |= {"kind": "apprise", "config": {"urls": [url]}}
-        notes.append(f"{provider} delivered through Apprise")
-    else:
-        skip(
-            plan,
-            "channel",
-            name,
-            f"provider {provider} has no channel kind or Apprise "
-            "mapping here: add it as an apprise channel by hand",
-        )
-        return
-    if conf.get("overrides"):
-        notes.append("overrides per group dropped: one channel per provider")
-    monitors = users.get(provider, [])
-    if not monitors:
-        raw["enabled"] = False
-        notes.append("no endpoint alerts through it: imported disabled")
-    body = channel_body(raw)
-    if isinstance(body, str):
-        skip(plan, "channel", name, f"not a valid channel here: {body}")
-        return
-    planned = PlannedChannel(body=body, entry=entry("channel", name, notes), scope_all=not monitors)
-    plan.channels.append(planned)
-    for monitor in plan.monitors:
-        if monitor.entry.name in monitors:
-            monitor.channels.append(name)
 
 
 def _window(plan: Plan, mw: dict[str, Any], name: str, monitors: list[str]) -> None:
