@@ -107,6 +107,8 @@ async def apply(plan: Plan, target: Target, dry_run: bool) -> Report:
 
 
 async def _walk(plan: Plan, target: Target, written: Written, dry_run: bool) -> None:
+    """Match every planned object and write it (unless dry_run); secrets first, as monitors
+    reference them, then monitors, whose ids channels and windows take."""
     for planned in plan.secrets:
         if target.secrets is None:
             planned.entry.outcome = "skipped"
