@@ -50,6 +50,7 @@ from .appkeys import (
     SAMPLER,
     SETTINGS,
     STATUS_PAGES,
+    UNIT_OF_WORK,
     VAULT,
 )
 from .assistant.credentials import secret_value
@@ -303,6 +304,7 @@ def build_app(
     app[CONFIG] = cfg
     db = database_for(cfg)
     app[DATABASE] = db
+    app[UNIT_OF_WORK] = db
     link = app[REDIS] = RedisLink(cfg.redis) if cfg.redis.url else None
     # With Redis the cache and the bus live there, shared by every process; else in memory.
     cache = app[CACHE] = RedisCache(link) if link else MemoryCache()

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .secrets.vault import VaultService
     from .store.audit import PendingEntry
     from .store.protocols import AuditLog, HistoryReader, HistorySink, SettingsRepo, StoreHealth
+    from .store.unit import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class DocsAssets:
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 DATABASE: web.AppKey[StoreHealth] = web.AppKey("database")
+# The same database, for the one caller that writes through several stores at once (import).
+UNIT_OF_WORK: web.AppKey[UnitOfWork] = web.AppKey("unit_of_work")
 CACHE: web.AppKey[Cache] = web.AppKey("cache")
 # The Redis connection and its health; None when [redis] url is empty (one host, in-process).
 REDIS: web.AppKey[RedisLink | None] = web.AppKey("redis")

@@ -4,7 +4,8 @@ The command writes the database itself, so it needs the daemon stopped: a runnin
 would not schedule monitors written behind its back. It takes the state directory's lock
 (the one `serve` holds) and, when a daemon has it, says so and points at POST /api/import,
 which imports through the running daemon. Everything is validated before anything is
-written; an input that cannot be read exits 2 with nothing written.
+written, and everything is written in one transaction: an input that cannot be read, or an
+object of it the database refuses, exits 2 with nothing written.
 """
 
 from __future__ import annotations
@@ -96,9 +97,12 @@ async def _write(cfg: Config, db: Database, plan: Plan, dry_run: bool) -> int:
         vault = VaultService(VaultStore(db), cfg.key_file(), os.environ.get(KEYS_ENV))
         await vault.start()
         target = store_target(
-            MonitorStore(db), NotificationStore(db, keys=vault), MaintenanceStore(db), vault
+            db, MonitorStore(db), NotificationStore(db, keys=vault), MaintenanceStore(db), vault
         )
         report = await apply(plan, target, dry_run)
+    except ImportFailed as exc:
+        print(f"dragonopsd: nothing imported: {exc.message}", file=sys.stderr)
+        return EXIT_USAGE
     finally:
         await db.close()
     print("\n".join(report.lines()))

@@ -1,31 +1,39 @@
 """Write a plan: match each object by name, create what is new, update what differs.
 
 Everything was validated when the plan was made (plan.py), so a write here fails only when
-the database does; the writes then run one object at a time (each its own transaction), the
-same writes the API makes. Running an import twice finds every object by its name and leaves
-it unchanged: nothing is duplicated.
+the database refuses it (a constraint, a trigger) or goes away. All the writes of one import
+are one transaction (the target's unit of work: every store write inside it joins it), so such
+a failure leaves nothing of the import behind; a refusal is an ImportFailed naming the object.
+What the running daemon does with the objects (scheduling, reloads) waits for the COMMIT.
+Running an import twice finds every object by its name and leaves it unchanged: nothing is
+duplicated.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
 from ..model.monitor import MonitorSpec
 from ..notify.channels import fields_of
+from ..problem import Problem
 from ..store.maintenance import Window, WindowScope, WindowSpec
 from ..store.monitors import MonitorRow
 from ..store.notifications import ChannelFields, StoredChannel
+from ..store.sql import is_constraint
+from ..store.unit import UnitOfWork
 from .plan import Plan
-from .report import Entry, Report
+from .report import Entry, ImportFailed, Report
+
+T = TypeVar("T")
 
 
 class MonitorWrites(Protocol):
-    """Monitor rows: the store, or the service that also schedules them."""
+    """Monitor rows (MonitorStore)."""
 
     async def all(self) -> list[MonitorRow]: ...
     async def create(self, spec: MonitorSpec) -> MonitorRow: ...
@@ -43,9 +51,10 @@ class ChannelWrites(Protocol):
 
 
 class WindowWrites(Protocol):
-    """Maintenance windows: the store, or the service that also re-plans them."""
+    """Maintenance window rows (MaintenanceStore)."""
 
-    async def create(self, spec: WindowSpec) -> Window: ...
+    async def all(self) -> list[Window]: ...
+    async def insert(self, spec: WindowSpec) -> Window: ...
     async def replace(self, ident: str, spec: WindowSpec) -> Window: ...
 
 
@@ -56,15 +65,25 @@ class SecretWrites(Protocol):
 
 
 @dataclass
-class Target:
-    """Where an import writes; windows_now lists the windows as they are."""
+class Written:
+    """What an import's transaction wrote, for what follows its COMMIT."""
 
+    monitors: list[MonitorRow] = field(default_factory=list)
+    channels: bool = False
+    windows: bool = False
+
+
+@dataclass
+class Target:
+    """Where an import writes: the stores of one database, in one transaction of unit."""
+
+    unit: UnitOfWork
     monitors: MonitorWrites
     channels: ChannelWrites
     windows: WindowWrites
-    windows_now: Callable[[], Awaitable[list[Window]]]
     secrets: SecretWrites | None
-    after: Callable[[], Awaitable[None]] | None = None  # e.g. reload the notifier's channels
+    # After the COMMIT (never after a rollback): schedule the monitors, reload the rest.
+    settle: Callable[[Written], Awaitable[None]] | None = None
 
 
 def _set(entry: Entry, action: str) -> None:
@@ -72,7 +91,24 @@ def _set(entry: Entry, action: str) -> None:
 
 
 async def apply(plan: Plan, target: Target, dry_run: bool) -> Report:
-    """Write plan to target (or, dry_run, only say what would be written)."""
+    """Write plan to target in one transaction (or, dry_run, only say what would be
+    written); ImportFailed, with nothing written, when the database refuses an object."""
+    written = Written()
+    if dry_run:
+        await _walk(plan, target, written, dry_run)
+    else:
+        async with target.unit.write():
+            await _walk(plan, target, written, dry_run)
+        if target.settle is not None:
+            await target.settle(written)
+    return Report(
+        source=plan.source, dry_run=dry_run, entries=plan.entries(), warnings=plan.warnings
+    )
+
+
+async def _walk(plan: Plan, target: Target, written: Written, dry_run: bool) -> None:
+    """Match every planned object and write it (unless dry_run); secrets first, as monitors
+    reference them, then monitors, whose ids channels and windows take."""
     for planned in plan.secrets:
         if target.secrets is None:
             planned.entry.outcome = "skipped"
@@ -82,18 +118,29 @@ async def apply(plan: Plan, target: Target, dry_run: bool) -> Report:
                 "(`dragonopsd keys generate`) and import again"
             )
             continue
-        _set(planned.entry, await target.secrets.put(planned.key, planned.value, dry_run))
-    ids = await _monitors(plan, target, dry_run)
-    await _channels(plan, target, ids, dry_run)
-    await _windows(plan, target, ids, dry_run)
-    if not dry_run and target.after is not None:
-        await target.after()
-    return Report(
-        source=plan.source, dry_run=dry_run, entries=plan.entries(), warnings=plan.warnings
-    )
+        step = target.secrets.put(planned.key, planned.value, dry_run)
+        _set(planned.entry, await _writing(planned.entry, step))
+    ids = await _monitors(plan, target, written, dry_run)
+    await _channels(plan, target, ids, written, dry_run)
+    await _windows(plan, target, ids, written, dry_run)
 
 
-async def _monitors(plan: Plan, target: Target, dry_run: bool) -> dict[str, str]:
+async def _writing(entry: Entry, step: Awaitable[T]) -> T:
+    """Await one object's write; a refusal (a constraint, a 4xx from the store) becomes an
+    ImportFailed that names the object. The database's own trouble (503) stays what it is."""
+    try:
+        return await step
+    except Problem as exc:
+        if exc.status >= 500:
+            raise
+        raise ImportFailed(f"{entry.kind} {entry.name!r}: {exc.detail}") from None
+    except Exception as exc:
+        if not is_constraint(exc):
+            raise
+        raise ImportFailed(f"{entry.kind} {entry.name!r}: the database refused it: {exc}") from None
+
+
+async def _monitors(plan: Plan, target: Target, written: Written, dry_run: bool) -> dict[str, str]:
     """Create or update each monitor; returns name -> id (a stand-in id on a dry run)."""
     current = {row.monitor.name: row for row in await target.monitors.all()}
     ids: dict[str, str] = {}
@@ -106,9 +153,11 @@ async def _monitors(plan: Plan, target: Target, dry_run: bool) -> dict[str, str]
             continue
         if row is None:
             _set(planned.entry, "create")
-            ids[name] = (
-                f"new:{name}" if dry_run else (await target.monitors.create(spec)).monitor.id
-            )
+            ids[name] = f"new:{name}"
+            if not dry_run:
+                row = await _writing(planned.entry, target.monitors.create(spec))
+                written.monitors.append(row)
+                ids[name] = row.monitor.id
         elif row.spec == spec:
             _set(planned.entry, "unchanged")
             ids[name] = row.monitor.id
@@ -116,11 +165,14 @@ async def _monitors(plan: Plan, target: Target, dry_run: bool) -> dict[str, str]
             _set(planned.entry, "update")
             ids[name] = row.monitor.id
             if not dry_run:
-                await target.monitors.replace(row.monitor.id, spec)
+                step = target.monitors.replace(row.monitor.id, spec)
+                written.monitors.append(await _writing(planned.entry, step))
     return ids
 
 
-async def _channels(plan: Plan, target: Target, ids: dict[str, str], dry_run: bool) -> None:
+async def _channels(
+    plan: Plan, target: Target, ids: dict[str, str], written: Written, dry_run: bool
+) -> None:
     current = {c.name: c for c in await target.channels.list()}
     for planned in plan.channels:
         fields = fields_of(planned.body)
@@ -135,13 +187,15 @@ async def _channels(plan: Plan, target: Target, ids: dict[str, str], dry_run: bo
         if old is None:
             _set(planned.entry, "create")
             if not dry_run:
-                await target.channels.create(fields)
+                await _writing(planned.entry, target.channels.create(fields))
+                written.channels = True
         elif _same(old, fields):
             _set(planned.entry, "unchanged")
         else:
             _set(planned.entry, "update")
             if not dry_run:
-                await target.channels.update(old.id, _replacing(fields))
+                await _writing(planned.entry, target.channels.update(old.id, _replacing(fields)))
+                written.channels = True
 
 
 def _replacing(fields: ChannelFields) -> Callable[[StoredChannel], ChannelFields]:
@@ -156,8 +210,10 @@ def _same(old: StoredChannel, new: ChannelFields) -> bool:
     return mine == (new.name, new.kind, new.enabled, new.events, new.scope, new.config)
 
 
-async def _windows(plan: Plan, target: Target, ids: dict[str, str], dry_run: bool) -> None:
-    current = {w.name: w for w in await target.windows_now()}
+async def _windows(
+    plan: Plan, target: Target, ids: dict[str, str], written: Written, dry_run: bool
+) -> None:
+    current = {w.name: w for w in await target.windows.all()}
     for planned in plan.windows:
         spec = planned.spec
         if planned.monitors:
@@ -175,13 +231,15 @@ async def _windows(plan: Plan, target: Target, ids: dict[str, str], dry_run: boo
         if old is None:
             _set(planned.entry, "create")
             if not dry_run:
-                await target.windows.create(spec)
+                await _writing(planned.entry, target.windows.insert(spec))
+                written.windows = True
         elif _window_spec(old) == msgspec.to_builtins(spec):
             _set(planned.entry, "unchanged")
         else:
             _set(planned.entry, "update")
             if not dry_run:
-                await target.windows.replace(old.id, spec)
+                await _writing(planned.entry, target.windows.replace(old.id, spec))
+                written.windows = True
 
 
 def _real(ident: str | None) -> bool:

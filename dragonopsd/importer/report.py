@@ -15,7 +15,8 @@ Action = Literal["create", "update", "unchanged", "none"]
 
 
 class ImportFailed(Exception):
-    """The input cannot be read as the source says it is: nothing was written."""
+    """The input cannot be read as the source says it is, or the database refused an object
+    of it: nothing was written."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

@@ -1,18 +1,19 @@
-"""Targets an import writes to: the stores alone (the command line, daemon stopped) or the
-running daemon's services (POST /api/import), which also schedule what they write."""
+"""Targets an import writes to: the stores of one database either way, in one transaction of
+it; through the running daemon (POST /api/import) the daemon then schedules and reloads what
+was written, once it is committed."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from ..model.monitor import MonitorSpec
 from ..monitoring.maintenance import MaintenanceService
 from ..monitoring.service import MonitorService
 from ..secrets.vault import DEFAULT_ENV, VaultService
-from ..store.maintenance import MaintenanceStore, Window, WindowSpec
-from ..store.monitors import MonitorRow, MonitorStore
+from ..store.maintenance import MaintenanceStore
+from ..store.monitors import MonitorStore
 from ..store.notifications import NotificationStore
-from .apply import ChannelWrites, Target
+from ..store.unit import UnitOfWork
+from .apply import ChannelWrites, Target, Written
 
 _PAGE = 200
 
@@ -42,18 +43,8 @@ class VaultSecrets:
         return "create"
 
 
-class _StoreWindows:
-    def __init__(self, store: MaintenanceStore) -> None:
-        self._store = store
-
-    async def create(self, spec: WindowSpec) -> Window:
-        return await self._store.insert(spec)
-
-    async def replace(self, ident: str, spec: WindowSpec) -> Window:
-        return await self._store.replace(ident, spec)
-
-
 def store_target(
+    unit: UnitOfWork,
     monitors: MonitorStore,
     channels: NotificationStore,
     windows: MaintenanceStore,
@@ -61,47 +52,39 @@ def store_target(
 ) -> Target:
     """Write straight to the database: for the command line while no daemon runs."""
     return Target(
+        unit=unit,
         monitors=monitors,
         channels=channels,
-        windows=_StoreWindows(windows),
-        windows_now=windows.all,
+        windows=windows,
         secrets=VaultSecrets(vault) if vault.ring is not None else None,
     )
 
 
-class _ServiceMonitors:
-    def __init__(self, service: MonitorService) -> None:
-        self._service = service
-
-    async def all(self) -> list[MonitorRow]:
-        return await self._service.store.all()
-
-    async def create(self, spec: MonitorSpec) -> MonitorRow:
-        row = await self._service.store.create(spec)
-        await self._service.engine.upsert(row)
-        return row
-
-    async def replace(self, ident: str, spec: MonitorSpec) -> MonitorRow:
-        row = await self._service.store.replace(ident, spec)
-        await self._service.engine.upsert(row)
-        return row
-
-
 def service_target(
+    unit: UnitOfWork,
     monitors: MonitorService,
     *,
     channels: ChannelWrites,
     windows: MaintenanceService,
-    windows_now: Callable[[], Awaitable[list[Window]]],
     vault: VaultService,
     reload_channels: Callable[[], Awaitable[None]],
 ) -> Target:
-    """Write through the running daemon: monitors scheduled, windows and channels reloaded."""
+    """Write through the running daemon's stores; after the COMMIT the engine schedules the
+    monitors written, and the windows and channels are reloaded."""
+
+    async def settle(written: Written) -> None:
+        for row in written.monitors:
+            await monitors.engine.upsert(row)
+        if written.windows:
+            await windows.reload()
+        if written.channels:
+            await reload_channels()
+
     return Target(
-        monitors=_ServiceMonitors(monitors),
+        unit=unit,
+        monitors=monitors.store,
         channels=channels,
-        windows=windows,
-        windows_now=windows_now,
+        windows=windows.store,
         secrets=VaultSecrets(vault) if vault.ring is not None else None,
-        after=reload_channels,
+        settle=settle,
     )

@@ -345,6 +345,12 @@ class MaintenanceService:
             await self.load()
         return window
 
+    async def reload(self) -> None:
+        """Windows were written past this service (an import's one transaction): reload, in
+        turn with the writes above."""
+        async with self._lock:
+            await self.load()
+
     async def delete(self, ident: str) -> None:
         """Remove a window; monitors it covered leave maintenance at their next check."""
         async with self._lock:

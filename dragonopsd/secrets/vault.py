@@ -28,6 +28,7 @@ from ..clock import now_iso
 from ..model.inventory import Wire
 from ..problem import Problem
 from ..store.protocols import ChannelRepo, VaultRepo
+from ..store.unit import on_commit
 from ..store.vault import Sealed, Secret
 from .crypto import (
     KeyRing,
@@ -266,16 +267,20 @@ class VaultService:
         except Problem:
             return None
         if ring.primary not in self._checked:
-            await self.store.put_check(key_check(ring, ring.primary))
-            self._checked.add(ring.primary)
+            primary = ring.primary
+            await self.store.put_check(key_check(ring, primary))
+            # Inside a larger write (an import) the check is stored only if that commits.
+            on_commit(lambda: self._checked.add(primary))
         return ring
 
     def _changed(self, meta: Secret, op: Literal["created", "updated", "deleted"]) -> None:
-        if self._bus is not None:
+        bus = self._bus
+        if bus is not None:
             event = SecretChanged(
                 id=meta.id, key=meta.key, env=meta.env, version=meta.version, op=op
             )
-            self._bus.publish("secrets", event, "secret.changed")
+            # Inside a larger write (an import), announced when that commits, never otherwise.
+            on_commit(lambda: bus.publish("secrets", event, "secret.changed"))
 
     async def list(
         self, env: str | None, q: str | None, limit: int, cursor: str | None

@@ -4,7 +4,8 @@ Every connection runs in its own aiosqlite thread, so the event loop never waits
 Writers serialise on one connection (SQLite allows one writer anyway, and queueing here is
 cheaper than SQLITE_BUSY retries); readers see the last committed snapshot and never block it.
 
-A write carries the task's rider (sql.riding), committed with it or not at all.
+A write carries the task's rider (sql.riding), committed with it or not at all. A write or a
+read inside a write of the same task joins it (unit.py).
 
 A write the file cannot take for a reason that passes (another process holds the lock past
 the busy timeout, the disk is full) is a 503 ``StoreUnavailable`` naming the cause, and the
@@ -33,6 +34,7 @@ from .sql import (
     note_created,
     riding,
 )
+from .unit import holding, joined, savepoint
 
 # Re-exported: callers that predate sql.py import these from here.
 __all__ = ["Database", "Rider", "StoreUnavailable", "is_constraint", "note_created", "riding"]
@@ -156,9 +158,15 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction: COMMIT on success (acknowledge only after), else ROLLBACK."""
+        """One write transaction: COMMIT on success (acknowledge only after), else ROLLBACK.
+        Inside another write of this task: a savepoint of it (unit.py)."""
         if self._writer is None:
             raise RuntimeError("database is not open")
+        outer = joined(self)
+        if outer is not None:
+            async with savepoint(outer) as conn:
+                yield conn
+            return
         rider = current_rider()
         async with self._write_lock:
             conn = self._writer
@@ -169,7 +177,8 @@ class Database:
                 # or the shared writer would stay stuck in a transaction. The rollback runs
                 # after the BEGIN on the connection's own thread, so it is always safe.
                 await conn.execute("BEGIN IMMEDIATE")
-                yield conn
+                with holding(self, conn) as unit:
+                    yield conn
                 if rider is not None:
                     boarded = await rider.board(conn)
                 await conn.commit()
@@ -184,12 +193,17 @@ class Database:
             self._wrote(conn.total_changes != before)
             if boarded and rider is not None:
                 rider.landed()
+        unit.committed()
 
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[aiosqlite.Connection]:
-        """A reader connection; with snapshot=True its statements share one consistent view."""
+        """A reader connection; with snapshot=True its statements share one consistent view.
+        Inside a write of this task: the write's connection, which sees what it wrote."""
         if self._writer is None:
             raise RuntimeError("database is not open")
+        if (outer := joined(self)) is not None:
+            yield outer.conn
+            return
         conn = await self._readers.get()
         try:
             if snapshot:

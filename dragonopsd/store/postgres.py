@@ -3,7 +3,9 @@
 Writes are transactions on a pooled connection, committed before the caller acknowledges, and
 serialised per process as SQLite's are (the stores' read-then-write steps count on it; other
 cores are other writers, which PostgreSQL's row locks and constraints keep apart). Reads take a
-pooled connection; a snapshot read is a REPEATABLE READ, READ ONLY transaction.
+pooled connection; a snapshot read is a REPEATABLE READ, READ ONLY transaction. A write or a
+read inside a write of the same task joins it (unit.py): the one-connection pool of a CLI
+command never waits on itself.
 
 A server that cannot be reached is a 503 ``StoreUnavailable`` ("down"), reported in ``state``
 (/readyz) until a statement succeeds again; the pool opens new connections as they are needed,
@@ -30,6 +32,7 @@ from . import migrations
 from .migrations import Migration, MigrationError
 from .pgconn import PgConnection, Raw, setup
 from .sql import Dialect, StoreUnavailable, current_rider
+from .unit import holding, joined, savepoint
 
 log = logging.getLogger("dragonopsd.store")
 
@@ -223,8 +226,14 @@ class PostgresDatabase:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[PgConnection]:
-        """One write transaction: COMMIT on success (acknowledge only after), else ROLLBACK."""
+        """One write transaction: COMMIT on success (acknowledge only after), else ROLLBACK.
+        Inside another write of this task: a savepoint of it (unit.py)."""
         pool = self._require()
+        outer = joined(self)
+        if outer is not None:
+            async with savepoint(outer) as conn:
+                yield conn
+            return
         rider = current_rider()
         boarded = False
         async with self._write_lock:
@@ -232,7 +241,8 @@ class PostgresDatabase:
                 async with pool.acquire(timeout=self._timeout) as raw, raw.transaction():
                     conn = PgConnection(raw, self._trace)
                     self._traced("BEGIN")
-                    yield conn
+                    with holding(self, conn) as unit:
+                        yield conn
                     if rider is not None:
                         boarded = await rider.board(conn)
                     self._traced("COMMIT")
@@ -241,11 +251,16 @@ class PostgresDatabase:
         self._reached()
         if boarded and rider is not None:
             rider.landed()
+        unit.committed()
 
     @asynccontextmanager
     async def read(self, *, snapshot: bool = False) -> AsyncIterator[PgConnection]:
-        """A pooled connection; with snapshot=True its statements share one consistent view."""
+        """A pooled connection; with snapshot=True its statements share one consistent view.
+        Inside a write of this task: the write's connection, which sees what it wrote."""
         pool = self._require()
+        if (outer := joined(self)) is not None:
+            yield outer.conn
+            return
         try:
             async with pool.acquire(timeout=self._timeout) as raw:
                 if snapshot:
