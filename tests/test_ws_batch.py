@@ -49,6 +49,9 @@ async def test_one_frame_per_sampling_tick_with_every_servers_event(
     await subscribe(single, "servers.*.metrics", batch=None)
     last = {f["topic"]: f["seq"] for f in snapshot}
     assert len(last) == 12 and all(f["type"] == "snapshot" for f in snapshot)
+    mine = sorted(last)[0]  # a socket on one server's topic gets batches of that one only
+    one = await client.ws_connect("/api/ws")
+    await subscribe(one, mine)
     for _ in range(3):
         before = time.time()
         await sampler.tick()
@@ -62,6 +65,9 @@ async def test_one_frame_per_sampling_tick_with_every_servers_event(
             assert e["topic"] == f"servers.{e['data']['serverId']}.metrics"
             assert e["ts"] >= before
             last[e["topic"]] = e["seq"]
+        assert [(e["topic"], e["seq"]) for e in (await frame(one))["events"]] == [
+            (mine, last[mine])
+        ]
         # A socket that did not ask keeps getting one frame per event, the same seqs.
         plain = [await frame(single) for _ in range(12)]
         assert [(e["topic"], e["seq"]) for e in plain] == [(e["topic"], e["seq"]) for e in events]
@@ -73,8 +79,8 @@ async def test_one_frame_per_sampling_tick_with_every_servers_event(
     await sampler.tick()
     back = [await frame(batching) for _ in range(12)]
     assert all(f["type"] == "event" and f["seq"] == last[f["topic"]] + 1 for f in back)
-    await batching.close()
-    await single.close()
+    for ws in (batching, single, one):
+        await ws.close()
 
 
 async def test_batch_must_be_a_boolean(client: Client) -> None:
