@@ -182,6 +182,7 @@ class Event(msgspec.Struct):
     type: str
     topic: str = ""
     seq: int = 0
+    ts: float = 0.0
     data: Sample | None = None
 
 
@@ -199,6 +200,7 @@ class Stats:
         self.all = {p: array("d") for p in PHASES}
         self.others = {p: array("d") for p in PHASES}
         self.frames = dict.fromkeys(PHASES, 0)
+        self.publish = {p: array("d") for p in PHASES}  # sampled -> published, in the daemon
         self.gaps = 0
         self.resume = asyncio.Event()
 
@@ -244,6 +246,8 @@ async def read(ws: aiohttp.ClientWebSocketResponse, stalls: bool, stats: Stats) 
             for e in events:
                 latency = now - e.data.at if e.data is not None else float("nan")
                 stats.all[phase].append(latency)
+                if e.data is not None:
+                    stats.publish[phase].append(e.ts - e.data.at)
                 if not stalls:
                     stats.others[phase].append(latency)
         for e in events:
@@ -259,6 +263,7 @@ def figures(stats: Stats, phase: str, seconds: float, cpu: float) -> dict[str, A
         "p99_ms": pct(every, 0.99),
         "max_ms": pct(every, 1.0),
         "p99_others_ms": pct(others, 0.99),
+        "p99_sampled_to_published_ms": pct(stats.publish[phase], 0.99),
         "events_per_s": round(len(every) / seconds),
         "frames_per_s": round(stats.frames[phase] / seconds),
         "client_cpu_pct": round(cpu / seconds * 100, 1),
