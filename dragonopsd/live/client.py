@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from .topics import BATCH_BYTES, batch, wildcard_of
+from .topics import BATCH_BYTES, batch_frame, wildcard_of
 
 log = logging.getLogger("dragonopsd.live")
 
@@ -144,7 +144,7 @@ class Client:
             if frame is None:
                 frames = [live[2] for live in events]
                 if sum(map(len, frames)) <= BATCH_BYTES:
-                    frame = joined[key] = batch(frames)
+                    frame = joined[key] = batch_frame(frames)
             if frame is not None and self.socket.write_now(frame):
                 return
         for topic, _, frame, coalesce in events:  # the writer batches them (see _drain)
@@ -243,7 +243,7 @@ class Client:
                         del latest[slot.topic]
                     frames.append(slot.frame)
                     size += len(slot.frame)
-                await self.socket.send(batch(frames))
+                await self.socket.send(batch_frame(frames))
         except (ConnectionError, RuntimeError):
             # The peer went away mid-write; the handler's read loop sees it too and detaches.
             self.closing = True

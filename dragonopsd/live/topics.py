@@ -57,9 +57,9 @@ def wildcard_of(topic: str) -> str | None:
 class Frame(msgspec.Struct, omit_defaults=True):
     """One server -> client text frame (DESIGN.md "Websocket frames").
 
-    ``type`` is snapshot, event, ack or error (a ``batch`` frame wraps event frames: see
-    ``batch``); ``event`` names the event kind
-    (``monitor.status``...); ``seq`` counts per topic; ``ts`` is when it was produced.
+    ``type`` is snapshot, event, ack or error (``batch_frame`` wraps event frames for a
+    client that asked); ``event`` names the event kind (``monitor.status``...); ``seq`` counts
+    per topic; ``ts`` is when it was produced.
     """
 
     type: str
@@ -79,7 +79,7 @@ def encode(frame: Frame) -> bytes:
     return _ENCODER.encode(frame)
 
 
-def batch(events: list[bytes]) -> bytes:
+def batch_frame(events: list[bytes]) -> bytes:
     """A ``batch`` frame: event frames, each whole (its own topic and seq), in order."""
     return b'{"type":"batch","events":[' + b",".join(events) + b"]}"
 
