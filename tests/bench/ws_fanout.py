@@ -1,7 +1,7 @@
 """Websocket fan-out under the sampling burst: 1,000 clients on ``servers.*.metrics``.
 
-    python tests/bench/ws_fanout.py [--clients 1000] [--interval 1] [--duration 10]
-                                    [--warmup 3] [--stalled 0.05]
+    python tests/bench/ws_fanout.py [--clients 1000] [--interval 1] [--duration 5]
+                                    [--rounds 3] [--warmup 3] [--stalled 0.05]
 
 This process runs the real daemon app (``build_app`` with the ``--demo`` inventory, i.e. 12
 simulated servers, and ``[sampling] interval = --interval``, on a temp state dir, aiohttp's
@@ -12,18 +12,21 @@ once, so each client is owed 12 events in the same instant. A second process (th
 the sample's own timestamp (``data.at``, taken when the tick sampled it; same host, same
 clock).
 
-Phases, after ``--warmup`` seconds, ``--duration`` seconds each, on the same sockets:
-``event``, one frame per event (the protocol's default, the "before" baseline); then every
-client sends ``{"op":"subscribe","topics":[],"batch":true}`` and, after a settling second,
-``batch``, one ``batch`` frame per tick per client; then ``stalled``, batch frames still,
-with ``--stalled`` of the clients no longer reading (transport paused, 4 KiB receive
-buffer). ``others`` are the clients that never stall, in every phase, so stalls are judged by
-their effect on the same set of clients (``stalled_p99_ratio``: their p99 in ``stalled``
-over their p99 in ``batch``). ``gaps`` counts missing seqs on healthy clients over the whole
-run (coalescing would show up there: a client that keeps up never has one).
-``server_buffered_max`` is, per phase, how many clients at once had bytes the kernel would
-not take (their frames then go through their writer task) and ``server_queued_max`` how many
-had frames waiting in their queue.
+Phases, ``--duration`` seconds each after ``--warmup`` seconds, on the same sockets, repeated
+``--rounds`` times (interleaved, so the machine's load drifts over all of them alike):
+``event``, one frame per event (the protocol's default, the "before" baseline); ``batch``,
+every client having sent ``{"op":"subscribe","topics":[],"batch":true}``, one ``batch`` frame
+per tick per client; ``stalled``, batch frames still, with ``--stalled`` of the clients not
+reading (transport paused, 4 KiB receive buffer; they read and catch up again in the next
+round's ``event`` phase). Each switch is followed by an unmeasured settling tick or so.
+``others`` are the clients that never stall, so stalls are judged by their effect on the same
+set of clients (``stalled_p99_ratio``: their p99 in ``stalled`` over their p99 in ``batch``).
+``gaps`` counts missing seqs on those clients over the whole run (coalescing would show up
+there: a client that keeps up never has one). ``p99_sampled_to_published_ms`` is the daemon's
+own share before the hub (the event's ``ts`` minus ``data.at``). ``server_buffered_max`` is,
+per phase, how many clients at once had bytes the kernel would not take (their frames then go
+through their writer task) and ``server_queued_max`` how many had frames waiting in their
+queue.
 
 Both processes use uvloop when it is installed (as ``dragonopsd serve`` does) and raise
 RLIMIT_NOFILE to its hard limit; the client process freezes its connections out of the
@@ -102,13 +105,18 @@ class Seen:
         self.phase = "warmup"
         self.buffered: dict[str, int] = {}
         self.queued: dict[str, int] = {}
-        self.cpu: dict[str, float] = {}
+        self._spent: dict[str, tuple[float, float]] = {}  # phase -> (cpu s, wall s), summed
         self._mark = (cpu_seconds(), time.monotonic())
 
     def enter(self, phase: str) -> None:
         cpu, wall = cpu_seconds(), time.monotonic()
-        self.cpu[self.phase] = round((cpu - self._mark[0]) / (wall - self._mark[1]) * 100, 1)
+        was = self._spent.get(self.phase, (0.0, 0.0))
+        self._spent[self.phase] = (was[0] + cpu - self._mark[0], was[1] + wall - self._mark[1])
         self.phase, self._mark = phase, (cpu, wall)
+
+    def cpu_pct(self, phase: str) -> float | None:
+        cpu, wall = self._spent.get(phase, (0.0, 0.0))
+        return round(cpu / wall * 100, 1) if wall else None
 
 
 async def watch_backlog(hub: Hub, seen: Seen) -> None:
@@ -146,7 +154,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
         seen = Seen()
         watcher = asyncio.create_task(watch_backlog(app[HUB], seen))
         argv = [sys.executable, __file__, "--client", f"ws://127.0.0.1:{port}/api/ws", token]
-        for name in ("clients", "interval", "duration", "warmup", "stalled"):
+        for name in ("clients", "interval", "duration", "rounds", "warmup", "stalled"):
             argv += [f"--{name}", str(getattr(args, name))]
         proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
         assert proc.stdout is not None
@@ -163,7 +171,7 @@ async def serve(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit(f"client process failed ({proc.returncode})")
     result: dict[str, Any] = json.loads(last)
     for phase in PHASES:
-        result[phase]["server_cpu_pct"] = seen.cpu.get(phase)
+        result[phase]["server_cpu_pct"] = seen.cpu_pct(phase)
         result[phase]["server_buffered_max"] = seen.buffered.get(phase, 0)
         result[phase]["server_queued_max"] = seen.queued.get(phase, 0)
     return result
@@ -202,6 +210,7 @@ class Stats:
         self.frames = dict.fromkeys(PHASES, 0)
         self.publish = {p: array("d") for p in PHASES}  # sampled -> published, in the daemon
         self.gaps = 0
+        self.stalling = False  # the stalled clients stop reading until resume is set
         self.resume = asyncio.Event()
 
 
@@ -235,12 +244,13 @@ async def read(ws: aiohttp.ClientWebSocketResponse, stalls: bool, stats: Stats) 
         else:
             continue
         phase = stats.phase
-        if stalls and phase == "stalled":
+        if stalls and stats.stalling:
             transport = ws._conn.transport if ws._conn else None
-            if transport is not None:
+            if transport is not None:  # stop reading until the phase is over
                 transport.pause_reading()
-            await stats.resume.wait()
-            return
+                await stats.resume.wait()
+                transport.resume_reading()
+            continue
         if phase in PHASES:
             stats.frames[phase] += 1
             for e in events:
@@ -250,8 +260,10 @@ async def read(ws: aiohttp.ClientWebSocketResponse, stalls: bool, stats: Stats) 
                     stats.publish[phase].append(e.ts - e.data.at)
                 if not stalls:
                     stats.others[phase].append(latency)
+        if stalls:
+            continue  # a stalled client's metrics may coalesce: no gap counting for those
         for e in events:
-            if not stalls and e.topic in last and e.seq != last[e.topic] + 1:
+            if e.topic in last and e.seq != last[e.topic] + 1:
                 stats.gaps += 1
             last[e.topic] = e.seq
 
@@ -290,6 +302,10 @@ async def clients(args: argparse.Namespace) -> dict[str, Any]:
         stats.phase = phase
         print("phase", phase, flush=True)  # the daemon side splits its figures by phase
 
+    async def mode(batch: bool) -> None:
+        op = json.dumps({"op": "subscribe", "topics": [], "batch": batch})
+        await asyncio.gather(*(ws.send_str(op) for ws, _ in sockets))
+
     t0 = time.monotonic()
     sockets = await asyncio.gather(*(connect(i) for i in range(args.clients)))
     note(f"{len(sockets)} clients subscribed in {time.monotonic() - t0:.1f}s")
@@ -299,21 +315,32 @@ async def clients(args: argparse.Namespace) -> dict[str, Any]:
     gc.collect()
     gc.freeze()
     await asyncio.sleep(args.warmup)
-    result: dict[str, Any] = {}
-    for phase in PHASES:
-        if phase == "batch":
-            enter("switch")
-            batch_on = '{"op":"subscribe","topics":[],"batch":true}'
-            await asyncio.gather(*(ws.send_str(batch_on) for ws, _ in sockets))
-            await asyncio.sleep(max(1.0, args.interval))  # frames of either shape in flight
-        enter(phase)
-        if phase == "stalled":
-            note(f"{n_stalled} clients stop reading")
-        cpu0 = cpu_seconds()
-        await asyncio.sleep(args.duration)
-        result[phase] = figures(stats, phase, args.duration, cpu_seconds() - cpu0)
-        note(phase, json.dumps(result[phase]))
+    cpu = dict.fromkeys(PHASES, 0.0)
+    settle = max(1.0, args.interval) + 0.5  # frames of the other shape still in flight
+    for k in range(args.rounds):
+        for phase in PHASES:
+            enter("settle")
+            if phase == "event":
+                stats.stalling = False
+                stats.resume.set()  # last round's stalled clients read (and catch up) again
+                await mode(False)
+            elif phase == "batch":
+                await mode(True)
+            else:
+                stats.resume = asyncio.Event()
+                stats.stalling = True
+                note(f"round {k + 1}: {n_stalled} clients stop reading")
+            await asyncio.sleep(settle)
+            enter(phase)
+            cpu0 = cpu_seconds()
+            await asyncio.sleep(args.duration)
+            cpu[phase] += cpu_seconds() - cpu0
     enter("done")
+    stats.stalling = False
+    seconds = args.duration * args.rounds
+    result = {p: figures(stats, p, seconds, cpu[p]) for p in PHASES}
+    for phase in PHASES:
+        note(phase, json.dumps(result[phase]))
     stats.resume.set()
     for task in readers:
         task.cancel()
@@ -335,6 +362,7 @@ async def clients(args: argparse.Namespace) -> dict[str, Any]:
         "servers": 12,
         "interval_s": args.interval,
         "duration_s": args.duration,
+        "rounds": args.rounds,
         "stalled": n_stalled,
         **result,
         "p50_ms": result["batch"]["p50_ms"],
@@ -356,7 +384,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--interval", type=float, default=1.0, help="[sampling] interval, s")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per phase")
+    parser.add_argument("--rounds", type=int, default=3, help="event/batch/stalled rounds")
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--stalled", type=float, default=0.05, help="fraction, last phase")
     parser.add_argument("--client", nargs=2, metavar=("URL", "TOKEN"), help=argparse.SUPPRESS)
