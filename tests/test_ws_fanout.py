@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 from conftest import Client, post
-from websockets.asyncio.client import connect
-from ws_helpers import WAIT, frame, quick, subscribe, ws_url
+from ws_helpers import WAIT, frame, quick, stalled_client, subscribe
 
 from dragonopsd.appkeys import BUS, HUB
 
@@ -99,24 +97,6 @@ async def test_coalescing_keeps_every_status_event_in_seq_order(client: Client) 
     assert statuses == list(range(rounds))
     assert seqs == sorted(seqs) and len(seqs) < 4 * rounds  # heartbeats coalesced, in order
     await ws.close()
-
-
-async def stalled_client(client: Client, topic: str) -> Any:
-    """A websockets client on a tiny receive buffer that never reads after subscribing."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (client.host, client.port))
-    ws = await connect(
-        ws_url(client),
-        sock=sock,
-        max_queue=1,  # websockets stops reading the socket once one frame waits
-        additional_headers=client.session.headers,
-        ping_interval=None,
-        close_timeout=0.1,
-    )
-    await ws.send(json.dumps({"op": "subscribe", "topics": [topic]}))
-    return ws
 
 
 async def test_a_stalled_client_is_closed_and_delays_nobody(make_client: MakeClient) -> None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 import aiohttp
 from conftest import Client
+from websockets.asyncio.client import ClientConnection, connect
 
 from dragonopsd.appkeys import HUB
 from dragonopsd.live.hub import HubSettings
@@ -61,3 +63,24 @@ async def closed_with(ws: aiohttp.ClientWebSocketResponse, wait: float = WAIT) -
             if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                 return ws.close_code
             assert msg.type != aiohttp.WSMsgType.ERROR, msg.data
+
+
+async def stalled_client(client: Client, topic: str, *, batch: bool = False) -> ClientConnection:
+    """A websockets client on a tiny receive buffer that never reads after subscribing."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connect: small window
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (client.host, client.port))
+    ws = await connect(
+        ws_url(client),
+        sock=sock,
+        max_queue=1,  # websockets stops reading the socket once one frame waits
+        additional_headers=client.session.headers,
+        ping_interval=None,
+        close_timeout=0.1,
+    )
+    op: dict[str, Any] = {"op": "subscribe", "topics": [topic]}
+    if batch:
+        op["batch"] = True
+    await ws.send(json.dumps(op))
+    return ws

@@ -61,9 +61,11 @@ class AuthOp(Op, tag="auth"):
 
 
 class SubscribeOp(Op, tag="subscribe"):
-    """Snapshot, then live events, for each topic."""
+    """Snapshot, then live events, for each topic; ``batch`` switches the socket's live events
+    to ``batch`` frames (true) or back to one frame each (false); left out, it stays as is."""
 
     topics: Topics
+    batch: bool | None = None
 
 
 class UnsubscribeOp(Op, tag="unsubscribe"):
@@ -196,7 +198,9 @@ async def _handle(hub: Hub, client: Client, data: str | bytes) -> bool:
         client.shutdown(INVALID_DATA, TOO_DEEP)
         return False
     match op:
-        case SubscribeOp(topics=topics):
+        case SubscribeOp(topics=topics, batch=batch):
+            if batch is not None:
+                client.batch = batch
             await hub.subscribe(client, topics)
         case UnsubscribeOp(topics=topics):
             hub.unsubscribe(client, topics)

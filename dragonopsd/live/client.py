@@ -10,6 +10,11 @@ it, the client is closed with 1013 (try again later) and resyncs from a fresh sn
 Why the direct write: measured with 1,000 clients (tests/bench/ws_fanout.py), waking a writer
 task per client per event cost ~20 us each and allocated a future per wake, and the garbage
 collector's full passes over those survivors stalled the loop ~80 ms every few seconds.
+
+A client that asked for batches (``batch``) gets the live events of one hub pass (a sampling
+tick's samples, say) in one ``batch`` frame instead of one frame each: 1,000 clients x 12
+servers meant 12,000 writes per tick, and the last clients' frames waited ~150 ms behind the
+others' (DESIGN.md "Performance"). Its writer likewise sends what is queued as one frame.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from .topics import wildcard_of
+from .topics import BATCH_BYTES, batch_frame, wildcard_of
 
 log = logging.getLogger("dragonopsd.live")
 
@@ -30,6 +35,9 @@ GOING_AWAY = 1001
 # newer sample, discarded with a client closed for being slow or for another reason, or lost
 # because the hub fell behind the bus.
 DROP_REASONS = ("coalesced", "slow_client", "closed", "bus_lag")
+
+# A live event as the hub hands it over: (topic, seq, encoded event frame, coalescible).
+Live = tuple[str, int, bytes, bool]
 
 
 class Socket(Protocol):
@@ -84,7 +92,8 @@ class Client:
         self.pending: set[str] = set()  # subscriptions whose snapshot is being gathered
         self.closing = False
         self.close_code: int | None = None
-        self._held: list[tuple[str, int, bytes, bool]] = []
+        self.batch = False  # live events in ``batch`` frames (the client's subscribe asked)
+        self._held: list[Live] = []
         self._queue: deque[_Slot] = deque()
         self._latest: dict[str, _Slot] = {}  # topic -> its queued coalescible frame
         self._size = queue_size
@@ -112,6 +121,34 @@ class Client:
                 self.shutdown(TRY_AGAIN_LATER, "too slow: resubscribe for a fresh snapshot")
             return
         self._enqueue(topic, frame, coalesce)
+
+    def offer_batch(self, events: list[Live], joined: dict[tuple[int, ...], bytes]) -> None:
+        """Queue one hub pass's live events for a batching client, as one frame if it keeps
+        up. ``joined`` holds the batch frames of this pass by their events' ids: clients of the
+        same topics share one encoding."""
+        if self.closing:
+            return
+        if self.pending:
+            ready = []
+            for live in events:
+                if self._active_for(live[0]):
+                    ready.append(live)
+                else:
+                    self.offer(*live)  # held back until its snapshot is queued
+            events = ready
+        if not events:
+            return
+        if not self._queue and self._idle:
+            key = tuple(map(id, events))
+            frame = joined.get(key)
+            if frame is None:
+                frames = [live[2] for live in events]
+                if sum(map(len, frames)) <= BATCH_BYTES:
+                    frame = joined[key] = batch_frame(frames)
+            if frame is not None and self.socket.write_now(frame):
+                return
+        for topic, _, frame, coalesce in events:  # the writer batches them (see _drain)
+            self._enqueue(topic, frame, coalesce)
 
     def send(self, frame: bytes) -> None:
         """Queue a snapshot, ack or error frame (never coalesced)."""
@@ -170,7 +207,9 @@ class Client:
         elif topic:
             # A later coalescible frame of this topic must queue behind this one (seq order).
             self._latest.pop(topic, None)
-        if not self._queue and self._idle and self.socket.write_now(frame):
+        # A batching client's live events always travel in batch frames: through the writer.
+        direct = not (self.batch and topic)
+        if direct and not self._queue and self._idle and self.socket.write_now(frame):
             return
         if len(self._queue) >= self._size:
             self.shutdown(TRY_AGAIN_LATER, "too slow: resubscribe for a fresh snapshot")
@@ -194,7 +233,17 @@ class Client:
                 slot = queue.popleft()
                 if latest.get(slot.topic) is slot:
                     del latest[slot.topic]
-                await self.socket.send(slot.frame)
+                if not (self.batch and slot.topic):  # snapshots, acks and errors go alone
+                    await self.socket.send(slot.frame)
+                    continue
+                frames, size = [slot.frame], len(slot.frame)
+                while queue and queue[0].topic and size + len(queue[0].frame) <= BATCH_BYTES:
+                    slot = queue.popleft()
+                    if latest.get(slot.topic) is slot:
+                        del latest[slot.topic]
+                    frames.append(slot.frame)
+                    size += len(slot.frame)
+                await self.socket.send(batch_frame(frames))
         except (ConnectionError, RuntimeError):
             # The peer went away mid-write; the handler's read loop sees it too and detaches.
             self.closing = True

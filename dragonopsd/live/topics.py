@@ -21,6 +21,9 @@ BUS_PATTERNS = ("servers.*", "monitors", "monitors.*", "incidents", "actions", "
 # Everything else (status, incidents, actions, inventory) is delivered or the client is closed.
 COALESCED = frozenset({"server.metrics", "monitor.heartbeat"})
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# A batch frame grows past this only by its first event (so any event fits): clients' message
+# limits are finite (the ``websockets`` library's default is 1 MiB).
+BATCH_BYTES = 64 * 1024
 
 
 def template_of(topic: str) -> str | None:
@@ -54,8 +57,9 @@ def wildcard_of(topic: str) -> str | None:
 class Frame(msgspec.Struct, omit_defaults=True):
     """One server -> client text frame (DESIGN.md "Websocket frames").
 
-    ``type`` is snapshot, event, ack or error; ``event`` names the event kind
-    (``monitor.status``...); ``seq`` counts per topic; ``ts`` is when it was produced.
+    ``type`` is snapshot, event, ack or error (``batch_frame`` wraps event frames for a
+    client that asked); ``event`` names the event kind (``monitor.status``...); ``seq`` counts
+    per topic; ``ts`` is when it was produced.
     """
 
     type: str
@@ -73,6 +77,11 @@ _ENCODER = msgspec.json.Encoder()
 def encode(frame: Frame) -> bytes:
     """The frame as JSON bytes, ready to go out as a text frame."""
     return _ENCODER.encode(frame)
+
+
+def batch_frame(events: list[bytes]) -> bytes:
+    """A ``batch`` frame: event frames, each whole (its own topic and seq), in order."""
+    return b'{"type":"batch","events":[' + b",".join(events) + b"]}"
 
 
 def ack(op: str, **data: Any) -> bytes:

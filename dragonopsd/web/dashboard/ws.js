@@ -5,6 +5,8 @@
 // the union of their topics. When it drops, it reconnects with exponential backoff and jitter
 // (0.5 s doubling to 30 s), subscribes again, and the server's snapshots bring every page back
 // to the current state; pages that also hold REST data get an onResync call to refetch it.
+// Subscriptions ask for batch frames ({"type":"batch","events":[…]}: one frame per sampling
+// tick instead of one per server); each event in one keeps its own topic and seq.
 
 const BACKOFF_MIN = 500;
 const BACKOFF_MAX = 30_000;
@@ -51,7 +53,7 @@ export class Live {
     const sub = {topics, onFrame, onResync};
     const fresh = topics.filter((t) => !this.topics().has(t));
     this.subs.add(sub);
-    if (fresh.length) this.send({op: "subscribe", topics: fresh});
+    if (fresh.length) this.send({op: "subscribe", topics: fresh, batch: true});
     return () => {
       this.subs.delete(sub);
       const left = this.topics();
@@ -100,10 +102,19 @@ export class Live {
       this.authenticated(frame.data.role);
       return;
     }
+    if (frame.type === "batch") {
+      for (const event of frame.events ?? []) this.dispatch(event);
+      return;
+    }
     if (frame.type !== "snapshot" && frame.type !== "event") {
       if (frame.type === "error") console.warn("live:", frame.data?.message, frame.topic ?? "");
       return;
     }
+    this.dispatch(frame);
+  }
+
+  /** One snapshot or event frame (alone or from a batch) to the pages that follow its topic. */
+  dispatch(frame) {
     const last = this.seq.get(frame.topic);
     if (frame.type === "event" && last != null && frame.seq <= last) return;
     if (frame.seq != null) this.seq.set(frame.topic, frame.seq);
@@ -124,7 +135,7 @@ export class Live {
     this.connects += 1;
     this.onState({state: "live", role});
     const topics = [...this.topics()];
-    if (topics.length) this.send({op: "subscribe", topics});
+    if (topics.length) this.send({op: "subscribe", topics, batch: true});
     if (this.connects > 1) for (const sub of [...this.subs]) sub.onResync?.();
   }
 
