@@ -9,6 +9,10 @@ import {Live} from "./ws.js";
 const ROUTES = [
   {path: "/", title: "Overview", load: () => import("./overview.js")},
   {path: "/inventory", title: "Inventory", load: () => import("./inventory.js")},
+  {path: "/inventory/:table/:id", title: "Inventory item", load: () => import("./inventory_form.js")},
+  {path: "/monitors", title: "Monitors", load: () => import("./monitors.js")},
+  {path: "/monitors/new", title: "New monitor", load: () => import("./monitor_form.js")},
+  {path: "/monitors/:id/edit", title: "Edit monitor", load: () => import("./monitor_form.js")},
   {path: "/monitors/:id", title: "Monitor", load: () => import("./monitor.js")},
   {path: "/servers/:id", title: "Server", load: () => import("./server.js")},
   {path: "/incidents", title: "Incidents", load: () => import("./incidents.js")},
