@@ -77,6 +77,7 @@ def test_inventory_then_monitor_through_the_forms_only(scene: Scene, browser: Br
         shoot(page, "forms-01-client")
         page.click("button:has-text('Create client')")
         page.click("a.button:has-text('Add a project')")
+        page.wait_for_selector("#project-form-name")
         assert page.eval_on_selector("#project-form-clientId", "s => s.selectedOptions[0].text") == "Globex"
         page.fill("#project-form-name", "Shop")
         for tech in ("Python", "Redis"):
@@ -107,6 +108,7 @@ def test_inventory_then_monitor_through_the_forms_only(scene: Scene, browser: Br
         command = page.wait_for_selector("pre.command").inner_text()
         assert f"--server-id {server_id}" in command and "dragonopsd agent --url" in command
         assert "Shown once" in page.inner_text(".agent-token")
+        assert "null" not in page.inner_text("main")
         shoot(page, "forms-05-server-agent-token")
 
         page.click("#nav a[href='#/monitors']")
@@ -225,6 +227,7 @@ def test_bulk_pause_tag_and_delete_from_the_filtered_list(scene: Scene, browser:
         page.click("button[data-bulk='tag']")
         page.wait_for_selector(".bulk-report:has-text('3 tagged night')")
         assert scene.rest.get(f"/api/monitors/{made[0]['id']}")["tags"] == ["bulk", "night"]
+        assert "null" not in page.inner_text("main")
         shoot(page, "forms-10-monitor-list")
         page.check("#mon-all")
         page.click("button[data-bulk='delete']")

@@ -86,7 +86,7 @@ export async function mount(root, {table, id}, ctx) {
   const heading = h("h1", {}, creating ? `New ${level.singular}` : `${level.title}: ${item.name}`);
   const next = h("div.next-steps");
   const agent = table === "servers" && !creating ? agentSection(item) : null;
-  root.append(crumbs, heading, readOnly, done, writeBox, next, agent);
+  root.append(...[crumbs, heading, readOnly, done, writeBox, next, agent].filter(Boolean));
   drawNext();
   const gates = gate(root, ctx);
 
@@ -167,7 +167,7 @@ export async function mount(root, {table, id}, ctx) {
           h("p", {}, "Token: ", h("code.secret-value", {}, r.token)),
           h("p", {}, "Run on the server:"), code,
           h("button", {type: "button", on: {click: async () => announce((await copy(command)) ? "Copied" : "Copy failed; select the text instead")}}, "Copy command"),
-          server.sampling === "agent" ? null : h("p.help", {}, "Set Sampling source to \u201cAgent on the server\u201d and save, so the daemon takes this server's figures from the agent."));
+          ...(server.sampling === "agent" ? [] : [h("p.help", {}, "Set Sampling source to \u201cAgent on the server\u201d and save, so the daemon takes this server's figures from the agent.")]));
         announce("Agent token created; shown once");
       } catch (err) {
         out.replaceChildren(errorBox(err));

@@ -67,14 +67,14 @@ export async function mount(root, {id}, ctx) {
   ];
 
   root.append(
-    h("p.crumbs", {}, h("a", {href: "#/"}, "Overview"), " / monitor"),
+    h("p.crumbs", {}, h("a", {href: "#/monitors"}, "Monitors"), " / monitor"),
     h("div.title-row", {}, h("h1", {}, monitor.name), statusBadge, since),
     problems,
     h("p.muted", {}, `${monitor.kind} \u00b7 ${target(monitor)} \u00b7 ${schedule(monitor)}`,
       monitor.managedBy === "config" ? " \u00b7 managed by the config file" : ""),
-    managed ? h("p.notice.managed", {role: "note"}, h("strong", {}, "Read-only: managed by the config file. "),
+    ...(managed ? [h("p.notice.managed", {role: "note"}, h("strong", {}, "Read-only: managed by the config file. "),
       "It is declared in [[monitors]] of the daemon's config file and re-synced on every start and reload, so it ",
-      "is changed there, not here. Clone it for a copy you can edit.") : null,
+      "is changed there, not here. Clone it for a copy you can edit.")] : []),
     h("div.actions", {}, runButton, ...writes), runResult,
     section("uptime-h", "Uptime", uptimes),
     section("latency-h", "Latency", h("div.toolbar", {role: "group", "aria-label": "Time range"}, rangeButtons), chart.node),

@@ -166,7 +166,7 @@ export async function mount(root, _params, ctx) {
     }));
     const past = {pause: "paused", resume: "resumed", tag: `tagged ${word}`, delete: "deleted"}[action];
     report.replaceChildren(h("p.notice", {}, `${done.length} ${past}.`),
-      failed.length ? h("ul.error", {}, ...failed.map((f) => h("li", {}, f))) : null);
+      ...(failed.length ? [h("ul.error", {}, ...failed.map((f) => h("li", {}, f)))] : []));
     announce(`${done.length} ${past}${failed.length ? `, ${failed.length} refused` : ""}`);
     if (action === "delete") chosen.clear();
     await load();
