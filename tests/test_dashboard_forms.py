@@ -46,7 +46,7 @@ def browser() -> Iterator[Browser]:
 
 def refused(watch: Watch, *codes: int) -> None:
     """Drop the console lines Chromium logs for the refusals a test provokes on purpose."""
-    pattern = re.compile(r"status of (%s)" % "|".join(str(c) for c in codes))
+    pattern = re.compile(rf"status of ({'|'.join(str(c) for c in codes)})")
     watch.errors = [e for e in watch.errors if not pattern.search(e)]
 
 
@@ -78,7 +78,10 @@ def test_inventory_then_monitor_through_the_forms_only(scene: Scene, browser: Br
         page.click("button:has-text('Create client')")
         page.click("a.button:has-text('Add a project')")
         page.wait_for_selector("#project-form-name")
-        assert page.eval_on_selector("#project-form-clientId", "s => s.selectedOptions[0].text") == "Globex"
+        assert (
+            page.eval_on_selector("#project-form-clientId", "s => s.selectedOptions[0].text")
+            == "Globex"
+        )
         page.fill("#project-form-name", "Shop")
         for tech in ("Python", "Redis"):
             page.fill("#project-form-technology", tech)
@@ -127,7 +130,9 @@ def test_inventory_then_monitor_through_the_forms_only(scene: Scene, browser: Br
         assert monitor["conditions"] == ["[STATUS] == 200", "[RESPONSE_TIME] < 5000"]
         assert monitor["serverId"] == server_id
         page.click("#nav a[href='#/']")
-        page.wait_for_selector(".monitor-card[data-status='up']:has-text('Shop health')", timeout=20_000)
+        page.wait_for_selector(
+            ".monitor-card[data-status='up']:has-text('Shop health')", timeout=20_000
+        )
         project = scene.rest.get("/api/projects?q=Shop")["items"][0]
         assert project["technology"] == ["Python", "Redis"]
         watch.assert_clean()
@@ -152,7 +157,9 @@ def test_test_now_shows_each_condition_before_saving(scene: Scene, browser: Brow
         page.click("button:has-text('Test now')")
         row = page.wait_for_selector(".condition-row[data-index='1'][data-state='error']")
         assert "NOPE" in row.inner_text() or "placeholder" in row.inner_text()
-        assert not [m for m in scene.rest.get("/api/monitors")["items"] if m["name"] == "Trial only"]
+        assert not [
+            m for m in scene.rest.get("/api/monitors")["items"] if m["name"] == "Trial only"
+        ]
         refused(watch, 422)
         watch.assert_clean()
 
@@ -183,6 +190,33 @@ def test_an_edit_after_someone_else_changed_it_is_refused(scene: Scene, browser:
         watch.assert_clean()
 
 
+def test_a_status_change_meanwhile_is_no_conflict(scene: Scene, browser: Browser) -> None:
+    """The ETag covers the status too; a write refused only because the monitor went down
+    (its updatedAt unchanged: nobody edited it) is sent again with the fresh ETag."""
+    m = scene.rest.post(
+        "/api/monitors",
+        {"name": "Flipping", "kind": "http", "url": scene.target.url, "interval": 3600},
+    )
+    path = f"/api/monitors/{m['id']}"
+    with new_page(browser) as (page, watch):
+        sign_in(page, scene.daemon.url, scene.daemon.token)
+        page.goto(f"{scene.daemon.url}/#/monitors/{m['id']}/edit")
+        page.wait_for_selector("h1:has-text('Edit Flipping')")
+        scene.target.healthy = False
+        try:
+            assert scene.rest.post(f"{path}/check", {})["status"] == "down"
+        finally:
+            scene.target.healthy = True
+        page.fill("#monitor-form-interval", "1800")
+        page.click("button:has-text('Save changes')")
+        page.wait_for_selector("h1:has-text('Flipping')")
+        assert page.query_selector(".conflict") is None
+        assert scene.rest.get(path)["interval"] == 1800
+        refused(watch, 412)
+        watch.assert_clean()
+    scene.rest.call("DELETE", path)
+
+
 def test_delete_with_children_offers_the_cascade(scene: Scene, browser: Browser) -> None:
     client = scene.rest.post("/api/clients", {"name": "Initech"})
     scene.rest.post("/api/projects", {"clientId": client["id"], "name": "TPS"})
@@ -204,9 +238,15 @@ def test_bulk_pause_tag_and_delete_from_the_filtered_list(scene: Scene, browser:
     made = [
         scene.rest.post(
             "/api/monitors",
-            {"name": f"Bulk {i}", "kind": "tcp", "host": "127.0.0.1", "port": scene.target.port,
-             "tags": ["bulk"], "interval": 30},
-        )  # fmt: skip
+            {
+                "name": f"Bulk {i}",
+                "kind": "tcp",
+                "host": "127.0.0.1",
+                "port": scene.target.port,
+                "tags": ["bulk"],
+                "interval": 30,
+            },
+        )
         for i in range(3)
     ]
     with new_page(browser) as (page, watch):
