@@ -200,7 +200,7 @@ def routes() -> list[Route]:
             "POST",
             "/api/monitors/test",
             test_monitor,
-            "Probe a monitor body once without saving it",
+            "Probe a monitor body once without saving it (timeout at most 10 s)",
             "Monitors",
             "operator",
             body=MonitorSpec,

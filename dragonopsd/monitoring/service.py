@@ -26,7 +26,7 @@ log = logging.getLogger("dragonopsd.monitors")
 _SNAKE = re.compile(r"_([a-z])")
 # A trial probe answers an open HTTP request (the dashboard's "Test now"): it may not take as
 # long as a scheduled check may, whatever timeout the monitor asks for.
-TRIAL_TIMEOUT = 15.0
+TRIAL_TIMEOUT = 10.0
 
 
 def _problem(field: str, message: str) -> Problem:
