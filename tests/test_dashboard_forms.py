@@ -298,6 +298,9 @@ def test_a_viewer_sees_no_write_controls_and_a_forced_write_is_403(
 ) -> None:
     viewer = scene.rest.post("/api/tokens", {"name": "forms-viewer", "role": "viewer"})["token"]
     client = scene.rest.post("/api/clients", {"name": "Viewable"})
+    project = scene.rest.post("/api/projects", {"clientId": client["id"], "name": "Seen"})
+    env = scene.rest.post("/api/environments", {"projectId": project["id"], "name": "Prod"})
+    server = scene.rest.post("/api/servers", {"environmentId": env["id"], "name": "seen-1"})
     base = scene.daemon.url
     with new_page(browser) as (page, watch):
         sign_in(page, base, viewer)
@@ -306,12 +309,15 @@ def test_a_viewer_sees_no_write_controls_and_a_forced_write_is_403(
             ("#/monitors", "tbody tr"),
             (f"#/monitors/{scene.ids['config']}", ".beats-box"),
             (f"#/inventory/clients/{client['id']}", ".read-only"),
+            (f"#/servers/{server['id']}", ".plot"),
             ("#/monitors/new", ".read-only"),
         ):
             page.goto(f"{base}/{hash_}")
             page.wait_for_selector(ready)
             assert writes_shown(page) == 0, hash_
             assert page.query_selector("form.form:visible") is None, hash_
+            actions = "button[data-action]:visible, button:has-text('Run check now'):visible"
+            assert page.query_selector(actions) is None, hash_
         shoot(page, "forms-12-viewer")
         status = page.evaluate(
             """async (token) => (await fetch('/api/clients', {method: 'POST',

@@ -284,7 +284,8 @@ export function ask(title, message, choices) {
       resolve(dialog.returnValue || null);
     });
     dialog.showModal();
-    dialog.querySelector("button")?.focus();
+    // Cancel first: Enter on a destructive question does nothing harmful by accident.
+    dialog.querySelector("button[data-choice=cancel]")?.focus();
   });
 }
 
