@@ -152,7 +152,12 @@ def test_test_now_shows_each_condition_before_saving(scene: Scene, browser: Brow
         failing = page.wait_for_selector(".condition-row[data-index='1'][data-state='fail']")
         assert "fails" in failing.inner_text()
         shoot(page, "forms-07-test-now-failing")
-        # a parse error comes back from the API on its row
+        # what the browser can tell is said before any request...
+        page.fill(".condition-row[data-index='1'] input", "[STATUS] 200")
+        page.click("button:has-text('Test now')")
+        row = page.wait_for_selector(".condition-row[data-index='1'][data-state='error']")
+        assert "compares two sides" in row.inner_text()
+        # ...and a parse error comes back from the API on its row
         page.fill(".condition-row[data-index='1'] input", "[NOPE] == 1")
         page.click("button:has-text('Test now')")
         row = page.wait_for_selector(".condition-row[data-index='1'][data-state='error']")

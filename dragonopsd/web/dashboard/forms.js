@@ -18,6 +18,7 @@ export class Form {
     this.id = id;
     this.fields = new Map();
     this.prefixes = [];
+    this.validators = []; // () => the first element in error, or null (editors of many rows)
     this.alert = h("div.form-alert", {role: "alert", tabindex: "-1"});
     this.node = h("form.form", {id, novalidate: true, "aria-label": label ?? null});
   }
@@ -26,6 +27,12 @@ export class Form {
   add(f) {
     this.fields.set(f.path, f);
     return f;
+  }
+
+  /** fn() checks what no single field can (rows of an editor): shows its errors, returns the
+   * first element in error or null. */
+  validate(fn) {
+    this.validators.push(fn);
   }
 
   /** fn(issue) gets errors whose field starts with prefix (and returns true when it showed it). */
@@ -50,6 +57,10 @@ export class Form {
         setError(f, message);
         first ??= f.input;
       }
+    }
+    for (const fn of this.validators) {
+      const bad = fn();
+      first ??= bad;
     }
     if (first) {
       first.focus();

@@ -220,6 +220,24 @@ export function conditionsEditor(form, initial, getKind) {
     return true;
   });
 
+  // Cheap checks before any request; the daemon's parser has the last word (and its errors
+  // land on the same rows).
+  form.validate(() => {
+    let first = null;
+    for (const r of rows) {
+      const text = r.input.value.trim();
+      const why = !text ? null
+        : !/(==|!=|<=|>=|<|>)/.test(text) ? "A condition compares two sides, e.g. [STATUS] == 200"
+          : !/\[[A-Z_]+\]/.test(text) ? "Name a placeholder such as [STATUS]"
+            : text.length > 500 ? "At most 500 characters" : null;
+      if (why) {
+        setOut(r, "error", why);
+        first ??= r.input;
+      }
+    }
+    return first;
+  });
+
   const node = h("fieldset.conditions", {"data-field": "$.conditions"},
     h("legend", {}, "Conditions"),
     h("p.help", {}, "All must hold for the monitor to be up. None: the kind's default. Placeholders and functions:"),
