@@ -272,6 +272,19 @@ def test_bulk_pause_tag_and_delete_from_the_filtered_list(scene: Scene, browser:
         page.click("button[data-bulk='tag']")
         page.wait_for_selector(".bulk-report:has-text('3 tagged night')")
         assert scene.rest.get(f"/api/monitors/{made[0]['id']}")["tags"] == ["bulk", "night"]
+        page.check("#mon-all")
+        page.click("button[data-bulk='resume']")
+        page.wait_for_selector(".bulk-report:has-text('3 resumed')")
+        assert all(scene.rest.get(f"/api/monitors/{m['id']}")["enabled"] for m in made)
+        page.select_option("#mon-status", "")
+        page.select_option("#mon-tag", "night")
+        page.wait_for_function("() => document.querySelectorAll('tbody tr').length === 3")
+        page.check("#mon-all")
+        page.click("button[data-bulk='untag']")
+        page.wait_for_selector(".bulk-report:has-text('3 untagged night')")
+        assert scene.rest.get(f"/api/monitors/{made[0]['id']}")["tags"] == ["bulk"]
+        page.select_option("#mon-tag", "bulk")
+        page.wait_for_function("() => document.querySelectorAll('tbody tr').length === 3")
         assert "null" not in page.inner_text("main")
         shoot(page, "forms-10-monitor-list")
         page.check("#mon-all")
@@ -279,6 +292,17 @@ def test_bulk_pause_tag_and_delete_from_the_filtered_list(scene: Scene, browser:
         page.click("dialog button[data-choice='delete']")
         page.wait_for_selector(".bulk-report:has-text('3 deleted')")
         assert not [m for m in scene.rest.get("/api/monitors")["items"] if "bulk" in m["tags"]]
+        # a config-managed monitor is refused by name, with the daemon's reason
+        page.select_option("#mon-tag", "")
+        page.select_option("#mon-kind", "")
+        page.fill("#mon-q", MONITOR)
+        page.wait_for_function("() => document.querySelectorAll('tbody tr').length === 1")
+        page.check("#mon-all")
+        page.click("button[data-bulk='pause']")
+        page.wait_for_selector(".bulk-report:has-text('0 paused')")
+        assert "managed by" in page.inner_text(".bulk-report ul.error")
+        assert scene.rest.get(f"/api/monitors/{scene.ids['config']}")["enabled"] is True
+        refused(watch, 409)
         watch.assert_clean()
 
 

@@ -32,6 +32,7 @@ export async function mount(root, _params, ctx) {
     h("button", {type: "button", "data-bulk": "resume", on: {click: () => run("resume")}}, "Resume"),
     h("label.sr-only", {for: "bulk-tag"}, "Tag to add"), tagName,
     h("button", {type: "button", "data-bulk": "tag", on: {click: () => run("tag")}}, "Add tag"),
+    h("button", {type: "button", "data-bulk": "untag", on: {click: () => run("untag")}}, "Remove tag"),
     h("button.danger", {type: "button", "data-bulk": "delete", on: {click: () => run("delete")}}, "Delete"));
 
   const filters = h("form.toolbar.filters", {role: "search", on: {submit: (ev) => ev.preventDefault()}},
@@ -135,7 +136,7 @@ export async function mount(root, _params, ctx) {
   async function run(action) {
     const ids = [...chosen];
     const word = tagName.value.trim();
-    if (action === "tag" && !word) {
+    if ((action === "tag" || action === "untag") && !word) {
       report.replaceChildren(h("p.error", {}, "Type the tag to add first."));
       tagName.focus();
       return;
@@ -150,7 +151,8 @@ export async function mount(root, _params, ctx) {
       const path = `/api/monitors/${id}`;
       const {data: m, etag} = await api(path, {meta: true});
       if (action === "delete") return write(path, {method: "DELETE", etag, loaded: m});
-      const body = action === "tag" ? {tags: [...new Set([...m.tags, word])]} : {enabled: action === "resume"};
+      const body = action === "tag" ? {tags: [...new Set([...m.tags, word])]}
+        : action === "untag" ? {tags: m.tags.filter((t) => t !== word)} : {enabled: action === "resume"};
       return write(path, {method: "PATCH", body, etag, loaded: m});
     };
     await Promise.all(Array.from({length: PARALLEL}, async () => {
@@ -164,7 +166,7 @@ export async function mount(root, _params, ctx) {
         }
       }
     }));
-    const past = {pause: "paused", resume: "resumed", tag: `tagged ${word}`, delete: "deleted"}[action];
+    const past = {pause: "paused", resume: "resumed", tag: `tagged ${word}`, untag: `untagged ${word}`, delete: "deleted"}[action];
     report.replaceChildren(h("p.notice", {}, `${done.length} ${past}.`),
       ...(failed.length ? [h("ul.error", {}, ...failed.map((f) => h("li", {}, f)))] : []));
     announce(`${done.length} ${past}${failed.length ? `, ${failed.length} refused` : ""}`);
