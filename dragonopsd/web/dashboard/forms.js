@@ -302,7 +302,7 @@ export function ask(title, message, choices) {
 
 /** A notice that the signed-in role cannot change anything here (viewers). */
 export function readOnlyNote(what) {
-  return h("p.notice.read-only", {}, `Your role can view ${what} but not change it: writes need the operator role.`);
+  return h("p.notice.read-only", {}, `Read-only for your role: changing ${what} needs the operator role.`);
 }
 
 /** Buttons row for a form: the primary submit first, then the rest. */
