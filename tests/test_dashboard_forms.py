@@ -189,7 +189,7 @@ def test_an_edit_after_someone_else_changed_it_is_refused(scene: Scene, browser:
         page.wait_for_selector("h1:has-text('Edit Renamed elsewhere')")
         page.fill("#monitor-form-interval", "120")
         page.click("button:has-text('Save changes')")
-        page.wait_for_selector("h1:has-text('Renamed elsewhere')")
+        page.wait_for_url(re.compile(rf"#/monitors/{m['id']}$"))  # the monitor's page
         assert scene.rest.get(f"/api/monitors/{m['id']}")["interval"] == 120
         refused(watch, 412)
         watch.assert_clean()
@@ -214,7 +214,7 @@ def test_a_status_change_meanwhile_is_no_conflict(scene: Scene, browser: Browser
             scene.target.healthy = True
         page.fill("#monitor-form-interval", "1800")
         page.click("button:has-text('Save changes')")
-        page.wait_for_selector("h1:has-text('Flipping')")
+        page.wait_for_url(re.compile(rf"#/monitors/{m['id']}$"))  # the monitor's page
         assert page.query_selector(".conflict") is None
         assert scene.rest.get(path)["interval"] == 1800
         refused(watch, 412)
