@@ -137,7 +137,8 @@ class MonitorService:
 
     async def trial(self, spec: MonitorSpec) -> TrialReport:
         """Probe spec once from here without saving it: no heartbeat, status or event, just
-        the result and each condition's verdict (POST /api/monitors/test)."""
+        the result and each condition's verdict (POST /api/monitors/test). It runs on this
+        core whatever locations the spec names: a trial answers the request that asked."""
         if spec.kind == "push":
             raise _problem("$.kind", "a push monitor is checked by its push calls; nothing to test")
         if spec.timeout > TRIAL_TIMEOUT:

@@ -113,6 +113,8 @@ export async function mount(root, {table, id}, ctx) {
     }
     ({data: item, etag} = result);
     heading.textContent = `${level.title}: ${item.name}`;
+    history.replaceState(null, "", location.hash.split("?")[0]); // the "Created" note is old news
+    drawNext();
     done.replaceChildren(h("p.notice.ok", {}, `Saved ${item.name}.`));
     announce("Saved");
   }
