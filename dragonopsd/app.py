@@ -221,7 +221,7 @@ def _monitoring(
     # With several cores the metrics export the monitors this core owns, and only those.
     owned = engine.owned if core is not None else None
     view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
-    monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)
+    monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path, prober)
     pages = app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
     return _Monitoring(maintenance, notifier, history, store, engine, remote, view, monitors, pages)
 

@@ -67,6 +67,7 @@ EXPECTED_ROLES = {
     ("PATCH", "/api/monitors/{id}"): "operator",
     ("DELETE", "/api/monitors/{id}"): "operator",
     ("POST", "/api/monitors/{id}/check"): "operator",
+    ("POST", "/api/monitors/test"): "operator",
     ("GET", "/api/monitors/{id}/history"): "viewer",
     ("GET", "/api/monitors/{id}/uptime"): "viewer",
     ("GET", "/api/monitoring"): "viewer",

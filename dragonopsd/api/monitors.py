@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Callable
 
 from aiohttp import web
 
-from ..appkeys import ENGINE_VIEW, MONITORS, PRINCIPAL
+from ..appkeys import ENGINE_VIEW, MONITORS, NOTIFIER, PRINCIPAL
 from ..model.inventory import Wire
 from ..model.monitor import KINDS, STATUSES, Monitor, MonitorSpec, shown_to
-from ..monitoring.report import CheckReport, EngineStats, MonitorState
+from ..monitoring.report import CheckReport, EngineStats, MonitorState, TrialReport
 from ..monitoring.service import decode_spec
+from ..netguard import REFUSED, check_host_literal
 from ..problem import Problem, invalid
 from ..store.monitors import MonitorRow
 from .codec import (
@@ -128,6 +130,25 @@ async def check_monitor(request: web.Request) -> web.Response:
     return json_response(report)
 
 
+async def test_monitor(request: web.Request) -> web.Response:
+    """Probe a monitor body once without saving it; each condition's verdict comes back."""
+    spec = decode_spec(await read_json(request, dict))
+    # IP literals are refused up front, naming the field, as for notification channels;
+    # names are checked where the probe's socket is made, on the address they resolve to.
+    guard = request.app[NOTIFIER].guard
+    host = urllib.parse.urlsplit(spec.url).hostname if spec.url else None
+    resolver = spec.resolver or ""  # IP or IP:port ([v6]:port)
+    for field, value in (
+        ("$.url", host),
+        ("$.host", spec.host),
+        ("$.resolver", resolver),
+        ("$.resolver", resolver.rpartition(":")[0]),
+    ):
+        if value and check_host_literal(guard, value):
+            raise invalid(field, REFUSED)
+    return json_response(await request.app[MONITORS].trial(spec))
+
+
 async def engine_stats(request: web.Request) -> web.Response:
     """Scheduler drift, checks in flight, history writer backlog."""
     return json_response(request.app[ENGINE_VIEW].stats())
@@ -174,6 +195,17 @@ def routes() -> list[Route]:
             response=Monitor,
             status=201,
             errors=body_errors,
+        ),
+        Route(
+            "POST",
+            "/api/monitors/test",
+            test_monitor,
+            "Probe a monitor body once without saving it (timeout at most 10 s)",
+            "Monitors",
+            "operator",
+            body=MonitorSpec,
+            response=TrialReport,
+            errors=(400, 413, 415, 422),
         ),
         Route(
             "GET",

@@ -26,6 +26,19 @@ class CheckReport(Wire, kw_only=True):
     failed_locations: list[str] = []
 
 
+class TrialReport(Wire, kw_only=True):
+    """A probe of a monitor that is not saved (POST /api/monitors/test): nothing is recorded."""
+
+    status: str
+    ok: bool
+    at: str
+    latency_ms: float | None = None
+    message: str | None = None
+    error: str | None = None
+    conditions: list[ConditionResult] = []
+    context: dict[str, Any] = {}
+
+
 class MonitorState(Wire, kw_only=True):
     """Latest state of a monitor (GET /api/monitoring, the seed's endpoint)."""
 

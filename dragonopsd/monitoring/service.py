@@ -10,17 +10,23 @@ from typing import Any
 
 import msgspec
 
+from ..clock import now_iso
 from ..model.inventory import FieldError, in_words
 from ..model.monitor import Monitor, MonitorSpec
 from ..problem import FieldIssue, Problem
 from ..store.monitors import MonitorRow
 from ..store.protocols import HistoryReader, MonitorRepo
-from .conditions import ConditionError, parse_all
+from .conditions import DEFAULTS, ConditionError, evaluate_all, parse_all
 from .engine import Engine
+from .prober import Prober
+from .report import TrialReport
 from .views import EngineView
 
 log = logging.getLogger("dragonopsd.monitors")
 _SNAKE = re.compile(r"_([a-z])")
+# A trial probe answers an open HTTP request (the dashboard's "Test now"): it may not take as
+# long as a scheduled check may, whatever timeout the monitor asks for.
+TRIAL_TIMEOUT = 10.0
 
 
 def _problem(field: str, message: str) -> Problem:
@@ -68,9 +74,15 @@ class MonitorService:
     """The API's and the config file's way to change monitors."""
 
     def __init__(
-        self, engine: Engine, view: EngineView, history: HistoryReader, config_path: Path | None
+        self,
+        engine: Engine,
+        view: EngineView,
+        history: HistoryReader,
+        config_path: Path | None,
+        prober: Prober,
     ) -> None:
         self.engine = engine
+        self._prober = prober  # the engine's: same session, same SSRF guard, same secrets
         self._engine_view = view
         self.store: MonitorRepo = engine.store
         self._history = history
@@ -122,6 +134,33 @@ class MonitorService:
         await self.store.delete(ident, precondition)
         self.engine.remove(row.seq)
         await self._history.delete_monitor(row.seq)
+
+    async def trial(self, spec: MonitorSpec) -> TrialReport:
+        """Probe spec once from here without saving it: no heartbeat, status or event, just
+        the result and each condition's verdict (POST /api/monitors/test). It runs on this
+        core whatever locations the spec names: a trial answers the request that asked."""
+        if spec.kind == "push":
+            raise _problem("$.kind", "a push monitor is checked by its push calls; nothing to test")
+        if spec.timeout > TRIAL_TIMEOUT:
+            spec = msgspec.structs.replace(spec, given_timeout=TRIAL_TIMEOUT)
+        conditions = parse_all(spec.conditions or list(DEFAULTS.get(spec.kind, ())))
+        result = await self._prober.probe(spec)
+        context = result.context
+        if result.latency_ms is not None:
+            context.setdefault("RESPONSE_TIME", result.latency_ms)
+        outcomes = evaluate_all(conditions, context)
+        ok = all(o.success for o in outcomes)  # as the verdict judges a scheduled check
+        failed = next((o for o in outcomes if not o.success), None)
+        return TrialReport(
+            status="up" if ok else "down",
+            ok=ok,
+            at=now_iso(),
+            latency_ms=result.latency_ms,
+            message=None if ok else result.error or (failed.detail if failed else None),
+            error=result.error,
+            conditions=outcomes,
+            context={k: v for k, v in context.items() if k != "BODY"},  # as check reports do
+        )
 
     async def sync_config(self, tables: list[dict[str, Any]]) -> list[str]:
         """Make the config-managed monitors match ``[[monitors]]``; returns problems found.

@@ -29,13 +29,15 @@ export const UNAUTHORIZED = "dragonops:unauthorized";
 
 /**
  * Call the API. path is absolute ("/api/..."); body is sent as JSON; token overrides the
- * session's (for the sign-in check). Resolves to the decoded JSON, or null on 204.
+ * session's (for the sign-in check); ifMatch sends If-Match (the ETag a form read). Resolves to
+ * the decoded JSON, or null on 204; with meta, to {data, etag} (forms keep the ETag).
  */
-export async function api(path, {method = "GET", body, token, signal} = {}) {
+export async function api(path, {method = "GET", body, token, signal, ifMatch, meta = false} = {}) {
   const headers = {Accept: "application/json"};
   const credential = token ?? session.token;
   if (credential) headers.Authorization = `Bearer ${credential}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (ifMatch) headers["If-Match"] = ifMatch;
   let resp;
   try {
     resp = await fetch(path, {
@@ -49,7 +51,7 @@ export async function api(path, {method = "GET", body, token, signal} = {}) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(0, {detail: "the daemon cannot be reached; is it running?"});
   }
-  if (resp.status === 204) return null;
+  if (resp.status === 204) return meta ? {data: null, etag: null} : null;
   const type = resp.headers.get("Content-Type") ?? "";
   const data = type.includes("json") ? await resp.json() : await resp.text();
   if (!resp.ok) {
@@ -58,7 +60,7 @@ export async function api(path, {method = "GET", body, token, signal} = {}) {
     }
     throw new ApiError(resp.status, typeof data === "object" ? data : {detail: data});
   }
-  return data;
+  return meta ? {data, etag: resp.headers.get("ETag")} : data;
 }
 
 /** Build a query string from an object, skipping null/undefined. */

@@ -5,6 +5,11 @@
 import {api} from "./api.js";
 import {badge, clear, debounce, errorBox, h, num} from "./dom.js";
 import {sparkline, updateSparkline} from "./charts.js";
+import {gate} from "./forms.js";
+
+// The level below each one, for the "Add ..." links (forms in inventory_form.js).
+const CHILD = {client: ["projects", "clientId", "project"], project: ["environments", "projectId", "environment"],
+  environment: ["servers", "environmentId", "server"]};
 
 const KEEP = 40; // samples per sparkline
 const PRELOAD = 60; // servers whose recent history is fetched up front
@@ -17,7 +22,9 @@ export async function mount(root, _params, ctx) {
   const tree = h("div.tree");
   const problems = h("div");
   const summary = h("p.muted", {"aria-live": "polite"});
-  root.append(h("h1", {}, "Inventory"), problems, summary, tree);
+  root.append(h("div.title-row", {}, h("h1", {}, "Inventory"),
+    h("a.button", {href: "#/inventory/clients/new", "data-write": ""}, "New client")), problems, summary, tree);
+  const gates = gate(root, ctx);
 
   function buffer(id) {
     if (!buffers.has(id)) buffers.set(id, {cpu: [], memory: []});
@@ -41,10 +48,19 @@ export async function mount(root, _params, ctx) {
     const d = h(`details.node.${kind}`, {"data-id": entity.id},
       h("summary", {}, h("span.kind", {}, kind), " ", h("span.name", {}, entity.name), " ",
         badge(entity.status), " ", h("span.muted", {}, label)),
+      writeLinks(kind, entity),
       children);
     if (open.has(entity.id)) d.open = true;
     d.addEventListener("toggle", () => (d.open ? open.add(entity.id) : open.delete(entity.id)));
     return d;
+  }
+
+  function writeLinks(kind, entity) {
+    const [table, key, child] = CHILD[kind];
+    return h("p.row-actions", {"data-write": ""},
+      h("a", {href: `#/inventory/${kind === "client" ? "clients" : `${kind}s`}/${entity.id}`, "aria-label": `Edit ${kind} ${entity.name}`}, "Edit"),
+      " \u00b7 ",
+      h("a", {href: `#/inventory/${table}/new?${key}=${entity.id}`}, `Add ${child}`));
   }
 
   function serverRow(s) {
@@ -56,7 +72,8 @@ export async function mount(root, _params, ctx) {
       h("a.name", {href: `#/servers/${s.id}`}, s.name), " ", badge(s.status),
       h("span.muted", {}, ` ${s.type}${s.privateIp ? ` \u00b7 ${s.privateIp}` : ""}`),
       h("span.metric", {}, h("span.metric-name", {}, "CPU"), cpuSvg, cpuText),
-      h("span.metric", {}, h("span.metric-name", {}, "Mem"), memSvg, memText));
+      h("span.metric", {}, h("span.metric-name", {}, "Mem"), memSvg, memText),
+      h("a.row-edit", {href: `#/inventory/servers/${s.id}`, "data-write": "", "aria-label": `Edit server ${s.name}`}, "Edit"));
     rows.set(s.id, {li, cpuSvg, memSvg, cpuText, memText});
     draw(s.id);
     return li;
@@ -74,6 +91,7 @@ export async function mount(root, _params, ctx) {
     if (!open.size && servers <= 30) for (const d of items.flatMap((i) => [i, ...i.querySelectorAll("details")])) d.open = true;
     clear(tree).append(...(items.length ? items : [h("p.muted", {}, "No clients yet.")]));
     summary.textContent = `${clients.length} clients, ${servers} servers`;
+    gates.sync();
   }
 
   async function load() {
@@ -126,6 +144,7 @@ export async function mount(root, _params, ctx) {
   }, load);
   return () => {
     unsubscribe();
+    gates.stop();
     reload.cancel();
   };
 }

@@ -9,6 +9,10 @@ import {Live} from "./ws.js";
 const ROUTES = [
   {path: "/", title: "Overview", load: () => import("./overview.js")},
   {path: "/inventory", title: "Inventory", load: () => import("./inventory.js")},
+  {path: "/inventory/:table/:id", title: "Inventory item", load: () => import("./inventory_form.js")},
+  {path: "/monitors", title: "Monitors", load: () => import("./monitors.js")},
+  {path: "/monitors/new", title: "New monitor", load: () => import("./monitor_form.js")},
+  {path: "/monitors/:id/edit", title: "Edit monitor", load: () => import("./monitor_form.js")},
   {path: "/monitors/:id", title: "Monitor", load: () => import("./monitor.js")},
   {path: "/servers/:id", title: "Server", load: () => import("./server.js")},
   {path: "/incidents", title: "Incidents", load: () => import("./incidents.js")},
@@ -34,6 +38,9 @@ function showConnection({state, detail, role}) {
     refused: ["\u2716", "Live updates refused"],
   }[state];
   conn.dataset.state = state;
+  // The stylesheet hides [data-write] controls until this names a role that may use them, so a
+  // page drawn before the socket has said who we are never flashes buttons at a viewer.
+  if (role) document.body.dataset.role = role;
   // Only after a connection was live: the first connect of a page load is not "stale".
   stale.hidden = state !== "offline" || !live?.connects;
   conn.textContent = `${words[0]} ${words[1]}`;
@@ -48,6 +55,7 @@ function signIn(token) {
 
 function signOut(reason) {
   session.clear();
+  delete document.body.dataset.role;
   live?.stop();
   router?.stop();
   live = router = null;

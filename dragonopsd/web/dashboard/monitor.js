@@ -6,6 +6,7 @@
 import {api, query} from "./api.js";
 import {ago, announce, badge, clear, debounce, duration, errorBox, h, ms, pct, section, setBadge, time} from "./dom.js";
 import {LineChart, heartbeatBar} from "./charts.js";
+import {ask, gate, write} from "./forms.js";
 
 const RANGES = [
   {label: "1 hour", span: 3600, step: "1m"},
@@ -48,20 +49,33 @@ export async function mount(root, {id}, ctx) {
       for (const b of rangeButtons) b.setAttribute("aria-pressed", String(b.textContent === r.label));
       loadHistory();
     }}}, r.label));
-  const runButton = h("button.primary", {type: "button", on: {click: runNow}}, "Run check now");
+  const runButton = h("button.primary", {type: "button", "data-write": "", on: {click: runNow}}, "Run check now");
   const enable = () => {
     runButton.disabled = !ctx.can("operator");
     runButton.title = runButton.disabled ? "Needs the operator role" : "";
   };
   enable();
+  const managed = monitor.managedBy === "config";
+  const pauseButton = h("button", {type: "button", "data-write": "", on: {click: togglePause}});
+  const showPause = () => (pauseButton.textContent = monitor.enabled ? "Pause" : "Resume");
+  showPause();
+  const writes = [
+    managed ? null : h("a.button", {href: `#/monitors/${id}/edit`, "data-write": ""}, "Edit"),
+    h("a.button", {href: `#/monitors/new?from=${id}`, "data-write": ""}, "Clone"),
+    managed ? null : pauseButton,
+    managed ? null : h("button.danger", {type: "button", "data-write": "", on: {click: remove}}, "Delete"),
+  ];
 
   root.append(
-    h("p.crumbs", {}, h("a", {href: "#/"}, "Overview"), " / monitor"),
+    h("p.crumbs", {}, h("a", {href: "#/monitors"}, "Monitors"), " / monitor"),
     h("div.title-row", {}, h("h1", {}, monitor.name), statusBadge, since),
     problems,
     h("p.muted", {}, `${monitor.kind} \u00b7 ${target(monitor)} \u00b7 ${schedule(monitor)}`,
       monitor.managedBy === "config" ? " \u00b7 managed by the config file" : ""),
-    h("div.actions", {}, runButton), runResult,
+    ...(managed ? [h("p.notice.managed", {role: "note"}, h("strong", {}, "Read-only: managed by the config file. "),
+      "It is declared in [[monitors]] of the daemon's config file and re-synced on every start and reload, so it ",
+      "is changed there, not here. Clone it for a copy you can edit.")] : []),
+    h("div.actions", {}, runButton, ...writes), runResult,
     section("uptime-h", "Uptime", uptimes),
     section("latency-h", "Latency", h("div.toolbar", {role: "group", "aria-label": "Time range"}, rangeButtons), chart.node),
     section("beats-h", "Recent checks", beatsBox),
@@ -72,6 +86,33 @@ export async function mount(root, {id}, ctx) {
   function setStatus(status, at) {
     statusBadge = setBadge(statusBadge, status);
     if (at) since.textContent = `since ${ago(at)}`;
+  }
+
+  async function togglePause() {
+    pauseButton.disabled = true;
+    try {
+      const {data: m, etag} = await api(base, {meta: true});
+      ({data: monitor} = await write(base, {method: "PATCH", body: {enabled: !m.enabled}, etag, loaded: m}));
+      showPause();
+      setStatus(monitor.status);
+      announce(monitor.enabled ? "Resumed" : "Paused");
+    } catch (err) {
+      runResult.replaceChildren(errorBox(err));
+    } finally {
+      pauseButton.disabled = false;
+    }
+  }
+
+  async function remove() {
+    if (await ask(`Delete ${monitor.name}?`, "The monitor and its history are removed for good.",
+      [{value: "delete", label: "Delete monitor", danger: true}]) !== "delete") return;
+    try {
+      const {data: m, etag} = await api(base, {meta: true});
+      await write(base, {method: "DELETE", etag, loaded: m});
+      location.hash = "#/monitors";
+    } catch (err) {
+      runResult.replaceChildren(errorBox(err));
+    }
   }
 
   async function loadUptime() {
@@ -164,12 +205,14 @@ export async function mount(root, {id}, ctx) {
     }
   }, loadAll);
   const unwatch = ctx.onLive(enable);
+  const gates = gate(root, ctx);
   // History moves a step at a time (a minute at the finest): re-read it as often.
   // The pings too: a /start is no heartbeat, so no event announces it.
   const ticker = setInterval(() => Promise.all([loadHistory(), loadPings()]).catch(() => {}), 60_000);
   return () => {
     unsubscribe();
     unwatch();
+    gates.stop();
     clearInterval(ticker);
     refresh.cancel();
     refreshPings.cancel();

@@ -6,6 +6,7 @@
 import {api} from "./api.js";
 import {announce, badge, clear, debounce, errorBox, h, num, section, setBadge, time} from "./dom.js";
 import {LineChart} from "./charts.js";
+import {gate} from "./forms.js";
 
 const SPAN = 900;
 const ACTIONS = ["restart", "stop", "start"];
@@ -41,7 +42,8 @@ export async function mount(root, {id}, ctx) {
     h("div.title-row", {}, h("h1", {}, server.name), statusBadge),
     h("p.muted", {}, `${server.type}${server.privateIp ? ` \u00b7 ${server.privateIp}` : ""} \u00b7 samples: ${server.sampling}`),
     problems,
-    h("div.actions", {role: "group", "aria-label": "Server actions"}, buttons), progress,
+    h("div.actions", {role: "group", "aria-label": "Server actions", "data-write": ""}, buttons,
+      h("a.button", {href: `#/inventory/servers/${server.id}`}, "Edit")), progress,
     section("live-h", "Live metrics", chart.node, figures),
     section("alerts-h", "Resource alerts", alertRules, alertIncidents),
     section("actions-h", "Recent actions", history),
@@ -161,9 +163,11 @@ export async function mount(root, {id}, ctx) {
   }, loadAll);
   // The role is known once the socket has authenticated: re-check the buttons then.
   const unwatch = ctx.onLive(enable);
+  const gates = gate(root, ctx); // a viewer sees no actions at all
   return () => {
     unsubscribe();
     unwatch();
+    gates.stop();
     refreshServer.cancel();
     refreshAlerts.cancel();
     chart.destroy();
