@@ -21,8 +21,10 @@ import pytest
 from daemon import Daemon
 
 WATCHDOG_USEC = 400_000  # the daemon pings every WATCHDOG_USEC / 2 = 0.2 s
-START_TIMEOUT = 8.0
-STEP_TIMEOUT = 4.0
+# Deadlines, not speed checks (startup time is measured in tests/bench/): CI runs on a shared
+# 2-CPU machine where a start took over 8 s under a load of 10.
+START_TIMEOUT = 30.0
+STEP_TIMEOUT = 10.0
 
 Message = dict[str, str]
 
