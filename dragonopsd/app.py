@@ -76,6 +76,7 @@ from .metrics.exporter import Exporter
 from .metrics.labels import InventoryLabels
 from .metrics.redislink import RedisCollector
 from .model.inventory import InventoryChanged
+from .monitoring.alert_peers import AlertPeers
 from .monitoring.alert_rules import RuleBook
 from .monitoring.alerts import AlertService
 from .monitoring.engine import Engine
@@ -347,14 +348,16 @@ def build_app(
     # Resource alerts read the samples stream the sampler hands them, as it goes.
     alert_store = AlertStore(db)
     alerts = app[ALERTS] = AlertService(
-        RuleBook(alert_store),
+        RuleBook(alert_store, bus if core is not None else None),
         alert_store,
         index=index,
         maintenance=mon.maintenance,
         notifier=mon.notifier,
         bus=bus,
         runtimes=runtimes,
+        owns=core.owns if core is not None else None,  # several cores: each judges its own
     )
+    alert_peers = AlertPeers(alerts, core, bus) if core is not None else None
     sampler = app[SAMPLER] = Sampler(
         cfg.sampling,
         db,
@@ -421,7 +424,7 @@ def build_app(
         lifecycle.hub_ctx(hub),
         lifecycle.mirror_ctx(mirror) if mirror is not None else None,
         lifecycle.actions_ctx(actions, core),
-        lifecycle.alerts_ctx(alerts, cfg.alert_rules),  # before the samples it reads
+        lifecycle.alerts_ctx(alerts, cfg.alert_rules, alert_peers),  # before the samples it reads
         lifecycle.sampling_ctx(sampler, core),
         lifecycle.assistant_ctx(assistant),
         metrics_listener_ctx(cfg.metrics),  # the optional /metrics listener of its own
