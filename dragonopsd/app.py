@@ -347,6 +347,8 @@ def build_app(
     )
     # Resource alerts read the samples stream the sampler hands them, as it goes.
     alert_store = AlertStore(db)
+    # With several cores each server's alerts are judged by its owner alone.
+    alert_peers = AlertPeers(core, bus) if core is not None else None
     alerts = app[ALERTS] = AlertService(
         RuleBook(alert_store, bus if core is not None else None),
         alert_store,
@@ -355,9 +357,10 @@ def build_app(
         notifier=mon.notifier,
         bus=bus,
         runtimes=runtimes,
-        owns=core.owns if core is not None else None,  # several cores: each judges its own
+        owns=alert_peers.owns if alert_peers is not None else None,
     )
-    alert_peers = AlertPeers(alerts, core, bus) if core is not None else None
+    if alert_peers is not None:
+        alert_peers.follow(alerts)
     sampler = app[SAMPLER] = Sampler(
         cfg.sampling,
         db,

@@ -15,6 +15,7 @@ import msgspec
 
 from ..bus import Bus, Event
 from ..cluster.core import Core
+from ..cluster.rendezvous import owner
 from ..model.sample import Sample
 from .alert_rules import RULES_TOPIC
 from .alerts import AlertService
@@ -25,18 +26,33 @@ PREFIX, SUFFIX = "servers.", ".metrics"
 
 
 class AlertPeers:
-    """Hands an AlertService the other cores' samples of the servers this core owns, reloads
-    its rule book on their rule writes, and moves its servers when ownership moves."""
+    """Which servers this core judges, the other cores' samples of those, their rule writes."""
 
-    def __init__(self, alerts: AlertService, core: Core, bus: Bus) -> None:
-        self._alerts = alerts
+    def __init__(self, core: Core, bus: Bus) -> None:
+        self._core = core
         self._bus = bus
+        # The live cores as of the last rebalance, not the heartbeat's newest view: a server
+        # gained counts as owned only once its stored incidents are being taken over.
+        self._view = core.membership.active()
+        self._alerts: AlertService | None = None
         self._decode = msgspec.json.Decoder(Sample).decode
-        self.received = 0  # other cores' samples evaluated here (tests)
-        core.on_change(alerts.rebalance)
+
+    def owns(self, server: str) -> bool:
+        """Whether this core evaluates the server's rules (AlertService's ``owns``)."""
+        return owner(server, self._view) == self._core.node
+
+    def follow(self, alerts: AlertService) -> None:
+        """Move alerts' servers whenever the live cores change."""
+        self._alerts = alerts
+        self._core.on_change(self._rebalance)
+
+    async def _rebalance(self) -> None:
+        self._view = self._core.membership.active()
+        if self._alerts is not None:
+            await self._alerts.rebalance()  # drops and gates before its first await
 
     async def run(self) -> None:
-        """Follow the bus until cancelled."""
+        """Hand the followed AlertService the other cores' samples until cancelled."""
         sub = self._bus.subscribe([f"{PREFIX}*", RULES_TOPIC], maxsize=100_000)
         try:
             while True:
@@ -52,15 +68,17 @@ class AlertPeers:
         data = event.data
         if not isinstance(data, msgspec.Raw):
             return  # published here: the sampler handed it over already / the book is loaded
+        alerts = self._alerts
+        if alerts is None:
+            return
         if event.kind == "server.metrics" and event.topic.endswith(SUFFIX):
             server = event.topic[len(PREFIX) : -len(SUFFIX)]
-            if not self._alerts.owns(server):
+            if not alerts.owns(server):
                 return  # decoded only by its owner
             try:
                 sample = self._decode(data)
             except msgspec.DecodeError:
                 return
-            self.received += 1
-            self._alerts.observe(sample)
+            alerts.observe(sample)
         elif event.topic == RULES_TOPIC:
-            await self._alerts.rules.load()
+            await alerts.rules.load()

@@ -91,11 +91,13 @@ class AlertService:
         self.owns: Callable[[str], bool] = owns or (lambda _server: True)
         self._owned: set[str] = set()  # servers owned as of start / the last rebalance
         self._taking: set[str] = set()  # gained servers whose stored incidents are being read
+        self._started = False  # rebalancing before start: start reads the store itself
 
     async def start(self) -> None:
         """Load the rules and resume the incidents a previous run left open (of the servers
         this core owns)."""
         await self.rules.load()
+        self._started = True
         self._owned = {s for s in self._index.hierarchy.servers if self.owns(s)}
         for incident in await self._store.open_incidents():
             if self.owns(incident.server_id):
@@ -116,6 +118,8 @@ class AlertService:
         """The live cores changed: forget the servers owned elsewhere now (their owner
         continues from the store), and take over the gained ones from their stored open
         incidents. Their samples wait (are skipped) until those are read."""
+        if not self._started:
+            return
         for key in [k for k in self._tracks if not self.owns(k[1])]:
             del self._tracks[key]
         for server in [s for s in self._heard if not self.owns(s)]:
