@@ -94,8 +94,7 @@ class AlertService:
         self._started = False  # rebalancing before start: start reads the store itself
 
     async def start(self) -> None:
-        """Load the rules and resume the incidents a previous run left open (of the servers
-        this core owns)."""
+        """Load the rules and resume the open incidents (of the servers this core owns)."""
         await self.rules.load()
         self._started = True
         self._owned = {s for s in self._index.hierarchy.servers if self.owns(s)}
@@ -104,20 +103,17 @@ class AlertService:
                 self._adopt(incident)
 
     def _adopt(self, incident: AlertIncident) -> None:
-        """Carry on with an incident opened by an earlier run or another core: no second
-        incident opens and no second notification goes while the breach lasts."""
+        """Carry on with an incident an earlier run or another core opened (no second one)."""
         key = (incident.rule_id, incident.server_id)
         track = self._tracks.get(key)
         if track is not None and track.incident is not None:
             return  # opened here meanwhile
-        rule = self._rule_or_stub(incident)
-        # A root cause held the firing notification back: no "resolved" answers it either.
-        self._tracks[key] = _Track(rule, incident=incident, notified=incident.root_cause is None)
+        # notified: as far as anyone can tell now (a restart has always resumed them so).
+        self._tracks[key] = _Track(self._rule_or_stub(incident), incident=incident, notified=True)
 
     async def rebalance(self) -> None:
-        """The live cores changed: forget the servers owned elsewhere now (their owner
-        continues from the store), and take over the gained ones from their stored open
-        incidents. Their samples wait (are skipped) until those are read."""
+        """The live cores changed: forget the servers owned elsewhere now, take the gained ones
+        over from their stored open incidents (their samples are skipped until then)."""
         if not self._started:
             return
         for key in [k for k in self._tracks if not self.owns(k[1])]:
