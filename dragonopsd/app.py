@@ -76,6 +76,7 @@ from .metrics.exporter import Exporter
 from .metrics.labels import InventoryLabels
 from .metrics.redislink import RedisCollector
 from .model.inventory import InventoryChanged
+from .monitoring.alert_peers import AlertPeers
 from .monitoring.alert_rules import RuleBook
 from .monitoring.alerts import AlertService
 from .monitoring.engine import Engine
@@ -346,15 +347,20 @@ def build_app(
     )
     # Resource alerts read the samples stream the sampler hands them, as it goes.
     alert_store = AlertStore(db)
+    # With several cores each server's alerts are judged by its owner alone.
+    alert_peers = AlertPeers(core, bus) if core is not None else None
     alerts = app[ALERTS] = AlertService(
-        RuleBook(alert_store),
+        RuleBook(alert_store, bus if core is not None else None),
         alert_store,
         index=index,
         maintenance=mon.maintenance,
         notifier=mon.notifier,
         bus=bus,
         runtimes=runtimes,
+        owns=alert_peers.owns if alert_peers is not None else None,
     )
+    if alert_peers is not None:
+        alert_peers.follow(alerts)
     sampler = app[SAMPLER] = Sampler(
         cfg.sampling,
         db,
@@ -421,7 +427,7 @@ def build_app(
         lifecycle.hub_ctx(hub),
         lifecycle.mirror_ctx(mirror) if mirror is not None else None,
         lifecycle.actions_ctx(actions, core),
-        lifecycle.alerts_ctx(alerts, cfg.alert_rules),  # before the samples it reads
+        lifecycle.alerts_ctx(alerts, cfg.alert_rules, alert_peers),  # before the samples it reads
         lifecycle.sampling_ctx(sampler, core),
         lifecycle.assistant_ctx(assistant),
         metrics_listener_ctx(cfg.metrics),  # the optional /metrics listener of its own

@@ -29,6 +29,7 @@ from .inventory.index import InventoryIndex
 from .inventory.service import InventoryService
 from .live.hub import Hub
 from .live.redis_state import StateMirror
+from .monitoring.alert_peers import AlertPeers
 from .monitoring.alerts import AlertService
 from .monitoring.engine import Engine
 from .monitoring.maintenance import MaintenanceService
@@ -325,15 +326,22 @@ def sampling_ctx(sampler: Sampler, core: Core | None = None) -> CleanupCtx:
     return ctx
 
 
-def alerts_ctx(alerts: AlertService, tables: list[dict[str, Any]]) -> CleanupCtx:
+def alerts_ctx(
+    alerts: AlertService, tables: list[dict[str, Any]], peers: AlertPeers | None = None
+) -> CleanupCtx:
     """Load the alert rules (stored and ``[[alert_rules]]``), resume open alert incidents, and
-    tick for silences; on the way down, the incidents decided so far are written."""
+    tick for silences; on the way down, the incidents decided so far are written. With several
+    cores, follow the others' samples of the servers owned here, and their rule writes."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         for problem in alerts.rules.configure(tables):  # first: open incidents name them
             log.error("[[alert_rules]] %s", problem)
         await alerts.start()
         async for _ in task_ctx(alerts.run)(app):
-            yield
+            if peers is None:
+                yield
+                continue
+            async for _ in task_ctx(peers.run)(app):
+                yield
 
     return ctx

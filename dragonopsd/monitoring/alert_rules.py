@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from ..bus import Bus
 from ..clock import now_iso
 from ..model.inventory import FieldError, in_words
 from ..problem import FieldIssue, Problem, not_found
@@ -27,6 +28,8 @@ from ..store.protocols import AlertRepo
 # uuid5 namespace of config rules: a table keeps its id (and its incidents) across reloads.
 CONFIG_NAMESPACE = uuid.UUID("0b8f7c2e-4a51-4a4f-9d6e-3c1c5a2f7e10")
 _SNAKE = re.compile(r"_([a-z])")
+# Bus topic of stored rule writes: every core's book reloads (each evaluates its own servers).
+RULES_TOPIC = "cluster.alert-rules"
 
 
 def parse_alert_tables(tables: list[dict[str, Any]]) -> tuple[list[AlertRule], list[str]]:
@@ -63,8 +66,9 @@ Levels = tuple[str | None, str | None, str | None, str | None]
 class RuleBook:
     """Every rule in memory; writes go to the store, then the book reloads."""
 
-    def __init__(self, store: AlertRepo) -> None:
+    def __init__(self, store: AlertRepo, bus: Bus | None = None) -> None:
         self.store: AlertRepo = store
+        self._bus = bus  # None: nobody else reads the store's rules
         self._api: list[AlertRule] = []
         self._config: list[AlertRule] = []
         self._by_id: dict[str, AlertRule] = {}
@@ -140,6 +144,7 @@ class RuleBook:
         async with self._lock:
             rule = await self.store.insert(spec)
             await self.load()
+        self._announce()
         return rule
 
     async def replace(self, ident: str, spec: AlertRuleSpec) -> AlertRule:
@@ -148,6 +153,7 @@ class RuleBook:
         async with self._lock:
             rule = await self.store.replace(ident, spec)
             await self.load()
+        self._announce()
         return rule
 
     async def delete(self, ident: str) -> None:
@@ -156,6 +162,12 @@ class RuleBook:
         async with self._lock:
             await self.store.delete(ident)
             await self.load()
+        self._announce()
+
+    def _announce(self) -> None:
+        """Tell the other cores the stored rules changed (they reload them)."""
+        if self._bus is not None:
+            self._bus.publish(RULES_TOPIC, {"version": self.version}, "alert-rules.changed")
 
     def _writable(self, ident: str) -> None:
         rule = self.get(ident)

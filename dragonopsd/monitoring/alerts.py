@@ -11,6 +11,11 @@ monitor's DOWN does: a maintenance window covering the server (or its environmen
 client) holds the firing back, and a root cause (the server's host check is down) keeps the
 incident but suppresses the notification. Incident writes go through one queue in order, so
 the sample path never waits for the database.
+
+With several cores each server's rules are evaluated by one: its owner (``owns``, the same
+rendezvous ownership as monitors). The others skip its samples; alert_peers.py hands the owner
+the samples other cores took. A core that gains a server continues from its stored open
+incidents (``rebalance``), so a breach opens one incident and notifies once.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..bus import Bus
@@ -70,6 +75,7 @@ class AlertService:
         notifier: Dispatcher,
         bus: Bus,
         runtimes: Runtimes,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.rules = rules
         self._store = store
@@ -81,14 +87,53 @@ class AlertService:
         self._tracks: dict[Key, _Track] = {}
         self._heard: dict[str, float] = {}  # server -> loop time of its last sample
         self._writes: asyncio.Queue[tuple[str, AlertIncident]] = asyncio.Queue()
+        # Whether this core evaluates a server's rules (None: one core, every server).
+        self.owns: Callable[[str], bool] = owns or (lambda _server: True)
+        self._owned: set[str] = set()  # servers owned as of start / the last rebalance
+        self._taking: set[str] = set()  # gained servers whose stored incidents are being read
+        self._started = False  # rebalancing before start: start reads the store itself
 
     async def start(self) -> None:
-        """Load the rules and resume the incidents a previous run left open."""
+        """Load the rules and resume the open incidents (of the servers this core owns)."""
         await self.rules.load()
+        self._started = True
+        self._owned = {s for s in self._index.hierarchy.servers if self.owns(s)}
         for incident in await self._store.open_incidents():
-            rule = self._rule_or_stub(incident)
-            key = (incident.rule_id, incident.server_id)
-            self._tracks[key] = _Track(rule, incident=incident, notified=True)
+            if self.owns(incident.server_id):
+                self._adopt(incident)
+
+    def _adopt(self, incident: AlertIncident) -> None:
+        """Carry on with an incident an earlier run or another core opened (no second one)."""
+        key = (incident.rule_id, incident.server_id)
+        track = self._tracks.get(key)
+        if track is not None and track.incident is not None:
+            return  # opened here meanwhile
+        # notified: as far as anyone can tell now (a restart has always resumed them so).
+        self._tracks[key] = _Track(self._rule_or_stub(incident), incident=incident, notified=True)
+
+    async def rebalance(self) -> None:
+        """The live cores changed: forget the servers owned elsewhere now, take the gained ones
+        over from their stored open incidents (their samples are skipped until then)."""
+        if not self._started:
+            return
+        for key in [k for k in self._tracks if not self.owns(k[1])]:
+            del self._tracks[key]
+        for server in [s for s in self._heard if not self.owns(s)]:
+            del self._heard[server]  # a server owned again later starts a fresh grace period
+        owned = {s for s in self._index.hierarchy.servers if self.owns(s)}
+        gained, self._owned = owned - self._owned, owned
+        if not gained:
+            return
+        self._taking |= gained
+        try:
+            await self.settled()  # this core's own closes land before the store is read
+            incidents = await self._store.open_incidents()
+        finally:
+            self._taking -= gained
+        for incident in incidents:
+            if incident.server_id in gained and self.owns(incident.server_id):
+                self._adopt(incident)
+        log.info("cluster: took over the alerts of %d server(s)", len(gained))
 
     def _rule_or_stub(self, incident: AlertIncident) -> AlertRule:
         try:
@@ -118,6 +163,8 @@ class AlertService:
 
     def _observe(self, sample: Sample) -> None:
         server = sample.server_id
+        if server in self._taking or not self.owns(server):
+            return  # another core's to judge (it gets the sample over the bus)
         self._heard[server] = asyncio.get_running_loop().time()
         tree = self._index.hierarchy
         for rule in self.rules.for_server(tree, server):
@@ -173,6 +220,8 @@ class AlertService:
         tree = self._index.hierarchy
         for server, link in tree.servers.items():
             if link.sampling != "agent" or link.status in NOT_EXPECTED:
+                continue
+            if server in self._taking or not self.owns(server):
                 continue
             heard = self._heard.setdefault(server, now)  # tracking starts: a grace period
             for rule in self.rules.for_server(tree, server):
@@ -317,9 +366,17 @@ class AlertService:
         """Every rule in force on a server with its state now (a server created a moment
         ago counts: the index is brought up to date first)."""
         tree = await self._index.current()
+        tracks = self._tracks
+        if not self.owns(server):  # judged by another core: what it stored is what is known
+            recent = await self._store.incidents(server, 50)
+            tracks = {
+                (i.rule_id, server): _Track(self._rule_or_stub(i), incident=i)
+                for i in recent
+                if i.closed_at is None
+            }
         out = []
         for rule in self.rules.for_server(tree, server):
-            track = self._tracks.get((rule.id, server))
+            track = tracks.get((rule.id, server))
             state, since = "ok", None
             if track is not None:
                 if track.incident is not None:
