@@ -38,6 +38,7 @@ from .appkeys import (
     HISTORY_QUERY,
     HISTORY_WRITER,
     HUB,
+    INCIDENTS,
     INVENTORY,
     INVENTORY_INDEX,
     MAINTENANCE,
@@ -78,10 +79,12 @@ from .model.inventory import InventoryChanged
 from .monitoring.alert_rules import RuleBook
 from .monitoring.alerts import AlertService
 from .monitoring.engine import Engine
+from .monitoring.incident_desk import IncidentDesk
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.multi import Rounds
 from .monitoring.prober import Prober
 from .monitoring.push import Pushes
+from .monitoring.reminders import Reminders
 from .monitoring.remote import RemoteProbes
 from .monitoring.runtime import Runtimes
 from .monitoring.service import MonitorService
@@ -102,6 +105,7 @@ from .store.audit import AuditStore
 from .store.backend import database_for
 from .store.history import HistoryWriter
 from .store.history_query import HistoryQuery
+from .store.incident_notes import IncidentNotesStore
 from .store.inventory import InventoryStore
 from .store.maintenance import MaintenanceStore
 from .store.monitors import MonitorStore
@@ -139,6 +143,7 @@ class _Monitoring:
     view: EngineView
     monitors: MonitorService
     status_pages: StatusPages
+    reminders: Reminders
 
 
 def _inventory(
@@ -221,8 +226,34 @@ def _monitoring(
     owned = engine.owned if core is not None else None
     view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path)
-    pages = app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
-    return _Monitoring(maintenance, notifier, history, store, engine, remote, view, monitors, pages)
+    desk = app[INCIDENTS] = IncidentDesk(
+        notes=IncidentNotesStore(db),
+        monitors=store,
+        bus=bus,
+        notifier=notifier,
+        runtimes=runtimes,
+        topology=verdict.topology,
+    )
+    # With several cores each repeats the incidents of what it owns: its monitors, and the
+    # manual incidents whose id hashes to it.
+    reminders = Reminders(
+        cfg.notifications.repeat_interval,
+        desk=desk,
+        notifier=notifier,
+        runtimes=runtimes,
+        owns=core.owns if core is not None else lambda _: True,
+    )
+    pages = app[STATUS_PAGES] = StatusPages(
+        cfg.status_page,
+        view,
+        store,
+        history_query,
+        maintenance=maintenance,
+        desk=desk,
+    )
+    return _Monitoring(
+        maintenance, notifier, history, store, engine, remote, view, monitors, pages, reminders
+    )
 
 
 def _hub(cfg: Config, bus: LocalBus) -> Hub:
@@ -411,6 +442,7 @@ def build_app(
         lifecycle.inventory_index_ctx(index),
         lifecycle.maintenance_ctx(mon.maintenance),
         lifecycle.notifier_ctx(mon.notifier, bus),
+        lifecycle.task_ctx(mon.reminders.run),  # repeat notifications of open incidents
         lifecycle.history_ctx(mon.history, core),  # stops after the engine: the last results land
         lifecycle.engine_ctx(cfg, mon.monitors),
         lifecycle.remote_results_ctx(mon.remote, mon.engine),
