@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 from conftest import Client, post
 from notify_helpers import (
     Receiver,
@@ -212,3 +213,58 @@ async def tree_for(client: Client) -> dict[str, Any]:
     p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal"})
     e = await post(client, "/api/environments", {"projectId": p["id"], "name": "Production"})
     return {"client": c, "project": p, "environment": e}
+
+
+class Flip:
+    """An HTTP service whose health the test flips."""
+
+    def __init__(self) -> None:
+        self.status = 200
+
+    async def handle(self, request: web.Request) -> web.Response:
+        return web.Response(status=self.status, text="ok")
+
+
+async def test_a_monitors_incident_repeats_until_acknowledged_and_a_new_one_notifies(
+    make_client: MakeClient, receiver: Receiver, aiohttp_server: Any
+) -> None:
+    client = await make_client(notifications={"repeat_interval": 0.3})
+    flip = Flip()
+    app = web.Application()
+    app.router.add_get("/health", flip.handle)
+    server = await aiohttp_server(app)
+    await post(
+        client,
+        "/api/notifications",
+        {"name": "ops", "kind": "webhook", "config": {"url": receiver.url("/hook")}},
+    )
+    monitor = {"name": "api", "kind": "http", "url": str(server.make_url("/health"))}
+    m = await post(client, "/api/monitors", {**monitor, "interval": 1, "timeout": 1})
+    flip.status = 503
+
+    async def count(kind: str, at_least: int = 1) -> bool:
+        return len(await _events(receiver, kind)) >= at_least
+
+    await _wait(lambda: count("reminder", 2))
+    [down] = await _events(receiver, "down")
+    ident = down["incidentId"]
+    await post(
+        client, f"/api/incidents/{ident}/updates", {"state": "identified", "message": "503s"}
+    )
+    acked = await post(client, f"/api/incidents/{ident}/acknowledge", {}, status=200)
+    assert acked["kind"] == "monitor" and acked["monitorId"] == m["id"]
+    assert [u["message"] for u in acked["updates"]] == ["503s"]
+    await _wait(lambda: count("acknowledged"))
+    [ack] = await _events(receiver, "acknowledged")
+    assert ack["monitorId"] == m["id"] and ack["acknowledgedBy"]
+    before = len(await _events(receiver, "reminder"))
+    await asyncio.sleep(1.2)  # four intervals
+    assert len(await _events(receiver, "reminder")) == before
+
+    flip.status = 200
+    await _wait(lambda: count("up"))
+    flip.status = 503  # a new incident: a DOWN, and repeats again (nobody acknowledged it)
+    await _wait(lambda: count("down", 2))
+    await _wait(lambda: count("reminder", before + 1))
+    newest = (await _events(receiver, "reminder"))[-1]
+    assert newest["incidentId"] != ident

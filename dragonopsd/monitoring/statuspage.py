@@ -59,9 +59,9 @@ class PublicUpdate(Wire, kw_only=True):
     at: str
 
 
-class PublicIncident(Wire, kw_only=True):
+class PublicIncident(Wire, kw_only=True, omit_defaults=True):
     """An incident as a status page shows it: which service, when, and for how long; a
-    manual one has its title, severity and state."""
+    manual one has its title, severity and state. Only what an incident has is sent."""
 
     id: str
     monitor_name: str
