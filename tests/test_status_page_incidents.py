@@ -5,8 +5,12 @@ names a monitor that does not exist, or a name several carry, says so."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from conftest import Client, post
@@ -85,3 +89,37 @@ async def test_updates_and_planned_maintenance_show_and_bad_references_warn(
     assert "Planned maintenance" in resp_text and "Database upgrade" in resp_text
     for leak in (env["id"], "Staging only", "Unrelated", "openedBy", "admin"):
         assert leak not in resp_text and leak not in str(page), leak
+
+
+def test_check_config_warns_about_page_references(tmp_path: Path) -> None:
+    conf = tmp_path / "dragonops.toml"
+    conf.write_text(
+        f"""
+[storage]
+state_dir = "{tmp_path}"
+
+[status_page]
+monitors = ["api", "ghost"]
+
+[[status_page.pages]]
+slug = "team"
+title = "Team"
+monitors = ["nobody"]
+
+[[monitors]]
+name = "api"
+kind = "push"
+"""
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DRAGONOPS_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "dragonopsd", "check-config", "--config", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr  # warnings, not errors: the daemon still starts
+    assert "warning: status_page.monitors: 'ghost' names no monitor" in done.stderr
+    assert "warning: status_page.pages[0].monitors: 'nobody' names no monitor" in done.stderr
+    assert "'api'" not in done.stderr
