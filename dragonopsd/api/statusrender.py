@@ -120,7 +120,7 @@ def _since(opened_at: str, now: str) -> float:
 
 def _update(u: PublicUpdate) -> str:
     return (
-        f'<li><span class="state">{escape(u.state.capitalize())}</span> '
+        f'<li><span class="state">{escape(u.state.capitalize())}</span>: '
         f"{escape(u.message)} · {_when(u.at)}</li>"
     )
 
