@@ -395,7 +395,13 @@ def build_app(
         watchers=[alerts.observe],
     )
     snapshots.register(
-        hub, view=mon.view, monitors=mon.store, sampler=sampler, actions=actions, alerts=alerts
+        hub,
+        view=mon.view,
+        monitors=mon.store,
+        sampler=sampler,
+        actions=actions,
+        alerts=alerts,
+        desk=app[INCIDENTS],
     )
     # With Redis, other processes read the latest state of monitors and servers from there.
     mirror = None

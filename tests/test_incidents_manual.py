@@ -146,6 +146,12 @@ async def test_incident_work_travels_on_the_websocket(client: Client, tree: Any)
     assert acked["event"] == "incident.acknowledged" and acked["data"]["by"]
     assert closed["event"] == "incident.closed" and closed["data"]["state"] == "resolved"
     assert {f["data"]["incidentId"] for f in (opened, updated, acked, closed)} == {inc["id"]}
+    # A new subscriber's snapshot holds the open manual incidents, updates and all.
+    still = await post(client, "/api/incidents", {**body, "message": "Still full"})
+    async with client.ws_connect("/api/ws") as ws:
+        frames = await subscribe(ws, "incidents")
+    snap = [f["data"] for f in frames if f["type"] == "snapshot"]
+    assert [(i["id"], i["updates"][0]["message"]) for i in snap] == [(still["id"], "Still full")]
 
 
 async def _events(receiver: Receiver, kind: str) -> list[Any]:

@@ -65,7 +65,7 @@ class Reminders:
         automatic = {
             rt.incident.id: rt.incident
             for rt in self._runtimes.all()
-            if rt.incident is not None and rt.down_notified
+            if rt.incident is not None and rt.down_notified and self._owns(rt.monitor.id)
         }
         manual = {
             i.id: i
