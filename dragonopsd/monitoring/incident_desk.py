@@ -20,14 +20,13 @@ from ..notify.dispatcher import Dispatcher
 from ..notify.event import EventKind, NotificationEvent
 from ..problem import Problem, not_found
 from ..store.incident_notes import (
-    IncidentNotesStore,
     IncidentSpec,
     ManualIncident,
     MonitorIncident,
     UpdateSpec,
 )
 from ..store.monitors import Incident
-from ..store.protocols import MonitorRepo
+from ..store.protocols import IncidentNotesRepo, MonitorRepo
 from .report import target_of
 from .runtime import Runtimes
 from .topology import Topology
@@ -58,7 +57,7 @@ class IncidentDesk:
     def __init__(
         self,
         *,
-        notes: IncidentNotesStore,
+        notes: IncidentNotesRepo,
         monitors: MonitorRepo,
         bus: Bus,
         notifier: Dispatcher,
