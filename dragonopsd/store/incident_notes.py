@@ -306,16 +306,14 @@ class IncidentNotesStore:
             _, row = await self._kind_of(conn, ident)
             if row[-1] is not None:
                 raise Problem(409, f"incident {ident} is closed; there is nothing to acknowledge")
-            acks = await self._acks(conn, [ident])
-            if ident in acks:
-                return acks[ident], False
-            ack = Acknowledgement(acknowledged_by=by, acknowledged_at=now_iso())
-            await conn.execute(
+            # ON CONFLICT: another core may acknowledge the same incident at the same moment.
+            cur = await conn.execute(
                 "INSERT INTO incident_acks (incident_id, acknowledged_by, acknowledged_at) "
-                "VALUES (?, ?, ?)",
-                (ident, ack.acknowledged_by, ack.acknowledged_at),
+                "VALUES (?, ?, ?) ON CONFLICT (incident_id) DO NOTHING",
+                (ident, by, now_iso()),
             )
-            return ack, True
+            acks = await self._acks(conn, [ident])
+            return acks[ident], cur.rowcount == 1
 
     async def acknowledged(self, ids: list[str]) -> dict[str, Acknowledgement]:
         """incident id -> its acknowledgement, for those of ids that have one."""
