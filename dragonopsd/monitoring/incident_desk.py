@@ -134,19 +134,28 @@ class IncidentDesk:
         message: str | None = None,
         by: str | None = None,
     ) -> None:
-        manual = isinstance(incident, ManualIncident)
-        note = IncidentNote(
-            type=kind,
-            incident_id=incident.id,
-            kind="manual" if manual else "monitor",
-            at=now_iso(),
-            title=incident.title if isinstance(incident, ManualIncident) else None,
-            monitor_id=None if isinstance(incident, ManualIncident) else incident.monitor_id,
-            state=incident.state if isinstance(incident, ManualIncident) else None,
-            severity=incident.severity if isinstance(incident, ManualIncident) else None,
-            message=message,
-            by=by,
-        )
+        if isinstance(incident, ManualIncident):
+            note = IncidentNote(
+                type=kind,
+                incident_id=incident.id,
+                kind="manual",
+                at=now_iso(),
+                title=incident.title,
+                state=incident.state,
+                severity=incident.severity,
+                message=message,
+                by=by,
+            )
+        else:
+            note = IncidentNote(
+                type=kind,
+                incident_id=incident.id,
+                kind="monitor",
+                at=now_iso(),
+                monitor_id=incident.monitor_id,
+                message=message,
+                by=by,
+            )
         self._bus.publish(TOPIC, note, kind)
 
     async def scopes(self, incident: ManualIncident) -> list[Scope]:
