@@ -38,6 +38,7 @@ from .appkeys import (
     HISTORY_QUERY,
     HISTORY_WRITER,
     HUB,
+    INCIDENTS,
     INVENTORY,
     INVENTORY_INDEX,
     MAINTENANCE,
@@ -80,10 +81,12 @@ from .monitoring.alert_peers import AlertPeers
 from .monitoring.alert_rules import RuleBook
 from .monitoring.alerts import AlertService
 from .monitoring.engine import Engine
+from .monitoring.incident_desk import IncidentDesk
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.multi import Rounds
 from .monitoring.prober import Prober
 from .monitoring.push import Pushes
+from .monitoring.reminders import Reminders
 from .monitoring.remote import RemoteProbes
 from .monitoring.runtime import Runtimes
 from .monitoring.service import MonitorService
@@ -104,6 +107,7 @@ from .store.audit import AuditStore
 from .store.backend import database_for
 from .store.history import HistoryWriter
 from .store.history_query import HistoryQuery
+from .store.incident_notes import IncidentNotesStore
 from .store.inventory import InventoryStore
 from .store.maintenance import MaintenanceStore
 from .store.monitors import MonitorStore
@@ -141,6 +145,7 @@ class _Monitoring:
     view: EngineView
     monitors: MonitorService
     status_pages: StatusPages
+    reminders: Reminders
 
 
 def _inventory(
@@ -223,8 +228,34 @@ def _monitoring(
     owned = engine.owned if core is not None else None
     view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path, prober)
-    pages = app[STATUS_PAGES] = StatusPages(cfg.status_page, view, store, history_query)
-    return _Monitoring(maintenance, notifier, history, store, engine, remote, view, monitors, pages)
+    desk = app[INCIDENTS] = IncidentDesk(
+        notes=IncidentNotesStore(db),
+        monitors=store,
+        bus=bus,
+        notifier=notifier,
+        runtimes=runtimes,
+        topology=verdict.topology,
+    )
+    # With several cores each repeats the incidents of what it owns: its monitors, and the
+    # manual incidents whose id hashes to it.
+    reminders = Reminders(
+        cfg.notifications.repeat_interval,
+        desk=desk,
+        notifier=notifier,
+        runtimes=runtimes,
+        owns=core.owns if core is not None else lambda _: True,
+    )
+    pages = app[STATUS_PAGES] = StatusPages(
+        cfg.status_page,
+        view,
+        store,
+        history_query,
+        maintenance=maintenance,
+        desk=desk,
+    )
+    return _Monitoring(
+        maintenance, notifier, history, store, engine, remote, view, monitors, pages, reminders
+    )
 
 
 def _hub(cfg: Config, bus: LocalBus) -> Hub:
@@ -372,7 +403,13 @@ def build_app(
         watchers=[alerts.observe],
     )
     snapshots.register(
-        hub, view=mon.view, monitors=mon.store, sampler=sampler, actions=actions, alerts=alerts
+        hub,
+        view=mon.view,
+        monitors=mon.store,
+        sampler=sampler,
+        actions=actions,
+        alerts=alerts,
+        desk=app[INCIDENTS],
     )
     # With Redis, other processes read the latest state of monitors and servers from there.
     mirror = None
@@ -419,6 +456,7 @@ def build_app(
         lifecycle.inventory_index_ctx(index),
         lifecycle.maintenance_ctx(mon.maintenance),
         lifecycle.notifier_ctx(mon.notifier, bus),
+        lifecycle.task_ctx(mon.reminders.run),  # repeat notifications of open incidents
         lifecycle.history_ctx(mon.history, core),  # stops after the engine: the last results land
         lifecycle.engine_ctx(cfg, mon.monitors),
         lifecycle.remote_results_ctx(mon.remote, mon.engine),

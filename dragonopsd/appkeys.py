@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .metrics.exporter import Exporter
     from .model.principal import Principal
     from .monitoring.alerts import AlertService
+    from .monitoring.incident_desk import IncidentDesk
     from .monitoring.maintenance import MaintenanceService
     from .monitoring.push import Pushes
     from .monitoring.service import MonitorService
@@ -77,6 +78,8 @@ ALERTS: web.AppKey[AlertService] = web.AppKey("alerts")
 HISTORY_WRITER: web.AppKey[HistorySink] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryReader] = web.AppKey("history_query")
 MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
+# Manual incidents, updates and acknowledgements (monitoring/incident_desk.py).
+INCIDENTS: web.AppKey[IncidentDesk] = web.AppKey("incidents")
 # Push monitors' calls, ping log and schedule clocks (monitoring/push.py).
 PUSHES: web.AppKey[Pushes] = web.AppKey("pushes")
 # Read-only: the board, counts and engine figures (monitoring/views.py).

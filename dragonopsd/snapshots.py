@@ -10,6 +10,7 @@ from .actions.service import ActionService
 from .live.hub import Hub, Item
 from .live.topics import topic_id
 from .monitoring.alerts import AlertService
+from .monitoring.incident_desk import IncidentDesk
 from .monitoring.views import EngineView
 from .sampling.sampler import Sampler
 from .store.monitors import MonitorStore
@@ -23,6 +24,7 @@ def register(
     sampler: Sampler,
     actions: ActionService,
     alerts: AlertService,
+    desk: IncidentDesk | None = None,
 ) -> None:
     """Give hub a snapshot provider for every topic whose state one of these services holds."""
 
@@ -37,7 +39,14 @@ def register(
         rows = await monitors.incidents(
             monitor_id=None, state="open", since=None, before=None, limit=1000
         )
-        return [(topic, "incident.open", i) for i in rows]
+        items: list[Item] = [(topic, "incident.open", i) for i in rows]
+        if desk is not None:  # manual ones too, with what people wrote on both kinds
+            items = [(topic, "incident.open", i) for i in await desk.notes.annotate(rows)]
+            manual = await desk.notes.manual_incidents(
+                state="open", since=None, before=None, limit=1000
+            )
+            items += [(topic, "incident.open", i) for i in manual]
+        return items
 
     async def nothing(topic: str) -> list[Item]:
         return []  # inventory has no "latest state": clients read it over REST

@@ -74,6 +74,9 @@ EXPECTED_ROLES = {
     ("GET", "/api/stats/engine"): "viewer",
     ("GET", "/api/incidents"): "viewer",
     ("GET", "/api/incidents/{id}"): "viewer",
+    ("POST", "/api/incidents"): "operator",
+    ("POST", "/api/incidents/{id}/updates"): "operator",
+    ("POST", "/api/incidents/{id}/acknowledge"): "operator",
     ("GET", "/api/push/{token}"): "public",
     ("POST", "/api/push/{token}"): "public",
     # The push signals are public too: the token in the path is the credential.

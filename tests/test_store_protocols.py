@@ -22,6 +22,7 @@ from dragonopsd.appkeys import (
     DATABASE,
     HISTORY_QUERY,
     HISTORY_WRITER,
+    INCIDENTS,
     INVENTORY,
     MAINTENANCE,
     MONITORS,
@@ -38,6 +39,7 @@ from dragonopsd.store.audit import AuditStore
 from dragonopsd.store.db import Database
 from dragonopsd.store.history import HistoryWriter
 from dragonopsd.store.history_query import HistoryQuery
+from dragonopsd.store.incident_notes import IncidentNotesStore
 from dragonopsd.store.inventory import InventoryStore
 from dragonopsd.store.maintenance import MaintenanceStore
 from dragonopsd.store.monitors import MonitorStore
@@ -70,6 +72,7 @@ WIRED: dict[type, tuple[type, typing.Callable[[web.Application], object]]] = {
     p.ActionRepo: (ActionStore, lambda app: app[ACTIONS].store),
     p.AlertRepo: (AlertStore, lambda app: app[ALERTS].rules.store),
     p.PingRepo: (PingStore, lambda app: app[PUSHES].pings),
+    p.IncidentNotesRepo: (IncidentNotesStore, lambda app: app[INCIDENTS].notes),
 }
 
 PROTOCOLS = [

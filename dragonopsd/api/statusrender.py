@@ -12,7 +12,15 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 from html import escape
 
-from ..monitoring.statuspage import DAYS, DayBar, PublicIncident, PublicMonitor, PublicPage
+from ..monitoring.statuspage import (
+    DAYS,
+    DayBar,
+    PublicIncident,
+    PublicMaintenance,
+    PublicMonitor,
+    PublicPage,
+    PublicUpdate,
+)
 
 ATOM = "http://www.w3.org/2005/Atom"
 REFRESH_SECONDS = 60
@@ -110,17 +118,42 @@ def _since(opened_at: str, now: str) -> float:
     return max(0.0, (end - start).total_seconds())
 
 
+def _update(u: PublicUpdate) -> str:
+    return (
+        f'<li><span class="state">{escape(u.state.capitalize())}</span>: '
+        f"{escape(u.message)} · {_when(u.at)}</li>"
+    )
+
+
 def _incident(i: PublicIncident, now: str) -> str:
-    """One incident: "X was down (resolved, 12 min)" or "X is down (ongoing, 3 min so far)"."""
+    """One incident: "X was down (resolved, 12 min)" or "X is down (ongoing, 3 min so far)";
+    a manual one by its title, severity and state; then its updates, newest first."""
     name = f"<strong>{escape(i.monitor_name)}</strong>"
-    if i.closed_at:
+    if i.title is not None:
+        state = escape((i.state or "").capitalize())
+        text = (
+            f"<strong>{escape(i.title)}</strong> ({escape(i.severity or '')}, {state}) "
+            f"· affects {escape(i.monitor_name)}"
+        )
+    elif i.closed_at:
         lasted = _duration(i.duration_seconds or _since(i.opened_at, i.closed_at))
         text = f"{name} was down (resolved, {lasted})"
     else:
         text = f"{name} is down (ongoing, {_duration(_since(i.opened_at, now))} so far)"
+    updates = ""
+    if i.updates:
+        updates = '<ol class="updates">' + "".join(map(_update, reversed(i.updates))) + "</ol>"
     return (
         f'<li class="incident {"closed" if i.closed_at else "open"}">'
-        f"{text} · {_when(i.opened_at)}</li>"
+        f"{text} · {_when(i.opened_at)}{updates}</li>"
+    )
+
+
+def _planned(m: PublicMaintenance) -> str:
+    now = " (in progress)" if m.active else ""
+    return (
+        f'<li class="planned"><strong>{escape(m.name)}</strong> · '
+        f"{_when(m.starts_at)} to {_when(m.ends_at)}{now}</li>"
     )
 
 
@@ -136,6 +169,12 @@ def html(page: PublicPage, *, css: str, icon: str, feed: str) -> bytes:
         incidents = f'<ol class="incidents">{items}</ol>'
     else:
         incidents = f'<p class="empty">No incidents in the last {DAYS} days.</p>'
+    planned = ""
+    if page.planned:
+        planned = (
+            '<section aria-labelledby="planned">\n<h2 id="planned">Planned maintenance</h2>\n'
+            '<ul class="planned">' + "".join(map(_planned, page.planned)) + "</ul>\n</section>"
+        )
     title = escape(page.title)
     return f"""<!doctype html>
 <html lang="en">
@@ -160,6 +199,7 @@ def html(page: PublicPage, *, css: str, icon: str, feed: str) -> bytes:
 <h2 id="services">Services</h2>
 {services}
 </section>
+{planned}
 <section aria-labelledby="history">
 <h2 id="history">Recent incidents</h2>
 {incidents}
@@ -191,7 +231,9 @@ def atom(page: PublicPage, *, origin: str, page_path: str, feed_path: str) -> by
     for i in page.incidents:
         entry = _sub(feed, "entry")
         _sub(entry, "id", f"urn:uuid:{i.id}")
-        if i.closed_at:
+        if i.title is not None:
+            title = f"{(i.state or '').capitalize()}: {i.title}"
+        elif i.closed_at:
             lasted = _duration(i.duration_seconds or _since(i.opened_at, i.closed_at))
             title = f"Resolved: {i.monitor_name} was down for {lasted}"
         else:
@@ -202,6 +244,8 @@ def atom(page: PublicPage, *, origin: str, page_path: str, feed_path: str) -> by
         _sub(entry, "link", rel="alternate", type="text/html", href=origin + page_path)
         summary = f"{i.monitor_name} went down at {i.opened_at}"
         summary += f" and recovered at {i.closed_at}." if i.closed_at else "; not yet recovered."
+        if i.updates:
+            summary += " " + " ".join(f"[{u.state}] {u.message}" for u in i.updates)
         _sub(entry, "summary", summary, type="text")
     body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return body

@@ -22,6 +22,7 @@ from ..store.backend import describe, storage_problems
 from ..store.postgres import UNREACHABLE
 from . import agent, db, export, imports, keys, probe, serve, tokens
 from .common import EPILOG, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, add_common, config_from_args
+from .pagecheck import page_warnings
 from .state import StateError
 
 log = logging.getLogger("dragonopsd")
@@ -41,7 +42,7 @@ def _report(problems: list[str]) -> int:
 
 def _check_config(cfg: Config, args: argparse.Namespace) -> int:
     # The very check the [[monitors]] sync makes (links to servers need the database: not here).
-    _, problems = parse_monitor_tables(cfg.monitors)
+    declared, problems = parse_monitor_tables(cfg.monitors)
     problems += parse_alert_tables(cfg.alert_rules)[1]
     if problems:
         return _report(problems)
@@ -54,6 +55,12 @@ def _check_config(cfg: Config, args: argparse.Namespace) -> int:
         f"database {describe(cfg)}, "
         f"redis {redis}, log {cfg.log.level}/{cfg.log.format}"
     )
+    # Warnings, not problems: the daemon starts, but a page would show less than meant.
+    warnings, read_db = page_warnings(cfg, declared)
+    if not read_db and warnings:
+        warnings.append("(the database could not be read: checked against [[monitors]] only)")
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

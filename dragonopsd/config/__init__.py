@@ -269,6 +269,14 @@ SecretName = Annotated[
 ]
 
 
+class NotificationsConfig(Section, frozen=True):
+    """[notifications]: what the notification channels hear beyond each transition."""
+
+    # Seconds between repeats of an incident's notification while it stays open and nobody
+    # acknowledged it (POST /api/incidents/{id}/acknowledge); 0: no repeats.
+    repeat_interval: Annotated[float, msgspec.Meta(ge=0, le=7 * 86_400)] = 0.0
+
+
 class AiConfig(Section, frozen=True):
     """[ai]: the infrastructure assistant (POST /api/ai/generate).
 
@@ -304,6 +312,7 @@ class Config(Section, frozen=True):
     ai: AiConfig = AiConfig()
     metrics: MetricsConfig = MetricsConfig()
     status_page: StatusPageConfig = StatusPageConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     # [[monitors]] tables, validated as MonitorSpec by the monitoring layer (config sits below
     # the model, so it keeps them as plain tables).
     monitors: list[dict[str, Any]] = []
@@ -342,6 +351,7 @@ SECTIONS: dict[str, type[Section]] = {
     "ai": AiConfig,
     "metrics": MetricsConfig,
     "status_page": StatusPageConfig,
+    "notifications": NotificationsConfig,
 }
 
 

@@ -34,7 +34,7 @@ from ..model.inventory import Wire
 from ..model.monitor import Scope
 from ..problem import not_found
 from ..store.inventory import decode_cursor, encode_cursor
-from ..store.maintenance import Window, WindowSpec, iso
+from ..store.maintenance import Window, WindowScope, WindowSpec, iso
 from ..store.protocols import MaintenanceRepo
 
 log = logging.getLogger("dragonopsd.maintenance")
@@ -190,6 +190,22 @@ def _index(active: list[_Plan]) -> _Active:
     return index
 
 
+def covers(s: WindowScope, where: Scope) -> bool:
+    """Whether a window's scope covers a monitor sitting at where."""
+    if s.all:
+        return True
+    for ids, ident in (
+        (s.monitor_ids, where.monitor_id),
+        (s.server_ids, where.server_id),
+        (s.environment_ids, where.environment_id),
+        (s.project_ids, where.project_id),
+        (s.client_ids, where.client_id),
+    ):
+        if ident and any(str(i) == ident for i in ids):
+            return True
+    return False
+
+
 class MaintenanceService:
     """Every window in memory; writes go to the store and reload."""
 
@@ -328,6 +344,24 @@ class MaintenanceService:
             log.warning("maintenance window %s cannot be scheduled: %r", ident, exc)
             return []
         return [_occurrence(i) for i in intervals]
+
+    def planned(
+        self, scopes: list[Scope], now: float, horizon: float
+    ) -> list[tuple[Window, Interval]]:
+        """Enabled windows covering any of scopes, with their occurrence in force at now or
+        the next one if it starts within horizon seconds; soonest first (status pages)."""
+        found = []
+        for plan in list(self._plans.values()):
+            if not any(covers(plan.window.scope, scope) for scope in scopes):
+                continue
+            try:
+                interval = plan.schedule.current_or_next(now)
+            except Exception as exc:  # as _refresh: one window never takes the others down
+                log.warning("maintenance window %s cannot be scheduled: %r", plan.window.id, exc)
+                continue
+            if interval is not None and interval[0] <= now + horizon:
+                found.append((plan.window, interval))
+        return sorted(found, key=lambda f: (f[1][0], f[0].name))
 
     # ---------------------------------------------------------------- writes
 

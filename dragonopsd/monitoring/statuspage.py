@@ -1,7 +1,9 @@
 """Public status pages: the monitors a page lists, reduced to what anyone may see.
 
-A page shows each listed monitor's name, current status and daily uptime, and the recent
-incidents of those monitors (when, how long; never the cause, which can quote a target). Targets,
+A page shows each listed monitor's name, current status and daily uptime, the recent
+incidents of those monitors (when, how long; never the cause, which can quote a target) with
+the updates people wrote (their messages only), manual incidents on anything a listed monitor
+sits under, and the maintenance windows planned for them. Targets,
 URLs, hosts, messages and ids of the inventory never leave this module: the Structs below are
 the whole public shape. The pages are unauthenticated, so the expensive part (90 days of
 rollups per monitor, incidents) is read at most once per ``cache_seconds`` per page, under one
@@ -11,17 +13,25 @@ lock, whatever the number of visitors; the status itself is read live from the e
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from ..config import StatusPageConfig
 from ..model.inventory import Wire
+from ..model.monitor import Scope
+from ..store.incident_notes import IncidentUpdate, ManualIncident
 from ..store.protocols import HistoryReader, MonitorRepo
+from .incident_desk import IncidentDesk
+from .maintenance import MaintenanceService
 from .views import EngineView
 
+log = logging.getLogger("dragonopsd.statuspage")
 DAY = 86_400.0
 DAYS = 90
 INCIDENTS = 20
+PLANNED_DAYS = 30  # maintenance further ahead than this is not news yet
 
 
 class DayBar(Wire, kw_only=True):
@@ -41,14 +51,36 @@ class PublicMonitor(Wire, kw_only=True):
     days: list[DayBar]
 
 
-class PublicIncident(Wire, kw_only=True):
-    """An incident as a status page shows it: which service, when, and for how long."""
+class PublicUpdate(Wire, kw_only=True):
+    """An update as a status page shows it: the state, the words, the time (not the author)."""
+
+    state: str
+    message: str
+    at: str
+
+
+class PublicIncident(Wire, kw_only=True, omit_defaults=True):
+    """An incident as a status page shows it: which service, when, and for how long; a
+    manual one has its title, severity and state. Only what an incident has is sent."""
 
     id: str
     monitor_name: str
     opened_at: str
     closed_at: str | None
     duration_seconds: float | None
+    title: str | None = None
+    severity: str | None = None
+    state: str | None = None
+    updates: list[PublicUpdate] = []
+
+
+class PublicMaintenance(Wire, kw_only=True):
+    """A maintenance window planned for listed monitors: its name and its times."""
+
+    name: str
+    starts_at: str
+    ends_at: str
+    active: bool
 
 
 class PublicPage(Wire, kw_only=True):
@@ -60,15 +92,21 @@ class PublicPage(Wire, kw_only=True):
     updated_at: str
     monitors: list[PublicMonitor]
     incidents: list[PublicIncident]
+    planned: list[PublicMaintenance] = []
+    # What the configuration gets wrong about this page (a name that matches no monitor, or
+    # several): said here, in the log and by check-config, instead of showing nothing.
+    warnings: list[str] = []
 
 
 @dataclass(frozen=True)
 class PageSpec:
-    """A page as configured: slug ("" for /status), title and monitor references."""
+    """A page as configured: slug ("" for /status), title, monitor references, and the
+    config key that lists them (for warnings)."""
 
     slug: str
     title: str
     refs: tuple[str, ...]
+    key: str = "status_page.monitors"
 
 
 @dataclass
@@ -77,11 +115,47 @@ class _Cached:
     ids: list[str]
     monitors: list[PublicMonitor]
     incidents: list[PublicIncident]
+    planned: list[PublicMaintenance] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def reference_warnings(
+    key: str, refs: tuple[str, ...], names: dict[str, int], ids: set[str]
+) -> list[str]:
+    """What is wrong with a page's monitor references, given how many monitors carry each
+    name and which ids exist."""
+    warnings = []
+    for ref in refs:
+        count = names.get(ref, 0)
+        if count > 1:
+            warnings.append(f"{key}: '{ref}' matches {count} monitors; all of them are shown")
+        elif count == 0 and ref not in ids:
+            warnings.append(f"{key}: '{ref}' names no monitor; nothing is shown for it")
+    return warnings
+
+
+def _public_updates(updates: list[IncidentUpdate]) -> list[PublicUpdate]:
+    return [PublicUpdate(state=u.state, message=u.message, at=u.at) for u in updates]
+
+
+def _touches(incident: ManualIncident, scope: Scope) -> bool:
+    place = {
+        "monitor": scope.monitor_id,
+        "server": scope.server_id,
+        "environment": scope.environment_id,
+        "project": scope.project_id,
+        "client": scope.client_id,
+    }
+    return any(place[t.kind] == t.id for t in incident.targets)
 
 
 def _iso(ts: float) -> str:
     """The API's time format (clock.now_iso), so it compares with stored times as text."""
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
+
+
+def _iso_exact(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _date(ts: float) -> str:
@@ -106,11 +180,21 @@ class StatusPages:
     """The configured pages and their public views."""
 
     def __init__(
-        self, cfg: StatusPageConfig, view: EngineView, store: MonitorRepo, history: HistoryReader
+        self,
+        cfg: StatusPageConfig,
+        view: EngineView,
+        store: MonitorRepo,
+        history: HistoryReader,
+        *,
+        maintenance: MaintenanceService,
+        desk: IncidentDesk,
     ) -> None:
         self._view = view
         self._store = store
         self._history = history
+        self._maintenance = maintenance
+        self._desk = desk
+        self._logged: set[str] = set()  # warnings already in the log (once each per config)
         self._lock = asyncio.Lock()
         self._cache: dict[str, _Cached] = {}
         self._pages: dict[str, PageSpec] = {}
@@ -121,11 +205,15 @@ class StatusPages:
     def configure(self, cfg: StatusPageConfig) -> None:
         """Take a (re)loaded [status_page] section; cached views are dropped."""
         pages = [PageSpec("", cfg.title, tuple(cfg.monitors))]
-        pages += [PageSpec(p.slug, p.title, tuple(p.monitors)) for p in cfg.pages]
+        pages += [
+            PageSpec(p.slug, p.title, tuple(p.monitors), f"status_page.pages[{n}].monitors")
+            for n, p in enumerate(cfg.pages)
+        ]
         self._pages = {p.slug: p for p in pages}
         self._refs = frozenset(ref for p in pages for ref in p.refs)
         self._ttl = cfg.cache_seconds
         self._cache = {}
+        self._logged = set()
 
     def exists(self, slug: str) -> bool:
         """Whether a page has this slug ("" is the main page, always there)."""
@@ -158,6 +246,8 @@ class StatusPages:
             updated_at=_iso(time.time()),
             monitors=monitors,
             incidents=cached.incidents,
+            planned=cached.planned,
+            warnings=cached.warnings,
         )
 
     async def _cached(self, spec: PageSpec) -> _Cached:
@@ -172,8 +262,9 @@ class StatusPages:
             self._cache[spec.slug] = fresh
             return fresh
 
-    def _resolve(self, refs: tuple[str, ...]) -> list[tuple[str, str]]:
-        """(id, name) of the monitors refs name, in the order listed, each once."""
+    def _resolve(self, spec: PageSpec) -> tuple[list[tuple[str, str]], list[str]]:
+        """(id, name) of the monitors the page names, in the order listed, each once; and
+        the warnings about references that name none or several."""
         by_name: dict[str, list[tuple[str, str]]] = {}
         by_id: dict[str, tuple[str, str]] = {}
         for state in self._view.states():
@@ -181,10 +272,16 @@ class StatusPages:
             by_id[state.monitor_id] = pair
             by_name.setdefault(state.name, []).append(pair)
         found: dict[str, str] = {}
-        for ref in refs:
+        for ref in spec.refs:
             for ident, name in by_name.get(ref, [by_id[ref]] if ref in by_id else []):
                 found.setdefault(ident, name)
-        return list(found.items())
+        counts = {name: len(pairs) for name, pairs in by_name.items()}
+        warnings = reference_warnings(spec.key, spec.refs, counts, set(by_id))
+        for text in warnings:
+            if text not in self._logged:
+                self._logged.add(text)
+                log.warning("status page /status%s: %s", f"/{spec.slug}" if spec.slug else "", text)
+        return list(found.items()), warnings
 
     async def _read(self, spec: PageSpec) -> _Cached:
         now = time.time()
@@ -193,7 +290,8 @@ class StatusPages:
         ids: list[str] = []
         monitors: list[PublicMonitor] = []
         incidents: list[PublicIncident] = []
-        for ident, name in self._resolve(spec.refs):
+        listed, warnings = self._resolve(spec)
+        for ident, name in listed:
             seq = self._view.seq_of(ident)
             if seq is None:
                 continue
@@ -216,5 +314,59 @@ class StatusPages:
                 )
                 for i in rows
             ]
+        updates = await self._desk.notes.updates([i.id for i in incidents])
+        for i in incidents:
+            i.updates = _public_updates(updates.get(i.id, []))
+        scopes = {ident: await self._desk.monitor_scope(ident) for ident in ids}
+        names = dict(listed)
+        incidents += await self._manual(scopes, names, _iso(since))
         incidents.sort(key=lambda i: i.opened_at, reverse=True)
-        return _Cached(time.monotonic() + self._ttl, ids, monitors, incidents[:INCIDENTS])
+        planned = [
+            PublicMaintenance(
+                name=window.name,
+                starts_at=_iso_exact(start),
+                ends_at=_iso_exact(end),
+                active=start <= now,
+            )
+            for window, (start, end) in self._maintenance.planned(
+                list(scopes.values()), now, PLANNED_DAYS * DAY
+            )
+        ]
+        return _Cached(
+            time.monotonic() + self._ttl,
+            ids,
+            monitors,
+            incidents[:INCIDENTS],
+            planned,
+            warnings,
+        )
+
+    async def _manual(
+        self, scopes: dict[str, Scope], names: dict[str, str], since: str
+    ) -> list[PublicIncident]:
+        """Manual incidents about anything a listed monitor sits under, named after the
+        listed monitors they touch (their targets are never shown)."""
+        if not scopes:
+            return []
+        found = []
+        rows = await self._desk.notes.manual_incidents(
+            state=None, since=since, before=None, limit=INCIDENTS * 10
+        )
+        for incident in rows:
+            touched = [names[i] for i, scope in scopes.items() if _touches(incident, scope)]
+            if not touched:
+                continue
+            found.append(
+                PublicIncident(
+                    id=incident.id,
+                    monitor_name=", ".join(touched),
+                    opened_at=incident.opened_at,
+                    closed_at=incident.closed_at,
+                    duration_seconds=incident.duration_seconds,
+                    title=incident.title,
+                    severity=incident.severity,
+                    state=incident.state,
+                    updates=_public_updates(incident.updates),
+                )
+            )
+        return found

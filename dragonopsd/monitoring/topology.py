@@ -35,6 +35,35 @@ class Topology:
             client_id=client,
         )
 
+    def place(self, kind: str, ident: str) -> Scope:
+        """Where a server, environment, project or client sits (monitor_id empty): a manual
+        incident on it reaches the channels and pages that cover any level above it."""
+        tree = self._index.hierarchy
+        server = env = project = client = None
+        if kind == "server":
+            server = ident
+            link = tree.servers.get(ident)
+            env = link.environment_id if link else None
+        elif kind == "environment":
+            env = ident
+        elif kind == "project":
+            project = ident
+        elif kind == "client":
+            client = ident
+        if env:
+            env_link = tree.environments.get(env)
+            project = env_link[1] if env_link else None
+        if project:
+            project_link = tree.projects.get(project)
+            client = project_link[1] if project_link else None
+        return Scope(
+            monitor_id="",
+            server_id=server,
+            environment_id=env,
+            project_id=project,
+            client_id=client,
+        )
+
     def server_down(self, server_id: str | None) -> str | None:
         """Why the server is down by inventory state, or None."""
         server = self._index.hierarchy.servers.get(server_id) if server_id else None

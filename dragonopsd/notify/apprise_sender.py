@@ -36,6 +36,10 @@ _TYPES: Final = {
     "up": apprise.NotifyType.SUCCESS,
     "certificate": apprise.NotifyType.WARNING,
     "test": apprise.NotifyType.INFO,
+    "reminder": apprise.NotifyType.FAILURE,
+    "acknowledged": apprise.NotifyType.INFO,
+    "incident": apprise.NotifyType.WARNING,
+    "resolved": apprise.NotifyType.SUCCESS,
 }
 # Delivery ids whose partial progress is remembered; older ones are forgotten first.
 _REMEMBERED: Final = 1000

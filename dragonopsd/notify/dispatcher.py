@@ -31,7 +31,7 @@ from . import mail, webhook
 from .apprise_sender import AppriseSender
 from .channels import Channel
 from .delivery import Attempt, ChannelStats, DeliveryPolicy, DeliveryResult
-from .event import NotificationEvent
+from .event import ROUTED_AS, NotificationEvent
 
 log = logging.getLogger("dragonopsd.notify")
 
@@ -209,11 +209,16 @@ class Dispatcher:
         Call it from the event loop's thread (the scheduler does): it touches asyncio queues.
         """
         try:
-            if self._duplicate(event):
+            # Repeats, acknowledgements and manual incidents' news are meant to come again:
+            # only the probe's own transitions are deduped.
+            routed = ROUTED_AS.get(event.event)
+            if routed is None and self._duplicate(event):
                 self.deduped += 1
                 return
+            route = routed or event.event
+            scopes = (event.scope, *event.also)
             for channel in self._channels.values():
-                if channel.wants(event.event, event.scope):
+                if any(channel.wants(route, where) for where in scopes):
                     self._enqueue(channel, event)
         except Exception:  # the prober must never pay for a notification bug
             log.exception("notification for monitor %s was not published", event.monitor_id)

@@ -10,9 +10,33 @@ import msgspec
 
 from ..model.monitor import Scope
 
-EventKind = Literal["down", "up", "certificate", "test"]
-ICONS = {"down": "🔴", "up": "🟢", "certificate": "🟠", "test": "🔔"}
-COLOURS = {"down": 0xD93025, "up": 0x1E8E3E, "certificate": 0xF29900, "test": 0x1A73E8}
+EventKind = Literal[
+    "down", "up", "certificate", "test", "reminder", "acknowledged", "incident", "resolved"
+]
+ICONS = {
+    "down": "🔴",
+    "up": "🟢",
+    "certificate": "🟠",
+    "test": "🔔",
+    "reminder": "🔁",
+    "acknowledged": "👀",
+    "incident": "🟠",
+    "resolved": "🟢",
+}
+COLOURS = {
+    "down": 0xD93025,
+    "up": 0x1E8E3E,
+    "certificate": 0xF29900,
+    "test": 0x1A73E8,
+    "reminder": 0xD93025,
+    "acknowledged": 0x1A73E8,
+    "incident": 0xF29900,
+    "resolved": 0x1E8E3E,
+}
+# What a channel must route for the kinds it cannot pick on their own: a repeat and an
+# acknowledgement belong to the DOWN they follow, a manual incident's news to DOWN, its
+# resolution to UP. Channels keep choosing among down, up and certificate only.
+ROUTED_AS = {"reminder": "down", "acknowledged": "down", "incident": "down", "resolved": "up"}
 
 
 class NotificationEvent(msgspec.Struct, frozen=True, rename="camel", kw_only=True):
@@ -37,6 +61,12 @@ class NotificationEvent(msgspec.Struct, frozen=True, rename="camel", kw_only=Tru
     cause: str | None = None
     incident_id: str | None = None
     scope: Scope
+    # A manual incident: its title and severity, and where its other targets sit (a channel
+    # that covers any of them hears about it).
+    title: str | None = None
+    severity: str | None = None
+    acknowledged_by: str | None = None
+    also: list[Scope] = []
 
 
 # C0 and C1 controls and the Unicode line and paragraph separators: each can end a header or
@@ -120,13 +150,23 @@ def headline(event: NotificationEvent) -> str:
             return f"{icon} {label}: {where}{after}"
         case "certificate":
             return f"{icon} CERTIFICATE: {where} — {_cert_detail(event)}"
+        case "reminder":
+            still = "STILL OPEN" if event.kind == "manual" else "STILL DOWN"
+            return f"{icon} {still}: {where} — {event.message or event.cause or 'not resolved'}"
+        case "acknowledged":
+            return f"{icon} ACKNOWLEDGED: {where} — by {event.acknowledged_by or 'someone'}"
+        case "incident" | "resolved":
+            severity = f" [{event.severity}]" if event.severity else ""
+            news = f" — {event.message}" if event.message else ""
+            return f"{icon} {event.status.upper()}{severity}: {where}{news}"
         case _:
             return f"{icon} TEST: {event.message or 'dragonopsd notifications reach this channel'}"
 
 
 def facts(event: NotificationEvent) -> list[tuple[str, str]]:
     """Label/value pairs worth showing under the headline, in a fixed order."""
-    rows = [("Monitor", event.monitor_name), ("Kind", event.kind)]
+    subject = "Incident" if event.kind == "manual" else "Monitor"
+    rows = [(subject, event.monitor_name), ("Kind", event.kind)]
     if event.target:
         rows.append(("Target", event.target))
     rows.append(
@@ -142,5 +182,11 @@ def facts(event: NotificationEvent) -> list[tuple[str, str]]:
         rows.append(("Certificate expires", event.cert_expires_at))
     if event.locations:
         rows.append(("Locations", ", ".join(event.locations)))
+    if event.severity:
+        rows.append(("Severity", event.severity))
+    if event.acknowledged_by:
+        rows.append(("Acknowledged by", event.acknowledged_by))
+    if event.incident_id:
+        rows.append(("Incident", event.incident_id))
     rows.append(("At", event.at))
     return rows

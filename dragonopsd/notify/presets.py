@@ -79,7 +79,16 @@ def discord(event: NotificationEvent) -> Any:
     }
 
 
-_TEAMS_COLOUR = {"down": "Attention", "up": "Good", "certificate": "Warning", "test": "Accent"}
+_TEAMS_COLOUR = {
+    "down": "Attention",
+    "up": "Good",
+    "certificate": "Warning",
+    "test": "Accent",
+    "reminder": "Attention",
+    "acknowledged": "Accent",
+    "incident": "Warning",
+    "resolved": "Good",
+}
 
 
 def teams(event: NotificationEvent) -> Any:

@@ -30,6 +30,15 @@ from .alerts import AlertIncident, AlertRule, AlertRuleSpec
 from .audit import AuditEntry, AuditQuery, PendingEntry
 from .history import Heartbeat
 from .history_query import Point, UptimeWindow
+from .incident_notes import (
+    Acknowledgement,
+    Change,
+    IncidentSpec,
+    IncidentUpdate,
+    ManualIncident,
+    MonitorIncident,
+    UpdateSpec,
+)
 from .inventory import ListQuery
 from .maintenance import Window, WindowSpec
 from .monitors import Closing, Incident, MonitorRow
@@ -321,3 +330,25 @@ class AlertRepo(Protocol):
     async def incidents(self, server_id: str, limit: int) -> list[AlertIncident]: ...
     async def open(self, incident: AlertIncident) -> None: ...
     async def close(self, incident: AlertIncident) -> None: ...
+
+
+@runtime_checkable
+class IncidentNotesRepo(Protocol):
+    """Manual incidents, and the updates and acknowledgements people add to any incident."""
+
+    async def create(self, spec: IncidentSpec, author: str) -> ManualIncident: ...
+    async def manual(self, ident: str) -> ManualIncident | None: ...
+    async def manual_incidents(
+        self,
+        *,
+        state: str | None,
+        since: str | None,
+        before: tuple[str, str] | None,
+        limit: int,
+        target: tuple[str, str] | None = None,
+    ) -> list[ManualIncident]: ...
+    async def add_update(self, ident: str, spec: UpdateSpec, author: str) -> Change: ...
+    async def acknowledge(self, ident: str, by: str) -> tuple[Acknowledgement, bool]: ...
+    async def acknowledged(self, ids: list[str]) -> dict[str, Acknowledgement]: ...
+    async def updates(self, ids: list[str]) -> dict[str, list[IncidentUpdate]]: ...
+    async def annotate(self, incidents: list[Incident]) -> list[MonitorIncident]: ...
