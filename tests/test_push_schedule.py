@@ -80,7 +80,14 @@ async def test_a_missed_run_is_down_grace_after_its_expected_time(client: Client
     down = await state(client, ident)
     assert down["message"].startswith(f"no ping for the run expected at {_iso(expected)}")
     assert "cron '*/4 * * * * *', UTC" in down["message"]
-    [incident] = (await (await client.get(f"/api/incidents?monitorId={ident}")).json())["items"]
+    found: list[Any] = []
+
+    async def opened() -> bool:  # the incident is written just after the status flips
+        found[:] = (await (await client.get(f"/api/incidents?monitorId={ident}")).json())["items"]
+        return bool(found)
+
+    await until(opened, timeout=5)
+    [incident] = found
     assert incident["closedAt"] is None
     await call(client, token)  # the job is back
     assert (await state(client, ident))["status"] == "up"
