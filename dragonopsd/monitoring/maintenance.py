@@ -34,7 +34,7 @@ from ..model.inventory import Wire
 from ..model.monitor import Scope
 from ..problem import not_found
 from ..store.inventory import decode_cursor, encode_cursor
-from ..store.maintenance import Window, WindowSpec, iso
+from ..store.maintenance import Window, WindowScope, WindowSpec, iso
 from ..store.protocols import MaintenanceRepo
 
 log = logging.getLogger("dragonopsd.maintenance")
@@ -138,6 +138,25 @@ class Schedule:
         if start + self._duration > LAST:
             return None  # its end could not be written as a date
         return start
+
+
+def preview(cron: str, timezone: str, duration: int, after: float, count: int) -> list[Occurrence]:
+    """The next count occurrences of a schedule not saved yet, by the very Schedule the
+    service runs, so a form's preview cannot disagree with what the window will do. The
+    caller has checked cron and timezone (check_cron, check_timezone)."""
+    window = Window(
+        id="",
+        name="preview",
+        enabled=True,
+        kind="recurring",
+        cron=cron,
+        timezone=timezone,
+        duration=duration,
+        scope=WindowScope(all=True),
+        created_at="",
+        updated_at="",
+    )
+    return [_occurrence(i) for i in Schedule(window).upcoming(after, count)]
 
 
 @dataclass(slots=True, eq=False)
