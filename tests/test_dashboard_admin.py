@@ -5,15 +5,15 @@ is shown once and refused after its revoke, secrets, settings and the audit filt
 viewer sees no write controls, and every page fits 360 px. Screenshots land in
 tests/output/screenshots/admin-*.png.
 
-Not covered: changing a JWT profile's role in the browser. Profiles appear only after someone
-signs in with a JWT from an identity provider (a JWKS the daemon trusts), which this scene does
-not run; tests/test_jwt.py covers PATCH /api/profiles against a loopback JWKS."""
+The last test restarts the daemon with an HS256 ``[auth] jwt_secret`` (what Supabase projects
+use), so a JWT minted here makes a profile an admin then promotes in the browser."""
 
 from __future__ import annotations
 
 import json
 import re
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import jwt as pyjwt
 import pytest
 from browser import CHROMIUM, CHROMIUM_ARGS, MONITOR, Scene, Watch, new_page, shoot, sign_in
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -351,3 +352,40 @@ def test_a_viewer_sees_no_write_controls_and_pages_fit_360px(
         fits(page)
         shoot(page, "admin-11-channel-email-360px")
         watch.assert_clean()
+
+
+JWT_SECRET = "a-test-jwt-secret-of-32-bytes-or-more"
+
+
+def test_an_admin_changes_a_jwt_profiles_role(scene: Scene, browser: Browser) -> None:
+    # JWT sign-in configured after the first start, so the admin token the scene uses exists.
+    port = int(scene.daemon.url.rsplit(":", 1)[1])
+    scene.daemon.kill()
+    scene.config.write_text(scene.config.read_text() + f'\n[auth]\njwt_secret = "{JWT_SECRET}"\n')
+    scene.daemon = scene.start(port)
+    try:
+        base = scene.daemon.url
+        claims = {"sub": "user-ada", "email": "ada@example.com", "aud": "authenticated"}
+        ada = pyjwt.encode(claims | {"exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
+        assert status_of(ada, base, "/api/monitors") == 200  # first request: a viewer profile
+        with new_page(browser) as (page, watch):
+            sign_in(page, base, scene.daemon.token)
+            page.goto(f"{base}/#/access")
+            row = "tr[data-profile-id='user-ada']"
+            page.wait_for_selector(f"{row}:has-text('ada@example.com')")
+            assert page.input_value(f"{row} select") == "viewer"
+            page.select_option(f"{row} select", "operator")
+            page.wait_for_selector(f"{row}:has-text('Saved: operator')")
+            shoot(page, "admin-12-profile-role")
+            watch.assert_clean()
+        profiles = scene.rest.get("/api/profiles")["items"]
+        assert [(p["id"], p["role"]) for p in profiles] == [("user-ada", "operator")]
+        req = urllib.request.Request(
+            base + "/api/clients",
+            data=json.dumps({"name": "By Ada"}).encode(),
+            headers={"Authorization": f"Bearer {ada}", "Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 201, "the new role applies to her next request"
+    finally:
+        scene.daemon.kill()  # started by this test, so stopped by it (the last one here)
