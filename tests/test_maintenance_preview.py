@@ -49,22 +49,23 @@ async def test_defaults_are_utc_five_and_now(client: Client) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "field"),
+    ("query", "field", "says"),
     [
-        ({}, "cron"),
-        ({"cron": "0 2 * *"}, "cron"),
-        ({"cron": "61 2 * * *"}, "cron"),
-        ({"cron": "0 0 30 2 *"}, "cron"),
-        ({"cron": "0 2 * * sun", "timezone": "Mars/Olympus"}, "timezone"),
-        ({"cron": "0 2 * * sun", "count": "0"}, "count"),
-        ({"cron": "0 2 * * sun", "duration": "-1"}, "duration"),
-        ({"cron": "0 2 * * sun", "from": "2027-01-01T00:00:00"}, "from"),
+        ({}, "cron", "required"),
+        ({"cron": "0 2 * *"}, "cron", "5 fields"),
+        ({"cron": "61 2 * * *"}, "cron", "invalid cron"),
+        ({"cron": "0 0 30 2 *"}, "cron", "never fires"),
+        ({"cron": "0 2 * * sun", "timezone": "Mars/Olympus"}, "timezone", "unknown time zone"),
+        ({"cron": "0 2 * * sun", "count": "0"}, "count", "between 1 and"),
+        ({"cron": "0 2 * * sun", "duration": "-1"}, "duration", "between 0 and"),
+        ({"cron": "0 2 * * sun", "from": "2027-01-01T00:00:00"}, "from", "offset"),
     ],
 )
 async def test_bad_input_is_422_naming_the_parameter(
-    client: Client, query: dict[str, str], field: str
+    client: Client, query: dict[str, str], field: str, says: str
 ) -> None:
     resp = await client.get(PATH, params=query)
     problem = await resp.json(content_type="application/problem+json")
     assert resp.status == 422, problem
     assert [e["field"] for e in problem["errors"]] == [field], problem
+    assert says in problem["errors"][0]["message"], problem
