@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from ..monitoring.maintenance import OccurrenceList, WindowView, preview
 from ..problem import invalid
 from ..store.maintenance import (
     MAX_DURATION,
+    Window,
     WindowPatch,
     WindowSpec,
     check_cron,
@@ -21,8 +23,12 @@ from ..store.maintenance import (
     merge_patch,
 )
 from .codec import (
+    IF_MATCH,
+    IF_NONE_MATCH,
+    cacheable_response,
     convert,
     id_param,
+    if_match,
     json_response,
     no_repeats,
     page_limit,
@@ -56,8 +62,14 @@ def _count(request: web.Request) -> int:
 
 
 def _view(request: web.Request, window_id: str) -> web.Response:
+    """The window as GET shows it, with its ETag (a form sends it back in If-Match)."""
     svc = request.app[MAINTENANCE]
-    return json_response(svc.view(svc.get(window_id), time.time()))
+    return cacheable_response(request, svc.view(svc.get(window_id), time.time()))
+
+
+def _precondition(request: web.Request) -> Callable[[Window], None] | None:
+    svc = request.app[MAINTENANCE]
+    return if_match(request, lambda w: svc.view(w, time.time()))
 
 
 async def list_windows(request: web.Request) -> web.Response:
@@ -93,14 +105,14 @@ async def patch_window(request: web.Request) -> web.Response:
     patch = await read_json(request, WindowPatch)
     svc = request.app[MAINTENANCE]
     spec = convert(merge_patch(svc.get(ident), patch), WindowSpec)
-    await svc.replace(ident, spec)
+    await svc.replace(ident, spec, _precondition(request))
     return _view(request, ident)
 
 
 async def delete_window(request: web.Request) -> web.Response:
     """Remove a window."""
     ident = path_uuid(request, "maintenance window")
-    await request.app[MAINTENANCE].delete(ident)
+    await request.app[MAINTENANCE].delete(ident, _precondition(request))
     return web.Response(status=204)
 
 
@@ -236,7 +248,7 @@ def routes() -> list[Route]:
             "Maintenance",
             "viewer",
             response=WindowView,
-            params=(ident,),
+            params=(ident, IF_NONE_MATCH),
             errors=(404, 422),
         ),
         Route(
@@ -248,8 +260,8 @@ def routes() -> list[Route]:
             "operator",
             body=WindowPatch,
             response=WindowView,
-            params=(ident,),
-            errors=(400, 404, 413, 415, 422),
+            params=(ident, IF_MATCH),
+            errors=(400, 404, 412, 413, 415, 422),
         ),
         Route(
             "DELETE",
@@ -259,8 +271,8 @@ def routes() -> list[Route]:
             "Maintenance",
             "operator",
             status=204,
-            params=(ident,),
-            errors=(404, 422),
+            params=(ident, IF_MATCH),
+            errors=(404, 412, 422),
         ),
         Route(
             "GET",

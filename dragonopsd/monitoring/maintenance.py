@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -357,15 +358,22 @@ class MaintenanceService:
             await self.load()
         return window
 
-    async def replace(self, ident: str, spec: WindowSpec) -> Window:
-        """Overwrite a window (PATCH merges first) and reschedule it."""
+    async def replace(
+        self, ident: str, spec: WindowSpec, check: Callable[[Window], None] | None = None
+    ) -> Window:
+        """Overwrite a window (PATCH merges first) and reschedule it. check (If-Match) sees
+        the current window under the write lock, so no other write lands between the two."""
         async with self._lock:
+            if check is not None:
+                check(self.get(ident))
             window = await self.store.replace(ident, spec)
             await self.load()
         return window
 
-    async def delete(self, ident: str) -> None:
+    async def delete(self, ident: str, check: Callable[[Window], None] | None = None) -> None:
         """Remove a window; monitors it covered leave maintenance at their next check."""
         async with self._lock:
+            if check is not None:
+                check(self.get(ident))
             await self.store.delete(ident)
             await self.load()
