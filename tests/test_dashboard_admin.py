@@ -171,6 +171,65 @@ def test_a_window_made_in_the_form_puts_the_monitor_in_maintenance(
         watch.assert_clean()
 
 
+def test_a_window_changed_meanwhile_is_not_overwritten(scene: Scene, browser: Browser) -> None:
+    w = scene.rest.post(
+        "/api/maintenance",
+        {
+            "name": "Contested window",
+            "kind": "recurring",
+            "cron": "0 4 * * mon",
+            "duration": 600,
+            "enabled": False,
+            "scope": {"all": True},
+        },
+    )
+    with new_page(browser) as (page, watch):
+        sign_in(page, scene.daemon.url, scene.daemon.token)
+        page.goto(f"{scene.daemon.url}/#/maintenance/{w['id']}")
+        page.wait_for_selector("#window-form-preview li")
+        scene.rest.call("PATCH", f"/api/maintenance/{w['id']}", {"name": "Renamed elsewhere"})
+        page.fill("#window-form-cron", "0 5 * * mon")
+        page.click("button:has-text('Save changes')")
+        conflict = page.wait_for_selector(".conflict")
+        assert "Changed by someone else" in conflict.inner_text()
+        assert scene.rest.get(f"/api/maintenance/{w['id']}")["cron"] == "0 4 * * mon"
+        shoot(page, "admin-13-window-conflict")
+        page.click(".conflict button:has-text('Reload')")
+        page.wait_for_selector("h1:has-text('Window: Renamed elsewhere')")
+        refused(watch, 412)
+        watch.assert_clean()
+    scene.rest.call("DELETE", f"/api/maintenance/{w['id']}")
+
+
+def test_a_token_made_by_keyboard_alone(scene: Scene, browser: Browser) -> None:
+    with new_page(browser, 360, 740) as (page, watch):
+        sign_in(page, scene.daemon.url, scene.daemon.token)
+        page.goto(f"{scene.daemon.url}/#/access")
+        page.wait_for_selector("summary:has-text('New token')")
+        tab_to(page, "summary")
+        page.keyboard.press("Enter")  # opens the details
+        tab_to(page, "#token-form-name")
+        page.keyboard.type("typed-token")
+        tab_to(page, "#token-form-role")
+        page.keyboard.press("ArrowDown")  # viewer -> operator
+        tab_to(page, "#token-form button[type=submit]")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("[data-token-shown]")
+        fits(page)
+        made = [t for t in scene.rest.get("/api/tokens")["items"] if t["name"] == "typed-token"]
+        assert made and made[0]["role"] == "operator"
+        watch.assert_clean()
+
+
+def tab_to(page: Page, selector: str, limit: int = 80) -> None:
+    """Press Tab until selector has the focus (keyboard only: no clicks, no focus())."""
+    for _ in range(limit):
+        if page.evaluate("(s) => document.activeElement?.matches(s) ?? false", selector):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"{selector} never got the focus by Tab")
+
+
 def test_a_webhook_channel_made_in_the_form_gets_the_test(scene: Scene, browser: Browser) -> None:
     receiver = Receiver()
     try:
