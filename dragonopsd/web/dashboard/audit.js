@@ -17,7 +17,7 @@ export async function mount(root, _params, ctx) {
   const f = {};
   for (const key of TEXT) {
     f[key] = form.add(field(fid, {path: `$.${key}`, label: {actor: "Actor", entity: "Entity", entityId: "Entity id",
-      client: "Client address"}[key], value: given.get(key), placeholder: {entity: "monitors", actor: "token:ci"}[key]}));
+      client: "Client address"}[key], value: given.get(key), placeholder: {entity: "monitors", actor: "token:<id> or a JWT subject"}[key]}));
   }
   f.method = form.add(field(fid, {path: "$.method", label: "Method", type: "select", options: METHODS, value: given.get("method") ?? ""}));
   f.outcome = form.add(field(fid, {path: "$.outcome", label: "Outcome", type: "select", options: OUTCOMES, value: given.get("outcome") ?? ""}));

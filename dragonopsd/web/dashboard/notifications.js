@@ -17,7 +17,8 @@ export async function mount(root, _params, ctx) {
     problems,
     h("div.table-wrap", {}, h("table", {},
       h("caption.sr-only", {}, "Notification channels"),
-      h("thead", {}, h("tr", {}, ...["Name", "Kind", "Events", "Target", "Test"].map((c) => h("th", {scope: "col"}, c)))),
+      h("thead", {}, h("tr", {}, ...["Name", "Kind", "Events", "Target"].map((c) => h("th", {scope: "col"}, c)),
+        h("th", {scope: "col", "data-write": "admin"}, "Test"))),
       body)));
   try {
     const r = await api("/api/notifications");
@@ -25,7 +26,7 @@ export async function mount(root, _params, ctx) {
       h("th", {scope: "row"}, h("a", {href: `#/notifications/${c.id}`}, c.name), " ", c.enabled ? null : badge("disabled")),
       h("td", {}, c.kind), h("td", {}, c.events.join(", ")),
       h("td.wrap", {}, target(c)),
-      h("td", {}, h("div", {"data-write": "admin"}, testButton(c))))) : [h("tr", {}, h("td.muted", {colspan: 5}, "No channels yet."))]));
+      h("td", {"data-write": "admin"}, testButton(c)))) : [h("tr", {}, h("td.muted", {colspan: 5}, "No channels yet."))]));
   } catch (err) {
     problems.replaceChildren(errorBox(err));
   }

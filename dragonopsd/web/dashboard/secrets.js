@@ -27,7 +27,8 @@ export async function mount(root, _params, ctx) {
     }}}, h("label", {for: "secret-q"}, "Search"), search, h("button", {type: "submit"}, "Search")),
     h("div.table-wrap", {}, h("table", {},
       h("caption.sr-only", {}, "Secrets"),
-      h("thead", {}, h("tr", {}, ...["Key", "Environment", "Version", "Updated", "Value", "Change"].map((c) => h("th", {scope: "col"}, c)))),
+      h("thead", {}, h("tr", {}, ...["Key", "Environment", "Version", "Updated", "Value"].map((c) => h("th", {scope: "col"}, c)),
+        h("th", {scope: "col", "data-write": "admin"}, "Change"))),
       body)),
     more);
   const creator = createForm(() => load());
@@ -80,7 +81,7 @@ export async function mount(root, _params, ctx) {
       body.append(...r.items.map((s) => h("tr", {"data-secret-id": s.id},
         h("th", {scope: "row"}, h("code", {}, s.key), s.description ? h("div.muted", {}, s.description) : null),
         h("td", {}, s.env), h("td", {}, `v${s.version}`), h("td", {}, time(s.updatedAt)), valueCell(s),
-        h("td", {}, h("div.row-actions", {"data-write": "admin"}, ...changeButtons(s))))));
+        h("td", {"data-write": "admin"}, ...changeButtons(s)))));
       if (!append && !r.items.length) body.append(h("tr", {}, h("td.muted", {colspan: 6}, "No secrets.")));
       gates?.sync();
       cursor = r.nextCursor;
