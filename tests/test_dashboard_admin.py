@@ -201,6 +201,33 @@ def test_a_window_changed_meanwhile_is_not_overwritten(scene: Scene, browser: Br
     scene.rest.call("DELETE", f"/api/maintenance/{w['id']}")
 
 
+def test_an_edit_keeps_the_scope_levels_the_form_does_not_draw(
+    scene: Scene, browser: Browser
+) -> None:
+    env = "6f1c2b7e-0000-4000-8000-00000000e1e1"
+    w = scene.rest.post(
+        "/api/maintenance",
+        {
+            "name": "By environment",
+            "kind": "one-off",
+            "startsAt": "2030-01-01T00:00:00Z",
+            "endsAt": "2030-01-01T01:00:00Z",
+            "scope": {"environmentIds": [env]},
+        },
+    )
+    with new_page(browser) as (page, watch):
+        sign_in(page, scene.daemon.url, scene.daemon.token)
+        page.goto(f"{scene.daemon.url}/#/maintenance/{w['id']}")
+        assert "Also covers 1 environment(s)" in page.inner_text("#window-form")
+        page.fill("#window-form-name", "By environment, renamed")
+        page.click("button:has-text('Save changes')")
+        page.wait_for_selector(".saved .notice.ok")
+        watch.assert_clean()
+    saved = scene.rest.get(f"/api/maintenance/{w['id']}")
+    assert saved["scope"]["environmentIds"] == [env] and saved["startsAt"].startswith("2030-01-01")
+    scene.rest.call("DELETE", f"/api/maintenance/{w['id']}")
+
+
 def test_a_token_made_by_keyboard_alone(scene: Scene, browser: Browser) -> None:
     with new_page(browser, 360, 740) as (page, watch):
         sign_in(page, scene.daemon.url, scene.daemon.token)

@@ -17,6 +17,7 @@ const PRESETS = [
   ["30 1 * * sat", "Saturdays at 01:30"],
 ];
 const ONE_OFF = ["$.startsAt", "$.endsAt"];
+const KEPT = [["environmentIds", "environment(s)"], ["projectIds", "project(s)"], ["clientIds", "client(s)"]];
 const RECURRING = ["$.cron", "$.timezone", "$.duration"];
 
 export async function mount(root, {id}, ctx) {
@@ -59,7 +60,11 @@ export async function mount(root, {id}, ctx) {
   form.fields.delete("$.all");
   const scope = {monitorIds: multi(fid, {path: "$.scope.monitorIds", label: "Monitors", options: monitors, value: item?.scope?.monitorIds}),
     serverIds: multi(fid, {path: "$.scope.serverIds", label: "Servers (every monitor on them)", options: servers, value: item?.scope?.serverIds})};
-  const scopeBox = h("fieldset", {}, h("legend", {}, "What it covers"), all.node, scope.monitorIds.node, scope.serverIds.node);
+  // Levels this form does not draw (set through the API) are kept as they are, and said.
+  const kept = Object.fromEntries(KEPT.map(([k]) => [k, item?.scope?.[k] ?? []]));
+  const keptText = KEPT.filter(([k]) => kept[k].length).map(([k, word]) => `${kept[k].length} ${word}`).join(", ");
+  const scopeBox = h("fieldset", {}, h("legend", {}, "What it covers"), all.node, scope.monitorIds.node, scope.serverIds.node,
+    keptText ? h("p.help", {}, `Also covers ${keptText} (kept as set through the API).`) : null);
   const scopeError = h("p.field-error", {id: `${fid}-scope-error`, hidden: true});
   form.add({path: "$.scope", node: scopeBox, input: all.input, error: scopeError, spec: {}, validate: () => null});
   form.fields.set("$.scope.all", form.fields.get("$.scope"));
@@ -153,7 +158,9 @@ export async function mount(root, {id}, ctx) {
       startsAt: recurring ? null : iso(f.startsAt.input.value), endsAt: recurring ? null : iso(f.endsAt.input.value),
       cron: recurring ? f.cron.read() : null, timezone: recurring ? f.timezone.read() ?? "UTC" : null,
       duration: recurring ? Math.round(f.duration.read() * 60) : null,
-      scope: all.input.checked ? {all: true} : {monitorIds: scope.monitorIds.read(), serverIds: scope.serverIds.read()}};
+      scope: all.input.checked ? {all: true} : {...kept, monitorIds: scope.monitorIds.read(), serverIds: scope.serverIds.read()}};
+    // A recurring window's bounds (set through the API) mean nothing to a one-off: drop them.
+    if (!recurring && !creating) Object.assign(out, {activeFrom: null, activeUntil: null});
     if (creating) for (const k of Object.keys(out)) if (out[k] === null) delete out[k];
     return out;
   }

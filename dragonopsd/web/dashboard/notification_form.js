@@ -104,7 +104,9 @@ export async function mount(root, {id}, ctx) {
   }
 
   function body() {
-    const scope = all.input.checked ? {all: true} : {all: false, monitorIds: picked.read(), tags: tags.read()};
+    // Levels this form does not draw (serverIds and up, set through the API) are kept.
+    const kept = Object.fromEntries(["serverIds", "environmentIds", "projectIds", "clientIds"].map((k) => [k, item?.scope?.[k] ?? []]));
+    const scope = all.input.checked ? {all: true} : {...kept, all: false, monitorIds: picked.read(), tags: tags.read()};
     const out = {name: f["$.name"].read(), enabled: f["$.enabled"].read(), events: events.read(), scope, config: configBody()};
     if (creating) out.kind = f["$.kind"].input.value;
     return out;
