@@ -36,7 +36,7 @@ export async function mount(root, {id}, ctx) {
     hint: creating ? null : "The kind cannot change; make a new channel instead."});
   if (!creating) f["$.kind"].input.disabled = true;
   put("$.config.url", {label: "URL", type: "url", required: true, value: cfg.url, pattern: HTTP_URL,
-    patternText: "Expected an http:// or https:// URL", placeholder: "https://hooks.example.com/\u2026",
+    patternText: "Expected an http:// or https:// URL",
     hint: creating ? "Where the event is POSTed." : "Shown masked; leave it as is to keep the stored URL."});
   put("$.config.secret", {label: "Signing secret (optional)", type: "password", autocomplete: "new-password",
     hint: item?.hasSecret ? "A secret is stored; leave empty to keep it." : "16+ characters: requests then carry an HMAC signature.",
