@@ -105,6 +105,7 @@ EXPECTED_ROLES = {
     ("PATCH", "/api/maintenance/{id}"): "operator",
     ("DELETE", "/api/maintenance/{id}"): "operator",
     ("GET", "/api/maintenance/{id}/occurrences"): "viewer",
+    ("GET", "/api/maintenance/preview"): "viewer",
     ("GET", "/api/servers/{id}/metrics"): "viewer",
     # Agent routes admit agent tokens (for their own server, checked in the handler) and admins.
     ("POST", "/api/servers/{id}/samples"): "agent",

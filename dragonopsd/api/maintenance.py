@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime
 
 from aiohttp import web
 
 from ..appkeys import MAINTENANCE
 from ..model.inventory import Wire
-from ..monitoring.maintenance import OccurrenceList, WindowView
+from ..model.schedule import check_timezone
+from ..monitoring.maintenance import OccurrenceList, WindowView, preview
 from ..problem import invalid
-from ..store.maintenance import WindowPatch, WindowSpec, check_instant, merge_patch
+from ..store.maintenance import (
+    MAX_DURATION,
+    Window,
+    WindowPatch,
+    WindowSpec,
+    check_cron,
+    check_instant,
+    merge_patch,
+)
 from .codec import (
+    IF_MATCH,
+    IF_NONE_MATCH,
+    cacheable_response,
     convert,
     id_param,
+    if_match,
     json_response,
     no_repeats,
     page_limit,
@@ -48,8 +62,14 @@ def _count(request: web.Request) -> int:
 
 
 def _view(request: web.Request, window_id: str) -> web.Response:
+    """The window as GET shows it, with its ETag (a form sends it back in If-Match)."""
     svc = request.app[MAINTENANCE]
-    return json_response(svc.view(svc.get(window_id), time.time()))
+    return cacheable_response(request, svc.view(svc.get(window_id), time.time()))
+
+
+def _precondition(request: web.Request) -> Callable[[Window], None] | None:
+    svc = request.app[MAINTENANCE]
+    return if_match(request, lambda w: svc.view(w, time.time()))
 
 
 async def list_windows(request: web.Request) -> web.Response:
@@ -85,14 +105,14 @@ async def patch_window(request: web.Request) -> web.Response:
     patch = await read_json(request, WindowPatch)
     svc = request.app[MAINTENANCE]
     spec = convert(merge_patch(svc.get(ident), patch), WindowSpec)
-    await svc.replace(ident, spec)
+    await svc.replace(ident, spec, _precondition(request))
     return _view(request, ident)
 
 
 async def delete_window(request: web.Request) -> web.Response:
     """Remove a window."""
     ident = path_uuid(request, "maintenance window")
-    await request.app[MAINTENANCE].delete(ident)
+    await request.app[MAINTENANCE].delete(ident, _precondition(request))
     return web.Response(status=204)
 
 
@@ -101,26 +121,102 @@ async def list_occurrences(request: web.Request) -> web.Response:
     ident = path_uuid(request, "maintenance window")
     no_repeats(request)
     count = _count(request)
-    after = time.time()
-    if "from" in request.query:
-        try:
-            start = datetime.fromisoformat(request.query["from"])
-        except ValueError:
-            raise invalid("from", "expected an ISO 8601 time") from None
-        if start.tzinfo is None:
-            raise invalid("from", "needs a UTC offset or Z, e.g. 2027-03-28T00:00:00Z")
-        if problem := check_instant(start):
-            raise invalid("from", problem)
-        after = start.timestamp()
-    items = request.app[MAINTENANCE].occurrences(ident, after, count)
+    items = request.app[MAINTENANCE].occurrences(ident, _from(request), count)
     return json_response(OccurrenceList(items=items))
+
+
+def _from(request: web.Request) -> float:
+    """Unix time of the ``from`` parameter, or now."""
+    if "from" not in request.query:
+        return time.time()
+    try:
+        start = datetime.fromisoformat(request.query["from"])
+    except ValueError:
+        raise invalid("from", "expected an ISO 8601 time") from None
+    if start.tzinfo is None:
+        raise invalid("from", "needs a UTC offset or Z, e.g. 2027-03-28T00:00:00Z")
+    if problem := check_instant(start):
+        raise invalid("from", problem)
+    return start.timestamp()
+
+
+def _duration(request: web.Request) -> int:
+    try:
+        value = int(request.query.get("duration", 0))
+    except ValueError:
+        raise invalid("duration", "expected an integer number of seconds") from None
+    if not 0 <= value <= MAX_DURATION:
+        raise invalid("duration", f"must be between 0 and {MAX_DURATION}")
+    return value
+
+
+async def preview_schedule(request: web.Request) -> web.Response:
+    """The next occurrences of a cron in a time zone, before any window is saved: the
+    dashboard's cron helper asks here rather than reimplementing cron in the browser."""
+    no_repeats(request)
+    cron = " ".join(request.query.get("cron", "").split())
+    if not cron:
+        raise invalid("cron", "required, e.g. 0 2 * * sun")
+    if len(cron) > 200:
+        raise invalid("cron", "at most 200 characters")
+    if problem := check_cron(cron):
+        raise invalid("cron", problem)
+    zone = request.query.get("timezone") or "UTC"
+    if len(zone) > 64:
+        raise invalid("timezone", "at most 64 characters")
+    if problem := check_timezone(zone):
+        raise invalid("timezone", problem)
+    count, duration, after = _count(request), _duration(request), _from(request)
+    return json_response(OccurrenceList(items=preview(cron, zone, duration, after, count)))
 
 
 def routes() -> list[Route]:
     """/api/maintenance."""
     ident = id_param("window")
     item = f"{BASE}/{{id}}"
+    counted = Param(
+        "count",
+        "How many occurrences",
+        {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": 5},
+    )
+    since = Param(
+        "from",
+        "ISO 8601 time to start from (default now); the occurrence covering it "
+        "comes first. From 1970-01-01T00:00:00Z and before 9000-01-01T00:00:00Z",
+        {"type": "string", "format": "date-time"},
+    )
     return [
+        # Before {id}: "preview" would otherwise be read as a window id (and refused).
+        Route(
+            "GET",
+            f"{BASE}/preview",
+            preview_schedule,
+            "Preview a cron schedule's next occurrences",
+            "Maintenance",
+            "viewer",
+            response=OccurrenceList,
+            params=(
+                Param(
+                    "cron",
+                    "5-field cron (minute hour day-of-month month day-of-week) or an @alias",
+                    {"type": "string", "maxLength": 200},
+                    required=True,
+                ),
+                Param(
+                    "timezone",
+                    "IANA time zone the cron reads its wall clock in (default UTC)",
+                    {"type": "string", "maxLength": 64, "default": "UTC"},
+                ),
+                Param(
+                    "duration",
+                    "Seconds each occurrence lasts (default 0: ends as it starts)",
+                    {"type": "integer", "minimum": 0, "maximum": MAX_DURATION, "default": 0},
+                ),
+                counted,
+                since,
+            ),
+            errors=(422,),
+        ),
         Route(
             "GET",
             BASE,
@@ -152,7 +248,7 @@ def routes() -> list[Route]:
             "Maintenance",
             "viewer",
             response=WindowView,
-            params=(ident,),
+            params=(ident, IF_NONE_MATCH),
             errors=(404, 422),
         ),
         Route(
@@ -164,8 +260,8 @@ def routes() -> list[Route]:
             "operator",
             body=WindowPatch,
             response=WindowView,
-            params=(ident,),
-            errors=(400, 404, 413, 415, 422),
+            params=(ident, IF_MATCH),
+            errors=(400, 404, 412, 413, 415, 422),
         ),
         Route(
             "DELETE",
@@ -175,8 +271,8 @@ def routes() -> list[Route]:
             "Maintenance",
             "operator",
             status=204,
-            params=(ident,),
-            errors=(404, 422),
+            params=(ident, IF_MATCH),
+            errors=(404, 412, 422),
         ),
         Route(
             "GET",
@@ -186,20 +282,7 @@ def routes() -> list[Route]:
             "Maintenance",
             "viewer",
             response=OccurrenceList,
-            params=(
-                ident,
-                Param(
-                    "count",
-                    "How many occurrences",
-                    {"type": "integer", "minimum": 1, "maximum": MAX_COUNT, "default": 5},
-                ),
-                Param(
-                    "from",
-                    "ISO 8601 time to start from (default now); the occurrence covering it "
-                    "comes first. From 1970-01-01T00:00:00Z and before 9000-01-01T00:00:00Z",
-                    {"type": "string", "format": "date-time"},
-                ),
-            ),
+            params=(ident, counted, since),
             errors=(404, 422),
         ),
     ]

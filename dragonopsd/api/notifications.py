@@ -27,7 +27,17 @@ from ..notify.delivery import DeliveryResult
 from ..notify.dispatcher import CHANNELS_TOPIC
 from ..problem import invalid
 from ..store.notifications import ChannelFields, StoredChannel
-from .codec import convert, id_param, json_response, path_uuid, read_json
+from .codec import (
+    IF_MATCH,
+    IF_NONE_MATCH,
+    cacheable_response,
+    convert,
+    id_param,
+    if_match,
+    json_response,
+    path_uuid,
+    read_json,
+)
 from .route import Route
 
 _CREATE = cast("type[ChannelBody]", ChannelCreate)
@@ -73,7 +83,7 @@ async def create_channel(request: web.Request) -> web.Response:
 async def get_channel(request: web.Request) -> web.Response:
     """One channel, credentials masked."""
     ident = path_uuid(request, "notification channel")
-    return json_response(public(await request.app[NOTIFIER].store.get(ident)))
+    return cacheable_response(request, public(await request.app[NOTIFIER].store.get(ident)))
 
 
 async def patch_channel(request: web.Request) -> web.Response:
@@ -81,20 +91,28 @@ async def patch_channel(request: web.Request) -> web.Response:
     ident = path_uuid(request, "notification channel")
     notifier = request.app[NOTIFIER]
     patch = await read_json(request, ChannelPatch)
+    precondition = if_match(request, public)  # the masked view GET gave, inside the write
 
     def change(old: StoredChannel) -> ChannelFields:
+        if precondition is not None:
+            precondition(old)
         doc: dict[str, Any] = patched(old, patch)
         return _checked(request, convert(doc, _CREATE))
 
     row = await notifier.store.update(ident, change)
     await _reload(request)
-    return json_response(public(row))
+    return json_response(public(row), etag=True)  # the form's next If-Match
 
 
 async def delete_channel(request: web.Request) -> web.Response:
     """Remove a channel; its queued notifications are dropped."""
     notifier = request.app[NOTIFIER]
-    await notifier.store.delete(path_uuid(request, "notification channel"))
+    ident = path_uuid(request, "notification channel")
+    if (precondition := if_match(request, public)) is not None:
+        # Checked just before the delete rather than inside it: the worst a race does here is
+        # delete a channel someone renamed a moment before.
+        precondition(await notifier.store.get(ident))
+    await notifier.store.delete(ident)
     await _reload(request)
     return web.Response(status=204)
 
@@ -139,7 +157,7 @@ def routes() -> list[Route]:
             tag,
             "viewer",
             response=ChannelOut,
-            params=(ident,),
+            params=(ident, IF_NONE_MATCH),
             errors=(404,),
         ),
         Route(
@@ -151,8 +169,8 @@ def routes() -> list[Route]:
             "admin",
             body=ChannelPatch,
             response=ChannelOut,
-            params=(ident,),
-            errors=(400, 404, 413, 415, 422),
+            params=(ident, IF_MATCH),
+            errors=(400, 404, 412, 413, 415, 422),
         ),
         Route(
             "DELETE",
@@ -162,8 +180,8 @@ def routes() -> list[Route]:
             tag,
             "admin",
             status=204,
-            params=(ident,),
-            errors=(404,),
+            params=(ident, IF_MATCH),
+            errors=(404, 412),
         ),
         Route(
             "POST",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -138,6 +139,25 @@ class Schedule:
         if start + self._duration > LAST:
             return None  # its end could not be written as a date
         return start
+
+
+def preview(cron: str, timezone: str, duration: int, after: float, count: int) -> list[Occurrence]:
+    """The next count occurrences of a schedule not saved yet, by the very Schedule the
+    service runs, so a form's preview cannot disagree with what the window will do. The
+    caller has checked cron and timezone (check_cron, check_timezone)."""
+    window = Window(
+        id="",
+        name="preview",
+        enabled=True,
+        kind="recurring",
+        cron=cron,
+        timezone=timezone,
+        duration=duration,
+        scope=WindowScope(all=True),
+        created_at="",
+        updated_at="",
+    )
+    return [_occurrence(i) for i in Schedule(window).upcoming(after, count)]
 
 
 @dataclass(slots=True, eq=False)
@@ -372,9 +392,14 @@ class MaintenanceService:
             await self.load()
         return window
 
-    async def replace(self, ident: str, spec: WindowSpec) -> Window:
-        """Overwrite a window (PATCH merges first) and reschedule it."""
+    async def replace(
+        self, ident: str, spec: WindowSpec, check: Callable[[Window], None] | None = None
+    ) -> Window:
+        """Overwrite a window (PATCH merges first) and reschedule it. check (If-Match) sees
+        the current window under the write lock, so no other write lands between the two."""
         async with self._lock:
+            if check is not None:
+                check(self.get(ident))
             window = await self.store.replace(ident, spec)
             await self.load()
         return window
@@ -385,8 +410,10 @@ class MaintenanceService:
         async with self._lock:
             await self.load()
 
-    async def delete(self, ident: str) -> None:
+    async def delete(self, ident: str, check: Callable[[Window], None] | None = None) -> None:
         """Remove a window; monitors it covered leave maintenance at their next check."""
         async with self._lock:
+            if check is not None:
+                check(self.get(ident))
             await self.store.delete(ident)
             await self.load()

@@ -331,3 +331,29 @@ export function hashQuery() {
   const at = hash.indexOf("?");
   return new URLSearchParams(at >= 0 ? hash.slice(at + 1) : "");
 }
+
+/**
+ * A checkbox per option in a scrolling fieldset, for choosing several ids (monitors, servers).
+ * options: [[value, text]]; read() gives the checked values.
+ */
+export function multi(formId, {path, label, options, value = [], hint}) {
+  const id = `${formId}-${path.slice(2).replace(/[^A-Za-z0-9_-]/g, "-")}`;
+  const chosen = new Set(value.map(String));
+  const boxes = options.map(([v, text], i) => {
+    const box = h("input", {type: "checkbox", id: `${id}-${i}`, value: v});
+    box.checked = chosen.has(String(v));
+    return h("li.check", {}, box, h("label", {for: `${id}-${i}`}, text));
+  });
+  const error = h("p.field-error", {id: `${id}-error`, hidden: true});
+  const input = h("fieldset.multi", {id, "aria-describedby": `${id}-error`},
+    h("legend", {}, label), hint ? h("p.help", {}, hint) : null,
+    options.length ? h("ul.multi-list", {}, ...boxes) : h("p.muted", {}, "None yet."));
+  const node = h("div.field", {"data-field": path}, input, error);
+  const read = () => boxes.map((li) => li.firstChild).filter((b) => b.checked).map((b) => b.value);
+  return {path, node, input, error, spec: {}, validate: () => null, read};
+}
+
+/** Text that reports the role a section needs ("Admins only"), shown to roles below it. */
+export function needs(role, what) {
+  return h("p.notice.read-only", {"data-read-only": role}, `Read-only for your role: ${what} needs the ${role} role.`);
+}

@@ -17,6 +17,12 @@ const ROUTES = [
   {path: "/servers/:id", title: "Server", load: () => import("./server.js")},
   {path: "/incidents", title: "Incidents", load: () => import("./incidents.js")},
   {path: "/maintenance", title: "Maintenance", load: () => import("./maintenance.js")},
+  {path: "/maintenance/:id", title: "Maintenance window", load: () => import("./maintenance_form.js")},
+  {path: "/notifications", title: "Notifications", load: () => import("./notifications.js")},
+  {path: "/notifications/:id", title: "Notification channel", load: () => import("./notification_form.js")},
+  {path: "/settings", title: "Settings", load: () => import("./settings.js")},
+  {path: "/access", title: "Access", load: () => import("./access.js")},
+  {path: "/audit", title: "Audit log", load: () => import("./audit.js")},
   {path: "/secrets", title: "Secrets", load: () => import("./secrets.js")},
   {path: "/assistant", title: "Assistant", load: () => import("./assistant.js")},
 ];

@@ -1,0 +1,131 @@
+// Access (admins): API tokens and JWT profiles. A new token is shown once, with a copy button
+// (the daemon keeps only its hash); revoking asks first and works at once. Profiles are the JWT
+// subjects seen so far: an admin picks each one's role. Agent tokens are made from a server's
+// page (they are scoped to it), so they are listed here but not created.
+
+import {api} from "./api.js";
+import {announce, clear, copy, errorBox, h, time} from "./dom.js";
+import {Form, ask, buttons, field, gate, needs, submit} from "./forms.js";
+
+const ROLES = [["viewer", "viewer (read only)"], ["operator", "operator (changes monitors, inventory, maintenance)"],
+  ["admin", "admin (everything)"]];
+const PROFILE_ROLES = [["none", "none (refused)"], ["viewer", "viewer"], ["operator", "operator"], ["admin", "admin"]];
+
+export async function mount(root, _params, ctx) {
+  const tokens = h("tbody");
+  const profiles = h("tbody");
+  const problems = h("div");
+  const shown = h("div.new-token", {"aria-live": "polite"});
+  root.append(h("h1", {}, "Access"), needs("admin", "managing tokens and profiles"),
+    h("div", {"data-write": "admin"},
+      h("section.card", {"aria-labelledby": "tokens-h"}, h("h2", {id: "tokens-h"}, "API tokens"),
+        h("details", {}, h("summary", {}, "New token"), tokenForm(made)), shown,
+        h("div.table-wrap", {}, h("table", {}, h("caption.sr-only", {}, "API tokens"),
+          h("thead", {}, h("tr", {}, ...["Name", "Role", "Prefix", "Created", "Expires", "State"].map((c) => h("th", {scope: "col"}, c)))),
+          tokens))),
+      h("section.card", {"aria-labelledby": "profiles-h"}, h("h2", {id: "profiles-h"}, "Profiles (JWT sign-ins)"),
+        h("p.help", {}, "Each person who signed in with a JWT; a new one has no role until an admin gives it one."),
+        h("div.table-wrap", {}, h("table", {}, h("caption.sr-only", {}, "Profiles"),
+          h("thead", {}, h("tr", {}, ...["Subject", "Email", "Role", "Since"].map((c) => h("th", {scope: "col"}, c)))),
+          profiles)))),
+    problems);
+
+  function made(r) {
+    const code = h("code.secret-value", {}, r.token);
+    shown.replaceChildren(h("div.notice", {"data-token-shown": "true"},
+      h("p", {}, h("strong", {}, "Shown once: "), `copy the token for ${r.meta.name} now; the daemon keeps only its hash.`),
+      h("p", {}, code, " ", h("button", {type: "button", on: {click: async () => {
+        announce((await copy(r.token)) ? "Copied" : "Copy failed; select the text instead");
+      }}}, "Copy token")),
+      h("button", {type: "button", on: {click: () => shown.replaceChildren()}}, "Done, hide it")));
+    announce("Token created; shown once");
+    load();
+  }
+
+  async function revoke(t) {
+    const sure = await ask(`Revoke ${t.name}?`, "Anything using it is refused from the next request on.",
+      [{value: "revoke", label: "Revoke token", danger: true}]);
+    if (sure !== "revoke") return;
+    try {
+      await api(`/api/tokens/${t.id}`, {method: "DELETE"});
+      announce(`${t.name} revoked`);
+      await load();
+    } catch (err) {
+      problems.replaceChildren(errorBox(err));
+    }
+  }
+
+  function roleCell(p) {
+    const id = `profile-role-${p.id.replace(/[^A-Za-z0-9_-]/g, "-")}`;
+    const select = h("select", {id, "aria-label": `Role of ${p.email ?? p.id}`}, ...PROFILE_ROLES.map(([v, t]) => h("option", {value: v}, t)));
+    select.value = p.role;
+    const note = h("span.muted", {"aria-live": "polite"});
+    select.addEventListener("change", async () => {
+      select.disabled = true;
+      try {
+        const fresh = await api(`/api/profiles/${encodeURIComponent(p.id)}`, {method: "PATCH", body: {role: select.value}});
+        note.textContent = ` Saved: ${fresh.role}`;
+        announce(`${p.email ?? p.id} is now ${fresh.role}`);
+      } catch (err) {
+        select.value = p.role;
+        note.replaceChildren(errorBox(err));
+      } finally {
+        select.disabled = false;
+      }
+    });
+    return h("td", {}, select, note);
+  }
+
+  async function load() {
+    if (!ctx.can("admin")) return; // the lists are admin-only: nothing to fetch for others
+    try {
+      const [t, p] = await Promise.all([api("/api/tokens"), api("/api/profiles")]);
+      problems.replaceChildren();
+      clear(tokens).append(...t.items.map((x) => h("tr", {"data-token-id": x.id},
+        h("th", {scope: "row"}, x.name), h("td", {}, x.role), h("td", {}, h("code", {}, x.prefix)),
+        h("td", {}, time(x.createdAt)), h("td", {}, x.expiresAt ? time(x.expiresAt) : "never"),
+        h("td", {}, x.revokedAt ? ["revoked ", time(x.revokedAt)]
+          : h("button.danger", {type: "button", "aria-label": `Revoke ${x.name}`, on: {click: () => revoke(x)}}, "Revoke")))));
+      if (!t.items.length) tokens.append(h("tr", {}, h("td.muted", {colspan: 6}, "No tokens.")));
+      clear(profiles).append(...p.items.map((x) => h("tr", {"data-profile-id": x.id},
+        h("th", {scope: "row"}, h("code", {}, x.id)), h("td", {}, x.email ?? "\u2013"), roleCell(x), h("td", {}, time(x.createdAt)))));
+      if (!p.items.length) profiles.append(h("tr", {}, h("td.muted", {colspan: 4}, "Nobody has signed in with a JWT yet.")));
+    } catch (err) {
+      problems.replaceChildren(errorBox(err));
+    }
+  }
+
+  const gates = gate(root, ctx);
+  await load();
+  // The role is known once the live connection authenticates: load then, if not yet loaded.
+  const unwatch = ctx.onLive(() => {
+    if (ctx.can("admin") && !tokens.childElementCount) load();
+  });
+  return () => {
+    unwatch();
+    gates.stop();
+  };
+}
+
+function tokenForm(made) {
+  const form = new Form("token-form", {label: "New token"});
+  const fid = form.id;
+  const name = form.add(field(fid, {path: "$.name", label: "Name", required: true, placeholder: "ci-deploy",
+    check: (v) => (v.length > 100 ? "At most 100 characters" : null)}));
+  const role = form.add(field(fid, {path: "$.role", label: "Role", type: "select", options: ROLES, value: "viewer"}));
+  const days = form.add(field(fid, {path: "$.expiresDays", label: "Expires after (days)", type: "number", min: 1, max: 3650,
+    integer: true, hint: "Empty: never expires."}));
+  const save = h("button.primary", {type: "submit"}, "Create token");
+  form.node.append(form.alert, name.node, role.node, days.node, buttons(save));
+  form.node.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = {name: name.read(), role: role.read()};
+    if (days.read() != null) body.expiresDays = days.read();
+    const r = await submit(form, save, () => api("/api/tokens", {method: "POST", body}));
+    if (!r) return;
+    name.input.value = "";
+    days.input.value = "";
+    made(r);
+  });
+  return form.node;
+}
