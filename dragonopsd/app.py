@@ -77,6 +77,7 @@ from .metrics.redislink import RedisCollector
 from .model.inventory import InventoryChanged
 from .monitoring.alert_rules import RuleBook
 from .monitoring.alerts import AlertService
+from .monitoring.config_sync import ConfigSync
 from .monitoring.engine import Engine
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.multi import Rounds
@@ -187,7 +188,9 @@ def _monitoring(
 ) -> _Monitoring:
     """Maintenance, notifications, history and the probe engine with its one verdict path."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db, keys=vault), guard=guard)
+    notifier = app[NOTIFIER] = Dispatcher(
+        NotificationStore(db, keys=vault), guard=guard, secrets=vault.value_by_name
+    )
     history = HistoryWriter(db, cfg.history)
     app[HISTORY_WRITER] = history
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
@@ -387,6 +390,8 @@ def build_app(
         core=core,
         alerts=alerts,
     )
+    # The config file's [[monitors]], [[maintenance]] and [[notifications]], at start and SIGHUP.
+    declared = ConfigSync(mon.monitors, mon.maintenance, mon.notifier, bus)
     reloader = app[RELOADER] = Reloader(
         cfg,
         guard=guard,
@@ -394,7 +399,7 @@ def build_app(
         jwt=auth.jwt,
         limiter=auth.limiter,
         exporter=exporter,
-        monitors=mon.monitors,
+        declared=declared,
         status_pages=mon.status_pages,
         alert_rules=alerts.rules,
     )
@@ -412,7 +417,7 @@ def build_app(
         lifecycle.maintenance_ctx(mon.maintenance),
         lifecycle.notifier_ctx(mon.notifier, bus),
         lifecycle.history_ctx(mon.history, core),  # stops after the engine: the last results land
-        lifecycle.engine_ctx(cfg, mon.monitors),
+        lifecycle.engine_ctx(cfg, mon.monitors, declared),
         lifecycle.remote_results_ctx(mon.remote, mon.engine),
         lifecycle.auth_ctx(cfg, auth.tokens, auth.jwt),
         lifecycle.audit_retention_ctx(auth.audit, cfg.audit.retention_days),

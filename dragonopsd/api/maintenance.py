@@ -10,8 +10,8 @@ from aiohttp import web
 from ..appkeys import MAINTENANCE
 from ..model.inventory import Wire
 from ..monitoring.maintenance import OccurrenceList, WindowView
-from ..problem import invalid
-from ..store.maintenance import WindowPatch, WindowSpec, check_instant, merge_patch
+from ..problem import Problem, invalid
+from ..store.maintenance import Window, WindowPatch, WindowSpec, check_instant, merge_patch
 from .codec import (
     convert,
     id_param,
@@ -45,6 +45,15 @@ def _count(request: web.Request) -> int:
     if not 1 <= value <= MAX_COUNT:
         raise invalid("count", f"must be between 1 and {MAX_COUNT}")
     return value
+
+
+def _writable(window: Window) -> None:
+    if window.managed_by == "config":
+        raise Problem(
+            409,
+            f"maintenance window {window.id} is managed by the config file ([[maintenance]]); "
+            "change it there",
+        )
 
 
 def _view(request: web.Request, window_id: str) -> web.Response:
@@ -84,7 +93,9 @@ async def patch_window(request: web.Request) -> web.Response:
     ident = path_uuid(request, "maintenance window")
     patch = await read_json(request, WindowPatch)
     svc = request.app[MAINTENANCE]
-    spec = convert(merge_patch(svc.get(ident), patch), WindowSpec)
+    current = svc.get(ident)
+    _writable(current)
+    spec = convert(merge_patch(current, patch), WindowSpec)
     await svc.replace(ident, spec)
     return _view(request, ident)
 
@@ -92,6 +103,7 @@ async def patch_window(request: web.Request) -> web.Response:
 async def delete_window(request: web.Request) -> web.Response:
     """Remove a window."""
     ident = path_uuid(request, "maintenance window")
+    _writable(request.app[MAINTENANCE].get(ident))
     await request.app[MAINTENANCE].delete(ident)
     return web.Response(status=204)
 
@@ -165,7 +177,7 @@ def routes() -> list[Route]:
             body=WindowPatch,
             response=WindowView,
             params=(ident,),
-            errors=(400, 404, 413, 415, 422),
+            errors=(400, 404, 409, 413, 415, 422),
         ),
         Route(
             "DELETE",
@@ -176,7 +188,7 @@ def routes() -> list[Route]:
             "operator",
             status=204,
             params=(ident,),
-            errors=(404, 422),
+            errors=(404, 409, 422),
         ),
         Route(
             "GET",

@@ -20,12 +20,12 @@ from ..notify.channels import (
     ChannelOut,
     ChannelPatch,
     fields_of,
-    patched,
     public,
 )
 from ..notify.delivery import DeliveryResult
 from ..notify.dispatcher import CHANNELS_TOPIC
-from ..problem import invalid
+from ..notify.patching import patched
+from ..problem import Problem, invalid
 from ..store.notifications import ChannelFields, StoredChannel
 from .codec import convert, id_param, json_response, path_uuid, read_json
 from .route import Route
@@ -46,6 +46,15 @@ def _checked(request: web.Request, body: ChannelBody) -> ChannelFields:
     if "host" in fields.config and check_host_literal(guard, fields.config["host"]):
         raise invalid("$.config.host", REFUSED)
     return fields
+
+
+def _writable(row: StoredChannel) -> None:
+    if row.managed_by == "config":
+        raise Problem(
+            409,
+            f"notification channel {row.id} is managed by the config file ([[notifications]]); "
+            "change it there",
+        )
 
 
 async def _reload(request: web.Request) -> None:
@@ -83,6 +92,7 @@ async def patch_channel(request: web.Request) -> web.Response:
     patch = await read_json(request, ChannelPatch)
 
     def change(old: StoredChannel) -> ChannelFields:
+        _writable(old)
         doc: dict[str, Any] = patched(old, patch)
         return _checked(request, convert(doc, _CREATE))
 
@@ -94,7 +104,9 @@ async def patch_channel(request: web.Request) -> web.Response:
 async def delete_channel(request: web.Request) -> web.Response:
     """Remove a channel; its queued notifications are dropped."""
     notifier = request.app[NOTIFIER]
-    await notifier.store.delete(path_uuid(request, "notification channel"))
+    ident = path_uuid(request, "notification channel")
+    _writable(await notifier.store.get(ident))
+    await notifier.store.delete(ident)
     await _reload(request)
     return web.Response(status=204)
 
@@ -152,7 +164,7 @@ def routes() -> list[Route]:
             body=ChannelPatch,
             response=ChannelOut,
             params=(ident,),
-            errors=(400, 404, 413, 415, 422),
+            errors=(400, 404, 409, 413, 415, 422),
         ),
         Route(
             "DELETE",
@@ -163,7 +175,7 @@ def routes() -> list[Route]:
             "admin",
             status=204,
             params=(ident,),
-            errors=(404,),
+            errors=(404, 409),
         ),
         Route(
             "POST",

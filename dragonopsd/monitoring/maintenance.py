@@ -331,10 +331,10 @@ class MaintenanceService:
 
     # ---------------------------------------------------------------- writes
 
-    async def create(self, spec: WindowSpec) -> Window:
+    async def create(self, spec: WindowSpec, managed_by: str = "api") -> Window:
         """Store a new window and start honouring it."""
         async with self._lock:
-            window = await self.store.insert(spec)
+            window = await self.store.insert(spec, managed_by)
             await self.load()
         return window
 
