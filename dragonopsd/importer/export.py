@@ -188,6 +188,9 @@ def as_toml(doc: dict[str, list[dict[str, Any]]]) -> str:
     for name in LISTS:
         for item in doc.get(name, []):
             lines = ["", f"[[{name}]]"]
-            lines += [f"{_key(k)} = {_value(v)}" for k, v in item.items()]
+            lines += [f"{_key(k)} = {_value(v)}" for k, v in item.items() if k != "config"]
+            if "config" in item:  # a channel's config reads better as a table of its own
+                lines.append(f"[{name}.config]")
+                lines += [f"{_key(k)} = {_value(v)}" for k, v in item["config"].items()]
             parts.append("\n".join(lines))
     return "\n".join(parts) + "\n"
