@@ -3,15 +3,17 @@
 
 Each list is all or nothing on its own, as ``[[monitors]]`` is: with any table invalid (or a
 scope naming a monitor that does not exist) nothing of that list is created, changed or
-deleted. Identity is the name among the rows the file manages (``managedBy: "config"``);
-rows made through the API are never touched.
+deleted. Identity is the name among the rows the file manages (``managedBy: "config"``); a
+table named like exactly one row made through the API takes that row over (so an export loaded
+on the database it came from changes nothing but who manages what), other API rows are never
+touched.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TypeVar
 
 from ..bus import Bus
 from ..config import Config
@@ -31,6 +33,14 @@ from .maintenance import MaintenanceService
 from .service import MonitorService
 
 log = logging.getLogger("dragonopsd.config_sync")
+
+
+class _HasName(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_Named = TypeVar("_Named", bound=_HasName)
 
 
 def _same(row: StoredChannel, fields: ChannelFields) -> bool:
@@ -109,13 +119,18 @@ class ConfigSync:
         if problems:
             return _report("maintenance", problems)
         svc = self._maintenance
-        current = {w.name: w for w in await svc.store.all() if w.managed_by == "config"}
+        stored = await svc.store.all()
+        current = {w.name: w for w in stored if w.managed_by == "config"}
+        adoptable = _lone_by_name([w for w in stored if w.managed_by != "config"])
         specs = {name: window_spec(body) for name, body in bodies.items()}
         created = changed = deleted = 0
         try:
             for name, spec in specs.items():
                 window = current.get(name)
-                if window is None:
+                if window is None and name in adoptable:
+                    await svc.replace(adoptable[name].id, spec, managed_by="config")
+                    changed += 1
+                elif window is None:
                     await svc.create(spec, managed_by="config")
                     created += 1
                 elif window_spec(spec_body(window)) != spec:
@@ -142,13 +157,18 @@ class ConfigSync:
         if problems:
             return _report("notifications", problems)
         store = self._notifier.store
-        current = {c.name: c for c in await store.list() if c.managed_by == "config"}
+        stored = await store.list()
+        current = {c.name: c for c in stored if c.managed_by == "config"}
+        adoptable = _lone_by_name([c for c in stored if c.managed_by != "config"])
         rows = {name: channel_fields(body) for name, body in bodies.items()}
         created = changed = deleted = 0
         try:
             for name, fields in rows.items():
                 row = current.get(name)
-                if row is None:
+                if row is None and name in adoptable:
+                    await store.update(adoptable[name].id, _replacing(fields), "config")
+                    changed += 1
+                elif row is None:
                     await store.create(fields, "config")
                     created += 1
                 elif row.locked or not _same(row, fields):
@@ -170,6 +190,15 @@ class ConfigSync:
                 deleted,
             )
         return []
+
+
+def _lone_by_name(rows: Sequence[_Named]) -> dict[str, _Named]:
+    """The API-made rows a table of the same name takes over (an export loaded on the
+    database it came from): only where one row has that name, else a new one is made."""
+    by_name: dict[str, list[_Named]] = {}
+    for row in rows:
+        by_name.setdefault(row.name, []).append(row)
+    return {name: found[0] for name, found in by_name.items() if len(found) == 1}
 
 
 def _replacing(fields: ChannelFields) -> Callable[[StoredChannel], ChannelFields]:

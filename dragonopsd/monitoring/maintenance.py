@@ -338,10 +338,10 @@ class MaintenanceService:
             await self.load()
         return window
 
-    async def replace(self, ident: str, spec: WindowSpec) -> Window:
+    async def replace(self, ident: str, spec: WindowSpec, managed_by: str | None = None) -> Window:
         """Overwrite a window (PATCH merges first) and reschedule it."""
         async with self._lock:
-            window = await self.store.replace(ident, spec)
+            window = await self.store.replace(ident, spec, managed_by)
             await self.load()
         return window
 

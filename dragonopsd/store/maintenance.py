@@ -318,14 +318,15 @@ class MaintenanceStore:
             note_created(ident)
             return await self._get(conn, ident)
 
-    async def replace(self, ident: str, spec: WindowSpec) -> Window:
-        """Overwrite a window's fields or 404."""
+    async def replace(self, ident: str, spec: WindowSpec, managed_by: str | None = None) -> Window:
+        """Overwrite a window's fields (and who manages it, when given) or 404."""
         async with self.db.write() as conn:
             cur = await conn.execute(
                 "UPDATE maintenance_windows SET name = ?, description = ?, enabled = ?, kind = ?, "
                 "starts_at = ?, ends_at = ?, cron = ?, timezone = ?, duration = ?, "
-                "active_from = ?, active_until = ?, scope = ?, updated_at = ? WHERE id = ?",
-                (*_values(spec), now_iso(), ident),
+                "active_from = ?, active_until = ?, scope = ?, updated_at = ?, "
+                "managed_by = COALESCE(?, managed_by) WHERE id = ?",
+                (*_values(spec), now_iso(), managed_by, ident),
             )
             if cur.rowcount == 0:
                 raise not_found("maintenance window", ident)

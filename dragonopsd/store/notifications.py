@@ -185,9 +185,13 @@ class NotificationStore:
         return _stored(ident, fields, now, now, managed_by)
 
     async def update(
-        self, ident: str, change: Callable[[StoredChannel], ChannelFields]
+        self,
+        ident: str,
+        change: Callable[[StoredChannel], ChannelFields],
+        managed_by: str | None = None,
     ) -> StoredChannel:
-        """Read, change and write one channel in one transaction (404 when it does not exist).
+        """Read, change and write one channel in one transaction (404 when it does not exist);
+        managed_by, when given, changes who manages it (the config file taking it over).
 
         ``change`` sees the stored row (secrets included, so a PATCH can keep them) and may
         raise a Problem, which rolls the transaction back.
@@ -206,10 +210,11 @@ class NotificationStore:
             now = now_iso()
             await conn.execute(
                 "UPDATE notification_channels SET name = ?, kind = ?, enabled = ?, events = ?, "
-                "scope = ?, config = ?, key_id = ?, sealed = ?, updated_at = ? WHERE id = ?",
-                (*_values(ident, fields, ring), now, ident),
+                "scope = ?, config = ?, key_id = ?, sealed = ?, updated_at = ?, "
+                "managed_by = ? WHERE id = ?",
+                (*_values(ident, fields, ring), now, managed_by or old.managed_by, ident),
             )
-        return _stored(ident, fields, old.created_at, now, old.managed_by)
+        return _stored(ident, fields, old.created_at, now, managed_by or old.managed_by)
 
     async def delete(self, ident: str) -> None:
         """Remove a channel or 404."""

@@ -14,7 +14,7 @@ functions over ``Database``, and the audit entry that rides the request's write 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from msgspec import UnsetType
@@ -96,6 +96,7 @@ class MonitorRepo(Protocol):
         create: dict[str, MonitorSpec],
         replace: dict[str, tuple[MonitorRow, MonitorSpec]],
         delete: list[MonitorRow],
+        adopt: Collection[str] = (),
     ) -> list[MonitorRow]: ...
     async def delete(
         self, ident: str, precondition: Callable[[MonitorRow], None] | None = None
@@ -272,7 +273,9 @@ class MaintenanceRepo(Protocol):
 
     async def all(self) -> list[Window]: ...
     async def insert(self, spec: WindowSpec, managed_by: str = "api") -> Window: ...
-    async def replace(self, ident: str, spec: WindowSpec) -> Window: ...
+    async def replace(
+        self, ident: str, spec: WindowSpec, managed_by: str | None = None
+    ) -> Window: ...
     async def delete(self, ident: str) -> None: ...
 
 
@@ -283,7 +286,10 @@ class ChannelRepo(Protocol):
     async def get(self, ident: str) -> StoredChannel: ...
     async def create(self, fields: ChannelFields, managed_by: str = "api") -> StoredChannel: ...
     async def update(
-        self, ident: str, change: Callable[[StoredChannel], ChannelFields]
+        self,
+        ident: str,
+        change: Callable[[StoredChannel], ChannelFields],
+        managed_by: str | None = None,
     ) -> StoredChannel: ...
     async def delete(self, ident: str) -> None: ...
     async def seal_pending(self) -> int: ...
