@@ -152,6 +152,9 @@ async def test_synced_at_start_and_reload_and_owned_by_the_file(
     weekly_id = windows["weekly"]["id"]
     reloader = client.app[RELOADER]
     cfg = client.app[CONFIG]
+    # The same file again changes nothing (not even updatedAt).
+    assert (await reloader.apply(cfg)).problems == []
+    assert await _lists(client) == (windows, channels, ids)
     changed = {**WEEKLY, "duration": 7200, "scope": {"monitors": ["shop", "db"]}}
     once = {"name": "once", "kind": "one-off", "startsAt": "2027-01-01T00:00:00Z",
             "endsAt": "2027-01-01T01:00:00Z", "scope": {"all": True}}  # fmt: skip
