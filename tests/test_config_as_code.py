@@ -10,7 +10,10 @@ from typing import Any
 
 import msgspec
 import pytest
+from cluster_helpers import call, start_core
 from conftest import Client, post
+from pg import fresh_database
+from redis_helpers import SHARED_URL
 
 from dragonopsd.appkeys import CONFIG
 from dragonopsd.cli import main
@@ -177,3 +180,58 @@ async def test_synced_at_start_and_reload_and_owned_by_the_file(
     after, channels, _ = await _lists(client)
     assert after == windows
     assert set(channels) == {"hook"}  # the channels list was fine on its own
+
+
+TABLES = """
+[[monitors]]
+name = "shop"
+kind = "tcp"
+host = "127.0.0.1"
+port = 9
+interval = 60
+
+[[maintenance]]
+name = "weekly"
+kind = "recurring"
+cron = "0 2 * * 0"
+duration = 3600
+scope = { monitors = ["shop"] }
+
+[[notifications]]
+name = "hook"
+kind = "webhook"
+config = { url = "${secret:HOOK_URL}" }
+"""
+
+
+def test_two_cores_sync_the_file_once_and_both_see_it(tmp_path: Path, redis_prefix: str) -> None:
+    """Cores on one PostgreSQL database: one syncs under the lease, none doubles a row, and
+    each serves the windows and channels the file declared."""
+    with fresh_database() as url:
+        first = start_core(
+            tmp_path, "core-a", SHARED_URL, redis_prefix, None, storage_url=url, tables=TABLES
+        )
+        token, key = first.token, first.state_dir / "secrets.key"
+        cores = [first]
+        try:
+            cores.append(
+                start_core(
+                    tmp_path,
+                    "core-b",
+                    SHARED_URL,
+                    redis_prefix,
+                    key,
+                    storage_url=url,
+                    tables=TABLES,
+                )
+            )
+            for core in cores:
+                for path, name in (("/api/maintenance", "weekly"), ("/api/notifications", "hook")):
+                    status, body = call(core, token, "GET", path)
+                    assert status == 200, body
+                    assert [(i["name"], i["managedBy"]) for i in body["items"]] == [
+                        (name, "config")
+                    ]
+        finally:
+            for core in cores:
+                core.kill()
