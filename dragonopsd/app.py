@@ -391,7 +391,7 @@ def build_app(
         alerts=alerts,
     )
     # The config file's [[monitors]], [[maintenance]] and [[notifications]], at start and SIGHUP.
-    declared = ConfigSync(mon.monitors, mon.maintenance, mon.notifier, bus)
+    declared = ConfigSync(mon.monitors, mon.maintenance, mon.notifier, bus, core)
     reloader = app[RELOADER] = Reloader(
         cfg,
         guard=guard,

@@ -260,9 +260,7 @@ def engine_ctx(cfg: Config, monitors: MonitorService, declared: ConfigSync) -> C
             return
         await core.start()
         await engine.start()
-        if await core.hold("config-sync"):
-            await declared.sync(cfg)
-            await core.release("config-sync")
+        await declared.sync(cfg)  # under the config-sync lease
         await declared.refresh()
         log.info("probe engine: %d monitors owned by core %s", len(engine.owned), core.node)
         peers = engine.peers

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from ..bus import Bus
+from ..cluster.core import Core
 from ..config import Config
 from ..notify.dispatcher import CHANNELS_TOPIC, Dispatcher
 from ..problem import Problem
@@ -74,14 +75,29 @@ class ConfigSync:
         maintenance: MaintenanceService,
         notifier: Dispatcher,
         bus: Bus,
+        core: Core | None = None,
     ) -> None:
         self._monitors = monitors
         self._maintenance = maintenance
         self._notifier = notifier
         self._bus = bus
+        self._core = core
 
     async def sync(self, cfg: Config) -> list[str]:
-        """Sync the three lists; returns every problem found (each also logged)."""
+        """Sync the three lists; returns every problem found (each also logged). With several
+        cores, only under the config-sync lease (at start, and when a reload reaches every
+        core at once): while another core holds it, that one syncs the same file."""
+        if self._core is None:
+            return await self._sync(cfg)
+        if not await self._core.hold("config-sync"):
+            log.info("config sync: another core holds the lease and syncs the file")
+            return []
+        try:
+            return await self._sync(cfg)
+        finally:
+            await self._core.release("config-sync")
+
+    async def _sync(self, cfg: Config) -> list[str]:
         problems = await self._monitors.sync_config(cfg.monitors)
         ids = await self._monitor_ids()
         problems += await self._windows(cfg.maintenance, ids)
