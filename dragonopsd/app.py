@@ -80,6 +80,7 @@ from .model.inventory import InventoryChanged
 from .monitoring.alert_peers import AlertPeers
 from .monitoring.alert_rules import RuleBook
 from .monitoring.alerts import AlertService
+from .monitoring.config_sync import ConfigSync
 from .monitoring.engine import Engine
 from .monitoring.incident_desk import IncidentDesk
 from .monitoring.maintenance import MaintenanceService
@@ -194,7 +195,9 @@ def _monitoring(
 ) -> _Monitoring:
     """Maintenance, notifications, history and the probe engine with its one verdict path."""
     maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(NotificationStore(db, keys=vault), guard=guard)
+    notifier = app[NOTIFIER] = Dispatcher(
+        NotificationStore(db, keys=vault), guard=guard, secrets=vault.value_by_name
+    )
     history = HistoryWriter(db, cfg.history)
     app[HISTORY_WRITER] = history
     history_query = app[HISTORY_QUERY] = HistoryQuery(db)
@@ -239,7 +242,7 @@ def _monitoring(
     # With several cores each repeats the incidents of what it owns: its monitors, and the
     # manual incidents whose id hashes to it.
     reminders = Reminders(
-        cfg.notifications.repeat_interval,
+        cfg.incidents.repeat_interval,
         desk=desk,
         notifier=notifier,
         runtimes=runtimes,
@@ -432,6 +435,8 @@ def build_app(
         core=core,
         alerts=alerts,
     )
+    # The config file's [[monitors]], [[maintenance]] and [[notifications]], at start and SIGHUP.
+    declared = ConfigSync(mon.monitors, mon.maintenance, mon.notifier, bus, core)
     reloader = app[RELOADER] = Reloader(
         cfg,
         guard=guard,
@@ -439,7 +444,7 @@ def build_app(
         jwt=auth.jwt,
         limiter=auth.limiter,
         exporter=exporter,
-        monitors=mon.monitors,
+        declared=declared,
         status_pages=mon.status_pages,
         alert_rules=alerts.rules,
     )
@@ -458,7 +463,7 @@ def build_app(
         lifecycle.notifier_ctx(mon.notifier, bus),
         lifecycle.task_ctx(mon.reminders.run),  # repeat notifications of open incidents
         lifecycle.history_ctx(mon.history, core),  # stops after the engine: the last results land
-        lifecycle.engine_ctx(cfg, mon.monitors),
+        lifecycle.engine_ctx(cfg, mon.monitors, declared),
         lifecycle.remote_results_ctx(mon.remote, mon.engine),
         lifecycle.auth_ctx(cfg, auth.tokens, auth.jwt),
         lifecycle.audit_retention_ctx(auth.audit, cfg.audit.retention_days),

@@ -31,6 +31,7 @@ from .live.hub import Hub
 from .live.redis_state import StateMirror
 from .monitoring.alert_peers import AlertPeers
 from .monitoring.alerts import AlertService
+from .monitoring.config_sync import ConfigSync
 from .monitoring.engine import Engine
 from .monitoring.maintenance import MaintenanceService
 from .monitoring.remote import RemoteProbes
@@ -240,18 +241,19 @@ def inventory_index_ctx(index: InventoryIndex) -> CleanupCtx:
     return ctx
 
 
-def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
-    """Load monitors, sync ``[[monitors]]``, run the scheduler. With several cores: join
-    first (what this core owns decides what it schedules), sync under the config-sync lease,
-    follow the other cores' monitor writes, and leave (its monitors move at once) on the way
-    down."""
+def engine_ctx(cfg: Config, monitors: MonitorService, declared: ConfigSync) -> CleanupCtx:
+    """Load monitors, sync the config file's ``[[monitors]]``, ``[[maintenance]]`` and
+    ``[[notifications]]``, run the scheduler. With several cores: join first (what this core
+    owns decides what it schedules), sync under the config-sync lease (then every core re-reads
+    the windows and channels a peer may have written), follow the other cores' monitor writes,
+    and leave (its monitors move at once) on the way down."""
     engine = monitors.engine
     core = engine.core
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         if core is None:
             await engine.start()
-            await monitors.sync_config(cfg.monitors)
+            await declared.sync(cfg)
             log.info("probe engine: %d monitors", len(engine.scheduler))
             async for _ in task_ctx(engine.scheduler.run)(app):
                 yield
@@ -259,9 +261,8 @@ def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
             return
         await core.start()
         await engine.start()
-        if await core.hold("config-sync"):
-            await monitors.sync_config(cfg.monitors)
-            await core.release("config-sync")
+        await declared.sync(cfg)  # under the config-sync lease
+        await declared.refresh()
         log.info("probe engine: %d monitors owned by core %s", len(engine.owned), core.node)
         peers = engine.peers
         if peers is None:  # the engine builds them with its core

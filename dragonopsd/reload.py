@@ -28,7 +28,7 @@ from .auth.limiter import FailureLimiter
 from .config import SECTIONS, Config, ConfigError
 from .metrics.exporter import Exporter
 from .monitoring.alert_rules import RuleBook
-from .monitoring.service import MonitorService
+from .monitoring.config_sync import ConfigSync
 from .monitoring.statuspage import StatusPages
 from .netguard import AddressGuard
 from .systemd import Notifier
@@ -72,7 +72,8 @@ def is_live(key: str) -> bool:
 
 @dataclass
 class ReloadReport:
-    """What one reload did: keys applied live, keys waiting for a restart, monitor problems."""
+    """What one reload did: keys applied live, keys waiting for a restart, problems of the
+    declared lists ([[monitors]], [[maintenance]], [[notifications]], [[alert_rules]])."""
 
     applied: list[str] = field(default_factory=list)
     restart_required: list[str] = field(default_factory=list)
@@ -92,7 +93,7 @@ class Reloader:
         jwt: JwtVerifier,
         limiter: FailureLimiter,
         exporter: Exporter,
-        monitors: MonitorService,
+        declared: ConfigSync,
         status_pages: StatusPages,
         alert_rules: RuleBook,
     ) -> None:
@@ -103,7 +104,7 @@ class Reloader:
         self._jwt = jwt
         self._limiter = limiter
         self._exporter = exporter
-        self._monitors = monitors
+        self._declared = declared
         self._status_pages = status_pages
         self._alert_rules = alert_rules
         self._lock = asyncio.Lock()  # two quick SIGHUPs apply in order, never interleaved
@@ -117,7 +118,8 @@ class Reloader:
             changed = changed_keys(self._current, new)
             report.applied = [k for k in changed if is_live(k)]
             self._apply_sections(new, set(report.applied))
-            report.problems = await self._monitors.sync_config(new.monitors)
+            # [[monitors]], [[maintenance]], [[notifications]]
+            report.problems = await self._declared.sync(new)
             alert_problems = self._alert_rules.configure(new.alert_rules)
             for problem in alert_problems:
                 log.error("[[alert_rules]] %s (the rules stay as they were)", problem)

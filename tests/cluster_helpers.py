@@ -114,9 +114,11 @@ def start_core(
     key: Path | None,
     actions: str = "",
     storage_url: str = "",
+    tables: str = "",
 ) -> Daemon:
     """A core with its own state directory and port, on the shared database (PostgreSQL at
-    storage_url, else one SQLite file in tmp_path) and Redis."""
+    storage_url, else one SQLite file in tmp_path) and Redis; tables: TOML appended to its
+    config file ([[monitors]] and the like)."""
     state = tmp_path / name
     state.mkdir()
     port = free_port()
@@ -137,7 +139,7 @@ def start_core(
         lines += ["[secrets]", f'key_file = "{key}"']
     if actions:
         lines += ["[actions]", actions]
-    cfg.write_text("\n".join(lines) + "\n")
+    cfg.write_text("\n".join(lines) + "\n" + tables)
     d = Daemon(state, "--config", str(cfg), port=port)
     d.wait_listening(60)
     return d

@@ -13,6 +13,7 @@ import msgspec
 import pytest
 
 from dragonopsd.config import SECTIONS, Config, ConfigError, from_mapping, load
+from dragonopsd.monitoring.declared import parse_channel_tables, parse_window_tables
 from dragonopsd.monitoring.service import camel_keys, decode_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -233,15 +234,21 @@ def test_check_config_validates_monitor_tables_as_the_sync_does(tmp_path: Path) 
 
 
 def test_example_monitors_are_valid_for_every_kind() -> None:
-    """The commented [[monitors]] examples, uncommented, are monitors the daemon accepts."""
+    """The commented [[monitors]] (and [[maintenance]], [[notifications]]) examples,
+    uncommented, are what the daemon accepts."""
     lines = EXAMPLE.read_text().splitlines()
     start = next(i for i, line in enumerate(lines) if line == "# [[monitors]]")
     uncommented = (line.removeprefix("#").removeprefix(" ") for line in lines[start:])
     # Prose between the tables stays out; tables and their keys come in.
     body = "\n".join(
-        line for line in uncommented if line.startswith("[[") or re.match(r"^[a-z_]+ = ", line)
+        line for line in uncommented if line.startswith("[") or re.match(r"^[a-z_]+ = ", line)
     )
-    tables = tomllib.loads(body)["monitors"]
+    doc = tomllib.loads(body)
+    # The windows and channels too, as the sync validates them (references for credentials).
+    windows, problems = parse_window_tables(doc["maintenance"])
+    channels, more = parse_channel_tables(doc["notifications"])
+    assert problems == more == [] and len(windows) == 2 and len(channels) == 3
+    tables = doc["monitors"]
     specs = [decode_spec(camel_keys(t)) for t in tables]
     assert {s.kind for s in specs} >= {
         "http", "postgres", "mysql", "redis", "mqtt", "amqp", "websocket", "grpc", "push"

@@ -1,4 +1,5 @@
-"""`dragonopsd export`: monitors out as [[monitors]], loaded back with --config: the same set."""
+"""`dragonopsd export`: monitors out as [[monitors]], loaded back with --config: the same set.
+(tests/test_export_config.py round-trips windows and channels through a fresh daemon.)"""
 
 from __future__ import annotations
 
@@ -37,14 +38,34 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return state
 
 
-def test_toml_round_trips_through_config(
-    state: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_without_a_secrets_key_channel_credentials_stop_the_export(
+    state: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The imported Slack channel holds its webhook URL: the export would have to print it."""
+    capsys.readouterr()
+    assert main(["export", "--state-dir", str(state)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and "dragonopsd keys generate" in err and "tok123" not in err
+
+
+@pytest.fixture
+def keyed(state: Path) -> Path:
+    """The state with a secrets key: the export moves channel credentials into secrets."""
+    assert main(["keys", "generate", "--state-dir", str(state)]) == 0
+    return state
+
+
+def test_toml_round_trips_through_config(
+    keyed: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = keyed
     want = asyncio.run(stored(state))
     assert len(want) == 7
     capsys.readouterr()
     assert main(["export", "--state-dir", str(state)]) == 0
-    text = capsys.readouterr().out
+    text, err = capsys.readouterr()
+    assert "tok123" not in text and "tok123" not in err
+    assert "config.url created as secret CHANNEL_GATUS_SLACK_URL" in err
     path = tmp_path / "exported.toml"
     path.write_text(text)
     tomllib.loads(text)  # valid TOML
@@ -55,7 +76,8 @@ def test_toml_round_trips_through_config(
     assert main(["check-config", "--config", str(path), "--state-dir", str(state)]) == 0
 
 
-def test_json_has_the_same_tables(state: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_has_the_same_tables(keyed: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = keyed
     capsys.readouterr()
     assert main(["export", "--format", "json", "--state-dir", str(state)]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -169,7 +169,7 @@ async def _wait(check: Callable[[], Awaitable[bool]], timeout: float = 10.0) -> 
 async def test_repeats_stop_at_the_acknowledgement_and_come_back_on_reopen(
     make_client: MakeClient, receiver: Receiver
 ) -> None:
-    client = await make_client(notifications={"repeat_interval": 0.3})
+    client = await make_client(incidents={"repeat_interval": 0.3})
     t = await tree_for(client)
     await post(
         client,
@@ -234,7 +234,7 @@ class Flip:
 async def test_a_monitors_incident_repeats_until_acknowledged_and_a_new_one_notifies(
     make_client: MakeClient, receiver: Receiver, aiohttp_server: Any
 ) -> None:
-    client = await make_client(notifications={"repeat_interval": 0.3})
+    client = await make_client(incidents={"repeat_interval": 0.3})
     flip = Flip()
     app = web.Application()
     app.router.add_get("/health", flip.handle)

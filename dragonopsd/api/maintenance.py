@@ -12,7 +12,7 @@ from ..appkeys import MAINTENANCE
 from ..model.inventory import Wire
 from ..model.schedule import check_timezone
 from ..monitoring.maintenance import OccurrenceList, WindowView, preview
-from ..problem import invalid
+from ..problem import Problem, invalid
 from ..store.maintenance import (
     MAX_DURATION,
     Window,
@@ -61,6 +61,15 @@ def _count(request: web.Request) -> int:
     return value
 
 
+def _writable(window: Window) -> None:
+    if window.managed_by == "config":
+        raise Problem(
+            409,
+            f"maintenance window {window.id} is managed by the config file ([[maintenance]]); "
+            "change it there",
+        )
+
+
 def _view(request: web.Request, window_id: str) -> web.Response:
     """The window as GET shows it, with its ETag (a form sends it back in If-Match)."""
     svc = request.app[MAINTENANCE]
@@ -104,7 +113,9 @@ async def patch_window(request: web.Request) -> web.Response:
     ident = path_uuid(request, "maintenance window")
     patch = await read_json(request, WindowPatch)
     svc = request.app[MAINTENANCE]
-    spec = convert(merge_patch(svc.get(ident), patch), WindowSpec)
+    current = svc.get(ident)
+    _writable(current)
+    spec = convert(merge_patch(current, patch), WindowSpec)
     await svc.replace(ident, spec, _precondition(request))
     return _view(request, ident)
 
@@ -112,6 +123,7 @@ async def patch_window(request: web.Request) -> web.Response:
 async def delete_window(request: web.Request) -> web.Response:
     """Remove a window."""
     ident = path_uuid(request, "maintenance window")
+    _writable(request.app[MAINTENANCE].get(ident))
     await request.app[MAINTENANCE].delete(ident, _precondition(request))
     return web.Response(status=204)
 
@@ -261,7 +273,7 @@ def routes() -> list[Route]:
             body=WindowPatch,
             response=WindowView,
             params=(ident, IF_MATCH),
-            errors=(400, 404, 412, 413, 415, 422),
+            errors=(400, 404, 409, 412, 413, 415, 422),
         ),
         Route(
             "DELETE",
@@ -272,7 +284,7 @@ def routes() -> list[Route]:
             "operator",
             status=204,
             params=(ident, IF_MATCH),
-            errors=(404, 412, 422),
+            errors=(404, 409, 412, 422),
         ),
         Route(
             "GET",

@@ -20,12 +20,12 @@ from ..notify.channels import (
     ChannelOut,
     ChannelPatch,
     fields_of,
-    patched,
     public,
 )
 from ..notify.delivery import DeliveryResult
 from ..notify.dispatcher import CHANNELS_TOPIC
-from ..problem import invalid
+from ..notify.patching import patched
+from ..problem import Problem, invalid
 from ..store.notifications import ChannelFields, StoredChannel
 from .codec import (
     IF_MATCH,
@@ -56,6 +56,15 @@ def _checked(request: web.Request, body: ChannelBody) -> ChannelFields:
     if "host" in fields.config and check_host_literal(guard, fields.config["host"]):
         raise invalid("$.config.host", REFUSED)
     return fields
+
+
+def _writable(row: StoredChannel) -> None:
+    if row.managed_by == "config":
+        raise Problem(
+            409,
+            f"notification channel {row.id} is managed by the config file ([[notifications]]); "
+            "change it there",
+        )
 
 
 async def _reload(request: web.Request) -> None:
@@ -96,6 +105,7 @@ async def patch_channel(request: web.Request) -> web.Response:
     def change(old: StoredChannel) -> ChannelFields:
         if precondition is not None:
             precondition(old)
+        _writable(old)
         doc: dict[str, Any] = patched(old, patch)
         return _checked(request, convert(doc, _CREATE))
 
@@ -108,10 +118,12 @@ async def delete_channel(request: web.Request) -> web.Response:
     """Remove a channel; its queued notifications are dropped."""
     notifier = request.app[NOTIFIER]
     ident = path_uuid(request, "notification channel")
+    current = await notifier.store.get(ident)
+    _writable(current)
     if (precondition := if_match(request, public)) is not None:
         # Checked just before the delete rather than inside it: the worst a race does here is
         # delete a channel someone renamed a moment before.
-        precondition(await notifier.store.get(ident))
+        precondition(current)
     await notifier.store.delete(ident)
     await _reload(request)
     return web.Response(status=204)
@@ -170,7 +182,7 @@ def routes() -> list[Route]:
             body=ChannelPatch,
             response=ChannelOut,
             params=(ident, IF_MATCH),
-            errors=(400, 404, 412, 413, 415, 422),
+            errors=(400, 404, 409, 412, 413, 415, 422),
         ),
         Route(
             "DELETE",
@@ -181,7 +193,7 @@ def routes() -> list[Route]:
             "admin",
             status=204,
             params=(ident, IF_MATCH),
-            errors=(404, 412),
+            errors=(404, 409, 412),
         ),
         Route(
             "POST",

@@ -15,6 +15,7 @@ import sys
 from .. import __version__
 from ..config import Config, ConfigError
 from ..monitoring.alert_rules import parse_alert_tables
+from ..monitoring.declared import parse_channel_tables, parse_window_tables
 from ..monitoring.service import parse_monitor_tables
 from ..redislink.client import safe_url
 from ..store import migrations
@@ -41,9 +42,12 @@ def _report(problems: list[str]) -> int:
 
 
 def _check_config(cfg: Config, args: argparse.Namespace) -> int:
-    # The very check the [[monitors]] sync makes (links to servers need the database: not here).
+    # The very checks the syncs make (links to servers, and monitors named by a window's or a
+    # channel's scope, need the database: not here).
     declared, problems = parse_monitor_tables(cfg.monitors)
     problems += parse_alert_tables(cfg.alert_rules)[1]
+    problems += parse_window_tables(cfg.maintenance)[1]
+    problems += parse_channel_tables(cfg.notifications)[1]
     if problems:
         return _report(problems)
     problems = storage_problems(cfg)

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from .check import check_keys
 from .env import apply_env
 
 Port = Annotated[int, msgspec.Meta(ge=0, le=65535)]
@@ -269,8 +270,9 @@ SecretName = Annotated[
 ]
 
 
-class NotificationsConfig(Section, frozen=True):
-    """[notifications]: what the notification channels hear beyond each transition."""
+class IncidentsConfig(Section, frozen=True):
+    """[incidents]: what happens to an incident while it stays open. (Not [notifications]:
+    that name is the config-as-code [[notifications]] channel list.)"""
 
     # Seconds between repeats of an incident's notification while it stays open and nobody
     # acknowledged it (POST /api/incidents/{id}/acknowledge); 0: no repeats.
@@ -312,12 +314,16 @@ class Config(Section, frozen=True):
     ai: AiConfig = AiConfig()
     metrics: MetricsConfig = MetricsConfig()
     status_page: StatusPageConfig = StatusPageConfig()
-    notifications: NotificationsConfig = NotificationsConfig()
+    incidents: IncidentsConfig = IncidentsConfig()
     # [[monitors]] tables, validated as MonitorSpec by the monitoring layer (config sits below
     # the model, so it keeps them as plain tables).
     monitors: list[dict[str, Any]] = []
     # [[alert_rules]] tables, validated as AlertRuleSpec by the monitoring layer, like monitors.
     alert_rules: list[dict[str, Any]] = []
+    # [[maintenance]] windows and [[notifications]] channels, synced like [[monitors]]
+    # (validated by monitoring/declared.py).
+    maintenance: list[dict[str, Any]] = []
+    notifications: list[dict[str, Any]] = []
 
     def state_dir(self) -> Path:
         """The directory every relative path in the config resolves against."""
@@ -351,7 +357,7 @@ SECTIONS: dict[str, type[Section]] = {
     "ai": AiConfig,
     "metrics": MetricsConfig,
     "status_page": StatusPageConfig,
-    "notifications": NotificationsConfig,
+    "incidents": IncidentsConfig,
 }
 
 
@@ -363,38 +369,12 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _check_section(name: str, table: Any, problems: list[str], origins: Mapping[str, str]) -> None:
-    cls = SECTIONS[name]
-    if not isinstance(table, dict):
-        problems.append(f"{name}: expected a table, got {type(table).__name__}")
-        return
-    fields = {f.encode_name: f for f in msgspec.structs.fields(cls)}
-    for key, value in table.items():
-        field = fields.get(key)
-        if field is None:
-            problems.append(f"{name}.{key}: unknown key")
-            continue
-        try:
-            msgspec.convert(value, field.type)
-        except msgspec.ValidationError as exc:
-            message = str(exc).split(" - at `", 1)[0]
-            origin = origins.get(f"{name}.{key}")
-            problems.append(f"{name}.{key}: {message}" + (f" (from {origin})" if origin else ""))
-
-
 def from_mapping(raw: dict[str, Any], env: Mapping[str, str] | None = None) -> Config:
     """Validate a decoded TOML document (plus env overrides) into a Config, or raise ConfigError."""
     problems: list[str] = []
     raw = {k: (dict(v) if isinstance(v, dict) else v) for k, v in raw.items()}
     origins = apply_env(raw, os.environ if env is None else env, SECTIONS, problems)
-    for name, table in raw.items():
-        if name in ("monitors", "alert_rules"):
-            if not isinstance(table, list) or not all(isinstance(m, dict) for m in table):
-                problems.append(f"{name}: expected [[{name}]] tables")
-        elif name not in SECTIONS:
-            problems.append(f"{name}: unknown section")
-        else:
-            _check_section(name, table, problems, origins)
+    check_keys(raw, SECTIONS, origins, problems)
     if problems:
         raise ConfigError(problems)
     try:

@@ -385,22 +385,26 @@ class MaintenanceService:
 
     # ---------------------------------------------------------------- writes
 
-    async def create(self, spec: WindowSpec) -> Window:
+    async def create(self, spec: WindowSpec, managed_by: str = "api") -> Window:
         """Store a new window and start honouring it."""
         async with self._lock:
-            window = await self.store.insert(spec)
+            window = await self.store.insert(spec, managed_by)
             await self.load()
         return window
 
     async def replace(
-        self, ident: str, spec: WindowSpec, check: Callable[[Window], None] | None = None
+        self,
+        ident: str,
+        spec: WindowSpec,
+        check: Callable[[Window], None] | None = None,
+        managed_by: str | None = None,
     ) -> Window:
         """Overwrite a window (PATCH merges first) and reschedule it. check (If-Match) sees
         the current window under the write lock, so no other write lands between the two."""
         async with self._lock:
             if check is not None:
                 check(self.get(ident))
-            window = await self.store.replace(ident, spec)
+            window = await self.store.replace(ident, spec, managed_by)
             await self.load()
         return window
 

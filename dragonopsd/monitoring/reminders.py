@@ -1,5 +1,5 @@
 """Repeat notifications: an open incident nobody acknowledged is told again every
-``[notifications] repeat_interval`` seconds, until it is acknowledged, closes or re-opens.
+``[incidents] repeat_interval`` seconds, until it is acknowledged, closes or re-opens.
 
 Automatic incidents are repeated by the core that owns their monitor (its runtime holds the
 open incident and knows a DOWN went out); manual ones by the core that owns their id, so a

@@ -184,11 +184,23 @@ class MonitorService:
     async def _apply(
         self, wanted: dict[str, tuple[int, MonitorSpec]], tables: list[dict[str, Any]]
     ) -> list[str]:
-        current = {
-            r.monitor.name: r for r in await self.store.all() if r.monitor.managed_by == "config"
+        rows = await self.store.all()
+        current = {r.monitor.name: r for r in rows if r.monitor.managed_by == "config"}
+        # A table named like one monitor made through the API takes it over, history and all
+        # (an export loaded on the database it came from); with several, a new one is made.
+        by_api: dict[str, list[MonitorRow]] = {}
+        for r in rows:
+            if r.monitor.managed_by != "config":
+                by_api.setdefault(r.monitor.name, []).append(r)
+        adopt = {
+            f"monitors[{i}]": (by_api[name][0], spec)
+            for name, (i, spec) in wanted.items()
+            if name not in current and len(by_api.get(name, ())) == 1
         }
         create = {
-            f"monitors[{i}]": spec for name, (i, spec) in wanted.items() if name not in current
+            f"monitors[{i}]": spec
+            for name, (i, spec) in wanted.items()
+            if name not in current and f"monitors[{i}]" not in adopt
         }
         replace = {
             f"monitors[{i}]": (current[name], spec)
@@ -197,7 +209,7 @@ class MonitorService:
         }
         delete = [row for name, row in current.items() if name not in wanted]
         try:
-            changed = await self.store.apply_config(create, replace, delete)
+            changed = await self.store.apply_config(create, replace | adopt, delete, adopt)
         except Problem as exc:
             spelt = []
             for issue in exc.errors:
@@ -214,9 +226,10 @@ class MonitorService:
             await self._history.delete_monitor(row.seq)
         if changed or delete:
             log.info(
-                "[[monitors]] synced: %d created, %d changed, %d deleted",
+                "[[monitors]] synced: %d created, %d changed, %d taken over, %d deleted",
                 len(create),
                 len(replace),
+                len(adopt),
                 len(delete),
             )
         return []

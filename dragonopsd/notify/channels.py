@@ -20,6 +20,7 @@ from ..model.inventory import Body, FieldError, Name, Wire, masked_service_url, 
 from ..model.monitor import Scope
 from ..store.notifications import ChannelFields, StoredChannel
 from .event import plain
+from .refs import SecretLookup, has_refs, ref_name, resolve, stand_ins
 
 ChannelKind = Literal["webhook", "slack", "discord", "teams", "mattermost", "email", "apprise"]
 PRESETS = frozenset({"slack", "discord", "teams", "mattermost"})
@@ -256,6 +257,7 @@ class ChannelOut(Wire, kw_only=True):
     scope: ChannelScope
     config: dict[str, Any]
     has_secret: bool
+    managed_by: Literal["api", "config"] = "api"
     created_at: str
     updated_at: str
 
@@ -271,11 +273,14 @@ _SECRET_KEYS = ("secret", "password")
 
 def public(row: StoredChannel) -> ChannelOut:
     """The masked view of a stored channel."""
-    config = {k: v for k, v in row.config.items() if k not in _SECRET_KEYS}
-    if isinstance(config.get("url"), str):
+    # A ${secret:NAME} reference names a secret and holds none: shown as written.
+    config = {
+        k: v for k, v in row.config.items() if k not in _SECRET_KEYS or ref_name(v) is not None
+    }
+    if isinstance(config.get("url"), str) and ref_name(config["url"]) is None:
         config["url"] = masked_url(config["url"])
     if isinstance(config.get("urls"), list):
-        config["urls"] = [masked_service_url(str(u)) for u in config["urls"]]
+        config["urls"] = [u if ref_name(u) else masked_service_url(str(u)) for u in config["urls"]]
     has_secret = (
         row.kind in PRESETS
         or row.kind == "apprise"
@@ -291,6 +296,7 @@ def public(row: StoredChannel) -> ChannelOut:
         scope=msgspec.convert(row.scope, ChannelScope),
         config=config,
         has_secret=has_secret,
+        managed_by="config" if row.managed_by == "config" else "api",
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
@@ -310,43 +316,6 @@ def fields_of(body: ChannelBody) -> ChannelFields:
     )
 
 
-def merge_config(old: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
-    """RFC 7396 merge of a config patch; a masked URL sent back (a GET round trip) keeps the
-    stored one instead of replacing the credential with the mask."""
-    merged = dict(old)
-    for key, value in patch.items():
-        if value is None:
-            merged.pop(key, None)
-        elif key == "url" and isinstance(old.get("url"), str) and value == masked_url(old["url"]):
-            continue
-        elif key == "urls" and isinstance(value, list) and isinstance(old.get("urls"), list):
-            # Element by element: a URL sent back as shown keeps the stored one at that place.
-            stored = [str(u) for u in old["urls"]]
-            merged[key] = [
-                stored[i] if i < len(stored) and v == masked_service_url(stored[i]) else v
-                for i, v in enumerate(value)
-            ]
-        else:
-            merged[key] = value
-    return merged
-
-
-def patched(old: StoredChannel, patch: ChannelPatch) -> dict[str, Any]:
-    """The whole document after a PATCH, for re-validation as a create body."""
-
-    def pick(new: Any, stored: Any) -> Any:
-        return stored if new is UNSET else msgspec.to_builtins(new)
-
-    return {
-        "kind": old.kind,
-        "name": pick(patch.name, old.name),
-        "enabled": pick(patch.enabled, old.enabled),
-        "events": pick(patch.events, old.events),
-        "scope": pick(patch.scope, old.scope),
-        "config": old.config if patch.config is UNSET else merge_config(old.config, patch.config),
-    }
-
-
 @dataclass(frozen=True)
 class Channel:
     """A channel as the dispatcher routes and delivers it."""
@@ -358,16 +327,21 @@ class Channel:
     scope: ChannelScope
     config: ChannelConfig = field(repr=False)
     _sets: tuple[frozenset[str], ...] = field(default=(), repr=False, compare=False)
+    # A channel whose credentials are ${secret:NAME} references (from the config file) keeps
+    # its row: each delivery reads the secrets and parses it again (``resolved``).
+    _row: StoredChannel | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def parse(cls, row: StoredChannel) -> Channel:
-        """Validate a stored row (msgspec.ValidationError / FieldError if it no longer fits)."""
+        """Validate a stored row (msgspec.ValidationError / FieldError if it no longer fits);
+        references stand in for values of their shape until ``resolved``."""
+        refs = has_refs(row.config)
         doc = {
             "kind": row.kind,
             "name": row.name,
             "events": row.events,
             "scope": row.scope,
-            "config": row.config,
+            "config": stand_ins(row.config) if refs else row.config,
         }
         body: ChannelBody = msgspec.convert(doc, ChannelCreate)
         sets = tuple(frozenset(getattr(body.scope, name)) for name in _SCOPE_LISTS)
@@ -379,7 +353,16 @@ class Channel:
             scope=body.scope,
             config=body.config,  # type: ignore[attr-defined]
             _sets=sets,
+            _row=row if refs else None,
         )
+
+    async def resolved(self, lookup: SecretLookup | None) -> Channel:
+        """This channel with its secrets read (itself when it names none): SecretMissing naming
+        the secret, or ValidationError / FieldError when a value does not fit its field."""
+        if self._row is None:
+            return self
+        config = await resolve(self._row.config, lookup)
+        return Channel.parse(msgspec.structs.replace(self._row, config=config))
 
     def wants(self, event: str, where: Scope) -> bool:
         """True when this channel routes event for a monitor sitting at ``where``."""

@@ -32,6 +32,7 @@ from .apprise_sender import AppriseSender
 from .channels import Channel
 from .delivery import Attempt, ChannelStats, DeliveryPolicy, DeliveryResult
 from .event import ROUTED_AS, NotificationEvent
+from .refs import SecretLookup, SecretMissing
 
 log = logging.getLogger("dragonopsd.notify")
 
@@ -84,8 +85,11 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         policy: DeliveryPolicy | None = None,
         guard: AddressGuard | None = None,
+        secrets: SecretLookup | None = None,
     ) -> None:
         self.store = store
+        # Reads the ${secret:NAME} references of channels from the config file, per delivery.
+        self._secrets = secrets
         self.policy = policy or DeliveryPolicy()
         self.stats: dict[str, ChannelStats] = {}
         self.deduped = 0
@@ -314,6 +318,12 @@ class Dispatcher:
         timeout = self.policy.attempt_timeout
         try:
             async with asyncio.timeout(timeout):
+                try:
+                    channel = await channel.resolved(self._secrets)
+                except SecretMissing as exc:
+                    return Attempt.failed(str(exc), retry=False)
+                except (msgspec.ValidationError, FieldError):  # the value is not logged
+                    return Attempt.failed("a referenced secret does not fit its field", retry=False)
                 if channel.kind == "email":
                     return await mail.send(channel, event, delivery_id, guard=self.guard)
                 if channel.kind == "apprise":

@@ -195,11 +195,18 @@ class Window(Wire, kw_only=True):
     active_from: str | None = None
     active_until: str | None = None
     scope: WindowScope
+    # "config": declared in the config file's [[maintenance]]; the API refuses to change it.
+    managed_by: Literal["api", "config"] = "api"
     created_at: str
     updated_at: str
 
 
 _SPEC_FIELDS = tuple(f.encode_name for f in msgspec.structs.fields(WindowSpec))
+
+
+def spec_body(window: Window) -> dict[str, Any]:
+    """The wire form of what a user set on window (a WindowSpec's fields)."""
+    return {k: v for k, v in msgspec.to_builtins(window).items() if k in _SPEC_FIELDS}
 
 
 def merge_patch(current: Window, patch: WindowPatch) -> dict[str, Any]:
@@ -208,7 +215,7 @@ def merge_patch(current: Window, patch: WindowPatch) -> dict[str, Any]:
     Switching kind drops the old kind's fields the patch does not set, so a client need not
     null them one by one.
     """
-    base = {k: v for k, v in msgspec.to_builtins(current).items() if k in _SPEC_FIELDS}
+    base = spec_body(current)
     changes: dict[str, Any] = msgspec.to_builtins(patch)
     if changes.get("kind", current.kind) != current.kind:
         old = ONE_OFF_FIELDS if current.kind == "one-off" else RECURRING_FIELDS
@@ -221,7 +228,7 @@ _encode = msgspec.json.Encoder().encode
 _decode_scope = msgspec.json.Decoder(WindowScope).decode
 _COLS = (
     "id, name, description, enabled, kind, starts_at, ends_at, cron, timezone, duration, "
-    "active_from, active_until, scope, created_at, updated_at"
+    "active_from, active_until, scope, created_at, updated_at, managed_by"
 )
 
 
@@ -242,6 +249,7 @@ def _window(row: Any) -> Window:
         scope=_decode_scope(row[12]),
         created_at=row[13],
         updated_at=row[14],
+        managed_by=row[15],
     )
 
 
@@ -297,27 +305,28 @@ class MaintenanceStore:
             raise not_found("maintenance window", ident)
         return _window(row)
 
-    async def insert(self, spec: WindowSpec) -> Window:
-        """Store a new window."""
+    async def insert(self, spec: WindowSpec, managed_by: str = "api") -> Window:
+        """Store a new window (managed_by "config": one of the file's [[maintenance]])."""
         now = now_iso()
         async with self.db.write() as conn:
             ident = str(uuid.uuid4())
             await conn.execute(
                 f"INSERT INTO maintenance_windows ({_COLS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ident, *_values(spec), now, now),
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ident, *_values(spec), now, now, managed_by),
             )
             note_created(ident)
             return await self._get(conn, ident)
 
-    async def replace(self, ident: str, spec: WindowSpec) -> Window:
-        """Overwrite a window's fields or 404."""
+    async def replace(self, ident: str, spec: WindowSpec, managed_by: str | None = None) -> Window:
+        """Overwrite a window's fields (and who manages it, when given) or 404."""
         async with self.db.write() as conn:
             cur = await conn.execute(
                 "UPDATE maintenance_windows SET name = ?, description = ?, enabled = ?, kind = ?, "
                 "starts_at = ?, ends_at = ?, cron = ?, timezone = ?, duration = ?, "
-                "active_from = ?, active_until = ?, scope = ?, updated_at = ? WHERE id = ?",
-                (*_values(spec), now_iso(), ident),
+                "active_from = ?, active_until = ?, scope = ?, updated_at = ?, "
+                "managed_by = COALESCE(?, managed_by) WHERE id = ?",
+                (*_values(spec), now_iso(), managed_by, ident),
             )
             if cur.rowcount == 0:
                 raise not_found("maintenance window", ident)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
@@ -201,15 +201,22 @@ class MonitorStore:
         create: dict[str, MonitorSpec],
         replace: dict[str, tuple[MonitorRow, MonitorSpec]],
         delete: list[MonitorRow],
+        adopt: Collection[str] = (),
     ) -> list[MonitorRow]:
         """One ``[[monitors]]`` sync in one transaction: all of it or, on a Problem (a
         serverId that does not exist), none of it. Keys name the config table the change
-        comes from, so the Problem can say which one. Returns the created and replaced rows."""
+        comes from, so the Problem can say which one; the replaced rows under the keys in
+        adopt become the file's. Returns the created and replaced rows."""
         changed: list[MonitorRow] = []
         async with self.db.write() as conn:
             for where, spec in create.items():
                 changed += await _naming(where, self._insert(conn, [spec], "config"))
             for where, (current, spec) in replace.items():
+                if where in adopt:
+                    await conn.execute(
+                        "UPDATE monitors SET managed_by = 'config' WHERE id = ?",
+                        (current.monitor.id,),
+                    )
                 changed.append(await _naming(where, self._update(conn, current, spec)))
             for row in delete:
                 await conn.execute("DELETE FROM monitors WHERE id = ?", (row.monitor.id,))

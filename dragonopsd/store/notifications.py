@@ -51,12 +51,17 @@ class StoredChannel(ChannelFields, kw_only=True, frozen=True):
     created_at: str
     updated_at: str
     locked: bool = False
+    # "config": declared in the config file's [[notifications]]; the API refuses to change it.
+    managed_by: str = "api"
 
     def __repr__(self) -> str:
         return f"StoredChannel(id={self.id!r}, kind={self.kind!r}, config=<hidden>)"
 
 
-_COLS = "id, name, kind, enabled, events, scope, config, created_at, updated_at, key_id, sealed"
+_COLS = (
+    "id, name, kind, enabled, events, scope, config, created_at, updated_at, key_id, sealed, "
+    "managed_by"
+)
 
 
 def _channel(row: Any, ring: KeyRing | None) -> StoredChannel:
@@ -82,6 +87,7 @@ def _channel(row: Any, ring: KeyRing | None) -> StoredChannel:
         created_at=row[7],
         updated_at=row[8],
         locked=locked,
+        managed_by=row[11],
     )
 
 
@@ -111,7 +117,9 @@ def _locked(ident: str) -> Problem:
     )
 
 
-def _stored(ident: str, f: ChannelFields, created_at: str, updated_at: str) -> StoredChannel:
+def _stored(
+    ident: str, f: ChannelFields, created_at: str, updated_at: str, managed_by: str
+) -> StoredChannel:
     return StoredChannel(
         id=ident,
         name=f.name,
@@ -122,6 +130,7 @@ def _stored(ident: str, f: ChannelFields, created_at: str, updated_at: str) -> S
         config=f.config,
         created_at=created_at,
         updated_at=updated_at,
+        managed_by=managed_by,
     )
 
 
@@ -161,24 +170,28 @@ class NotificationStore:
             raise not_found("notification channel", ident)
         return (await self._opened(rows))[0]
 
-    async def create(self, fields: ChannelFields) -> StoredChannel:
-        """Insert a channel; returns it."""
+    async def create(self, fields: ChannelFields, managed_by: str = "api") -> StoredChannel:
+        """Insert a channel (managed_by "config": one of the file's [[notifications]])."""
         now = now_iso()
         ident = str(uuid.uuid4())
         values = _values(ident, fields, await self._ring())
         async with self.db.write() as conn:
             await conn.execute(
                 f"INSERT INTO notification_channels ({_COLS}) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (ident, *values[:6], now, now, *values[6:]),
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ident, *values[:6], now, now, *values[6:], managed_by),
             )
             note_created(ident)
-        return _stored(ident, fields, now, now)
+        return _stored(ident, fields, now, now, managed_by)
 
     async def update(
-        self, ident: str, change: Callable[[StoredChannel], ChannelFields]
+        self,
+        ident: str,
+        change: Callable[[StoredChannel], ChannelFields],
+        managed_by: str | None = None,
     ) -> StoredChannel:
-        """Read, change and write one channel in one transaction (404 when it does not exist).
+        """Read, change and write one channel in one transaction (404 when it does not exist);
+        managed_by, when given, changes who manages it (the config file taking it over).
 
         ``change`` sees the stored row (secrets included, so a PATCH can keep them) and may
         raise a Problem, which rolls the transaction back.
@@ -197,10 +210,11 @@ class NotificationStore:
             now = now_iso()
             await conn.execute(
                 "UPDATE notification_channels SET name = ?, kind = ?, enabled = ?, events = ?, "
-                "scope = ?, config = ?, key_id = ?, sealed = ?, updated_at = ? WHERE id = ?",
-                (*_values(ident, fields, ring), now, ident),
+                "scope = ?, config = ?, key_id = ?, sealed = ?, updated_at = ?, "
+                "managed_by = ? WHERE id = ?",
+                (*_values(ident, fields, ring), now, managed_by or old.managed_by, ident),
             )
-        return _stored(ident, fields, old.created_at, now)
+        return _stored(ident, fields, old.created_at, now, managed_by or old.managed_by)
 
     async def delete(self, ident: str) -> None:
         """Remove a channel or 404."""

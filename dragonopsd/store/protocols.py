@@ -14,7 +14,7 @@ functions over ``Database``, and the audit entry that rides the request's write 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from msgspec import UnsetType
@@ -105,6 +105,7 @@ class MonitorRepo(Protocol):
         create: dict[str, MonitorSpec],
         replace: dict[str, tuple[MonitorRow, MonitorSpec]],
         delete: list[MonitorRow],
+        adopt: Collection[str] = (),
     ) -> list[MonitorRow]: ...
     async def delete(
         self, ident: str, precondition: Callable[[MonitorRow], None] | None = None
@@ -280,8 +281,10 @@ class MaintenanceRepo(Protocol):
     """Maintenance windows, read whole at start and written one at a time."""
 
     async def all(self) -> list[Window]: ...
-    async def insert(self, spec: WindowSpec) -> Window: ...
-    async def replace(self, ident: str, spec: WindowSpec) -> Window: ...
+    async def insert(self, spec: WindowSpec, managed_by: str = "api") -> Window: ...
+    async def replace(
+        self, ident: str, spec: WindowSpec, managed_by: str | None = None
+    ) -> Window: ...
     async def delete(self, ident: str) -> None: ...
 
 
@@ -290,9 +293,12 @@ class ChannelRepo(Protocol):
     """Notification channels, their credentials sealed under the vault's keys when it has any."""
 
     async def get(self, ident: str) -> StoredChannel: ...
-    async def create(self, fields: ChannelFields) -> StoredChannel: ...
+    async def create(self, fields: ChannelFields, managed_by: str = "api") -> StoredChannel: ...
     async def update(
-        self, ident: str, change: Callable[[StoredChannel], ChannelFields]
+        self,
+        ident: str,
+        change: Callable[[StoredChannel], ChannelFields],
+        managed_by: str | None = None,
     ) -> StoredChannel: ...
     async def delete(self, ident: str) -> None: ...
     async def seal_pending(self) -> int: ...
