@@ -240,10 +240,10 @@ def inventory_index_ctx(index: InventoryIndex) -> CleanupCtx:
 
 
 def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
-    """Load monitors, sync ``[[monitors]]``, run the scheduler. With several cores: join
-    first (what this core owns decides what it schedules), sync under the config-sync lease,
-    follow the other cores' monitor writes, and leave (its monitors move at once) on the way
-    down."""
+    """Load monitors and sync ``[[monitors]]`` (scheduled, not yet probed: scheduler_ctx starts
+    probing last). With several cores: join first (what this core owns decides what it
+    schedules), sync under the config-sync lease, follow the other cores' monitor writes, and
+    leave (its monitors move at once) on the way down."""
     engine = monitors.engine
     core = engine.core
 
@@ -252,8 +252,7 @@ def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
             await engine.start()
             await monitors.sync_config(cfg.monitors)
             log.info("probe engine: %d monitors", len(engine.scheduler))
-            async for _ in task_ctx(engine.scheduler.run)(app):
-                yield
+            yield
             await engine.stop()
             return
         await core.start()
@@ -268,11 +267,18 @@ def engine_ctx(cfg: Config, monitors: MonitorService) -> CleanupCtx:
         async for _ in task_ctx(core.run, recancel=True)(app):
             async for _ in task_ctx(peers.follow)(app):
                 async for _ in task_ctx(peers.reconcile_forever)(app):
-                    async for _ in task_ctx(engine.scheduler.run)(app):
-                        yield
+                    yield
         await engine.stop()
 
     return ctx
+
+
+def scheduler_ctx(engine: Engine) -> CleanupCtx:
+    """Probing, started once everything else has: with thousands of monitors, probes running
+    while the rest loads would slow the start (READY) down, and first runs are spread over the
+    interval from here anyway. First down, so the checks it drains still find every service
+    their results go to."""
+    return task_ctx(engine.scheduler.run)
 
 
 def remote_results_ctx(remote: RemoteProbes, engine: Engine) -> CleanupCtx:

@@ -3,6 +3,11 @@
 Each monitor's next run is computed from its previous *due* time, not from when the last probe
 finished, so slow probes never push later runs (or other monitors) back. First runs are spread
 over the interval so a restart with 10,000 monitors does not fire them all at once.
+
+Monitors are scheduled while the daemon loads, before the loop runs: until then due times
+count from zero and ``run`` moves them to the loop's clock when it starts, so the daemon gets
+through its start (READY) without probing, and a first run spread over the interval still
+comes within the interval of when probing began.
 """
 
 from __future__ import annotations
@@ -40,18 +45,22 @@ class Scheduler:
         self.skipped = 0  # runs skipped because the previous one was still going
         self.in_flight = 0
         self.drain_timeout = 5.0
+        self._live = False  # run() has started: due times are on the loop's clock
+
+    def _base(self) -> float:
+        """What due times count from: the loop's clock once running, else zero."""
+        return asyncio.get_running_loop().time() if self._live else 0.0
 
     def schedule(
         self, key: int, interval: float, first_in: float | None = None, delay: float = 0.0
     ) -> None:
         """Add or reschedule key; its first run comes ``delay`` seconds from now plus up to
         ``first_in`` (default: spread uniformly over one interval)."""
-        loop = asyncio.get_running_loop()
         spread = interval if first_in is None else first_in
         self._interval[key] = interval
         gen = self._gen.get(key, 0) + 1
         self._gen[key] = gen
-        heapq.heappush(self._heap, (loop.time() + delay + random.uniform(0, spread), gen, key))  # noqa: S311  -- jitter, not crypto
+        heapq.heappush(self._heap, (self._base() + delay + random.uniform(0, spread), gen, key))  # noqa: S311  -- jitter, not crypto
         self._wake.set()
 
     def retry(self, key: int, delay: float) -> None:
@@ -60,7 +69,7 @@ class Scheduler:
             return
         gen = self._gen[key] + 1
         self._gen[key] = gen
-        heapq.heappush(self._heap, (asyncio.get_running_loop().time() + delay, gen, key))
+        heapq.heappush(self._heap, (self._base() + delay, gen, key))
         self._wake.set()
 
     def remove(self, key: int) -> None:
@@ -74,6 +83,11 @@ class Scheduler:
     async def run(self) -> None:
         """The loop; cancel it to stop (running checks are cancelled too)."""
         loop = asyncio.get_running_loop()
+        if not self._live:
+            # Adding one constant to every entry keeps the heap a heap.
+            start = loop.time()
+            self._heap = [(due + start, gen, key) for due, gen, key in self._heap]
+            self._live = True
         try:
             while True:
                 now = loop.time()

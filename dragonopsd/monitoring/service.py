@@ -145,9 +145,7 @@ class MonitorService:
     async def _apply(
         self, wanted: dict[str, tuple[int, MonitorSpec]], tables: list[dict[str, Any]]
     ) -> list[str]:
-        current = {
-            r.monitor.name: r for r in await self.store.all() if r.monitor.managed_by == "config"
-        }
+        current = {r.monitor.name: r for r in await self.store.all(managed_by="config")}
         create = {
             f"monitors[{i}]": spec for name, (i, spec) in wanted.items() if name not in current
         }
