@@ -101,3 +101,25 @@ async def test_scheduler_retry_and_remove() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert seen == [7, 7] and len(sched) == 0
+
+
+async def test_scheduler_counts_first_runs_from_when_probing_starts() -> None:
+    """Monitors loaded before the loop runs (the daemon's start) are due from its start:
+    their first runs are not late by however long the rest of the start took."""
+    dues: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def check(key: int, due: float) -> None:
+        dues.append(due)
+
+    sched = Scheduler(check, concurrency=1)
+    sched.schedule(1, 60, first_in=0, delay=0.05)
+    await asyncio.sleep(0.3)  # the rest of the start
+    started = loop.time()
+    task = asyncio.create_task(sched.run())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(dues) == 1
+    # Due 50 ms after probing began, not 50 ms after loading: not counted 0.3 s late.
+    assert dues[0] >= started + 0.05
