@@ -13,7 +13,6 @@ comes within the interval of when probing began.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import random
@@ -25,6 +24,7 @@ from ..buckets import Buckets
 log = logging.getLogger("dragonopsd.scheduler")
 
 Check = Callable[[int, float], Awaitable[None]]
+TICK = 0.005  # seconds: the scheduler wakes at most this often
 
 
 class Scheduler:
@@ -32,7 +32,8 @@ class Scheduler:
 
     def __init__(self, check: Check, concurrency: int, drift_samples: int = 10_000) -> None:
         self._check = check
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._waiting: deque[tuple[int, float]] = deque()  # (key, due) waiting for a slot
         self._heap: list[tuple[float, int, int]] = []
         self._interval: dict[int, float] = {}
         self._gen: dict[int, int] = {}
@@ -104,11 +105,16 @@ class Scheduler:
                         continue
                     self._start(key, due)
                 self._wake.clear()
-                timeout = self._heap[0][0] - loop.time() if self._heap else None
-                if timeout is None or timeout > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout)
+                if self._heap:
+                    # Not sooner than TICK from now: with thousands of monitors due times are
+                    # a millisecond apart, and one wake-up per TICK starts them in batches.
+                    timer = loop.call_at(max(self._heap[0][0], now + TICK), self._wake.set)
+                    await self._wake.wait()
+                    timer.cancel()
+                else:
+                    await self._wake.wait()
         finally:
+            self._waiting.clear()  # never started: nothing to drain
             # Draining: no new starts, but checks already running get to finish (and record
             # their heartbeat) for up to drain_timeout; only stragglers are cancelled.
             if self._tasks:
@@ -118,26 +124,41 @@ class Scheduler:
                 await asyncio.gather(*pending, return_exceptions=True)
 
     def _start(self, key: int, due: float) -> None:
+        """Start key's check, or queue it while every slot is taken: a task is only made for
+        a check that runs, so an overloaded daemon holds a queue of ints, not of tasks."""
         self._running.add(key)
+        if self.in_flight >= self._concurrency:
+            self._waiting.append((key, due))
+            return
+        self._launch(key, due)
+
+    def _launch(self, key: int, due: float) -> None:
+        late = max(0.0, asyncio.get_running_loop().time() - due)
+        self.drift.append(late)
+        self.drift_buckets.observe(late)
+        self.started += 1
+        self.in_flight += 1
         task = asyncio.create_task(self._guarded(key, due))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _release(self, key: int) -> None:
+        """key's check ended: its slot goes to the longest-waiting check still scheduled."""
+        self._running.discard(key)
+        self.in_flight -= 1
+        while self._waiting and self.in_flight < self._concurrency:
+            key, due = self._waiting.popleft()
+            if key in self._interval:
+                self._launch(key, due)
+            else:
+                self._running.discard(key)  # removed while it waited
+
     async def _guarded(self, key: int, due: float) -> None:
         try:
-            async with self._slots:
-                late = max(0.0, asyncio.get_running_loop().time() - due)
-                self.drift.append(late)
-                self.drift_buckets.observe(late)
-                self.started += 1
-                self.in_flight += 1
-                try:
-                    await self._check(key, due)
-                finally:
-                    self.in_flight -= 1
+            await self._check(key, due)
         except asyncio.CancelledError:
             raise
         except Exception:  # one monitor's bug must not stop the others
             log.exception("check of monitor %s failed", key)
         finally:
-            self._running.discard(key)
+            self._release(key)

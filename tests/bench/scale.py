@@ -368,6 +368,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "checks_per_s": round(checks / (wall1 - wall0), 1),
             "expected_checks_per_s": round(args.monitors / INTERVAL_S, 1),
             "cpu_pct_of_core": round((cpu1 - cpu0) / (wall1 - wall0) * 100, 1),
+            # CPU per check (scrapes included): what a check costs whatever else runs here;
+            # x checks/s of the target load is the share of a core the daemon needs.
+            "cpu_ms_per_check": round((cpu1 - cpu0) * 1000 / max(1, checks), 3),
+            "needed_pct_of_core": round(
+                (cpu1 - cpu0) / max(1, checks) * args.monitors / INTERVAL_S * 100, 1
+            ),
             "drift_p99_ms_baseline": drift_base,
             "drift_p99_ms_scrapes": drift_scrape,
             "drift_p50_ms_last": s1["driftP50Ms"],
