@@ -340,6 +340,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         cpu0, wall0 = cpu_seconds(pid), time.monotonic()
         note(f"baseline window {args.window:.0f}s (no scrapes)")
         drift_base, _ = window(proc, auth, args.window, rss)
+        s_mid = engine_stats(proc, auth)[0]
+        cpu_mid = cpu_seconds(pid)
         note(f"scrape window {args.window:.0f}s (a scrape every {args.scrape_every}s)")
         with Scraper(proc.url("/metrics"), args.scrape_every) as scraper:
             drift_scrape, _ = window(proc, auth, args.window, rss)
@@ -354,6 +356,12 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         procs.remove(proc)
         stop_s = d.stop(proc)
         checks = s1["checksStarted"] - s0["checksStarted"]
+        # What the scrapes cost the daemon: the scrape window's CPU beyond what its checks
+        # cost at the baseline window's CPU per check, per scrape.
+        base_checks = max(1, s_mid["checksStarted"] - s0["checksStarted"])
+        per_check = (cpu_mid - cpu0) / base_checks
+        scrape_checks = s1["checksStarted"] - s_mid["checksStarted"]
+        scrape_cpu = (cpu1 - cpu_mid) - per_check * scrape_checks
         stored = persisted(
             d.state / DB_FILE,
             (t0_sent, t0_recv, t1_sent, t1_recv),
@@ -387,6 +395,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "scrape_ms_p90": ms(scraper.times, 0.9),
             "scrape_ms_max": round(max(scraper.times) * 1000, 1),
             "scrape_gzip_bytes": scraper.bytes,
+            "scrape_cpu_ms": round(scrape_cpu * 1000 / max(1, len(scraper.times)), 1),
+            "cpu_ms_per_check_baseline": round(per_check * 1000, 3),
             "persisted": stored["in_window_possible"],
             "missing": missing,
             "gaps": stored["gaps"],
