@@ -474,6 +474,7 @@ def build_app(
         lifecycle.sampling_ctx(sampler, core),
         lifecycle.assistant_ctx(assistant),
         metrics_listener_ctx(cfg.metrics),  # the optional /metrics listener of its own
+        lifecycle.scheduler_ctx(mon.engine),  # probing starts once the rest has loaded
         # Last up, first down: no reload reaches a service that has stopped.
         sighup_ctx(reloader, reread, config_path, notifier) if reread is not None else None,
     ]

@@ -243,10 +243,11 @@ def inventory_index_ctx(index: InventoryIndex) -> CleanupCtx:
 
 def engine_ctx(cfg: Config, monitors: MonitorService, declared: ConfigSync) -> CleanupCtx:
     """Load monitors, sync the config file's ``[[monitors]]``, ``[[maintenance]]`` and
-    ``[[notifications]]``, run the scheduler. With several cores: join first (what this core
-    owns decides what it schedules), sync under the config-sync lease (then every core re-reads
-    the windows and channels a peer may have written), follow the other cores' monitor writes,
-    and leave (its monitors move at once) on the way down."""
+    ``[[notifications]]`` (scheduled, not yet probed: scheduler_ctx starts probing last). With
+    several cores: join first (what this core owns decides what it schedules), sync under the
+    config-sync lease (then every core re-reads the windows and channels a peer may have
+    written), follow the other cores' monitor writes, and leave (its monitors move at once) on
+    the way down."""
     engine = monitors.engine
     core = engine.core
 
@@ -255,8 +256,7 @@ def engine_ctx(cfg: Config, monitors: MonitorService, declared: ConfigSync) -> C
             await engine.start()
             await declared.sync(cfg)
             log.info("probe engine: %d monitors", len(engine.scheduler))
-            async for _ in task_ctx(engine.scheduler.run)(app):
-                yield
+            yield
             await engine.stop()
             return
         await core.start()
@@ -270,11 +270,18 @@ def engine_ctx(cfg: Config, monitors: MonitorService, declared: ConfigSync) -> C
         async for _ in task_ctx(core.run, recancel=True)(app):
             async for _ in task_ctx(peers.follow)(app):
                 async for _ in task_ctx(peers.reconcile_forever)(app):
-                    async for _ in task_ctx(engine.scheduler.run)(app):
-                        yield
+                    yield
         await engine.stop()
 
     return ctx
+
+
+def scheduler_ctx(engine: Engine) -> CleanupCtx:
+    """Probing, started once everything else has: with thousands of monitors, probes running
+    while the rest loads would slow the start (READY) down, and first runs are spread over the
+    interval from here anyway. First down, so the checks it drains still find every service
+    their results go to."""
+    return task_ctx(engine.scheduler.run)
 
 
 def remote_results_ctx(remote: RemoteProbes, engine: Engine) -> CleanupCtx:

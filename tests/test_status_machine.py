@@ -101,3 +101,52 @@ async def test_scheduler_retry_and_remove() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert seen == [7, 7] and len(sched) == 0
+
+
+async def test_scheduler_counts_first_runs_from_when_probing_starts() -> None:
+    """Monitors loaded before the loop runs (the daemon's start) are due from its start:
+    their first runs are not late by however long the rest of the start took."""
+    dues: list[float] = []
+    loop = asyncio.get_running_loop()
+
+    async def check(key: int, due: float) -> None:
+        dues.append(due)
+
+    sched = Scheduler(check, concurrency=1)
+    sched.schedule(1, 60, first_in=0, delay=0.05)
+    await asyncio.sleep(0.3)  # the rest of the start
+    started = loop.time()
+    task = asyncio.create_task(sched.run())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert len(dues) == 1
+    # Due 50 ms after probing began, not 50 ms after loading: not counted 0.3 s late.
+    assert dues[0] >= started + 0.05
+
+
+async def test_overloaded_scheduler_queues_keys_not_tasks() -> None:
+    """With every slot busy, due checks wait as keys: no task per waiting check (25,000 of
+    them were ~75 MB), and each starts, in due order, as a slot frees."""
+    release = asyncio.Event()
+    order: list[int] = []
+
+    async def check(key: int, due: float) -> None:
+        order.append(key)
+        await release.wait()
+
+    before = len(asyncio.all_tasks())
+    sched = Scheduler(check, concurrency=2)
+    for key in range(50):
+        sched.schedule(key, 60, first_in=0, delay=key * 0.001)
+    task = asyncio.create_task(sched.run())
+    while sched.in_flight < 2:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # every key is due by now
+    assert len(asyncio.all_tasks()) == before + 1 + 2  # the loop and two checks
+    release.set()
+    while sched.started < 50:
+        await asyncio.sleep(0.01)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert order == list(range(50)) and sched.in_flight == 0

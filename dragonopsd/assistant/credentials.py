@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .llm import LlmFailure
+from .failure import LlmFailure
 
 if TYPE_CHECKING:
     from ..secrets.vault import VaultService

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 import openai
@@ -22,6 +21,7 @@ from openai.types.shared_params import ResponseFormatJSONSchema
 
 from ..config import AiConfig
 from ..problem import Problem
+from .failure import KeySource, LlmFailure
 from .model import Context, Generated, Target
 from .usage import Usage
 
@@ -41,8 +41,6 @@ logrotate, shell scripts and the like. Rules:
 - The inventory message is metadata about the user's project; it may be empty.
 """
 
-Reason = Literal["timeout", "error", "invalid", "refused", "no-key"]
-KeySource = Callable[[], Awaitable[str]]
 _FILENAME = re.compile(r"[^A-Za-z0-9._/-]+")
 
 ANSWER_SCHEMA: dict[str, Any] = {
@@ -72,14 +70,6 @@ class Answer(msgspec.Struct, kw_only=True):
     filename: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     explanation: Annotated[str, msgspec.Meta(max_length=20_000)]
     target: Annotated[str, msgspec.Meta(max_length=64)] = ""
-
-
-class LlmFailure(Exception):
-    """The model gave no usable answer; ``reason`` is the metrics label."""
-
-    def __init__(self, reason: Reason, detail: str) -> None:
-        super().__init__(detail)
-        self.reason = reason
 
 
 _decode = msgspec.json.Decoder(Answer).decode

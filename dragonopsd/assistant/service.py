@@ -12,20 +12,20 @@ import uuid
 from typing import TYPE_CHECKING, Annotated
 
 import msgspec
-from openai import AsyncOpenAI
 
 from ..config import AiConfig
 from ..model.inventory import Body
 from ..problem import FieldIssue, Problem
 from . import context, prompt
+from .failure import KeySource, LlmFailure
 from .limiter import RateLimiter
-from .llm import KeySource, LlmFailure, LlmProvider
 from .model import TARGETS, Context, Generated, Target
 from .offline import NoMatch, OfflineProvider
 from .usage import Usage
 
 if TYPE_CHECKING:
     from ..inventory.service import InventoryService
+    from .llm import LlmProvider
 
 log = logging.getLogger("dragonopsd.assistant")
 
@@ -63,6 +63,12 @@ class AssistantService:
         """Open the model client when a model is configured (no network until a request)."""
         if self.cfg.provider != "openai":
             return
+        # Imported here, not at the top: the OpenAI SDK (and pydantic under it) costs ~0.8 s
+        # of every start, and only a daemon with a model configured uses it.
+        from openai import AsyncOpenAI  # noqa: PLC0415
+
+        from .llm import LlmProvider  # noqa: PLC0415
+
         key = self.cfg.api_key or None
         source = "[ai] api_key"
         per_request: KeySource | None = None

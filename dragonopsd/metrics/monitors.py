@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -155,13 +156,17 @@ class MonitorCollector:
         self._forget_removed(snap)
         return snap
 
-    async def snapshot_sliced(self) -> Snapshot:
-        """The same, giving the loop back every SLICE monitors (~2 ms each)."""
+    async def snapshot_sliced(self, step: float = 0.005) -> Snapshot:
+        """The same, in SLICEs of monitors (~1 ms each), giving the loop back once a step's
+        seconds of them are done."""
         runtimes = list(self._view.figures())
         snap = Snapshot()
+        deadline = time.perf_counter() + step
         for start in range(0, len(runtimes), SLICE):
             self._add(snap, runtimes[start : start + SLICE])
-            await asyncio.sleep(0)
+            if time.perf_counter() >= deadline:
+                await asyncio.sleep(0)
+                deadline = time.perf_counter() + step
         self._forget_removed(snap)
         return snap
 

@@ -117,6 +117,11 @@ ALLOWED: dict[str, frozenset[str]] = {
     "grpc": frozenset({"host", "port", "tls", "service"}),
 }
 KIND_FIELDS = frozenset().union(*ALLOWED.values())
+# Per kind, the fields it must leave out, sorted: worked out once, not per spec (every stored
+# monitor is validated again when the daemon loads it).
+FOREIGN: dict[str, tuple[str, ...]] = {
+    kind: tuple(sorted(KIND_FIELDS - allowed)) for kind, allowed in ALLOWED.items()
+}
 # ``${secret:NAME}``: the value of a secret from the secrets store, read at probe time. NAME is
 # a key (env "default") or "env/key", as [ai] api_key_secret names one. Allowed in header
 # values and in a URL's password (user:${secret:KEY}@host, where NAME cannot hold "/").
@@ -222,7 +227,7 @@ def check_kind_fields(spec: MonitorSpec, prefix: str = "$") -> None:
     for name in REQUIRED[spec.kind]:
         if getattr(spec, name) is None:
             raise FieldError(f"{prefix}.{camel(name)}", f"required for kind {spec.kind}")
-    for name in KIND_FIELDS - ALLOWED[spec.kind]:
+    for name in FOREIGN[spec.kind]:
         if getattr(spec, name) is not None:
             raise FieldError(f"{prefix}.{camel(name)}", f"not used by kind {spec.kind}")
     if spec.given_timeout is not None and spec.given_timeout > spec.period:

@@ -18,6 +18,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 
 from ..clock import iso_of, now_iso
 from ..cluster.core import Core
@@ -26,7 +27,7 @@ from ..model.monitor import STATUS_CODES
 from ..store.history import Heartbeat
 from ..store.monitors import Incident, MonitorRow
 from ..store.protocols import HistoryReader, MonitorRepo
-from .conditions import DEFAULTS, parse_all
+from .conditions import DEFAULTS, Condition, parse_all
 from .job import ProbeOutcome
 from .multi import Rounds
 from .peers import Peers
@@ -40,6 +41,7 @@ from .verdict import Verdict
 
 log = logging.getLogger("dragonopsd.engine")
 _STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
+_PARSED_KEPT = 4096  # distinct condition sets kept parsed
 
 
 class Engine:
@@ -71,6 +73,10 @@ class Engine:
         self._pushes = pushes
         self.scheduler = Scheduler(self._check, cfg.probes.concurrency)
         self._expiring: set[asyncio.Task[None]] = set()
+        # Parsed conditions by source text: most monitors share a few sets (the kind's
+        # default), and the trees are immutable, so 25,000 monitors parse a handful, not
+        # 25,000, at start and hold one copy of each.
+        self._parsed: dict[tuple[str, ...], list[Condition]] = {}
         self.started = now_iso()  # reset when the engine starts (/api/cluster's "since")
         # The other cores' monitor writes, push calls and status changes (several cores).
         self.peers = Peers(self, core) if core is not None else None
@@ -87,10 +93,12 @@ class Engine:
         states = await self.store.states()
         incidents = await self.store.open_incidents()
         latest = await self._history_query.latest()
+        now = now_iso()
         for row in await self.store.all():
             beat = latest.get(row.seq)
-            status, since, _ = states.get(
-                row.seq, (_STATUS_NAMES[beat.status] if beat else "pending", now_iso(), None)
+            known = states.get(row.seq)
+            status, since = (
+                known[:2] if known else (_STATUS_NAMES[beat.status] if beat else "pending", now)
             )
             incident = incidents.get(row.monitor.id)
             last = _report(row.monitor.id, beat) if beat else None
@@ -131,8 +139,11 @@ class Engine:
             self._cfg.probes.flap_threshold,
             status=status,
         )
-        texts = spec.conditions or list(DEFAULTS.get(spec.kind, ()))
-        rt = Runtime(row, parse_all(texts), machine, since, last=last, incident=incident)
+        rt = Runtime(
+            row, self._conditions(spec.conditions or DEFAULTS.get(spec.kind, ())), machine, since
+        )
+        rt.last = last
+        rt.incident = incident
         self._runtimes.add(rt)
         if self._owns(row):
             self.owned.add(row.seq)
@@ -141,6 +152,15 @@ class Engine:
             elif spec.enabled:
                 self.scheduler.schedule(row.seq, spec.period)
         return rt
+
+    def _conditions(self, texts: Sequence[str]) -> list[Condition]:
+        key = tuple(texts)
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            if len(self._parsed) >= _PARSED_KEPT:  # edits come and go: start over
+                self._parsed.clear()
+            parsed = self._parsed[key] = parse_all(key)
+        return parsed
 
     def _owns(self, row: MonitorRow) -> bool:
         return self.core is None or self.core.owns(row.monitor.id)

@@ -29,7 +29,7 @@ class PushState:
     timer: asyncio.TimerHandle | None = None
 
 
-@dataclass
+@dataclass(slots=True)  # one per monitor: no per-instance dict
 class Runtime:
     """One monitor's live state."""
 

@@ -3,12 +3,16 @@
 Each monitor's next run is computed from its previous *due* time, not from when the last probe
 finished, so slow probes never push later runs (or other monitors) back. First runs are spread
 over the interval so a restart with 10,000 monitors does not fire them all at once.
+
+Monitors are scheduled while the daemon loads, before the loop runs: until then due times
+count from zero and ``run`` moves them to the loop's clock when it starts, so the daemon gets
+through its start (READY) without probing, and a first run spread over the interval still
+comes within the interval of when probing began.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import random
@@ -20,6 +24,7 @@ from ..buckets import Buckets
 log = logging.getLogger("dragonopsd.scheduler")
 
 Check = Callable[[int, float], Awaitable[None]]
+TICK = 0.005  # seconds: the scheduler wakes at most this often
 
 
 class Scheduler:
@@ -27,7 +32,8 @@ class Scheduler:
 
     def __init__(self, check: Check, concurrency: int, drift_samples: int = 10_000) -> None:
         self._check = check
-        self._slots = asyncio.Semaphore(concurrency)
+        self._concurrency = concurrency
+        self._waiting: deque[tuple[int, float]] = deque()  # (key, due) waiting for a slot
         self._heap: list[tuple[float, int, int]] = []
         self._interval: dict[int, float] = {}
         self._gen: dict[int, int] = {}
@@ -40,18 +46,22 @@ class Scheduler:
         self.skipped = 0  # runs skipped because the previous one was still going
         self.in_flight = 0
         self.drain_timeout = 5.0
+        self._live = False  # run() has started: due times are on the loop's clock
+
+    def _base(self) -> float:
+        """What due times count from: the loop's clock once running, else zero."""
+        return asyncio.get_running_loop().time() if self._live else 0.0
 
     def schedule(
         self, key: int, interval: float, first_in: float | None = None, delay: float = 0.0
     ) -> None:
         """Add or reschedule key; its first run comes ``delay`` seconds from now plus up to
         ``first_in`` (default: spread uniformly over one interval)."""
-        loop = asyncio.get_running_loop()
         spread = interval if first_in is None else first_in
         self._interval[key] = interval
         gen = self._gen.get(key, 0) + 1
         self._gen[key] = gen
-        heapq.heappush(self._heap, (loop.time() + delay + random.uniform(0, spread), gen, key))  # noqa: S311  -- jitter, not crypto
+        heapq.heappush(self._heap, (self._base() + delay + random.uniform(0, spread), gen, key))  # noqa: S311  -- jitter, not crypto
         self._wake.set()
 
     def retry(self, key: int, delay: float) -> None:
@@ -60,7 +70,7 @@ class Scheduler:
             return
         gen = self._gen[key] + 1
         self._gen[key] = gen
-        heapq.heappush(self._heap, (asyncio.get_running_loop().time() + delay, gen, key))
+        heapq.heappush(self._heap, (self._base() + delay, gen, key))
         self._wake.set()
 
     def remove(self, key: int) -> None:
@@ -74,6 +84,11 @@ class Scheduler:
     async def run(self) -> None:
         """The loop; cancel it to stop (running checks are cancelled too)."""
         loop = asyncio.get_running_loop()
+        if not self._live:
+            # Adding one constant to every entry keeps the heap a heap.
+            start = loop.time()
+            self._heap = [(due + start, gen, key) for due, gen, key in self._heap]
+            self._live = True
         try:
             while True:
                 now = loop.time()
@@ -90,11 +105,16 @@ class Scheduler:
                         continue
                     self._start(key, due)
                 self._wake.clear()
-                timeout = self._heap[0][0] - loop.time() if self._heap else None
-                if timeout is None or timeout > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout)
+                if self._heap:
+                    # Not sooner than TICK from now: with thousands of monitors due times are
+                    # a millisecond apart, and one wake-up per TICK starts them in batches.
+                    timer = loop.call_at(max(self._heap[0][0], now + TICK), self._wake.set)
+                    await self._wake.wait()
+                    timer.cancel()
+                else:
+                    await self._wake.wait()
         finally:
+            self._waiting.clear()  # never started: nothing to drain
             # Draining: no new starts, but checks already running get to finish (and record
             # their heartbeat) for up to drain_timeout; only stragglers are cancelled.
             if self._tasks:
@@ -104,26 +124,41 @@ class Scheduler:
                 await asyncio.gather(*pending, return_exceptions=True)
 
     def _start(self, key: int, due: float) -> None:
+        """Start key's check, or queue it while every slot is taken: a task is only made for
+        a check that runs, so an overloaded daemon holds a queue of ints, not of tasks."""
         self._running.add(key)
+        if self.in_flight >= self._concurrency:
+            self._waiting.append((key, due))
+            return
+        self._launch(key, due)
+
+    def _launch(self, key: int, due: float) -> None:
+        late = max(0.0, asyncio.get_running_loop().time() - due)
+        self.drift.append(late)
+        self.drift_buckets.observe(late)
+        self.started += 1
+        self.in_flight += 1
         task = asyncio.create_task(self._guarded(key, due))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _release(self, key: int) -> None:
+        """key's check ended: its slot goes to the longest-waiting check still scheduled."""
+        self._running.discard(key)
+        self.in_flight -= 1
+        while self._waiting and self.in_flight < self._concurrency:
+            key, due = self._waiting.popleft()
+            if key in self._interval:
+                self._launch(key, due)
+            else:
+                self._running.discard(key)  # removed while it waited
+
     async def _guarded(self, key: int, due: float) -> None:
         try:
-            async with self._slots:
-                late = max(0.0, asyncio.get_running_loop().time() - due)
-                self.drift.append(late)
-                self.drift_buckets.observe(late)
-                self.started += 1
-                self.in_flight += 1
-                try:
-                    await self._check(key, due)
-                finally:
-                    self.in_flight -= 1
+            await self._check(key, due)
         except asyncio.CancelledError:
             raise
         except Exception:  # one monitor's bug must not stop the others
             log.exception("check of monitor %s failed", key)
         finally:
-            self._running.discard(key)
+            self._release(key)

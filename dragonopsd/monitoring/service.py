@@ -184,14 +184,16 @@ class MonitorService:
     async def _apply(
         self, wanted: dict[str, tuple[int, MonitorSpec]], tables: list[dict[str, Any]]
     ) -> list[str]:
-        rows = await self.store.all()
-        current = {r.monitor.name: r for r in rows if r.monitor.managed_by == "config"}
+        current = {r.monitor.name: r for r in await self.store.all(managed_by="config")}
         # A table named like one monitor made through the API takes it over, history and all
         # (an export loaded on the database it came from); with several, a new one is made.
+        # Every row is read only when the file names a monitor it does not manage yet: a
+        # restart with 25,000 monitors would otherwise decode them all a second time.
         by_api: dict[str, list[MonitorRow]] = {}
-        for r in rows:
-            if r.monitor.managed_by != "config":
-                by_api.setdefault(r.monitor.name, []).append(r)
+        if any(name not in current for name in wanted):
+            for r in await self.store.all():
+                if r.monitor.managed_by != "config":
+                    by_api.setdefault(r.monitor.name, []).append(r)
         adopt = {
             f"monitors[{i}]": (by_api[name][0], spec)
             for name, (i, spec) in wanted.items()

@@ -129,6 +129,6 @@ def _state(rt: Runtime) -> MonitorState:
         tags=m.tags,
         server_id=m.server_id,
         environment_id=m.environment_id,
-        flapping=bool(rt.machine.changes) and sum(rt.machine.changes) >= rt.machine.flap_threshold,
+        flapping=rt.machine.flapping,
         locations=rt.locations,
     )

@@ -245,11 +245,13 @@ class MonitorStore:
         async with self.db.read() as conn:
             return await self._get(conn, ident)
 
-    async def all(self) -> list[MonitorRow]:
-        """Every monitor (the engine loads them all at start)."""
+    async def all(self, managed_by: str | None = None) -> list[MonitorRow]:
+        """Every monitor (the engine loads them all at start), or those managed_by one source
+        (the config sync: filtered here, so it does not decode every other monitor again)."""
+        where, params = ("WHERE managed_by = ? ", (managed_by,)) if managed_by else ("", ())
         async with (
             self.db.read() as conn,
-            conn.execute(f"SELECT {_COLS} FROM monitors ORDER BY name, id") as cur,
+            conn.execute(f"SELECT {_COLS} FROM monitors {where}ORDER BY name, id", params) as cur,
         ):
             return [_row(r) for r in await cur.fetchall()]
 

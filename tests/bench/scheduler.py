@@ -126,12 +126,15 @@ def target_server(port: int) -> int:
 class Proc:
     """A subprocess with stderr in a file; close() in a finally."""
 
-    def __init__(self, name: str, argv: list[str], log_path: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.log_path = log_path
         self._log = log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if k not in FOREIGN}
         env = {k: v for k, v in env.items() if not k.startswith("DRAGONOPS_")}
+        env.update(extra_env or {})  # set on purpose by the bench (e.g. NOTIFY_SOCKET)
         self.proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log, env=env
         )
