@@ -8,7 +8,6 @@ over the interval so a restart with 10,000 monitors does not fire them all at on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import random
@@ -20,6 +19,7 @@ from ..buckets import Buckets
 log = logging.getLogger("dragonopsd.scheduler")
 
 Check = Callable[[int, float], Awaitable[None]]
+CLOCK_RESOLUTION = 0.001  # seconds; uvloop's loop.time() and timers count milliseconds
 
 
 class Scheduler:
@@ -76,7 +76,11 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                now = loop.time()
+                # uvloop's clock and timers count whole milliseconds: a timer set for a due
+                # time fires up to 1 ms before loop.time() reaches it, and waiting for the
+                # clock to catch up spun the loop ~50 times per due time (most of the
+                # scheduler's CPU). Anything due within that millisecond starts now.
+                now = loop.time() + CLOCK_RESOLUTION
                 while self._heap and self._heap[0][0] <= now:
                     due, gen, key = heapq.heappop(self._heap)
                     if self._gen.get(key) != gen:
@@ -90,10 +94,17 @@ class Scheduler:
                         continue
                     self._start(key, due)
                 self._wake.clear()
-                timeout = self._heap[0][0] - loop.time() if self._heap else None
-                if timeout is None or timeout > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), timeout)
+                if not self._heap:
+                    await self._wake.wait()
+                elif (first := self._heap[0][0]) > loop.time():
+                    # A timer that sets the event, not wait_for: wait_for wraps the wait in a
+                    # task and cancels it at each timeout, which is nearly every pass here
+                    # (about one per check).
+                    timer = loop.call_at(first, self._wake.set)
+                    try:
+                        await self._wake.wait()
+                    finally:
+                        timer.cancel()
         finally:
             # Draining: no new starts, but checks already running get to finish (and record
             # their heartbeat) for up to drain_timeout; only stragglers are cancelled.
