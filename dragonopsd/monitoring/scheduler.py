@@ -39,6 +39,7 @@ class Scheduler:
         self.started = 0
         self.skipped = 0  # runs skipped because the previous one was still going
         self.in_flight = 0
+        self.passes = 0  # wake-ups of the loop: about one per start when nothing spins
         self.drain_timeout = 5.0
 
     def schedule(
@@ -76,6 +77,7 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         try:
             while True:
+                self.passes += 1
                 # uvloop's clock and timers count whole milliseconds: a timer set for a due
                 # time fires up to 1 ms before loop.time() reaches it, and waiting for the
                 # clock to catch up spun the loop ~50 times per due time (most of the
