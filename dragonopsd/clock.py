@@ -7,6 +7,7 @@ are kept sane two ways: a series of heartbeats never stays ahead of the present 
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 
 # How far a series' times may run ahead of the clock to stay distinct (1 ms per event); past
@@ -22,7 +23,14 @@ def now_iso() -> str:
 def iso_of(ts: float) -> str:
     """A Unix time in now_iso's form, rounded to the millisecond as history stores it."""
     ms = round(ts * 1000)
-    return _text(datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000))
+    return f"{_second(ms // 1000)}.{ms % 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=64)
+def _second(seconds: int) -> str:
+    # Every check stamps its report: formatting the date once per second, not per check,
+    # takes a few microseconds off each (thousands a second with many monitors).
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def next_stamp(at: float, last: float | None, now: float) -> float:

@@ -91,6 +91,9 @@ def reached(ip: IPAddress) -> list[IPAddress]:
     return found
 
 
+# Addresses whose verdict AddressGuard remembers (a few per target; the cap only bounds memory).
+VERDICTS_MAX = 10_000
+
 # For callers that must not echo the address (it may be part of a credential-bearing URL).
 REFUSED = "address refused: link-local, cloud metadata or [probes] deny_cidrs"
 
@@ -160,6 +163,7 @@ class AddressGuard:
     def __init__(self, cfg: ProbesConfig) -> None:
         self._allow_metadata = False
         self._deny: tuple[IPNetwork, ...] = ()
+        self._verdicts: dict[str, str | None] = {}  # address -> check(address)
         self.configure(cfg)
 
     def configure(self, cfg: ProbesConfig) -> None:
@@ -173,9 +177,23 @@ class AddressGuard:
                 raise ValueError(f"probes.deny_cidrs: {cidr!r} is not a network") from None
         self._allow_metadata = cfg.allow_metadata
         self._deny = tuple(deny)
+        self._verdicts = {}
 
     def check(self, address: str) -> str | None:
         """None when address may be connected to, else the reason it is refused."""
+        # Every probe connects through here, mostly to the same few addresses, and parsing
+        # and testing an address against every rule cost ~15 us: remembered per address
+        # until the rules change (bounded, so odd addresses cannot grow it without end).
+        try:
+            return self._verdicts[address]
+        except KeyError:
+            pass
+        if len(self._verdicts) >= VERDICTS_MAX:
+            self._verdicts.clear()
+        reason = self._verdicts[address] = self._check(address)
+        return reason
+
+    def _check(self, address: str) -> str | None:
         try:
             # A scope id ("fe80::1%eth0") does not change which network the address is in.
             ip = ipaddress.ip_address(address.partition("%")[0])

@@ -150,3 +150,32 @@ async def test_overloaded_scheduler_queues_keys_not_tasks() -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert order == list(range(50)) and sched.in_flight == 0
+
+
+def test_scheduler_does_not_spin_on_millisecond_timers() -> None:
+    """uvloop (the daemon's loop) keeps time and fires timers in whole milliseconds, so a
+    wake-up for a due time can come just before loop.time() reaches it: the loop must start
+    that check then, not spin until its clock catches up (that was most of its CPU)."""
+    import uvloop  # noqa: PLC0415  -- the bug is uvloop's clock; asyncio's does not show it
+
+    async def main() -> tuple[int, int]:
+        starts = 0
+
+        async def check(key: int, due: float) -> None:
+            nonlocal starts
+            starts += 1
+
+        sched = Scheduler(check, concurrency=10)
+        for key in range(20):
+            sched.schedule(key, 0.05)
+        task = asyncio.create_task(sched.run())
+        await asyncio.sleep(0.6)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return starts, sched.passes
+
+    starts, passes = uvloop.run(main())
+    assert starts >= 100
+    # One pass per wake-up, and a wake-up starts at least one check (or was asked for by
+    # schedule(), 20 times here); a spinning loop makes dozens per start.
+    assert passes <= starts + 25, (starts, passes)

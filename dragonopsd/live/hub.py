@@ -206,9 +206,12 @@ class Hub:
         routed: list[tuple[Live, set[Client]]] = []
         for event in events:
             topic = event.topic
-            if topic == ALL_SERVERS or template_of(topic) is None:
-                continue  # another servers.* topic, not one clients may follow
-            seq = self._seq[topic] = self._seq.get(topic, 0) + 1
+            seq = self._seq.get(topic)
+            if seq is None:  # a topic seen for the first time: only client topics get counted
+                if topic == ALL_SERVERS or template_of(topic) is None:
+                    continue  # another servers.* topic, not one clients may follow
+                seq = 0
+            seq = self._seq[topic] = seq + 1
             exact = self._index.get(topic)
             wild = self._index.get(ALL_SERVERS) if wildcard_of(topic) else None
             targets = exact | wild if exact and wild else exact or wild

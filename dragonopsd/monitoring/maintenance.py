@@ -270,6 +270,13 @@ class MaintenanceService:
 
     # ---------------------------------------------------------------- the hot path
 
+    def any_active(self, now: float) -> bool:
+        """Whether any window is in force at Unix time now; when none is (the usual case),
+        no monitor's scope needs working out to know it is not in maintenance."""
+        if not self._valid_from <= now < self._valid_until:
+            self._refresh(now)
+        return self._active is not None
+
     def active_for(self, scope: Scope, now: float) -> Window | None:
         """The window putting this monitor in maintenance at Unix time now, or None.
 

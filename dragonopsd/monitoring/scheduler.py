@@ -25,6 +25,7 @@ log = logging.getLogger("dragonopsd.scheduler")
 
 Check = Callable[[int, float], Awaitable[None]]
 TICK = 0.005  # seconds: the scheduler wakes at most this often
+CLOCK_RESOLUTION = 0.001  # seconds; uvloop's loop.time() and timers count milliseconds
 
 
 class Scheduler:
@@ -45,6 +46,7 @@ class Scheduler:
         self.started = 0
         self.skipped = 0  # runs skipped because the previous one was still going
         self.in_flight = 0
+        self.passes = 0  # wake-ups of the loop: about one per start when nothing spins
         self.drain_timeout = 5.0
         self._live = False  # run() has started: due times are on the loop's clock
 
@@ -91,7 +93,12 @@ class Scheduler:
             self._live = True
         try:
             while True:
-                now = loop.time()
+                self.passes += 1
+                # uvloop's clock and timers count whole milliseconds: a timer set for a due
+                # time fires up to 1 ms before loop.time() reaches it, and waiting for the
+                # clock to catch up spun the loop ~50 times per due time (most of the
+                # scheduler's CPU). Anything due within that millisecond starts now.
+                now = loop.time() + CLOCK_RESOLUTION
                 while self._heap and self._heap[0][0] <= now:
                     due, gen, key = heapq.heappop(self._heap)
                     if self._gen.get(key) != gen:
@@ -107,10 +114,14 @@ class Scheduler:
                 self._wake.clear()
                 if self._heap:
                     # Not sooner than TICK from now: with thousands of monitors due times are
-                    # a millisecond apart, and one wake-up per TICK starts them in batches.
+                    # a millisecond apart, and one wake-up per TICK starts them in batches. A
+                    # timer that sets the event, not wait_for: wait_for wraps the wait in a task
+                    # and cancels it at each timeout, which is nearly every pass here.
                     timer = loop.call_at(max(self._heap[0][0], now + TICK), self._wake.set)
-                    await self._wake.wait()
-                    timer.cancel()
+                    try:
+                        await self._wake.wait()
+                    finally:
+                        timer.cancel()
                 else:
                     await self._wake.wait()
         finally:

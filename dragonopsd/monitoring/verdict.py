@@ -101,11 +101,17 @@ class Verdict:
         ``heartbeat=False`` for a round's verdict: each location's result was stored as it
         came. True when the status machine wants an early retry."""
         monitor = rt.monitor
-        scope = self.scope(monitor)
         wall = time.time()
-        window = self._steps.run(
-            "maintenance lookup", lambda: self._maintenance.active_for(scope, wall), None
-        )
+        # The monitor's scope is worked out only when something needs it: a window in force
+        # somewhere, a transition, a certificate (not the usual check).
+        scope: Scope | None = None
+        window = None
+        if self._steps.run("maintenance lookup", lambda: self._maintenance.any_active(wall), True):
+            scope = self.scope(monitor)
+            in_scope = scope
+            window = self._steps.run(
+                "maintenance lookup", lambda: self._maintenance.active_for(in_scope, wall), None
+            )
         transition = rt.machine.observe(ok, maintenance=window is not None)
         at = wall
         if heartbeat:
@@ -135,8 +141,9 @@ class Verdict:
         await self._transition(rt, transition, message, scope, failed)
         if result.cert_expires_at is not None:
             expires = rt.cert_expires_at = result.cert_expires_at
+            where = self.scope(monitor) if scope is None else scope
             self._steps.run(
-                "certificate warning", lambda: self._warn_certificate(rt, expires, scope), None
+                "certificate warning", lambda: self._warn_certificate(rt, expires, where), None
             )
         return transition.retry
 
@@ -188,7 +195,7 @@ class Verdict:
         rt: Runtime,
         t: Transition,
         message: str | None,
-        scope: Any,
+        scope: Scope | None,
         failed: list[str] | None = None,
     ) -> None:
         """What one verdict leads to: on a status change, the status persisted and published;
@@ -203,6 +210,8 @@ class Verdict:
         closing_now = t.status == "up" and rt.incident is not None and not t.flapping
         if not (t.changed or opening or closing_now):
             return  # the usual check: nothing changed
+        if scope is None:
+            scope = self.scope(monitor)
         root = self._steps.run(
             "root cause", lambda: root_cause(rt, self.topology, self._runtimes.all()), None
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -27,10 +28,11 @@ async def probe_http(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
     try:
         for name, value in (spec.headers or {}).items():
             headers[name] = await expand(value, env.secrets)
-        url = await expand(url, env.secrets, quote=True)  # only ever in the password
+        if "${" in url:  # most URLs reference no secret: no coroutine, no regex for them
+            url = await expand(url, env.secrets, quote=True)  # only ever in the password
     except SecretUnavailable as exc:
         return ProbeResult({"CONNECTED": False}, error=str(exc))
-    if any(c in value for value in headers.values() for c in "\r\n"):
+    if any("\r" in value or "\n" in value for value in headers.values()):
         # A secret's value is not checked like a header typed into the monitor is.
         return ProbeResult({"CONNECTED": False}, error="a secret in a header holds a line break")
     verify = spec.verify_tls is not False
@@ -44,7 +46,7 @@ async def probe_http(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
         max_redirects=MAX_REDIRECTS,
         # True: the session's trust (system store or the configured CA); False: no checks.
         ssl=verify,
-        timeout=aiohttp.ClientTimeout(total=spec.timeout),
+        timeout=_timeout(spec.timeout),
     ) as resp:
         context: dict[str, Any] = {"CONNECTED": True, "STATUS": resp.status}
         cert_expires_at: float | None = None
@@ -60,6 +62,12 @@ async def probe_http(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
     if truncated:
         context["BODY_TRUNCATED"] = True
     return ProbeResult(context, latency_ms=elapsed, cert_expires_at=cert_expires_at)
+
+
+@functools.lru_cache(maxsize=64)
+def _timeout(total: float) -> aiohttp.ClientTimeout:
+    """The request timeout for a probe budget (immutable, so one per distinct value)."""
+    return aiohttp.ClientTimeout(total=total)
 
 
 async def _read_capped(stream: aiohttp.StreamReader) -> tuple[bytes, bool]:
