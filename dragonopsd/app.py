@@ -15,9 +15,8 @@ from functools import partial
 from pathlib import Path
 
 from aiohttp import web
-from prometheus_client.registry import Collector
 
-from . import __version__, lifecycle, snapshots, surface
+from . import __version__, builders, lifecycle, snapshots, surface
 from .actions.queue import RedisQueue
 from .actions.service import ActionService
 from .api.metrics import listener_ctx as metrics_listener_ctx
@@ -34,23 +33,15 @@ from .appkeys import (
     CONFIG,
     DASHBOARD,
     DATABASE,
-    ENGINE_VIEW,
-    HISTORY_QUERY,
-    HISTORY_WRITER,
     HUB,
     INCIDENTS,
     INVENTORY,
     INVENTORY_INDEX,
-    MAINTENANCE,
     METRICS,
-    MONITORS,
-    NOTIFIER,
-    PUSHES,
     REDIS,
     RESTART_REQUIRED,
     SAMPLER,
     SETTINGS,
-    STATUS_PAGES,
     UNIT_OF_WORK,
     VAULT,
 )
@@ -70,33 +61,14 @@ from .inventory.service import InventoryService
 from .live.caps import SocketCaps
 from .live.hub import Hub
 from .live.redis_state import StateMirror
-from .metrics.alerts import AlertCollector
-from .metrics.assistant import AssistantCollector
-from .metrics.cluster import ClusterCollector
-from .metrics.exporter import Exporter
-from .metrics.labels import InventoryLabels
-from .metrics.redislink import RedisCollector
 from .model.inventory import InventoryChanged
 from .monitoring.alert_peers import AlertPeers
 from .monitoring.alert_rules import RuleBook
 from .monitoring.alerts import AlertService
 from .monitoring.config_sync import ConfigSync
-from .monitoring.engine import Engine
-from .monitoring.incident_desk import IncidentDesk
-from .monitoring.maintenance import MaintenanceService
-from .monitoring.multi import Rounds
-from .monitoring.prober import Prober
-from .monitoring.push import Pushes
-from .monitoring.reminders import Reminders
-from .monitoring.remote import RemoteProbes
 from .monitoring.runtime import Runtimes
-from .monitoring.service import MonitorService
-from .monitoring.statuspage import StatusPages
-from .monitoring.topology import Topology
-from .monitoring.verdict import Verdict
-from .monitoring.views import EngineView, status_counts
+from .monitoring.views import status_counts
 from .netguard import AddressGuard, AddressSet
-from .notify.dispatcher import Dispatcher
 from .redislink.client import RedisLink
 from .reload import RELOADER, Reloader, sighup_ctx
 from .sampling.sampler import Sampler
@@ -106,14 +78,7 @@ from .store.actions import ActionStore
 from .store.alerts import AlertStore
 from .store.audit import AuditStore
 from .store.backend import database_for
-from .store.history import HistoryWriter
-from .store.history_query import HistoryQuery
-from .store.incident_notes import IncidentNotesStore
 from .store.inventory import InventoryStore
-from .store.maintenance import MaintenanceStore
-from .store.monitors import MonitorStore
-from .store.notifications import NotificationStore
-from .store.pings import PingStore
 from .store.samples import SampleQuery, SampleWriter
 from .store.settings import SettingsStore
 from .store.sql import Database
@@ -131,22 +96,6 @@ class _Auth:
     authenticator: Authenticator
     limiter: FailureLimiter
     audit: AuditStore
-
-
-@dataclass(frozen=True)
-class _Monitoring:
-    """What the monitoring builder made that others read, start or reconfigure."""
-
-    maintenance: MaintenanceService
-    notifier: Dispatcher
-    history: HistoryWriter
-    store: MonitorStore
-    engine: Engine
-    remote: RemoteProbes
-    view: EngineView
-    monitors: MonitorService
-    status_pages: StatusPages
-    reminders: Reminders
 
 
 def _inventory(
@@ -178,89 +127,6 @@ def _auth(app: web.Application, cfg: Config, db: Database) -> _Auth:
     return _Auth(tokens, jwt, authenticator, limiter, audit)
 
 
-def _monitoring(
-    app: web.Application,
-    cfg: Config,
-    db: Database,
-    bus: LocalBus,
-    *,
-    link: RedisLink | None,
-    config_path: Path | None,
-    guard: AddressGuard,
-    vault: VaultService,
-    index: InventoryIndex,
-    runtimes: Runtimes,
-    dashboard: DashboardService,
-    core: Core | None,
-) -> _Monitoring:
-    """Maintenance, notifications, history and the probe engine with its one verdict path."""
-    maintenance = app[MAINTENANCE] = MaintenanceService(MaintenanceStore(db))
-    notifier = app[NOTIFIER] = Dispatcher(
-        NotificationStore(db, keys=vault), guard=guard, secrets=vault.value_by_name
-    )
-    history = HistoryWriter(db, cfg.history)
-    app[HISTORY_WRITER] = history
-    history_query = app[HISTORY_QUERY] = HistoryQuery(db)
-    store = MonitorStore(db)
-    verdict = Verdict(
-        store=store,
-        history=history,
-        maintenance=maintenance,
-        notifier=notifier,
-        bus=bus,
-        runtimes=runtimes,
-        topology=Topology(index),
-        on_change=[dashboard.invalidate],
-    )
-    prober = Prober(cfg.probes, guard, secrets=vault.value_by_name)
-    remote = RemoteProbes(link, history, core.node if core is not None else "")
-    rounds = Rounds(runtimes=runtimes, verdict=verdict, prober=prober, remote=remote)
-    pushes = app[PUSHES] = Pushes(verdict=verdict, pings=PingStore(db), runtimes=runtimes)
-    engine = Engine(
-        cfg,
-        store=store,
-        history_query=history_query,
-        runtimes=runtimes,
-        verdict=verdict,
-        rounds=rounds,
-        prober=prober,
-        pushes=pushes,
-        core=core,
-    )
-    # With several cores the metrics export the monitors this core owns, and only those.
-    owned = engine.owned if core is not None else None
-    view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
-    monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path, prober)
-    desk = app[INCIDENTS] = IncidentDesk(
-        notes=IncidentNotesStore(db),
-        monitors=store,
-        bus=bus,
-        notifier=notifier,
-        runtimes=runtimes,
-        topology=verdict.topology,
-    )
-    # With several cores each repeats the incidents of what it owns: its monitors, and the
-    # manual incidents whose id hashes to it.
-    reminders = Reminders(
-        cfg.incidents.repeat_interval,
-        desk=desk,
-        notifier=notifier,
-        runtimes=runtimes,
-        owns=core.owns if core is not None else lambda _: True,
-    )
-    pages = app[STATUS_PAGES] = StatusPages(
-        cfg.status_page,
-        view,
-        store,
-        history_query,
-        maintenance=maintenance,
-        desk=desk,
-    )
-    return _Monitoring(
-        maintenance, notifier, history, store, engine, remote, view, monitors, pages, reminders
-    )
-
-
 def _hub(cfg: Config, bus: LocalBus) -> Hub:
     """The websocket hub, with the per-principal and per-address socket caps."""
     server = cfg.server
@@ -280,45 +146,6 @@ def _assistant(cfg: Config, vault: VaultService, inventory: InventoryService) ->
         return await secret_value(vault, name)
 
     return AssistantService(cfg.ai, inventory, secret_key if name else None)
-
-
-def _exporter(
-    cfg: Config,
-    link: RedisLink | None,
-    bus: LocalBus,
-    mon: _Monitoring,
-    *,
-    index: InventoryIndex,
-    sampler: Sampler,
-    hub: Hub,
-    assistant: AssistantService,
-    core: Core | None,
-    alerts: AlertService,
-) -> Exporter:
-    """Prometheus: collectors over the services built before it, labelled from the index."""
-    labels = InventoryLabels(index)
-    collectors: list[Collector] = [
-        AssistantCollector(assistant.usage),
-        AlertCollector(alerts, labels),
-    ]
-    if link is not None:
-        redis_bus = bus if isinstance(bus, RedisBus) else None
-        collectors.append(RedisCollector(link, redis_bus, mon.remote))
-    if core is not None:
-        collectors.append(ClusterCollector(core, mon.view))
-    return Exporter(
-        view=mon.view,
-        scheduler=mon.engine.scheduler,
-        history=mon.history,
-        sampler=sampler,
-        hub=hub,
-        notifier=mon.notifier,
-        labels=labels,
-        version=__version__,
-        token=cfg.metrics.token,
-        redis_up=(lambda: link.up) if link is not None else None,
-        collectors=collectors,
-    )
 
 
 def build_app(
@@ -360,7 +187,7 @@ def build_app(
     index = app[INVENTORY_INDEX] = InventoryIndex(db, bus)
     inventory, dashboard = _inventory(app, db, cache, bus, runtimes)
     auth = _auth(app, cfg, db)
-    mon = _monitoring(
+    mon = builders.monitoring(
         app,
         cfg,
         db,
@@ -423,7 +250,7 @@ def build_app(
 
         mirror = StateMirror(bus, link, monitors=mon.view.ids, servers=servers)
     assistant = app[ASSISTANT] = _assistant(cfg, vault, inventory)
-    exporter = app[METRICS] = _exporter(
+    exporter = app[METRICS] = builders.exporter(
         cfg,
         link,
         bus,
