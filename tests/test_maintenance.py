@@ -16,7 +16,8 @@ from conftest import Client, post, token_for
 
 from dragonopsd.appkeys import MAINTENANCE
 from dragonopsd.model.monitor import Scope
-from dragonopsd.monitoring.maintenance import MaintenanceService, Schedule
+from dragonopsd.monitoring.maintenance import MaintenanceService
+from dragonopsd.monitoring.window_schedule import Schedule
 from dragonopsd.store.db import Database
 from dragonopsd.store.maintenance import MaintenanceStore, Window, WindowSpec
 

@@ -11,7 +11,7 @@ from aiohttp import web
 from ..appkeys import MAINTENANCE
 from ..model.inventory import Wire
 from ..model.schedule import check_timezone
-from ..monitoring.maintenance import OccurrenceList, WindowView, preview
+from ..monitoring.window_schedule import OccurrenceList, WindowView, preview
 from ..problem import Problem, invalid
 from ..store.maintenance import (
     MAX_DURATION,
