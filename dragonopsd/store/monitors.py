@@ -15,7 +15,7 @@ from ..model.inventory import Wire
 from ..model.monitor import Monitor, MonitorSpec
 from ..model.schedule import seconds
 from ..problem import FieldIssue, Problem, invalid, not_found
-from .sql import Connection, Database, note_created
+from .sql import Connection, Database, lock_row, note_created
 
 _encode = msgspec.json.Encoder().encode
 _decode_spec = msgspec.json.Decoder(MonitorSpec).decode
@@ -167,6 +167,7 @@ class MonitorStore:
         """Store a new spec for a monitor (PATCH result or config sync); precondition
         (If-Match) sees the current row inside the transaction and may refuse the write."""
         async with self.db.write() as conn:
+            await lock_row(self.db, conn, "monitors", ident)
             current = await self._get(conn, ident)
             if precondition is not None:
                 precondition(current)
@@ -220,6 +221,7 @@ class MonitorStore:
     ) -> MonitorRow:
         """Delete a monitor, its state and incidents (history is dropped by its owner)."""
         async with self.db.write() as conn:
+            await lock_row(self.db, conn, "monitors", ident)
             current = await self._get(conn, ident)
             if precondition is not None:
                 precondition(current)

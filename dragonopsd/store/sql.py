@@ -113,6 +113,19 @@ def is_constraint(exc: BaseException) -> bool:
     )
 
 
+async def lock_row(
+    db: Database, conn: Connection, table: str, key: Any, column: str = "id"
+) -> None:
+    """Before reading a row to decide a write on it (If-Match, read-change-write): on
+    PostgreSQL, take its row lock, so a concurrent writer of the same row (this core or
+    another) waits for this transaction and then reads what it committed. Its own statement,
+    not FOR UPDATE on the read: a statement that waited for a lock re-reads only the locked row,
+    and the read's derived columns (child counts) would keep the older view. SQLite needs
+    nothing: its writes are one at a time (BEGIN IMMEDIATE)."""
+    if db.dialect == "postgres":
+        await conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ? FOR UPDATE", (key,))
+
+
 class Rider(Protocol):
     """Rows that commit with a write of the current task (the request's audit entry)."""
 
