@@ -345,14 +345,17 @@ def build_app(
     # Resource alerts read the samples stream the sampler hands them, as it goes.
     alert_store = AlertStore(db)
     alerts = app[ALERTS] = AlertService(
-        RuleBook(alert_store),
+        RuleBook(alert_store, bus if core is not None else None),
         alert_store,
         index=index,
         maintenance=mon.maintenance,
         notifier=mon.notifier,
         bus=bus,
         runtimes=runtimes,
+        owns=core.owns if core is not None else None,
     )
+    if core is not None:
+        core.on_change(alerts.adopt)  # servers whose owner went away come to their new owner
     sampler = app[SAMPLER] = Sampler(
         cfg.sampling,
         db,

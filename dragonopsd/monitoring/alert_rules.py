@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from ..bus import Bus
 from ..clock import now_iso
 from ..model.inventory import FieldError, in_words
 from ..problem import FieldIssue, Problem, not_found
@@ -27,6 +28,8 @@ from ..store.protocols import AlertRepo
 # uuid5 namespace of config rules: a table keeps its id (and its incidents) across reloads.
 CONFIG_NAMESPACE = uuid.UUID("0b8f7c2e-4a51-4a4f-9d6e-3c1c5a2f7e10")
 _SNAKE = re.compile(r"_([a-z])")
+# Bus topic of stored rule writes: every core's book reloads on another core's write.
+CHANGED = "alert-rules"
 
 
 def parse_alert_tables(tables: list[dict[str, Any]]) -> tuple[list[AlertRule], list[str]]:
@@ -61,10 +64,12 @@ Levels = tuple[str | None, str | None, str | None, str | None]
 
 
 class RuleBook:
-    """Every rule in memory; writes go to the store, then the book reloads."""
+    """Every rule in memory; writes go to the store, then the book reloads (and, given a bus,
+    tells the other cores to: the owner of a server may be another core than the writer)."""
 
-    def __init__(self, store: AlertRepo) -> None:
+    def __init__(self, store: AlertRepo, bus: Bus | None = None) -> None:
         self.store: AlertRepo = store
+        self._bus = bus
         self._api: list[AlertRule] = []
         self._config: list[AlertRule] = []
         self._by_id: dict[str, AlertRule] = {}
@@ -139,7 +144,7 @@ class RuleBook:
         """Store a rule and start evaluating it."""
         async with self._lock:
             rule = await self.store.insert(spec)
-            await self.load()
+            await self._reload()
         return rule
 
     async def replace(self, ident: str, spec: AlertRuleSpec) -> AlertRule:
@@ -147,7 +152,7 @@ class RuleBook:
         self._writable(ident)
         async with self._lock:
             rule = await self.store.replace(ident, spec)
-            await self.load()
+            await self._reload()
         return rule
 
     async def delete(self, ident: str) -> None:
@@ -155,7 +160,12 @@ class RuleBook:
         self._writable(ident)
         async with self._lock:
             await self.store.delete(ident)
-            await self.load()
+            await self._reload()
+
+    async def _reload(self) -> None:
+        await self.load()
+        if self._bus is not None:
+            self._bus.publish(CHANGED, {"version": self.version}, "alert-rules.changed")
 
     def _writable(self, ident: str) -> None:
         rule = self.get(ident)

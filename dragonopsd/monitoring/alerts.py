@@ -11,6 +11,12 @@ monitor's DOWN does: a maintenance window covering the server (or its environmen
 client) holds the firing back, and a root cause (the server's host check is down) keeps the
 incident but suppresses the notification. Incident writes go through one queue in order, so
 the sample path never waits for the database.
+
+With several cores each server's rules are evaluated by one core, its owner (rendezvous over
+the live cores, as monitors are; ``owns``), so one breach opens one incident and sends one
+notification wherever its samples were pushed: samples taken on another core arrive as that
+core's ``server.metrics`` events over the bus. A core that takes a server over adopts the
+incidents left open for it in the store, and forgets what it tracked of servers it lost.
 """
 
 from __future__ import annotations
@@ -19,10 +25,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ..bus import Bus
+import msgspec
+
+from ..bus import Bus, Event
 from ..clock import iso_of, now_iso
 from ..inventory.index import InventoryIndex
 from ..model.monitor import Scope
@@ -33,13 +41,14 @@ from ..store.alerts import AlertIncident, AlertRule
 from ..store.links import Hierarchy
 from ..store.protocols import AlertRepo
 from .alert_notices import AlertEvent, AlertState, alert_event, alert_notification, closing
-from .alert_rules import RuleBook
+from .alert_rules import CHANGED, RuleBook
 from .maintenance import MaintenanceService
 from .runtime import Runtimes
 
 log = logging.getLogger("dragonopsd.alerts")
 
 TICK = 1.0
+_sample_decode = msgspec.json.Decoder(Sample).decode
 # Agent servers in these states are not expected to push (stopped on purpose, not yet built).
 NOT_EXPECTED = frozenset({"stopped", "stopping", "provisioning"})
 Key = tuple[str, str]  # (rule id, server id)
@@ -70,6 +79,7 @@ class AlertService:
         notifier: Dispatcher,
         bus: Bus,
         runtimes: Runtimes,
+        owns: Callable[[str], bool] | None = None,
     ) -> None:
         self.rules = rules
         self._store = store
@@ -78,6 +88,8 @@ class AlertService:
         self._notifier = notifier
         self._bus = bus
         self._runtimes = runtimes  # the server's host check may be the root cause
+        # Several cores: whether this core evaluates a server's rules now (None: one core).
+        self._owns = owns
         self._tracks: dict[Key, _Track] = {}
         self._heard: dict[str, float] = {}  # server -> loop time of its last sample
         self._writes: asyncio.Queue[tuple[str, AlertIncident]] = asyncio.Queue()
@@ -85,10 +97,19 @@ class AlertService:
     async def start(self) -> None:
         """Load the rules and resume the incidents a previous run left open."""
         await self.rules.load()
+        await self.adopt()
+
+    async def adopt(self) -> None:
+        """Resume the open incidents of the servers this core evaluates and does not track
+        yet: at start, and when ownership moves (a core joined, left or died)."""
         for incident in await self._store.open_incidents():
-            rule = self._rule_or_stub(incident)
             key = (incident.rule_id, incident.server_id)
-            self._tracks[key] = _Track(rule, incident=incident, notified=True)
+            if key not in self._tracks and self._mine(incident.server_id):
+                rule = self._rule_or_stub(incident)
+                self._tracks[key] = _Track(rule, incident=incident, notified=True)
+
+    def _mine(self, server: str) -> bool:
+        return self._owns is None or self._owns(server)
 
     def _rule_or_stub(self, incident: AlertIncident) -> AlertRule:
         try:
@@ -112,13 +133,15 @@ class AlertService:
     def observe(self, sample: Sample) -> None:
         """One accepted sample (the newest of its server): O(rules in force), no I/O."""
         try:
-            self._observe(sample)
+            # Heard whoever evaluates: a core taking the server over knows it is not silent.
+            self._heard[sample.server_id] = asyncio.get_running_loop().time()
+            if self._mine(sample.server_id):
+                self._observe(sample)
         except Exception:  # the sampler must never pay for an alert bug
             log.exception("alert evaluation failed for server %s", sample.server_id)
 
     def _observe(self, sample: Sample) -> None:
         server = sample.server_id
-        self._heard[server] = asyncio.get_running_loop().time()
         tree = self._index.hierarchy
         for rule in self.rules.for_server(tree, server):
             key = (rule.id, server)
@@ -151,8 +174,10 @@ class AlertService:
     # ---------------------------------------------------------------- the tick
 
     async def run(self) -> None:
-        """Check silences and stale rules every second; write incidents as they come."""
+        """Check silences and stale rules every second; write incidents as they come; with
+        several cores, evaluate the samples other cores took as well."""
         writer = asyncio.create_task(self._write())
+        follower = asyncio.create_task(self._follow()) if self._owns is not None else None
         try:
             while True:
                 try:
@@ -161,18 +186,50 @@ class AlertService:
                     log.exception("alert tick failed")
                 await asyncio.sleep(TICK)
         finally:
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            for task in (writer, follower):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(writer, *([follower] if follower else []), return_exceptions=True)
             while not self._writes.empty():  # what was decided before the stop still lands
                 await self._persist(*self._writes.get_nowait())
                 self._writes.task_done()
+
+    async def _follow(self) -> None:
+        """Feed the samples other cores took (their ``server.metrics`` events) to observe;
+        reload the rules another core wrote."""
+        sub = self._bus.subscribe(["servers.*", CHANGED], maxsize=50_000)
+        try:
+            while True:
+                event = await sub.queue.get()
+                if event.remote and event.topic == CHANGED:
+                    await self._reload_rules()
+                else:
+                    self._remote(event)
+        finally:
+            self._bus.unsubscribe(sub)
+
+    async def _reload_rules(self) -> None:
+        try:
+            await self.rules.load()
+        except Exception:  # the store is away: the next rule event or restart reloads
+            log.exception("could not reload the alert rules another core wrote")
+
+    def _remote(self, event: Event) -> None:
+        if not event.remote or event.kind != "server.metrics":
+            return  # this core's samples reached observe() from the sampler
+        try:
+            sample = _sample_decode(bytes(event.data))
+        except (msgspec.DecodeError, TypeError):
+            log.warning("ignoring a malformed sample event on %s", event.topic)
+            return
+        self.observe(sample)
 
     def tick(self) -> None:
         """no-samples rules on agent servers; tracks of rules or servers that are gone."""
         now = asyncio.get_running_loop().time()
         tree = self._index.hierarchy
         for server, link in tree.servers.items():
-            if link.sampling != "agent" or link.status in NOT_EXPECTED:
+            if link.sampling != "agent" or link.status in NOT_EXPECTED or not self._mine(server):
                 continue
             heard = self._heard.setdefault(server, now)  # tracking starts: a grace period
             for rule in self.rules.for_server(tree, server):
@@ -192,6 +249,9 @@ class AlertService:
         """Close what a rule no longer in force (deleted, disabled, outranked) had open."""
         for key, track in list(self._tracks.items()):
             rule_id, server = key
+            if not self._mine(server):  # its owner now: it adopted what was open
+                del self._tracks[key]
+                continue
             link = tree.servers.get(server)
             in_force = link is not None and any(
                 r.id == rule_id for r in self.rules.for_server(tree, server)
