@@ -117,9 +117,9 @@ def is_constraint(exc: BaseException) -> bool:
 class RowLocks:
     """In-process locks by key (a table and a row id), held around a write transaction that
     reads a row to decide its write: this core's writers of one row queue here, without
-    holding a pooled connection and a PostgreSQL row-lock wait each (measured: 32 concurrent
-    PATCHes of one row ran at a fifth of the rate without it). Other cores' writers still
-    meet at the row lock (lock_row). A key's lock is dropped once nobody holds or awaits it."""
+    holding a pooled connection (which reads then lack) and a PostgreSQL row-lock wait each.
+    Other cores' writers still meet at the row lock (lock_row). A key's lock is dropped once
+    nobody holds or awaits it."""
 
     def __init__(self) -> None:
         self._held: dict[Hashable, tuple[asyncio.Lock, int]] = {}
