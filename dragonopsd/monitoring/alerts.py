@@ -176,8 +176,9 @@ class AlertService:
     async def run(self) -> None:
         """Check silences and stale rules every second; write incidents as they come; with
         several cores, evaluate the samples other cores took as well."""
-        writer = asyncio.create_task(self._write())
-        follower = asyncio.create_task(self._follow()) if self._owns is not None else None
+        tasks = [asyncio.create_task(self._write())]
+        if self._owns is not None:
+            tasks.append(asyncio.create_task(self._follow()))
         try:
             while True:
                 try:
@@ -186,10 +187,9 @@ class AlertService:
                     log.exception("alert tick failed")
                 await asyncio.sleep(TICK)
         finally:
-            for task in (writer, follower):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(writer, *([follower] if follower else []), return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             while not self._writes.empty():  # what was decided before the stop still lands
                 await self._persist(*self._writes.get_nowait())
                 self._writes.task_done()
