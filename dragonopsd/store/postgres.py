@@ -1,9 +1,10 @@
 """The PostgreSQL database: an asyncpg pool behind the stores' ``Database`` protocol (sql.py).
 
 Writes are READ COMMITTED transactions on pooled connections, committed before the caller
-acknowledges, and run side by side: within a core as between cores (a lock per process would
-make every commit wait for the one before, fsync included). A store that reads a row to decide
-its write (If-Match, read-change-write) locks that row first (``sql.for_update``), so
+acknowledges, and run side by side, up to the pool's size less one within a core (a lock per
+process made every commit wait for the one before, fsync included). A store that reads a row to
+decide its write (If-Match, read-change-write) locks that row first (``sql.lock_row``;
+``sql.RowLocks`` queues this core's writers of one row before they take a connection), so
 concurrent writers of one row queue on PostgreSQL's row lock and the second sees the first's
 commit. Reads take a pooled connection; a snapshot read is a REPEATABLE READ, READ ONLY
 transaction.
@@ -157,6 +158,11 @@ class PostgresDatabase:
         self._max_size = max_size
         self._timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
+        # Write transactions at once: one connection short of the pool, so reads always find
+        # one. A burst of writes (every monitor's first status at start) queues here, without
+        # a deadline, as behind the old per-process lock; queued at the pool instead, writes
+        # waited past its acquire timeout and were taken for a database that is down.
+        self._writers = asyncio.Semaphore(max(1, max_size - 1))
         self._trace: Callable[[str], None] | None = None
         self.schema_version = 0
         self.trouble: str | None = None
@@ -238,7 +244,7 @@ class PostgresDatabase:
         rider = current_rider()
         boarded = False
         try:
-            async with self._acquire(pool) as raw, raw.transaction():
+            async with self._writers, self._acquire(pool) as raw, raw.transaction():
                 conn = PgConnection(raw, self._trace)
                 self._traced("BEGIN")
                 yield conn
