@@ -181,17 +181,28 @@ def machine() -> tuple[float, float]:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
 
 
-def usage(groups: dict[str, list[int]]) -> dict[str, float]:
-    """CPU seconds so far of each group of pids, and of the machine (busy, idle)."""
-    out = {name: sum(cpu_seconds(p) for p in pids) for name, pids in groups.items()}
-    out["busy"], out["idle"] = machine()
+def usage(groups: dict[str, list[int]]) -> dict[tuple[str, int], float]:
+    """CPU seconds so far of each (group, pid) still running, and of the machine (busy, idle)."""
+    out = {}
+    for name, pids in groups.items():
+        for pid in pids:
+            if Path(f"/proc/{pid}").exists():
+                out[(name, pid)] = cpu_seconds(pid)
+    busy, idle = machine()
+    out[("busy", 0)], out[("idle", 0)] = busy, idle
     return out
 
 
-def shares(before: dict[str, float], after: dict[str, float], elapsed: float) -> dict[str, float]:
-    """CPUs used per group over the window; ``other`` is the machine's busy time no group
-    accounts for (other processes on this machine: the noise the ratios sit in)."""
-    used = {k: (after[k] - before[k]) / elapsed for k in after}
+def shares(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float], elapsed: float
+) -> dict[str, float]:
+    """CPUs used per group over the window (processes alive at both ends: a PostgreSQL
+    backend that exited meanwhile is in ``other``); ``other`` is the machine's busy time no
+    group accounts for (other processes on this machine: the noise the ratios sit in)."""
+    used: dict[str, float] = {}
+    for key, seconds in after.items():
+        if key in before:
+            used[key[0]] = used.get(key[0], 0.0) + (seconds - before[key]) / elapsed
     busy = used.pop("busy")
     used["other"] = busy - sum(v for k, v in used.items() if k != "idle")
     return {k: round(v, 2) for k, v in used.items()}
