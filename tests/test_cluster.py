@@ -205,8 +205,14 @@ def test_cores_share_monitors_and_take_over_a_killed_one(
             ),
             10,
         )
-        status, _ = call(other, token, "GET", f"/api/push/{push['pushToken']}?status=up")
-        assert status == 200
+        # GET above reads the store; a push needs the monitor in that core's engine, which the
+        # bus event brings a moment later (404 until then).
+        pushed = f"/api/push/{push['pushToken']}?status=up"
+        wait_for(
+            "a push accepted by a core that does not own the monitor",
+            lambda: call(other, token, "GET", pushed)[0] == 200,
+            10,
+        )
         wait_for(
             "the owner recording the push",
             lambda: call(holder, token, "GET", f"/api/monitors/{push['id']}")[1]["status"] == "up",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
+import asyncpg
 import pytest
 from conftest import Client, post
 
@@ -100,6 +102,45 @@ async def test_etag_if_match_and_if_none_match(client: Client, tree: Any) -> Non
     assert (
         await client.delete(url + "?cascade=true", headers={"If-Match": new_etag})
     ).status == 204
+
+
+async def test_concurrent_if_match_patches_from_two_cores_one_wins(
+    make_client: Callable[..., Awaitable[Client]], storage_url: str
+) -> None:
+    """Two cores (two apps on one database) PATCH one client with the same If-Match at once:
+    exactly one 200, one 412, and the winner's name stays. On PostgreSQL the test holds the
+    row's lock until both writes wait on it, so both have read the row before either commits:
+    without a row lock taken before the If-Match read, both would pass it (a lost update)."""
+    one = await make_client()
+    two = await make_client()
+    made = await post(one, "/api/clients", {"name": "Acme"})
+    url = f"/api/clients/{made['id']}"
+    etag = (await one.get(url)).headers["ETag"]
+
+    async def patch(client: Client, name: str) -> int:
+        resp = await client.patch(url, json={"name": name}, headers={"If-Match": etag})
+        return resp.status
+
+    if not storage_url:  # SQLite: writes are one at a time across processes (BEGIN IMMEDIATE)
+        statuses = await asyncio.gather(patch(one, "First"), patch(two, "Second"))
+    else:
+        holder = await asyncpg.connect(storage_url)
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT 1 FROM clients WHERE id = $1 FOR UPDATE", made["id"])
+                racing = asyncio.gather(patch(one, "First"), patch(two, "Second"))
+                waiting = (
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+                while await holder.fetchval(waiting) < 2:
+                    await asyncio.sleep(0.01)
+            statuses = await racing
+        finally:
+            await holder.close()
+    assert sorted(statuses) == [200, 412], statuses
+    winner = "First" if statuses[0] == 200 else "Second"
+    assert (await (await two.get(url)).json())["name"] == winner
 
 
 async def test_delete_parent_with_children_is_refused_unless_cascade(

@@ -82,9 +82,10 @@ class Core:
         """Cut off from Redis for dead_after with other cores about: owns nothing."""
         return self.membership.isolated
 
-    def owns(self, monitor_id: str) -> bool:
-        """Whether this core schedules the monitor now."""
-        return owner(monitor_id, self.membership.active()) == self.node
+    def owns(self, key: str) -> bool:
+        """Whether this core owns a monitor (schedules it) or a server (evaluates its resource
+        alerts) now, by its id."""
+        return owner(key, self.membership.active()) == self.node
 
     def cores(self) -> int:
         """Live cores as this core sees them (0 while isolated)."""

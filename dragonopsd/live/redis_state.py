@@ -1,11 +1,12 @@
 """The latest monitor and server state, mirrored into Redis hashes for other processes.
 
-Once a second the newest ``monitor.heartbeat`` per monitor and ``server.metrics`` per server
-go into ``<prefix>:state:monitors`` / ``<prefix>:state:servers`` (field = id, value = the
-event's JSON) in one pipeline, and both hashes get a TTL, so state a dead core left behind
-expires rather than lying. While Redis is away only the newest value per id is kept (bounded
-by the number of monitors and servers) and written when it returns. Every PRUNE_EVERY ticks,
-and after any inventory deletion, fields of monitors and servers that no longer exist go.
+Once a second the newest ``monitor.heartbeat`` per monitor and ``server.metrics`` per server made in
+this process (each core mirrors what it made: the monitors it owns, the samples it took; the hashes
+hold the whole deployment's) go into ``<prefix>:state:monitors`` / ``<prefix>:state:servers`` (field
+= id, value = the event's JSON) in one pipeline, and both hashes get a TTL, so state a dead core
+left behind expires rather than lying. While Redis is away only the newest value per id is kept
+(bounded by the number of monitors and servers) and written when it returns. Every PRUNE_EVERY
+ticks, and after any inventory deletion, fields of monitors and servers that no longer exist go.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ class StateMirror:
                     event = sub.queue.get_nowait()
                     if event.kind == "inventory.changed" and '"deleted"' in _json(event.data):
                         ticks = PRUNE_EVERY  # a server may have gone: prune on this tick
-                    self._keep(event.topic, event.kind, event.data)
+                    if not event.remote:  # the process that made it mirrors it
+                        self._keep(event.topic, event.kind, event.data)
                 if not self._link.up:
                     continue
                 if self._monitors or self._servers:

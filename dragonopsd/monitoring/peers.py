@@ -112,15 +112,23 @@ class Peers:
         """Make the runtimes match the store (writes whose events were lost); how many
         monitors were added, changed or dropped."""
         engine = self._engine
-        rows = await engine.store.all()
+        # Versions first, whole rows only where they differ: every core holds every monitor,
+        # and decoding all of them every RECONCILE_EVERY stalled the loop (probes started
+        # late) for a time that grew with the deployment, not with this core's share.
+        versions = await engine.store.versions()
         fixed = 0
         seen = set()
-        for row in rows:
-            seen.add(row.seq)
-            rt = engine.runtime(row.monitor.id)
-            if rt is None or rt.monitor.updated_at != row.monitor.updated_at:
-                await engine.upsert(row, soon=False, announce=False)
-                fixed += 1
+        for ident, (seq, updated_at) in versions.items():
+            seen.add(seq)
+            rt = engine.runtime(ident)
+            if rt is not None and rt.monitor.updated_at == updated_at:
+                continue
+            try:
+                row = await engine.store.get(ident)
+            except Problem:  # deleted since: its delete (or the next reconcile) drops it
+                continue
+            await engine.upsert(row, soon=False, announce=False)
+            fixed += 1
         for seq in [s for s in engine.seqs() if s not in seen]:
             engine.remove(seq, announce=False)
             fixed += 1

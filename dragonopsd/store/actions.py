@@ -17,7 +17,7 @@ from ..clock import now_iso
 from ..model.inventory import ServerStatus, Wire
 from ..problem import invalid, not_found
 from .inventory import decode_cursor, encode_cursor
-from .sql import Connection, Database
+from .sql import Connection, Database, lock_row
 
 ActionKind = Literal["restart", "stop", "start"]
 ActionState = Literal["queued", "running", "succeeded", "failed"]
@@ -139,6 +139,9 @@ class ActionStore:
         """
         now = datetime.now(UTC)
         async with self.db.write() as conn:
+            # The server's row lock queues a second request for the same server (this core's
+            # or another's) behind this one, so it sees this action: as its replay, or pending.
+            await lock_row(self.db, conn, "servers", new.server_id)
             if new.idempotency_key is not None:
                 replay = await self._replay(conn, new, _iso(now - KEY_TTL))
                 if replay is not None:

@@ -19,7 +19,7 @@ from ..clock import now_iso
 from ..model.inventory import AnyCreate, AnyEntity, AnyPatch, DashboardStats
 from ..problem import Problem, invalid, not_found
 from .hierarchy import LEVELS, SORTS, Level, camel
-from .sql import Connection, Database, note_created
+from .sql import Connection, Database, RowLocks, lock_row, note_created
 
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
@@ -64,6 +64,7 @@ class InventoryStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._rows = RowLocks()
 
     async def _embed(
         self, conn: Connection, level: Level, items: list[AnyEntity], depth: int
@@ -187,7 +188,8 @@ class InventoryStore:
             for name in level.columns
             if (value := getattr(patch, name, UNSET)) is not UNSET
         }
-        async with self.db.write() as conn:
+        async with self._rows.hold((table, ident)), self.db.write() as conn:
+            await lock_row(self.db, conn, table, ident)
             current = await self._get(conn, level, ident)
             if precondition:
                 precondition(current)
@@ -212,7 +214,8 @@ class InventoryStore:
     ) -> AnyEntity:
         """Delete an entity; one with children needs cascade=True (else 409 naming the count)."""
         level = LEVELS[table]
-        async with self.db.write() as conn:
+        async with self._rows.hold((table, ident)), self.db.write() as conn:
+            await lock_row(self.db, conn, table, ident)
             current = await self._get(conn, level, ident)
             if precondition:
                 precondition(current)

@@ -18,7 +18,7 @@ from ..clock import now_iso
 from ..problem import Problem, not_found
 from ..secrets.crypto import KeyRing, SealError
 from .channel_seal import KeySource, has_credentials, seal, unseal
-from .sql import Connection, Database, note_created
+from .sql import Connection, Database, lock_row, note_created
 
 log = logging.getLogger("dragonopsd.notify")
 
@@ -198,6 +198,7 @@ class NotificationStore:
         """
         ring = await self._ring()
         async with self.db.write() as conn:
+            await lock_row(self.db, conn, "notification_channels", ident)
             rows = await self._rows(conn, "WHERE id = ?", (ident,))
             if not rows:
                 raise not_found("notification channel", ident)

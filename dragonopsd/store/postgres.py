@@ -1,11 +1,15 @@
 """The PostgreSQL database: an asyncpg pool behind the stores' ``Database`` protocol (sql.py).
 
-Writes are transactions on a pooled connection, committed before the caller acknowledges, and
-serialised per process as SQLite's are (the stores' read-then-write steps count on it; other
-cores are other writers, which PostgreSQL's row locks and constraints keep apart). Reads take a
-pooled connection; a snapshot read is a REPEATABLE READ, READ ONLY transaction. A write or a
-read inside a write of the same task joins it (unit.py): the one-connection pool of a CLI
-command never waits on itself.
+Writes are READ COMMITTED transactions on pooled connections, committed before the caller
+acknowledges, and run side by side, up to the pool's size less one within a core (a lock per
+process made every commit wait for the one before, fsync included). A store that reads a row to
+decide its write (If-Match, read-change-write) locks that row first (``sql.lock_row``;
+``sql.RowLocks`` queues this core's writers of one row before they take a connection), so
+concurrent writers of one row queue on PostgreSQL's row lock and the second sees the first's
+commit. Reads take a pooled connection; a snapshot read is a REPEATABLE READ, READ ONLY
+transaction.
+A write or a read inside a write of the same task joins it (unit.py): the one-connection
+pool of a CLI command never waits on itself.
 
 A server that cannot be reached is a 503 ``StoreUnavailable`` ("down"), reported in ``state``
 (/readyz) until a statement succeeds again; the pool opens new connections as they are needed,
@@ -131,6 +135,13 @@ async def apply_migrations(raw: Raw, scripts: list[Migration] | None = None) -> 
         await raw.execute("SELECT pg_advisory_unlock($1)", _MIGRATE_LOCK)
 
 
+async def _keep(raw: asyncpg.Connection) -> None:
+    """What a released connection needs beyond asyncpg's own rollback of an open transaction:
+    nothing. The stores leave no session state behind (no SET, LISTEN, cursors or advisory
+    locks past their statement), and the default reset (RESET ALL, UNLISTEN *, ...) is one
+    more round trip per request."""
+
+
 class PostgresDatabase:
     """Owns the connection pool to one PostgreSQL database."""
 
@@ -150,7 +161,11 @@ class PostgresDatabase:
         self._max_size = max_size
         self._timeout = connect_timeout
         self._pool: asyncpg.Pool | None = None
-        self._write_lock = asyncio.Lock()
+        # Write transactions at once: one connection short of the pool, so reads always find
+        # one. A burst of writes (every monitor's first status at start) queues here, without
+        # a deadline, as behind the old per-process lock; queued at the pool instead, writes
+        # waited past its acquire timeout and were taken for a database that is down.
+        self._writers = asyncio.Semaphore(max(1, max_size - 1))
         self._trace: Callable[[str], None] | None = None
         self.schema_version = 0
         self.trouble: str | None = None
@@ -190,6 +205,7 @@ class PostgresDatabase:
             max_size=self._max_size,
             timeout=self._timeout,
             init=setup,
+            reset=_keep,
         )
         try:
             async with pool.acquire() as raw:
@@ -236,18 +252,17 @@ class PostgresDatabase:
             return
         rider = current_rider()
         boarded = False
-        async with self._write_lock:
-            try:
-                async with pool.acquire(timeout=self._timeout) as raw, raw.transaction():
-                    conn = PgConnection(raw, self._trace)
-                    self._traced("BEGIN")
-                    with holding(self, conn) as unit:
-                        yield conn
-                    if rider is not None:
-                        boarded = await rider.board(conn)
-                    self._traced("COMMIT")
-            except _DOWN as exc:
-                raise self._lost(exc) from exc
+        try:
+            async with self._writers, self._acquire(pool) as raw, raw.transaction():
+                conn = PgConnection(raw, self._trace)
+                self._traced("BEGIN")
+                with holding(self, conn) as unit:
+                    yield conn
+                if rider is not None:
+                    boarded = await rider.board(conn)
+                self._traced("COMMIT")
+        except _DOWN as exc:
+            raise self._lost(exc) from exc
         self._reached()
         if boarded and rider is not None:
             rider.landed()
@@ -262,7 +277,7 @@ class PostgresDatabase:
             yield outer.conn
             return
         try:
-            async with pool.acquire(timeout=self._timeout) as raw:
+            async with self._acquire(pool) as raw:
                 if snapshot:
                     async with raw.transaction(isolation="repeatable_read", readonly=True):
                         yield PgConnection(raw, self._trace)
@@ -271,6 +286,21 @@ class PostgresDatabase:
         except _DOWN as exc:
             raise self._lost(exc) from exc
         self._reached()
+
+    @asynccontextmanager
+    async def _acquire(self, pool: asyncpg.Pool) -> AsyncIterator[Raw]:
+        """A pooled connection within the connect timeout. Not acquire(timeout=), which runs
+        every acquire as a task of its own (wait_for), a measurable share of a GET's cost; and
+        no timer at all when an idle connection is there to take."""
+        if pool.get_idle_size() > 0:
+            raw = await pool.acquire()
+        else:
+            async with asyncio.timeout(self._timeout):
+                raw = await pool.acquire()
+        try:
+            yield raw
+        finally:
+            await pool.release(raw)
 
     def _traced(self, sql: str) -> None:
         if self._trace is not None:

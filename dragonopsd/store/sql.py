@@ -12,9 +12,10 @@ and the first write transaction of that request inserts it before its COMMIT.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Generator, Iterable, Iterator
-from contextlib import AbstractAsyncContextManager, contextmanager
+from collections.abc import AsyncIterator, Generator, Hashable, Iterable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -111,6 +112,45 @@ def is_constraint(exc: BaseException) -> bool:
     return isinstance(
         exc, sqlite3.IntegrityError | asyncpg.exceptions.IntegrityConstraintViolationError
     )
+
+
+class RowLocks:
+    """In-process locks by key (a table and a row id), held around a write transaction that
+    reads a row to decide its write: this core's writers of one row queue here, without
+    holding a pooled connection (which reads then lack) and a PostgreSQL row-lock wait each.
+    Other cores' writers still meet at the row lock (lock_row). A key's lock is dropped once
+    nobody holds or awaits it."""
+
+    def __init__(self) -> None:
+        self._held: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        """Hold key's lock for the block."""
+        lock, users = self._held.get(key) or (asyncio.Lock(), 0)
+        self._held[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._held[key]
+            if users == 1:
+                del self._held[key]
+            else:
+                self._held[key] = (lock, users - 1)
+
+
+async def lock_row(
+    db: Database, conn: Connection, table: str, key: Any, column: str = "id"
+) -> None:
+    """Before reading a row to decide a write on it (If-Match, read-change-write): on
+    PostgreSQL, take its row lock, so a concurrent writer of the same row (this core or
+    another) waits for this transaction and then reads what it committed. Its own statement,
+    not FOR UPDATE on the read: a statement that waited for a lock re-reads only the locked row,
+    and the read's derived columns (child counts) would keep the older view. SQLite needs
+    nothing: its writes are one at a time (BEGIN IMMEDIATE)."""
+    if db.dialect == "postgres":
+        await conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ? FOR UPDATE", (key,))
 
 
 class Rider(Protocol):

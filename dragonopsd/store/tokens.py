@@ -13,7 +13,7 @@ from ..clock import now_iso
 from ..model.inventory import Wire
 from ..model.principal import ProfileRole, TokenRole
 from ..problem import not_found
-from .sql import Connection, Database, note_created
+from .sql import Connection, Database, lock_row, note_created
 
 TOKEN_PREFIX = "dro_"
 REVISION_KEY = "tokens_rev"  # bumped by every token write, so other processes notice
@@ -182,6 +182,7 @@ class TokenStore:
     ) -> Profile:
         """Change a profile's role and/or email."""
         async with self.db.write() as conn:
+            await lock_row(self.db, conn, "profiles", sub)
             async with conn.execute(
                 f"SELECT {_PROFILE_COLS} FROM profiles WHERE id = ?", (sub,)
             ) as cur:

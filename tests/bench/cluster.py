@@ -12,7 +12,9 @@ the tests do; every phase gets a fresh database and Redis prefix. One JSON line 
   target) is run for ``--duration`` s after a warm-up interval; the figure per core count is
   the highest level's measured checks/s with >= 99 % of the window's starts <= 250 ms late (the
   difference of every core's ``dragonops_scheduler_drift_seconds`` histogram over the window).
-  ``scale.ratio`` = 2 cores / 1 core (issue 15 asks >= 1.8).
+  ``scale.ratio`` = 2 cores / 1 core (issue 15 asks >= 1.8). Each run also reports ``cpu``:
+  CPUs used over its window (from /proc) by the cores, PostgreSQL, Redis, the HTTP target,
+  and everything else on the machine (``other``: other work sharing it), and ``idle``.
 - failover: two cores, ``--failover-monitors`` monitors each on its own path of a counting
   target in this process; one core is killed (SIGKILL) and the time until every monitor it
   owned (rendezvous over the two names) was checked again is measured against
@@ -44,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from scheduler import Proc, get_json, start_target
+from scheduler import Proc, cpu_seconds, get_json, start_target
 
 from dragonopsd.cluster.rendezvous import owner
 from dragonopsd.config import HistoryConfig
@@ -149,6 +151,63 @@ def drift_buckets(core: Proc) -> dict[float, float]:
     return out
 
 
+def _named(names: tuple[str, ...]) -> list[int]:
+    """Pids of the processes whose command name is one of names."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                comm = (entry / "comm").read_text().strip()
+            except OSError:
+                continue
+            if comm.startswith(names):
+                pids.append(int(entry.name))
+    return pids
+
+
+def _tree(pid: int) -> list[int]:
+    """pid and its children."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(int(c) for c in children)]
+
+
+def machine() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine so far (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"), idle / os.sysconf("SC_CLK_TCK")
+
+
+def usage(groups: dict[str, list[int]]) -> dict[tuple[str, int], float]:
+    """CPU seconds so far of each (group, pid) still running, and of the machine (busy, idle)."""
+    out = {}
+    for name, pids in groups.items():
+        for pid in pids:
+            if Path(f"/proc/{pid}").exists():
+                out[(name, pid)] = cpu_seconds(pid)
+    busy, idle = machine()
+    out[("busy", 0)], out[("idle", 0)] = busy, idle
+    return out
+
+
+def shares(
+    before: dict[tuple[str, int], float], after: dict[tuple[str, int], float], elapsed: float
+) -> dict[str, float]:
+    """CPUs used per group over the window (processes alive at both ends: a PostgreSQL
+    backend that exited meanwhile is in ``other``); ``other`` is the machine's busy time no
+    group accounts for (other processes on this machine: the noise the ratios sit in)."""
+    used: dict[str, float] = {}
+    for key, seconds in after.items():
+        if key in before:
+            used[key[0]] = used.get(key[0], 0.0) + (seconds - before[key]) / elapsed
+    busy = used.pop("busy")
+    used["other"] = busy - sum(v for k, v in used.items() if k != "idle")
+    return {k: round(v, 2) for k, v in used.items()}
+
+
 def scale(tmp: Path, target: str, cores: int, level: int, args: argparse.Namespace) -> Any:
     """Measured checks/s and the p99 start drift over the measured window only (the
     difference of each core's drift histogram, so start-up and hand-over are left out)."""
@@ -160,9 +219,17 @@ def scale(tmp: Path, target: str, cores: int, level: int, args: argparse.Namespa
                 dep.start(f"core-{cpu}", cpu)
             dep.wait_shared(cores)
             time.sleep(args.interval + 3)
+            groups = {
+                "cores": [c.proc.pid for c in dep.cores.values()],
+                "postgres": _named(("postgres",)),
+                "redis": _named(("redis-server",)),
+                "target": _tree(args.target_pid),  # nginx's master and workers
+            }
             before = [drift_buckets(c) for c in dep.cores.values()]
+            cpu_before = usage(groups)
             t0 = time.monotonic()
             time.sleep(args.duration)
+            cpu_after = usage(groups)
             after = [drift_buckets(c) for c in dep.cores.values()]
             elapsed = time.monotonic() - t0
         finally:
@@ -178,6 +245,7 @@ def scale(tmp: Path, target: str, cores: int, level: int, args: argparse.Namespa
         "checks_per_s": round(total / elapsed, 1),
         "drift_p99_le_ms": p99 * 1000,
         "within_250ms": round(window[0.25] / total, 4) if total else 0.0,
+        "cpu": shares(cpu_before, cpu_after, elapsed),
     }
 
 
@@ -336,6 +404,7 @@ def backend(tmp: Path, url: str, args: argparse.Namespace) -> dict[str, float]:
 def bench(args: argparse.Namespace) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="bench-cluster-"))
     target, url = start_target("auto", tmp)
+    args.target_pid = target.proc.pid
     try:
         one = best(tmp, url, 1, args)
         two = best(tmp, url, 2, args)
