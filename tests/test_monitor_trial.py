@@ -115,3 +115,34 @@ async def test_bad_bodies_are_422_naming_the_field(
     problem = await resp.json(content_type="application/problem+json")
     assert resp.status == 422, problem
     assert [e["field"] for e in problem["errors"]] == [field], problem
+
+
+async def test_an_operator_cannot_read_a_secret_back_through_a_trial(
+    client: Client, aiohttp_server: Any
+) -> None:
+    """A target that echoes a header would show a secret's value in the condition's detail:
+    only an admin (who may reveal secrets anyway) may test a body that uses one."""
+
+    async def echo(request: web.Request) -> web.Response:
+        return web.json_response({"h": request.headers.get("X-T", "")})
+
+    app = web.Application()
+    app.router.add_get("/echo", echo)
+    url = str((await aiohttp_server(app)).make_url("/echo"))
+    value = "tok-s3cr3t-4417"
+    made = await client.post("/api/secrets", json={"key": "API_TOKEN", "value": value})
+    assert made.status == 201, await made.text()
+    body = _body(url, "[BODY].h == nope", headers={"X-T": "${secret:API_TOKEN}"})
+    operator = {"Authorization": f"Bearer {await token_for(client.app, 'operator')}"}
+    resp = await client.post("/api/monitors/test", json=body, headers=operator)
+    text = await resp.text()
+    assert resp.status == 403 and value not in text, text
+    problem = await resp.json()
+    assert [e["field"] for e in problem["errors"]] == ["$.headers.X-T"]
+    login = {"name": "t", "kind": "redis", "host": "127.0.0.1", "port": 6379}
+    resp = await client.post(
+        "/api/monitors/test", json=login | {"passwordSecret": "API_TOKEN"}, headers=operator
+    )
+    assert resp.status == 403 and (await resp.json())["errors"][0]["field"] == "$.passwordSecret"
+    admin = await client.post("/api/monitors/test", json=body)  # the client's token: admin
+    assert admin.status == 200 and value in await admin.text()

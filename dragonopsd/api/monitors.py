@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 import urllib.parse
 from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 from ..appkeys import ENGINE_VIEW, MONITORS, NOTIFIER, PRINCIPAL
 from ..model.inventory import Wire
-from ..model.monitor import KINDS, STATUSES, Monitor, MonitorSpec, shown_to
+from ..model.monitor import KINDS, SECRET_REF, STATUSES, Monitor, MonitorSpec, shown_to
 from ..monitoring.report import CheckReport, EngineStats, MonitorState, TrialReport
 from ..monitoring.service import decode_spec
 from ..netguard import REFUSED, check_host_literal
@@ -130,9 +131,39 @@ async def check_monitor(request: web.Request) -> web.Response:
     return json_response(report)
 
 
+def _secret_field(value: Any, path: str = "$") -> str | None:
+    """The first field of a request body that reads a secret: a ``${secret:…}`` reference or
+    a ``passwordSecret``; None when nothing does."""
+    if isinstance(value, str):
+        return path if SECRET_REF.search(value) else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in ("passwordSecret", "password_secret") and item:
+                return f"{path}.{key}"
+            if (found := _secret_field(item, f"{path}.{key}")) is not None:
+                return found
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            if (found := _secret_field(item, f"{path}[{i}]")) is not None:
+                return found
+    return None
+
+
 async def test_monitor(request: web.Request) -> web.Response:
     """Probe a monitor body once without saving it; each condition's verdict comes back."""
-    spec = decode_spec(await read_json(request, dict))
+    body = await read_json(request, dict)
+    # A trial answers with what its conditions read, which may be a secret the target echoes;
+    # reading a secret's value is an admin's (the audited reveal), so only an admin may test
+    # a body that uses one.
+    field = _secret_field(body)
+    if field is not None and request[PRINCIPAL].role != "admin":
+        raise invalid(
+            field,
+            "only an admin may test a monitor that uses a secret (its verdict could show the "
+            "value); save it and let it run, or ask an admin",
+            status=403,
+        )
+    spec = decode_spec(body)
     # IP literals are refused up front, naming the field, as for notification channels;
     # names are checked where the probe's socket is made, on the address they resolve to.
     guard = request.app[NOTIFIER].guard
