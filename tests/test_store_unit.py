@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pg import database
 
+from dragonopsd.store.rollups import transact
 from dragonopsd.store.sql import Connection, Database, is_constraint
 from dragonopsd.store.unit import on_commit
 
@@ -94,3 +95,34 @@ async def test_another_task_waits_for_its_own_transaction(db: Database) -> None:
                 await asyncio.sleep(0)
             assert not task.done()
         assert await task == ["unit:mine", "unit:other"]
+
+
+async def test_a_failing_after_commit_step_neither_undoes_the_write_nor_skips_the_rest(
+    db: Database,
+) -> None:
+    done: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("a subscriber's bug")
+
+    async with asyncio.timeout(GUARD), db.write() as conn:  # no error reaches the writer
+        await put(conn, "kept")
+        on_commit(broken)
+        on_commit(lambda: done.append("after"))
+    assert await keys(db) == ["unit:kept"] and done == ["after"]
+
+
+async def test_a_transact_inside_a_write_joins_it_instead_of_waiting_for_it(
+    db: Database,
+) -> None:
+    """transact() runs its work in a task of its own (so a cancel cannot cut it short): from
+    inside an open write that task waited for the write its own caller held, for ever."""
+
+    async def work(conn: Connection) -> str:
+        await put(conn, "inner")
+        return "done"
+
+    async with asyncio.timeout(GUARD), db.write() as conn:
+        await put(conn, "outer")
+        assert await transact(db, work) == "done"
+    assert await keys(db) == ["unit:inner", "unit:outer"]

@@ -27,6 +27,7 @@ from . import blocks
 from .blocks import UPSERT_BLOCK, encode_block
 from .histogram import Bucket
 from .sql import Connection, Database
+from .unit import joined
 
 log = logging.getLogger("dragonopsd.history")
 
@@ -80,7 +81,12 @@ async def finish_on_cancel(work: Coroutine[Any, Any, T]) -> T:
 
 
 async def transact(db: Database, work: Callable[[Connection], Awaitable[T]]) -> T:
-    """Run work in one write transaction that cancelling the caller cannot cut short."""
+    """Run work in one write transaction that cancelling the caller cannot cut short. Inside
+    this task's open write it joins that one, in this task: a task of its own would wait for
+    the write its caller holds (unit.py)."""
+    if joined(db) is not None:
+        async with db.write() as conn:
+            return await work(conn)
 
     async def run() -> T:
         async with db.write() as conn:

@@ -13,6 +13,7 @@ What must not happen for a write that is rolled back (an event, a cache entry) i
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -21,6 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from .sql import Connection
 
 C = TypeVar("C", bound=Connection)
+log = logging.getLogger("dragonopsd.store")
 
 
 class UnitOfWork(Protocol):
@@ -43,10 +45,15 @@ class OpenWrite(Generic[C]):
         self.after: list[Callable[[], None]] = []
 
     def committed(self) -> None:
-        """The transaction committed: run what waited for it, in the order it was handed in."""
+        """The transaction committed: run what waited for it, in the order it was handed in.
+        A callback that fails is logged, not raised: the write did commit, and the callbacks
+        after it still run."""
         after, self.after = self.after, []
         for callback in after:
-            callback()
+            try:
+                callback()
+            except Exception:
+                log.exception("an after-commit step failed (the write itself committed)")
 
 
 # A context variable, as the write rider is: the stores' writes find the open transaction
@@ -88,8 +95,13 @@ async def savepoint(open_: OpenWrite[C]) -> AsyncIterator[C]:
         # The rest of the transaction stays usable (PostgreSQL refuses every statement after
         # an error until this): a caller may catch the error and carry on.
         del open_.after[handed_in:]
-        await open_.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-        await open_.conn.execute(f"RELEASE SAVEPOINT {name}")
+        try:
+            await open_.conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            await open_.conn.execute(f"RELEASE SAVEPOINT {name}")
+        except Exception as lost:
+            # SQLite rolls the whole transaction back by itself on some errors (disk full):
+            # the savepoint is gone with it, and the error to report is the first one.
+            log.debug("savepoint %s already gone: %s", name, lost)
         raise
     else:
         await open_.conn.execute(f"RELEASE SAVEPOINT {name}")
