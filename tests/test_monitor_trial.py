@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -146,3 +147,26 @@ async def test_an_operator_cannot_read_a_secret_back_through_a_trial(
     assert resp.status == 403 and (await resp.json())["errors"][0]["field"] == "$.passwordSecret"
     admin = await client.post("/api/monitors/test", json=body)  # the client's token: admin
     assert admin.status == 200 and value in await admin.text()
+
+
+async def test_trials_at_once_are_bounded_per_core(client: Client, aiohttp_server: Any) -> None:
+    """Trials run outside the scheduler's concurrency: a fifth at once is told to come back."""
+    release = asyncio.Event()
+
+    async def slow(_: web.Request) -> web.Response:
+        await release.wait()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    url = str((await aiohttp_server(app)).make_url("/slow"))
+    body = _body(url, "[STATUS] == 200")
+    running = [asyncio.create_task(client.post("/api/monitors/test", json=body)) for _ in range(4)]
+    await asyncio.sleep(0.5)  # the four are waiting on the target
+    extra = await client.post("/api/monitors/test", json=body)
+    problem = await extra.json()
+    assert extra.status == 429 and extra.headers["Retry-After"], problem
+    release.set()
+    assert [r.status for r in await asyncio.gather(*running)] == [200] * 4
+    again = await client.post("/api/monitors/test", json=body)
+    assert again.status == 200  # the slots are free again

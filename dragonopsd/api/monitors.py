@@ -236,7 +236,7 @@ def routes() -> list[Route]:
             "operator",
             body=MonitorSpec,
             response=TrialReport,
-            errors=(400, 413, 415, 422),
+            errors=(400, 403, 413, 415, 422, 429),
         ),
         Route(
             "GET",

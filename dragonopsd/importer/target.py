@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from ..monitoring.maintenance import MaintenanceService
 from ..monitoring.service import MonitorService
+from ..problem import Problem
 from ..secrets.vault import DEFAULT_ENV, VaultService
 from ..store.maintenance import MaintenanceStore
 from ..store.monitors import MonitorStore
@@ -74,7 +75,13 @@ def service_target(
 
     async def settle(written: Written) -> None:
         for row in written.monitors:
-            await monitors.engine.upsert(row)
+            # Read again: an API write may have committed a newer version since the import's
+            # COMMIT, and the engine must not go back to the imported one.
+            try:
+                current = await monitors.store.get(row.monitor.id)
+            except Problem:  # deleted meanwhile: nothing to schedule
+                continue
+            await monitors.engine.upsert(current)
         if written.windows:
             await windows.reload()
         if written.channels:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable
@@ -27,6 +28,9 @@ _SNAKE = re.compile(r"_([a-z])")
 # A trial probe answers an open HTTP request (the dashboard's "Test now"): it may not take as
 # long as a scheduled check may, whatever timeout the monitor asks for.
 TRIAL_TIMEOUT = 10.0
+# Trials at once per core: each may hold outbound sockets for up to TRIAL_TIMEOUT, outside the
+# scheduler's [probes] concurrency, so an operator's script cannot open them without bound.
+TRIAL_SLOTS = 4
 
 
 def _problem(field: str, message: str) -> Problem:
@@ -87,6 +91,7 @@ class MonitorService:
         self.store: MonitorRepo = engine.store
         self._history = history
         self._config_path = config_path
+        self._trials = asyncio.Semaphore(TRIAL_SLOTS)
 
     def _writable(self, row: MonitorRow) -> None:
         if row.monitor.managed_by == "config":
@@ -144,7 +149,14 @@ class MonitorService:
         if spec.timeout > TRIAL_TIMEOUT:
             spec = msgspec.structs.replace(spec, given_timeout=TRIAL_TIMEOUT)
         conditions = parse_all(spec.conditions or list(DEFAULTS.get(spec.kind, ())))
-        result = await self._prober.probe(spec)
+        if self._trials.locked():
+            raise Problem(
+                429,
+                f"{TRIAL_SLOTS} trials are already running on this core; try again in a moment",
+                headers={"Retry-After": str(int(TRIAL_TIMEOUT))},
+            )
+        async with self._trials:
+            result = await self._prober.probe(spec)
         context = result.context
         if result.latency_ms is not None:
             context.setdefault("RESPONSE_TIME", result.latency_ms)
