@@ -146,7 +146,17 @@ async def test_an_operator_cannot_read_a_secret_back_through_a_trial(
     )
     assert resp.status == 403 and (await resp.json())["errors"][0]["field"] == "$.passwordSecret"
     admin = await client.post("/api/monitors/test", json=body)  # the client's token: admin
-    assert admin.status == 200 and value in await admin.text()
+    text = await admin.text()
+    assert admin.status == 200 and value not in text and "(***)" in text, text
+    # A saved monitor's checks mask it too: its messages are read by viewers.
+    made = await client.post("/api/monitors", json=body | {"interval": 3600})
+    monitor = await made.json()
+    assert made.status == 201, monitor
+    check = await client.post(f"/api/monitors/{monitor['id']}/check")
+    text = await check.text()
+    assert check.status == 200 and value not in text and "***" in text, text
+    board = await (await client.get("/api/monitoring")).text()
+    assert value not in board and "***" in board, board
 
 
 async def test_trials_at_once_are_bounded_per_core(client: Client, aiohttp_server: Any) -> None:
