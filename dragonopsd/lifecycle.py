@@ -329,7 +329,12 @@ def sampling_ctx(sampler: Sampler, core: Core | None = None) -> CleanupCtx:
         async for _ in task_ctx(sampler.writer.run)(app):
             async for _ in task_ctx(maintain, recancel=recancel)(app):
                 async for _ in task_ctx(tick, recancel=recancel)(app):
-                    yield
+                    if core is None:
+                        yield
+                        continue
+                    # Agents heard by the other cores are heard by whichever holds the tick.
+                    async for _ in task_ctx(sampler.hear_peers)(app):
+                        yield
 
     return ctx
 

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import redis.asyncio
 from conftest import Client, post
 from notify_helpers import Receiver, receiver_fixture  # noqa: F401 - the `receiver` fixture
 from redis_helpers import SHARED_URL
@@ -98,3 +99,41 @@ async def test_one_breach_pushed_to_both_cores_is_one_incident_and_one_notificat
     await until("the resolved notification", resolved_notified)
     events = [d.json()["event"] for d in receiver.at("/hook")]
     assert events == ["down", "up"], events
+
+
+async def test_an_agent_pushing_to_another_core_is_not_taken_for_silent(
+    make_client: Callable[..., Awaitable[Client]], redis_prefix: str
+) -> None:
+    """The core holding the sampling lease decides when an agent has gone silent; an agent
+    that pushes only to another core is heard there, and so by the holder too."""
+    cores = [
+        await make_client(
+            redis={"url": SHARED_URL, "prefix": redis_prefix},
+            cluster={"node": node, "dead_after": 3},
+            sampling={"interval": 0.1},  # silent after 3 intervals: 0.3 s
+        )
+        for node in NODES
+    ]
+    link = redis.asyncio.Redis.from_url(SHARED_URL)
+    try:
+        holder = await until(
+            "a sampling lease holder", lambda: link.get(f"{redis_prefix}:cluster:lease:sampling")
+        )
+    finally:
+        await link.aclose()
+    boss = cores[NODES.index(holder.decode())]
+    other = cores[1 - cores.index(boss)]
+    c = await post(boss, "/api/clients", {"name": "Acme"})
+    p = await post(boss, "/api/projects", {"clientId": c["id"], "name": "Portal"})
+    e = await post(boss, "/api/environments", {"projectId": p["id"], "name": "Production"})
+    s = await post(
+        boss, "/api/servers", {"environmentId": e["id"], "name": "web-1", "sampling": "agent"}
+    )
+    seen: set[str] = set()
+    deadline = time.monotonic() + 2.0  # more than six silent periods
+    while time.monotonic() < deadline:
+        await push(other, s["id"], 10)
+        server = await (await boss.get(f"/api/servers/{s['id']}")).json()
+        seen.add(server["status"])
+        await asyncio.sleep(0.05)
+    assert seen == {"running"}, seen

@@ -215,6 +215,24 @@ class Sampler:
             await self._set_status(target, "unreachable", "running")
         return len(samples)
 
+    async def hear_peers(self) -> None:
+        """With several cores: an agent pushes to whichever core it reaches, and the core that
+        holds the ``sampling`` lease decides when an agent has gone silent. Samples accepted
+        by another core reach this one as bus events (the websockets' ``servers.<id>.metrics``):
+        each counts as hearing from that server's agent here too. Runs until cancelled."""
+        sub = self._bus.subscribe(["servers.*"], maxsize=10_000)  # a prefix pattern
+        try:
+            while True:
+                event = await sub.queue.get()
+                if not event.remote or event.kind != "server.metrics":
+                    continue  # accepted here (push() noted it already), or not a sample
+                server = event.topic[len("servers.") : -len(".metrics")]
+                target = self._targets.get(server)
+                if target is not None and target.sampling == "agent":
+                    target.heard = asyncio.get_running_loop().time()
+        finally:
+            self._bus.unsubscribe(sub)
+
     async def _check_agents(self, targets: Iterable[Target]) -> None:
         now = asyncio.get_running_loop().time()
         for t in targets:
