@@ -14,8 +14,6 @@ import re
 import urllib.parse
 from typing import Any
 
-import yaml
-
 from .gatus_alerting import mapping, provider
 from .plan import (
     Plan,
@@ -78,6 +76,9 @@ def _list(value: Any, where: str) -> list[Any]:
 
 def parse(text: str) -> Plan:
     """config.yaml as a plan; ImportFailed when it is not YAML or not shaped as Gatus reads it."""
+    # PyYAML loads on the first Gatus import, not at every daemon start (issue 20).
+    import yaml  # noqa: PLC0415
+
     plan = Plan(source="gatus")
     text = expand_env(text, plan.warnings)
     try:

@@ -111,8 +111,8 @@ class ConfigSync:
 
     async def _monitor_ids(self) -> MonitorIds:
         ids: MonitorIds = {}
-        for row in await self._monitors.store.all():
-            ids.setdefault(row.monitor.name, []).append(row.monitor.id)
+        for name, ident in await self._monitors.store.names():
+            ids.setdefault(name, []).append(ident)
         return ids
 
     @staticmethod

@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from typing import Final
-
-import apprise
+from typing import TYPE_CHECKING, Final
 
 from ..model.inventory import HOSTED_SCHEMES
 from ..netguard import REFUSED, AddressGuard, resolve
@@ -31,15 +29,20 @@ from .channels import AppriseConfig, Channel, instantiate
 from .delivery import Attempt
 from .event import NotificationEvent, facts, headline, sanitised
 
+if TYPE_CHECKING:
+    import apprise
+
+# Apprise's NotifyType member (by name) per event: apprise itself is imported on first use
+# (channels.instantiate), not at every start of a daemon that may have no Apprise channel.
 _TYPES: Final = {
-    "down": apprise.NotifyType.FAILURE,
-    "up": apprise.NotifyType.SUCCESS,
-    "certificate": apprise.NotifyType.WARNING,
-    "test": apprise.NotifyType.INFO,
-    "reminder": apprise.NotifyType.FAILURE,
-    "acknowledged": apprise.NotifyType.INFO,
-    "incident": apprise.NotifyType.WARNING,
-    "resolved": apprise.NotifyType.SUCCESS,
+    "down": "FAILURE",
+    "up": "SUCCESS",
+    "certificate": "WARNING",
+    "test": "INFO",
+    "reminder": "FAILURE",
+    "acknowledged": "INFO",
+    "incident": "WARNING",
+    "resolved": "SUCCESS",
 }
 # Delivery ids whose partial progress is remembered; older ones are forgotten first.
 _REMEMBERED: Final = 1000
@@ -131,8 +134,10 @@ class AppriseSender:
 
 def _notify(plugin: apprise.plugins.NotifyBase, title: str, body: str, kind: str) -> str | None:
     """On a pool thread: one service, one message. None when delivered, else why not."""
+    import apprise  # noqa: PLC0415  -- loaded by instantiate() already: a sys.modules lookup
+
     try:
-        delivered = plugin.notify(body=body, title=title, notify_type=kind)
+        delivered = plugin.notify(body=body, title=title, notify_type=apprise.NotifyType[kind])
     except Exception as exc:  # a plugin's own bug: reported by type, the worker lives on
         return f"Apprise failed ({type(exc).__name__})"
     return None if delivered else "not delivered"

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import urllib.parse
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import apprise
 import msgspec
 from msgspec import UNSET, UnsetType
 
@@ -21,6 +20,9 @@ from ..model.monitor import Scope
 from ..store.notifications import ChannelFields, StoredChannel
 from .event import plain
 from .refs import SecretLookup, has_refs, ref_name, resolve, stand_ins
+
+if TYPE_CHECKING:
+    import apprise
 
 ChannelKind = Literal["webhook", "slack", "discord", "teams", "mattermost", "email", "apprise"]
 PRESETS = frozenset({"slack", "discord", "teams", "mattermost"})
@@ -135,6 +137,10 @@ AppriseUrl = Annotated[
 
 def instantiate(url: str) -> apprise.plugins.NotifyBase | None:
     """The Apprise service url names, or None when Apprise cannot use it. No network."""
+    # Imported here, on the first Apprise channel built or sent: apprise costs ~25 ms of every
+    # start otherwise, for a kind of channel many deployments never have (issue 20).
+    import apprise  # noqa: PLC0415
+
     asset = apprise.AppriseAsset(app_id="dragonopsd", app_desc="dragonopsd")
     found = apprise.Apprise.instantiate(url, asset=asset)
     return found if isinstance(found, apprise.plugins.NotifyBase) else None

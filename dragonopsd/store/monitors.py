@@ -258,6 +258,13 @@ class MonitorStore:
         ):
             return [_row(r) for r in await cur.fetchall()]
 
+    async def names(self) -> list[tuple[str, str]]:
+        """(name, id) of every monitor, by name: what the config sync resolves windows' and
+        channels' monitor names with, without decoding every spec (0.35 s at 25,000 on start)."""
+        async with self.db.read() as conn:
+            rows = await conn.execute_fetchall("SELECT name, id FROM monitors ORDER BY name, id")
+        return [(str(r[0]), str(r[1])) for r in rows]
+
     async def versions(self) -> dict[str, tuple[int, str]]:
         """id -> (seq, updated_at) of every monitor: what a reconcile compares, without
         decoding and validating every spec (tens of microseconds a row, all on the loop)."""

@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from ...model.monitor import MonitorSpec
-from .amqp import probe_amqp
-from .dns import probe_dns
 from .errors import describe
-from .grpc import probe_grpc
 from .guard import AddressGuard, AddressRefused, GuardedResolver, make_session
 from .http import probe_http
 from .icmp import probe_icmp
-from .mqtt import probe_mqtt
-from .mysql import probe_mysql
-from .postgres import probe_postgres
-from .redis import probe_redis
 from .result import ProbeEnv, ProbeResult
 from .tcp import probe_tcp
 from .tls import probe_tls
@@ -38,16 +33,32 @@ PROBES: dict[str, Probe] = {
     "http": probe_http,
     "tcp": probe_tcp,
     "tls": probe_tls,
-    "dns": probe_dns,
     "icmp": probe_icmp,
-    "postgres": probe_postgres,
-    "redis": probe_redis,
-    "mysql": probe_mysql,
-    "mqtt": probe_mqtt,
-    "amqp": probe_amqp,
     "websocket": probe_websocket,
-    "grpc": probe_grpc,
 }
+
+# Kinds whose client library is heavy (dnspython, grpcio, aiormq, aiomqtt, PyMySQL, asyncpg,
+# redis-py: ~0.15 s of imports together) load on the first probe of that kind, so a daemon
+# that never probes them does not pay for them at every start (issue 20: restart <= 2 s).
+LAZY_PROBES: dict[str, str] = {
+    "dns": "dns",
+    "postgres": "postgres",
+    "redis": "redis",
+    "mysql": "mysql",
+    "mqtt": "mqtt",
+    "amqp": "amqp",
+    "grpc": "grpc",
+}
+
+
+def probe_for(kind: str) -> Probe | None:
+    """The probe of `kind`, importing its module on first use; None for a kind not probed."""
+    probe = PROBES.get(kind)
+    if probe is None and kind in LAZY_PROBES:
+        module = importlib.import_module(f".{LAZY_PROBES[kind]}", __name__)
+        probe = cast(Probe, getattr(module, f"probe_{kind}"))
+        PROBES[kind] = probe
+    return probe
 
 
 async def run_probe(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
@@ -55,7 +66,7 @@ async def run_probe(spec: MonitorSpec, env: ProbeEnv) -> ProbeResult:
 
     Cancellation from outside (scheduler shutdown) still propagates.
     """
-    probe = PROBES.get(spec.kind)
+    probe = probe_for(spec.kind)
     if probe is None:
         return ProbeResult({}, error=f"{spec.kind} monitors are not probed")
     try:
