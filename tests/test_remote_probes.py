@@ -311,7 +311,8 @@ def test_redis_outage_recovers_by_itself(tmp_path: Path, private_redis: PrivateR
                 ws.send(json.dumps({"op": "subscribe", "topics": ["monitors.elsewhere"]}))
                 r = redis.Redis.from_url(private_redis.url)
                 envelope = ["another-process", "monitors.elsewhere", "monitor.heartbeat"]
-                payload = json.dumps([*envelope, time.time(), {"from": "redis"}])
+                # One message carries a batch of envelopes (bus.py): here a batch of one.
+                payload = json.dumps([[*envelope, time.time(), {"from": "redis"}]])
                 deadline = time.monotonic() + 10
                 got = None
                 while got is None:
