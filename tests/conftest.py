@@ -161,3 +161,18 @@ def tree(client: Client) -> Callable[[], Awaitable[dict[str, Any]]]:
         return {"client": c, "project": p, "environment": e, "server": s}
 
     return make
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium under Playwright, one per test module (tests/browser.py says how).
+    Imported here, not at the top: most tests never start a browser."""
+    from browser import CHROMIUM, CHROMIUM_ARGS  # noqa: PLC0415
+    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it (apt-get install -y chromium)")
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -9,8 +9,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, MONITOR, Scene, new_page, shoot
-from playwright.sync_api import Browser, sync_playwright
+from browser import MONITOR, Scene, new_page, shoot
+from playwright.sync_api import Browser
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +21,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     finally:
         s.daemon.kill()
         s.target.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def monitor_id(scene: Scene) -> str:

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 
 import pytest
 from browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     MONITOR,
     Scene,
     Watch,
@@ -19,7 +17,7 @@ from browser import (
     shoot,
     sign_in,
 )
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +30,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     finally:
         s.daemon.kill()
         s.target.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def refused(watch: Watch, *codes: int) -> None:

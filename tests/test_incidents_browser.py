@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from browser import CHROMIUM, CHROMIUM_ARGS, MONITOR, Scene, new_page, shoot, sign_in
-from playwright.sync_api import Browser, sync_playwright
+from browser import MONITOR, Scene, new_page, shoot, sign_in
+from playwright.sync_api import Browser
 
 
 @pytest.fixture(scope="module")
@@ -20,16 +20,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     finally:
         s.daemon.kill()
         s.target.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs it (apt-get install -y chromium)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def test_open_update_and_acknowledge_an_incident_then_read_it_in_public(
