@@ -161,7 +161,9 @@ async def test_route_table_times_roles(make_client: MakeClient) -> None:
     tokens: dict[Role, str] = {role: await token_for(app, role) for role in ROLES}
     # Scoped to the server the concrete paths name: past the samples route's checks (then 404
     # for the missing server), and refused everywhere else, even what a viewer may read.
-    _, tokens["agent"] = await app[AUTHENTICATOR].tokens.create("a", "agent", None, "t", ZERO)
+    _, tokens["agent"] = await app[AUTHENTICATOR].tokens.create(
+        "a", "agent", None, "t", server_id=ZERO
+    )
     for (method, path), route in app[ROUTE_INDEX].items():
         url = concrete(path)
         body = {} if method in ("POST", "PUT", "PATCH") else None

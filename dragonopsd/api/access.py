@@ -21,11 +21,13 @@ from ..appkeys import (
     AUTH_LIMITER,
     AUTHENTICATOR,
     DATABASE,
+    INVENTORY_INDEX,
     PRINCIPAL,
     REQUEST_ID,
 )
 from ..auth.authenticator import AuthFailure
 from ..clock import now_iso
+from ..inventory.reach import Reach
 from ..model.principal import Principal, allows
 from ..problem import Problem
 from ..store.audit import MAX_ID, MAX_PATH, AuditEntry, PendingEntry, clip
@@ -55,6 +57,12 @@ async def authorize(request: web.Request, route: Route) -> None:
         raise Problem(
             403, f"role {principal.role} may not {route.method} {route.path} (needs {route.role})"
         )
+
+
+async def reach(request: web.Request) -> Reach:
+    """What the caller may see (everything unless its token or profile carries a scope):
+    handlers filter lists with it and answer 404 for what is outside it."""
+    return await request.app[INVENTORY_INDEX].reach(request.get(PRINCIPAL))
 
 
 async def authenticate(request: web.Request, header: str | None) -> Principal:

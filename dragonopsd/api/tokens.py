@@ -10,15 +10,23 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET, UnsetType
 
-from ..appkeys import AUTHENTICATOR, INVENTORY, PRINCIPAL
+from ..appkeys import AUTHENTICATOR, INVENTORY, INVENTORY_INDEX, PRINCIPAL
 from ..model.inventory import ONE_LINE, Body, Wire
 from ..model.principal import ProfileRole, TokenRole
 from ..problem import Problem, invalid
-from ..store.tokens import Profile, Token
+from ..store.tokens import AccessScope, Profile, Token
 from .codec import json_response, path_uuid, read_json
 from .route import Param, Route
 
 TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=ONE_LINE)]
+ScopeIds = Annotated[list[uuid.UUID], msgspec.Meta(max_length=1000)]
+
+
+class ScopeBody(Body, kw_only=True):
+    """Limit a token or profile to these clients (whole) and these projects."""
+
+    clients: ScopeIds = []
+    projects: ScopeIds = []
 
 
 class TokenCreate(Body, kw_only=True):
@@ -28,6 +36,7 @@ class TokenCreate(Body, kw_only=True):
     role: TokenRole
     expires_days: Annotated[int, msgspec.Meta(ge=1, le=3650)] | None = None
     server_id: uuid.UUID | None = None  # required for (and only for) role agent
+    scope: ScopeBody | None = None  # viewers and operators only; None: every client
 
 
 class NewToken(Wire, kw_only=True):
@@ -48,6 +57,7 @@ class ProfilePatch(Body, kw_only=True):
 
     role: ProfileRole | UnsetType = UNSET
     email: Annotated[str, msgspec.Meta(max_length=320)] | UnsetType | None = UNSET
+    scope: ScopeBody | UnsetType | None = UNSET  # null: every client again
 
 
 class ProfileList(Wire, kw_only=True):
@@ -73,8 +83,14 @@ async def create_token(request: web.Request) -> web.Response:
     body = await read_json(request, TokenCreate)
     principal = request[PRINCIPAL]
     server_id = await _agent_server(request, body)
+    scope = await _scope(request, body.scope, body.role)
     meta, plain = await request.app[AUTHENTICATOR].tokens.create(
-        body.name, body.role, expiry(body.expires_days), principal.actor, server_id
+        body.name,
+        body.role,
+        expiry(body.expires_days),
+        principal.actor,
+        server_id=server_id,
+        scope=scope,
     )
     return json_response(
         NewToken(token=plain, meta=meta), status=201, headers={"Location": f"/api/tokens/{meta.id}"}
@@ -99,6 +115,31 @@ async def _agent_server(request: web.Request, body: TokenCreate) -> str | None:
     return ident
 
 
+async def _scope(
+    request: web.Request, body: ScopeBody | None, role: str | None
+) -> AccessScope | None:
+    """The scope to store, checked: named ids exist, and only viewers and operators get one
+    (admins stay global; an agent already has its one server)."""
+    if body is None:
+        return None
+    if role in ("admin", "agent"):
+        raise invalid("$.scope", f"a scope limits viewers and operators, not role {role}")
+    if not body.clients and not body.projects:
+        raise invalid("$.scope", "names no client and no project; send null for every client")
+    hierarchy = await request.app[INVENTORY_INDEX].current()
+    for field, ids, known, noun in (
+        ("clients", body.clients, hierarchy.clients, "client"),
+        ("projects", body.projects, hierarchy.projects, "project"),
+    ):
+        for n, ident in enumerate(ids):
+            if str(ident) not in known:
+                raise invalid(f"$.scope.{field}[{n}]", f"{noun} {ident} does not exist")
+    return AccessScope(
+        clients=sorted({str(c) for c in body.clients}),
+        projects=sorted({str(p) for p in body.projects}),
+    )
+
+
 async def revoke_token(request: web.Request) -> web.Response:
     """Revoke a token; it stops working at once."""
     await request.app[AUTHENTICATOR].tokens.revoke(path_uuid(request, "token"))
@@ -115,7 +156,8 @@ async def patch_profile(request: web.Request) -> web.Response:
     body = await read_json(request, ProfilePatch)
     auth = request.app[AUTHENTICATOR]
     role = None if body.role is UNSET else body.role
-    profile = await auth.store.update_profile(request.match_info["id"], role, body.email)
+    scope = body.scope if body.scope is UNSET else await _scope(request, body.scope, role)
+    profile = await auth.store.update_profile(request.match_info["id"], role, body.email, scope)
     auth.profile_changed(profile)
     return json_response(profile)
 
@@ -170,7 +212,7 @@ def routes() -> list[Route]:
             "PATCH",
             "/api/profiles/{id}",
             patch_profile,
-            "Change a profile's role",
+            "Change a profile's role, email or scope",
             "Profiles",
             "admin",
             body=ProfilePatch,

@@ -6,10 +6,10 @@ import time
 from typing import Protocol
 
 from ..config import AuthConfig
-from ..model.principal import Principal, ProfileRole
+from ..model.principal import Principal, ProfileRole, Scope
 from ..store.protocols import TokenRepo
 from ..store.tokens import TOKEN_PREFIX, Profile
-from .tokens import TokenAuth
+from .tokens import TokenAuth, scope_of
 
 KNOWN_MAX = 1024  # remembered headers; a caller rotating through more only costs the hash
 
@@ -65,7 +65,8 @@ class Authenticator:
         self.tokens = tokens
         self.jwt = jwt
         self.store = store
-        self._roles: dict[str, ProfileRole] = {}
+        # JWT subject -> (role, scope) as its profile last read, so a request costs no query.
+        self._roles: dict[str, tuple[ProfileRole, Scope | None]] = {}
         # Authorization header -> principal, for API tokens that checked out: a repeat caller
         # costs one dict lookup instead of parsing and SHA-256 (tests/bench/api.py). Emptied
         # whenever the usable tokens are reloaded (create, revoke, another process's change)
@@ -103,14 +104,20 @@ class Authenticator:
                 identity = await self.jwt.verify(credential)
             except Exception as exc:  # the verifier's own error type; its text has no token
                 raise AuthFailure(f"invalid token: {exc}") from None
-            role = self._roles.get(identity.sub)
-            if role is None:
+            access = self._roles.get(identity.sub)
+            if access is None:
                 profile = await self.store.ensure_profile(
                     identity.sub, identity.email, self._default_role
                 )
-                role = self._roles[identity.sub] = profile.role
+                access = self._roles[identity.sub] = (profile.role, scope_of(profile.scope))
+            role, scope = access
             return Principal(
-                "jwt", identity.sub, identity.email or identity.sub, role, identity.exp
+                "jwt",
+                identity.sub,
+                identity.email or identity.sub,
+                role,
+                identity.exp,
+                scope=None if role == "admin" else scope,
             )
         raise AuthFailure("invalid, expired or revoked token")
 
@@ -122,5 +129,5 @@ class Authenticator:
             self.jwt_generation += 1
 
     def profile_changed(self, profile: Profile) -> None:
-        """An admin changed a profile: the new role applies to the next request."""
-        self._roles[profile.id] = profile.role
+        """An admin changed a profile: the new role and scope apply to the next request."""
+        self._roles[profile.id] = (profile.role, scope_of(profile.scope))

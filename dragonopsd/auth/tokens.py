@@ -17,9 +17,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from ..model.principal import Principal, TokenRole
+from ..model.principal import Principal, Scope, TokenRole
 from ..store.protocols import TokenRepo
-from ..store.tokens import Token, hash_token
+from ..store.tokens import AccessScope, Token, hash_token
 
 log = logging.getLogger("dragonopsd.auth")
 # Least time between two store checks asked for by unknown tokens. Every caller waits for a
@@ -30,6 +30,13 @@ FRESH_GAP = 0.1
 
 def _timestamp(iso: str | None) -> float | None:
     return datetime.fromisoformat(iso).timestamp() if iso else None
+
+
+def scope_of(stored: AccessScope | None) -> Scope | None:
+    """The principal's scope from a token's or profile's stored one."""
+    if stored is None:
+        return None
+    return Scope(frozenset(stored.clients), frozenset(stored.projects))
 
 
 class TokenAuth:
@@ -53,7 +60,7 @@ class TokenAuth:
         for digest, t in usable.items():
             expires = _timestamp(t.expires_at)
             by_hash[digest] = Principal(
-                "token", t.id, t.name, t.role, expires, server_id=t.server_id
+                "token", t.id, t.name, t.role, expires, t.server_id, scope_of(t.scope)
             )
         self._by_hash = by_hash
         self.generation += 1
@@ -110,10 +117,14 @@ class TokenAuth:
         role: TokenRole,
         expires_at: str | None,
         created_by: str | None,
+        *,
         server_id: str | None = None,
+        scope: AccessScope | None = None,
     ) -> tuple[Token, str]:
         """Mint a token and make it usable at once (agent tokens name their server)."""
-        token, plain = await self.store.create(name, role, expires_at, created_by, server_id)
+        token, plain = await self.store.create(
+            name, role, expires_at, created_by, server_id=server_id, scope=scope
+        )
         await self.reload()
         return token, plain
 

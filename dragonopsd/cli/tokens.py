@@ -109,7 +109,7 @@ async def _token(cfg: Config, args: argparse.Namespace) -> int:
             if args.expires:
                 at = datetime.now(UTC) + timedelta(days=args.expires)
                 expires = at.strftime("%Y-%m-%dT%H:%M:%S.000Z")
-            _, plain = await store.create(name, args.role, expires, "cli", args.server_id)
+            _, plain = await store.create(name, args.role, expires, "cli", server_id=args.server_id)
             print(plain)
             return EXIT_OK
         if args.token_command == "list":

@@ -19,8 +19,10 @@ import asyncio
 import logging
 
 from ..bus import Bus, Subscription
+from ..model.principal import Principal
 from ..store.links import Hierarchy, read_hierarchy
 from ..store.sql import Database
+from .reach import EVERYTHING, Reach, Reaches
 
 log = logging.getLogger("dragonopsd.inventory")
 
@@ -40,6 +42,7 @@ class InventoryIndex:
         self._lock = asyncio.Lock()
         self.hierarchy = Hierarchy()
         self._reading = False  # the loop took events and has not finished re-reading yet
+        self._reaches = Reaches()
 
     async def start(self) -> None:
         """Subscribe, then load: a write in between is read twice, never missed."""
@@ -67,6 +70,20 @@ class InventoryIndex:
         if self.pending:
             await self.refresh()
         return self.hierarchy
+
+    async def reach(self, principal: Principal | None) -> Reach:
+        """What a caller may see: everything unless it carries a scope, then the ids its scope
+        reaches in the hierarchy holding every write announced so far."""
+        if principal is None or principal.scope is None:
+            return EVERYTHING
+        return self._reaches.of(principal, await self.current())
+
+    def reach_now(self, principal: Principal | None) -> Reach:
+        """As ``reach``, from the snapshot held now (for hot paths that cannot wait: the
+        websocket fan-out; a write not yet read shows up at the next event)."""
+        if principal is None or principal.scope is None:
+            return EVERYTHING
+        return self._reaches.of(principal, self.hierarchy)
 
     async def refresh(self) -> None:
         """Re-read the hierarchy now (the sampler asks when a server it does not know pushes)."""

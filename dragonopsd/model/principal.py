@@ -19,6 +19,19 @@ _RANK = {"public": 0, "viewer": 1, "operator": 2, "admin": 3}
 
 
 @dataclass(frozen=True)
+class Scope:
+    """The clients a token or profile is limited to: these clients whole, plus single projects
+    of other clients. Everything else does not exist for its holder (404, never 403)."""
+
+    clients: frozenset[str] = frozenset()
+    projects: frozenset[str] = frozenset()
+
+    def wire(self) -> dict[str, list[str]]:
+        """The stored and shown form: ``{"clients": [...], "projects": [...]}``, sorted."""
+        return {"clients": sorted(self.clients), "projects": sorted(self.projects)}
+
+
+@dataclass(frozen=True)
 class Principal:
     """An authenticated caller: an API token or a JWT subject (profile)."""
 
@@ -28,6 +41,7 @@ class Principal:
     role: Role
     expires_at: float | None = None  # Unix time; the websocket hub closes sockets past it
     server_id: str | None = None  # agent tokens: the one server they may push samples for
+    scope: Scope | None = None  # None: every client (admins always, and unscoped tokens)
 
     @property
     def actor(self) -> str:

@@ -46,7 +46,7 @@ from .notifications import ChannelFields, StoredChannel
 from .pings import Ping
 from .samples import Point as SamplePoint
 from .settings import Setting
-from .tokens import Profile, Token
+from .tokens import AccessScope, Profile, Token
 from .vault import Sealed, Secret
 
 
@@ -211,7 +211,9 @@ class TokenRepo(Protocol):
         role: TokenRole,
         expires_at: str | None,
         created_by: str | None,
+        *,
         server_id: str | None = None,
+        scope: AccessScope | None = None,
     ) -> tuple[Token, str]: ...
     async def all(self) -> list[Token]: ...
     async def count(self) -> int: ...
@@ -221,7 +223,11 @@ class TokenRepo(Protocol):
     async def ensure_profile(self, sub: str, email: str | None, role: ProfileRole) -> Profile: ...
     async def profiles(self) -> list[Profile]: ...
     async def update_profile(
-        self, sub: str, role: ProfileRole | None, email: str | UnsetType | None
+        self,
+        sub: str,
+        role: ProfileRole | None,
+        email: str | UnsetType | None,
+        scope: AccessScope | UnsetType | None = ...,
     ) -> Profile: ...
 
 

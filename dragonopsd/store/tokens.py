@@ -19,6 +19,13 @@ TOKEN_PREFIX = "dro_"
 REVISION_KEY = "tokens_rev"  # bumped by every token write, so other processes notice
 
 
+class AccessScope(Wire, kw_only=True):
+    """The clients (whole) and single projects a token or profile is limited to."""
+
+    clients: list[str] = []
+    projects: list[str] = []
+
+
 class Token(Wire, kw_only=True):
     """A token's metadata (never its value)."""
 
@@ -31,6 +38,7 @@ class Token(Wire, kw_only=True):
     revoked_at: str | None = None
     created_by: str | None = None
     server_id: str | None = None  # agent tokens: the server they push samples for
+    scope: AccessScope | None = None  # None: every client
 
 
 class Profile(Wire, kw_only=True):
@@ -41,6 +49,7 @@ class Profile(Wire, kw_only=True):
     role: ProfileRole
     created_at: str
     updated_at: str
+    scope: AccessScope | None = None  # None: every client
 
 
 def hash_token(token: str) -> str:
@@ -53,16 +62,32 @@ def new_token() -> str:
     return TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-_TOKEN_COLS = "id, name, role, prefix, created_at, expires_at, revoked_at, created_by, server_id"
-_PROFILE_COLS = "id, email, role, created_at, updated_at"
+_TOKEN_COLS = (
+    "id, name, role, prefix, created_at, expires_at, revoked_at, created_by, server_id, scope"
+)
+_PROFILE_COLS = "id, email, role, created_at, updated_at, scope"
+_SCOPE = msgspec.json.Decoder(AccessScope)
+
+
+def scope_text(scope: AccessScope | None) -> str | None:
+    """The stored form of a scope (JSON), NULL for none."""
+    return None if scope is None else msgspec.json.encode(scope).decode()
+
+
+def _scope(text: str | None) -> AccessScope | None:
+    return None if text is None else _SCOPE.decode(text)
 
 
 def _token(row: Any) -> Token:
-    return Token(**dict(zip(_TOKEN_COLS.split(", "), row, strict=True)))
+    values = dict(zip(_TOKEN_COLS.split(", "), row, strict=True))
+    values["scope"] = _scope(values["scope"])
+    return Token(**values)
 
 
 def _profile(row: Any) -> Profile:
-    return Profile(**dict(zip(_PROFILE_COLS.split(", "), row, strict=True)))
+    values = dict(zip(_PROFILE_COLS.split(", "), row, strict=True))
+    values["scope"] = _scope(values["scope"])
+    return Profile(**values)
 
 
 class TokenStore:
@@ -77,7 +102,9 @@ class TokenStore:
         role: TokenRole,
         expires_at: str | None,
         created_by: str | None,
+        *,
         server_id: str | None = None,
+        scope: AccessScope | None = None,
     ) -> tuple[Token, str]:
         """Mint a token; returns its metadata and the plaintext (shown to the caller once)."""
         plain = new_token()
@@ -90,11 +117,13 @@ class TokenStore:
             expires_at=expires_at,
             created_by=created_by,
             server_id=server_id,
+            scope=scope,
         )
         async with self.db.write() as conn:
             await conn.execute(
-                f"INSERT INTO tokens ({_TOKEN_COLS}, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (*msgspec.structs.astuple(token), hash_token(plain)),
+                f"INSERT INTO tokens ({_TOKEN_COLS}, hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (*msgspec.structs.astuple(token)[:-1], scope_text(scope), hash_token(plain)),
             )
             note_created(token.id)
             await self._bump(conn)
@@ -159,7 +188,7 @@ class TokenStore:
         now = now_iso()
         async with self.db.write() as conn:
             await conn.execute(
-                f"INSERT INTO profiles ({_PROFILE_COLS}) VALUES (?, ?, ?, ?, ?) "
+                f"INSERT INTO profiles ({_PROFILE_COLS}) VALUES (?, ?, ?, ?, ?, NULL) "
                 "ON CONFLICT(id) DO NOTHING",
                 (sub, email, role, now, now),
             )
@@ -178,9 +207,13 @@ class TokenStore:
             return [_profile(r) for r in await cur.fetchall()]
 
     async def update_profile(
-        self, sub: str, role: ProfileRole | None, email: str | msgspec.UnsetType | None
+        self,
+        sub: str,
+        role: ProfileRole | None,
+        email: str | msgspec.UnsetType | None,
+        scope: AccessScope | msgspec.UnsetType | None = msgspec.UNSET,
     ) -> Profile:
-        """Change a profile's role and/or email."""
+        """Change a profile's role, email and/or scope (None: every client)."""
         async with self.db.write() as conn:
             await lock_row(self.db, conn, "profiles", sub)
             async with conn.execute(
@@ -194,10 +227,11 @@ class TokenStore:
                 current,
                 role=role or current.role,
                 email=current.email if email is msgspec.UNSET else email,
+                scope=current.scope if scope is msgspec.UNSET else scope,
                 updated_at=now_iso(),
             )
             await conn.execute(
-                "UPDATE profiles SET role = ?, email = ?, updated_at = ? WHERE id = ?",
-                (changed.role, changed.email, changed.updated_at, sub),
+                "UPDATE profiles SET role = ?, email = ?, scope = ?, updated_at = ? WHERE id = ?",
+                (changed.role, changed.email, scope_text(changed.scope), changed.updated_at, sub),
             )
         return changed
