@@ -57,6 +57,12 @@ async def authorize(request: web.Request, route: Route) -> None:
         raise Problem(
             403, f"role {principal.role} may not {route.method} {route.path} (needs {route.role})"
         )
+    if principal.scope is not None and route.scope == "unscoped":
+        raise Problem(
+            403,
+            f"this {principal.kind} is scoped to some clients; {route.method} {route.path} "
+            "is global configuration (ask an admin, or use an unscoped token)",
+        )
 
 
 async def reach(request: web.Request) -> Reach:

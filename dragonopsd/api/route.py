@@ -10,6 +10,16 @@ from aiohttp.typedefs import Handler
 
 from ..model.principal import RouteRole
 
+# How a scoped caller (a token or profile limited to some clients, model/principal.py) meets
+# a route; every route states one, as it states its role (tests/test_scope_routes.py):
+#   "global"   - it holds nothing of any client (health, docs, settings, the cluster, and the
+#                public routes whose credential is in the path): answered as to anyone;
+#   "filtered" - the handler shows only what the caller's reach holds (api/access.py reach())
+#                and answers 404 for an id outside it, as for one that does not exist;
+#   "unscoped" - global configuration a scoped caller may not read or change (secrets,
+#                channels, imports): 403 before the handler runs.
+ScopeRule = Literal["global", "filtered", "unscoped"]
+
 
 @dataclass(frozen=True)
 class Param:
@@ -46,6 +56,8 @@ class Route:
     content_type: str = "application/json"
     # Audited: every write by default; reads that reveal something (a secret value) opt in.
     audit: bool | None = None
+    # None until decided: tests/test_scope_routes.py fails for a route without a decision.
+    scope: ScopeRule | None = None
 
     @property
     def audited(self) -> bool:
