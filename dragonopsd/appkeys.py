@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .sampling.sampler import Sampler
     from .secrets.vault import VaultService
     from .store.audit import PendingEntry
+    from .store.placement import MonitorPlaces
     from .store.protocols import AuditLog, HistoryReader, HistorySink, SettingsRepo, StoreHealth
     from .store.unit import UnitOfWork
 
@@ -78,6 +79,8 @@ ALERTS: web.AppKey[AlertService] = web.AppKey("alerts")
 HISTORY_WRITER: web.AppKey[HistorySink] = web.AppKey("history_writer")
 HISTORY_QUERY: web.AppKey[HistoryReader] = web.AppKey("history_query")
 MONITORS: web.AppKey[MonitorService] = web.AppKey("monitors")
+# Which server and environment any monitor is attached to (scoped callers' filters).
+MONITOR_PLACES: web.AppKey[MonitorPlaces] = web.AppKey("monitor_places")
 # Manual incidents, updates and acknowledgements (monitoring/incident_desk.py).
 INCIDENTS: web.AppKey[IncidentDesk] = web.AppKey("incidents")
 # Push monitors' calls, ping log and schedule clocks (monitoring/push.py).

@@ -19,6 +19,7 @@ from .appkeys import (
     HISTORY_WRITER,
     INCIDENTS,
     MAINTENANCE,
+    MONITOR_PLACES,
     MONITORS,
     NOTIFIER,
     PUSHES,
@@ -64,6 +65,7 @@ from .store.maintenance import MaintenanceStore
 from .store.monitors import MonitorStore
 from .store.notifications import NotificationStore
 from .store.pings import PingStore
+from .store.placement import MonitorPlaces
 from .store.sql import Database
 
 
@@ -136,6 +138,7 @@ def monitoring(
     owned = engine.owned if core is not None else None
     view = app[ENGINE_VIEW] = EngineView(runtimes, engine.scheduler, history, owned)
     monitors = app[MONITORS] = MonitorService(engine, view, history_query, config_path, prober)
+    app[MONITOR_PLACES] = MonitorPlaces(db)
     desk = app[INCIDENTS] = IncidentDesk(
         notes=IncidentNotesStore(db),
         monitors=store,

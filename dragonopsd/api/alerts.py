@@ -7,9 +7,19 @@ from aiohttp import web
 from ..appkeys import ALERTS, INVENTORY
 from ..model.inventory import Wire
 from ..monitoring.alert_notices import AlertState
-from ..store.alerts import AlertIncident, AlertRule, AlertRulePatch, AlertRuleSpec, merge_patch
+from ..problem import invalid, not_found
+from ..store.alerts import (
+    TARGETS,
+    AlertIncident,
+    AlertRule,
+    AlertRulePatch,
+    AlertRuleSpec,
+    merge_patch,
+)
+from .access import reach
 from .codec import convert, id_param, json_response, no_repeats, page_limit, path_uuid, read_json
 from .route import Param, Route
+from .targets import Target, first_outside, global_refused, within
 
 BASE = "/api/alert-rules"
 DEFAULT_INCIDENTS = 20
@@ -29,35 +39,75 @@ class ServerAlerts(Wire, kw_only=True):
     incidents: list[AlertIncident]
 
 
+def _target(rule: AlertRule | AlertRuleSpec) -> list[Target]:
+    """What a rule names: one server, environment, project or client; none for a rule on
+    every server, which a scoped caller never reaches (it is global configuration)."""
+    for field in TARGETS:
+        value = getattr(rule, field)
+        if value is not None:
+            return [(field.removesuffix("_id"), str(value))]
+    return []
+
+
+async def _rule(request: web.Request) -> AlertRule:
+    """The rule of the path: 404 when it does not exist, or is out of a scoped caller's reach."""
+    ident = path_uuid(request, "alert rule")
+    rule = request.app[ALERTS].rules.get(ident)
+    where = await within(request)
+    if where is not None and first_outside(where, _target(rule), {}) is not None:
+        raise not_found("alert rule", ident)  # as rules.get() answers an unknown id
+    return rule
+
+
+async def _check_target(request: web.Request, spec: AlertRuleSpec) -> None:
+    """A scoped caller's rule targets something it reaches: out of reach answers as a target
+    that does not exist (the store's 422), no target at all (every server) is a 403."""
+    where = await within(request)
+    if where is None:
+        return
+    named = _target(spec)
+    if not named:
+        raise global_refused(request, "a rule on every server")
+    if first_outside(where, named, {}) is not None:
+        kind, ident = named[0]
+        raise invalid(f"$.{kind}Id", f"{kind} {ident} does not exist")
+
+
 async def list_rules(request: web.Request) -> web.Response:
-    """Every alert rule."""
-    return json_response(AlertRuleList(items=request.app[ALERTS].rules.all()))
+    """Every alert rule (a scoped caller's: those on what it reaches)."""
+    rules = request.app[ALERTS].rules.all()
+    where = await within(request)
+    if where is not None:
+        rules = [r for r in rules if first_outside(where, _target(r), {}) is None]
+    return json_response(AlertRuleList(items=rules))
 
 
 async def create_rule(request: web.Request) -> web.Response:
     """Create a rule; it is evaluated from the next sample on."""
     spec = await read_json(request, AlertRuleSpec)
+    await _check_target(request, spec)
     rule = await request.app[ALERTS].rules.create(spec)
     return json_response(rule, status=201, headers={"Location": f"{BASE}/{rule.id}"})
 
 
 async def get_rule(request: web.Request) -> web.Response:
     """One rule."""
-    return json_response(request.app[ALERTS].rules.get(path_uuid(request, "alert rule")))
+    return json_response(await _rule(request))
 
 
 async def patch_rule(request: web.Request) -> web.Response:
     """Change some fields; the result is validated as a whole, like a create."""
-    ident = path_uuid(request, "alert rule")
+    path_uuid(request, "alert rule")  # a malformed id is refused before the body is read
     patch = await read_json(request, AlertRulePatch)
-    rules = request.app[ALERTS].rules
-    spec = convert(merge_patch(rules.get(ident), patch), AlertRuleSpec)
-    return json_response(await rules.replace(ident, spec))
+    current = await _rule(request)
+    spec = convert(merge_patch(current, patch), AlertRuleSpec)
+    await _check_target(request, spec)
+    return json_response(await request.app[ALERTS].rules.replace(current.id, spec))
 
 
 async def delete_rule(request: web.Request) -> web.Response:
     """Remove a rule; what it had open closes at the next tick."""
-    await request.app[ALERTS].rules.delete(path_uuid(request, "alert rule"))
+    await request.app[ALERTS].rules.delete((await _rule(request)).id)
     return web.Response(status=204)
 
 
@@ -65,6 +115,8 @@ async def server_alerts(request: web.Request) -> web.Response:
     """The rules in force on a server, their state, and its latest alert incidents."""
     ident = path_uuid(request, "server")
     no_repeats(request)
+    if not (await reach(request)).server(ident):
+        raise not_found("server", ident)  # as the inventory answers an unknown server
     await request.app[INVENTORY].get("servers", ident)  # 404 for unknown servers
     alerts = request.app[ALERTS]
     limit = page_limit(request.query, DEFAULT_INCIDENTS)
@@ -92,6 +144,7 @@ def routes() -> list[Route]:
             "viewer",
             response=AlertRuleList,
             errors=(422,),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -104,6 +157,7 @@ def routes() -> list[Route]:
             response=AlertRule,
             status=201,
             errors=(400, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -115,6 +169,7 @@ def routes() -> list[Route]:
             response=AlertRule,
             params=(ident,),
             errors=(404, 422),
+            scope="filtered",
         ),
         Route(
             "PATCH",
@@ -127,6 +182,7 @@ def routes() -> list[Route]:
             response=AlertRule,
             params=(ident,),
             errors=(400, 404, 409, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "DELETE",
@@ -138,6 +194,7 @@ def routes() -> list[Route]:
             status=204,
             params=(ident,),
             errors=(404, 409, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -156,5 +213,9 @@ def routes() -> list[Route]:
                 ),
             ),
             errors=(404, 422),
+            # 404 for a server out of reach. Its rules in force are shown whoever they come
+            # from (a rule on every server included): they hold nothing of another client,
+            # and hiding them would hide why the caller's own server is firing.
+            scope="filtered",
         ),
     ]

@@ -73,5 +73,9 @@ def routes() -> list[Route]:
             response=AuditPage,
             params=params,
             errors=(422,),
+            # The issue filters audit entries to the reader's scope; only admins read them,
+            # and admins are never scoped, so every reader is global: a scoped token (never
+            # admin) is refused here even if the role check changes.
+            scope="unscoped",
         ),
     ]

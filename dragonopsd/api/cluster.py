@@ -56,5 +56,8 @@ def routes() -> list[Route]:
             "viewer",
             response=ClusterPage,
             errors=(503,),
+            # Cores and how many monitors each runs: counts over the whole deployment, no
+            # monitor, server or client named.
+            scope="global",
         )
     ]

@@ -151,5 +151,7 @@ def routes() -> list[Route]:
             body=ImportBody,
             response=Report,
             errors=(400, 413, 415, 422),
+            # Monitors, channels and windows of any client at once: global configuration.
+            scope="unscoped",
         )
     ]

@@ -7,10 +7,11 @@ from aiohttp import web
 
 from ..appkeys import INCIDENTS, MONITORS, PRINCIPAL
 from ..model.inventory import Wire
-from ..problem import invalid
+from ..problem import invalid, not_found
 from ..store.incident_notes import IncidentSpec, ManualIncident, MonitorIncident, UpdateSpec
 from .codec import iso_time, json_response, page_limit, page_params, query_time, read_json
 from .route import Param, Route
+from .targets import Target, outside, within
 
 AnyIncident = MonitorIncident | ManualIncident
 
@@ -41,10 +42,16 @@ async def incidents(request: web.Request) -> web.Response:
         before = (at, ident)
     monitor_id = q.get("monitorId")
     desk = request.app[INCIDENTS]
+    where = await within(request)  # a scoped caller's: filtered in the queries, pages stay right
     items: list[AnyIncident] = []
     if kind != "manual":
         rows = await request.app[MONITORS].store.incidents(
-            monitor_id=monitor_id, state=state, since=since, before=before, limit=limit + 1
+            monitor_id=monitor_id,
+            state=state,
+            since=since,
+            before=before,
+            limit=limit + 1,
+            within=where,
         )
         items += await desk.notes.annotate(rows)
     if kind != "monitor":
@@ -54,6 +61,7 @@ async def incidents(request: web.Request) -> web.Response:
             before=before,
             limit=limit + 1,
             target=("monitor", monitor_id) if monitor_id else None,
+            within=where,
         )
     # Each side is sorted and cut at limit + 1, so the merged first limit + 1 are exact.
     items.sort(key=lambda i: (i.opened_at, i.id), reverse=True)
@@ -61,14 +69,43 @@ async def incidents(request: web.Request) -> web.Response:
     return json_response(IncidentPage(items=items[:limit], next_cursor=cursor))
 
 
+def _targets(found: AnyIncident) -> list[Target]:
+    if isinstance(found, ManualIncident):
+        return [(t.kind, t.id) for t in found.targets]
+    return [("monitor", found.monitor_id)]
+
+
+async def _find(request: web.Request) -> AnyIncident | None:
+    """The incident of the path (404 unknown); for a scoped caller also 404 when anything it
+    names is out of reach. None for an unscoped caller, who is not looked up first."""
+    where = await within(request)
+    if where is None:
+        return None
+    ident = request.match_info["id"]
+    found = await request.app[INCIDENTS].find(ident)
+    if await outside(request, where, _targets(found)) is not None:
+        raise not_found("incident", ident[:64])  # as find() answers an unknown id
+    return found
+
+
 async def incident(request: web.Request) -> web.Response:
     """One incident, open or closed, with its updates."""
-    return json_response(await request.app[INCIDENTS].find(request.match_info["id"]))
+    found = await _find(request)
+    if found is None:
+        found = await request.app[INCIDENTS].find(request.match_info["id"])
+    return json_response(found)
 
 
 async def open_incident(request: web.Request) -> web.Response:
-    """Open a manual incident."""
+    """Open a manual incident; a scoped caller's targets must all be in its reach (one that
+    is not gets the answer of one that does not exist)."""
     spec = await read_json(request, IncidentSpec)
+    where = await within(request)
+    if where is not None:
+        n = await outside(request, where, [(t.kind, t.id) for t in spec.targets])
+        if n is not None:
+            t = spec.targets[n]
+            raise invalid(f"$.targets[{n}].id", f"{t.kind} {t.id[:64]} does not exist")
     found = await request.app[INCIDENTS].open(spec, request[PRINCIPAL].name)
     return json_response(found, status=201, headers={"Location": f"/api/incidents/{found.id}"})
 
@@ -76,6 +113,7 @@ async def open_incident(request: web.Request) -> web.Response:
 async def add_update(request: web.Request) -> web.Response:
     """Add an update to any incident; a manual one takes its state."""
     spec = await read_json(request, UpdateSpec)
+    await _find(request)
     desk = request.app[INCIDENTS]
     found = await desk.update(request.match_info["id"], spec, request[PRINCIPAL].name)
     return json_response(found, status=201)
@@ -83,6 +121,7 @@ async def add_update(request: web.Request) -> web.Response:
 
 async def acknowledge(request: web.Request) -> web.Response:
     """Take an open incident on: who and when; its repeat notifications stop."""
+    await _find(request)
     desk = request.app[INCIDENTS]
     return json_response(await desk.acknowledge(request.match_info["id"], request[PRINCIPAL].name))
 
@@ -120,6 +159,7 @@ def routes() -> list[Route]:
                 *page_params("50"),
             ),
             errors=(422,),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -132,6 +172,7 @@ def routes() -> list[Route]:
             response=ManualIncident,
             status=201,
             errors=(400, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -143,6 +184,7 @@ def routes() -> list[Route]:
             response=AnyIncident,
             params=(ident,),
             errors=(404,),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -156,6 +198,7 @@ def routes() -> list[Route]:
             status=201,
             params=(ident,),
             errors=(400, 404, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -167,5 +210,6 @@ def routes() -> list[Route]:
             response=AnyIncident,
             params=(ident,),
             errors=(404, 409),
+            scope="filtered",
         ),
     ]

@@ -12,16 +12,18 @@ from ..appkeys import MAINTENANCE
 from ..model.inventory import Wire
 from ..model.schedule import check_timezone
 from ..monitoring.window_schedule import OccurrenceList, WindowView, preview
-from ..problem import Problem, invalid
+from ..problem import Problem, invalid, not_found
 from ..store.maintenance import (
     MAX_DURATION,
     Window,
     WindowPatch,
+    WindowScope,
     WindowSpec,
     check_cron,
     check_instant,
     merge_patch,
 )
+from ..store.placement import Within
 from .codec import (
     IF_MATCH,
     IF_NONE_MATCH,
@@ -37,6 +39,7 @@ from .codec import (
     read_json,
 )
 from .route import Param, Route
+from .targets import Places, Target, first_outside, global_refused, outside, places, within
 
 DEFAULT_LIMIT = 50
 MAX_COUNT = 100
@@ -59,6 +62,58 @@ def _count(request: web.Request) -> int:
     if not 1 <= value <= MAX_COUNT:
         raise invalid("count", f"must be between 1 and {MAX_COUNT}")
     return value
+
+
+# What each id list of a window's scope names, and its field on the wire.
+_LISTS = (
+    ("monitor", "monitor_ids", "monitorIds"),
+    ("server", "server_ids", "serverIds"),
+    ("environment", "environment_ids", "environmentIds"),
+    ("project", "project_ids", "projectIds"),
+    ("client", "client_ids", "clientIds"),
+)
+
+
+def _named(scope: WindowScope) -> tuple[list[Target], list[str]]:
+    """The targets a window names (none when it covers all monitors) and their fields."""
+    targets: list[Target] = []
+    fields: list[str] = []
+    if scope.all:
+        return targets, fields
+    for kind, attr, wire in _LISTS:
+        for i, ident in enumerate(getattr(scope, attr)):
+            targets.append((kind, str(ident)))
+            fields.append(f"$.scope.{wire}[{i}]")
+    return targets, fields
+
+
+def _reached(where: Within, window: Window, placed: Places) -> bool:
+    return first_outside(where, _named(window.scope)[0], placed) is None
+
+
+async def _window(request: web.Request, ident: str) -> Window:
+    """The window of the path; 404 when it does not exist, or (for a scoped caller) when
+    anything it covers is out of reach, a window on all monitors included."""
+    window = request.app[MAINTENANCE].get(ident)
+    where = await within(request)
+    if where is not None and await outside(request, where, _named(window.scope)[0]) is not None:
+        raise not_found("maintenance window", ident)  # as get() answers an unknown id
+    return window
+
+
+async def _check_scope(request: web.Request, spec: WindowSpec) -> None:
+    """A scoped caller's window covers only what it reaches: an id out of reach (or that
+    does not exist) is a 422 naming it, all monitors a 403."""
+    where = await within(request)
+    if where is None:
+        return
+    if spec.scope.all:
+        raise global_refused(request, "a window on all monitors")
+    targets, fields = _named(spec.scope)
+    n = await outside(request, where, targets)
+    if n is not None:
+        kind, ident = targets[n]
+        raise invalid(fields[n], f"{kind} {ident} does not exist")
 
 
 def _writable(window: Window) -> None:
@@ -85,9 +140,14 @@ async def list_windows(request: web.Request) -> web.Response:
     """Every window, by name, with whether it is in force now."""
     no_repeats(request)
     svc = request.app[MAINTENANCE]
-    items, cursor = svc.page(
-        page_limit(request.query, DEFAULT_LIMIT), request.query.get("cursor") or None
-    )
+    limit, after = page_limit(request.query, DEFAULT_LIMIT), request.query.get("cursor") or None
+    where = await within(request)
+    if where is None:
+        items, cursor = svc.page(limit, after)
+    else:
+        windows = svc.all()
+        placed = await places(request, (t for w in windows for t in _named(w.scope)[0]))
+        items, cursor = svc.page(limit, after, lambda w: _reached(where, w, placed))
     now = time.time()
     return json_response(WindowPage(items=[svc.view(w, now) for w in items], next_cursor=cursor))
 
@@ -95,6 +155,7 @@ async def list_windows(request: web.Request) -> web.Response:
 async def create_window(request: web.Request) -> web.Response:
     """Create a window; it is honoured from this response on."""
     spec = await read_json(request, WindowSpec)
+    await _check_scope(request, spec)
     window = await request.app[MAINTENANCE].create(spec)
     resp = _view(request, window.id)
     resp.set_status(201)
@@ -105,6 +166,7 @@ async def create_window(request: web.Request) -> web.Response:
 async def get_window(request: web.Request) -> web.Response:
     """One window."""
     ident = path_uuid(request, "maintenance window")
+    await _window(request, ident)
     return _view(request, ident)
 
 
@@ -113,9 +175,10 @@ async def patch_window(request: web.Request) -> web.Response:
     ident = path_uuid(request, "maintenance window")
     patch = await read_json(request, WindowPatch)
     svc = request.app[MAINTENANCE]
-    current = svc.get(ident)
+    current = await _window(request, ident)
     _writable(current)
     spec = convert(merge_patch(current, patch), WindowSpec)
+    await _check_scope(request, spec)
     await svc.replace(ident, spec, _precondition(request))
     return _view(request, ident)
 
@@ -123,7 +186,7 @@ async def patch_window(request: web.Request) -> web.Response:
 async def delete_window(request: web.Request) -> web.Response:
     """Remove a window."""
     ident = path_uuid(request, "maintenance window")
-    _writable(request.app[MAINTENANCE].get(ident))
+    _writable(await _window(request, ident))
     await request.app[MAINTENANCE].delete(ident, _precondition(request))
     return web.Response(status=204)
 
@@ -133,6 +196,7 @@ async def list_occurrences(request: web.Request) -> web.Response:
     ident = path_uuid(request, "maintenance window")
     no_repeats(request)
     count = _count(request)
+    await _window(request, ident)
     items = request.app[MAINTENANCE].occurrences(ident, _from(request), count)
     return json_response(OccurrenceList(items=items))
 
@@ -228,6 +292,8 @@ def routes() -> list[Route]:
                 since,
             ),
             errors=(422,),
+            # A cron computed in a time zone: no window is read, nothing of any client.
+            scope="global",
         ),
         Route(
             "GET",
@@ -239,6 +305,7 @@ def routes() -> list[Route]:
             response=WindowPage,
             params=(*page_params(DEFAULT_LIMIT),),
             errors=(422,),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -251,6 +318,7 @@ def routes() -> list[Route]:
             response=WindowView,
             status=201,
             errors=(400, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -262,6 +330,7 @@ def routes() -> list[Route]:
             response=WindowView,
             params=(ident, IF_NONE_MATCH),
             errors=(404, 422),
+            scope="filtered",
         ),
         Route(
             "PATCH",
@@ -274,6 +343,7 @@ def routes() -> list[Route]:
             response=WindowView,
             params=(ident, IF_MATCH),
             errors=(400, 404, 409, 412, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "DELETE",
@@ -285,6 +355,7 @@ def routes() -> list[Route]:
             status=204,
             params=(ident, IF_MATCH),
             errors=(404, 409, 412, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -296,5 +367,6 @@ def routes() -> list[Route]:
             response=OccurrenceList,
             params=(ident, counted, since),
             errors=(404, 422),
+            scope="filtered",
         ),
     ]

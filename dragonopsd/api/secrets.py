@@ -138,6 +138,8 @@ def routes() -> list[Route]:
     """/api/secrets."""
     ident = id_param("secret")
     tag = "Secrets"
+    # Secrets serve every client's monitors and channels: global configuration, 403 to
+    # scoped callers, even viewers reading the metadata.
     return [
         Route(
             "GET",
@@ -153,6 +155,7 @@ def routes() -> list[Route]:
                 *page_params(DEFAULT_LIMIT),
             ),
             errors=_unavailable((422,)),
+            scope="unscoped",
         ),
         Route(
             "POST",
@@ -165,6 +168,7 @@ def routes() -> list[Route]:
             response=Secret,
             status=201,
             errors=_unavailable((400, 409, 413, 415, 422)),
+            scope="unscoped",
         ),
         Route(
             "GET",
@@ -176,6 +180,7 @@ def routes() -> list[Route]:
             response=Secret,
             params=(ident,),
             errors=_unavailable((404,)),
+            scope="unscoped",
         ),
         Route(
             "PATCH",
@@ -188,6 +193,7 @@ def routes() -> list[Route]:
             response=Secret,
             params=(ident,),
             errors=_unavailable((400, 404, 413, 415, 422)),
+            scope="unscoped",
         ),
         Route(
             "DELETE",
@@ -199,6 +205,7 @@ def routes() -> list[Route]:
             status=204,
             params=(ident,),
             errors=_unavailable((404,)),
+            scope="unscoped",
         ),
         Route(
             "GET",
@@ -211,5 +218,6 @@ def routes() -> list[Route]:
             params=(ident,),
             errors=_unavailable((404, 500)),
             audit=True,
+            scope="unscoped",
         ),
     ]

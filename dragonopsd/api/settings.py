@@ -79,6 +79,9 @@ def routes() -> list[Route]:
             "Settings",
             "viewer",
             response=SettingList,
+            # Deployment-wide key/value pairs: no entity links to one, nothing of a client;
+            # changing them is global configuration.
+            scope="global",
         ),
         Route(
             "GET",
@@ -90,6 +93,7 @@ def routes() -> list[Route]:
             response=Setting,
             params=(key,),
             errors=(404, 422),
+            scope="global",
         ),
         Route(
             "PUT",
@@ -103,6 +107,7 @@ def routes() -> list[Route]:
             also=(201,),
             params=(key,),
             errors=(400, 413, 415, 422),
+            scope="unscoped",
         ),
         Route(
             "DELETE",
@@ -114,5 +119,6 @@ def routes() -> list[Route]:
             status=204,
             params=(key,),
             errors=(404, 422),
+            scope="unscoped",
         ),
     ]

@@ -175,6 +175,9 @@ def routes() -> list[Route]:
             "Tokens",
             "admin",
             response=TokenList,
+            # Admin-only, and admins are never scoped: stated anyway, so a role change here
+            # could not let a scoped token mint or widen tokens.
+            scope="unscoped",
         ),
         Route(
             "POST",
@@ -187,6 +190,7 @@ def routes() -> list[Route]:
             response=NewToken,
             status=201,
             errors=(400, 413, 415, 422),
+            scope="unscoped",
         ),
         Route(
             "DELETE",
@@ -198,6 +202,7 @@ def routes() -> list[Route]:
             status=204,
             params=(token_id,),
             errors=(404,),
+            scope="unscoped",
         ),
         Route(
             "GET",
@@ -207,6 +212,7 @@ def routes() -> list[Route]:
             "Profiles",
             "admin",
             response=ProfileList,
+            scope="unscoped",
         ),
         Route(
             "PATCH",
@@ -219,5 +225,6 @@ def routes() -> list[Route]:
             response=Profile,
             params=(sub,),
             errors=(400, 404, 413, 415, 422),
+            scope="unscoped",
         ),
     ]

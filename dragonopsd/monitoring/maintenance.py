@@ -228,9 +228,16 @@ class MaintenanceService:
             raise not_found("maintenance window", ident)
         return window
 
-    def page(self, limit: int, cursor: str | None) -> tuple[list[Window], str | None]:
-        """Windows by name, limit at a time; the cursor is the last (name, id) seen."""
-        windows = self._windows
+    def all(self) -> list[Window]:
+        """Every window, by name."""
+        return self._windows
+
+    def page(
+        self, limit: int, cursor: str | None, keep: Callable[[Window], bool] | None = None
+    ) -> tuple[list[Window], str | None]:
+        """Windows by name, limit at a time; the cursor is the last (name, id) seen; keep
+        leaves out the windows a scoped caller does not reach before the page is cut."""
+        windows = self._windows if keep is None else [w for w in self._windows if keep(w)]
         if cursor:
             name, ident = decode_cursor(cursor, "name")
             windows = [w for w in windows if (w.name, w.id) > (name, ident)]

@@ -19,6 +19,7 @@ from ..clock import not_before, now_iso
 from ..model.inventory import Body, FieldError, Wire
 from ..problem import Problem, invalid, not_found
 from .monitors import Incident
+from .placement import Within, targets_within
 from .sql import Connection, Database, note_created
 
 Severity = Literal["minor", "major", "critical"]
@@ -180,11 +181,16 @@ class IncidentNotesStore:
         before: tuple[str, str] | None,
         limit: int,
         target: tuple[str, str] | None = None,
+        within: Within | None = None,
     ) -> list[ManualIncident]:
         """Manual incidents newest first, filtered like ``MonitorStore.incidents``; target
-        keeps those about one (kind, id)."""
+        keeps those about one (kind, id), within a scoped caller's (every target in reach)."""
         where: list[str] = []
         args: list[Any] = []
+        if within is not None:
+            clause, more = targets_within(within, "manual_incident_targets", "manual_incidents.id")
+            where.append(clause)
+            args += more
         if state == "open":
             where.append("closed_at IS NULL")
         elif state == "closed":

@@ -15,6 +15,7 @@ from ..model.inventory import Wire
 from ..model.monitor import Monitor, MonitorSpec
 from ..model.schedule import seconds
 from ..problem import FieldIssue, Problem, invalid, not_found
+from .placement import Within, monitors_within
 from .sql import Connection, Database, RowLocks, lock_row, note_created
 
 _encode = msgspec.json.Encoder().encode
@@ -337,10 +338,16 @@ class MonitorStore:
         since: str | None,
         before: tuple[str, str] | None,
         limit: int,
+        within: Within | None = None,
     ) -> list[Incident]:
-        """Incidents newest first, filtered; ``before`` is the (openedAt, id) keyset cursor."""
+        """Incidents newest first, filtered; ``before`` is the (openedAt, id) keyset cursor;
+        within keeps a scoped caller's (those of monitors in its reach)."""
         where: list[str] = []
         args: list[Any] = []
+        if within is not None:
+            clause, more = monitors_within(within, "monitor_id")
+            where.append(clause)
+            args += more
         if monitor_id:
             where.append("monitor_id = ?")
             args.append(monitor_id)

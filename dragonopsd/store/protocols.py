@@ -44,6 +44,7 @@ from .maintenance import Window, WindowSpec
 from .monitors import Closing, Incident, MonitorRow
 from .notifications import ChannelFields, StoredChannel
 from .pings import Ping
+from .placement import Within
 from .samples import Point as SamplePoint
 from .settings import Setting
 from .tokens import AccessScope, Profile, Token
@@ -133,6 +134,7 @@ class MonitorRepo(Protocol):
         since: str | None,
         before: tuple[str, str] | None,
         limit: int,
+        within: Within | None = None,
     ) -> list[Incident]: ...
 
 
@@ -360,6 +362,7 @@ class IncidentNotesRepo(Protocol):
         before: tuple[str, str] | None,
         limit: int,
         target: tuple[str, str] | None = None,
+        within: Within | None = None,
     ) -> list[ManualIncident]: ...
     async def add_update(self, ident: str, spec: UpdateSpec, author: str) -> Change: ...
     async def acknowledge(self, ident: str, by: str) -> tuple[Acknowledgement, bool]: ...
