@@ -9,9 +9,17 @@ from aiohttp import web
 
 from ..appkeys import SETTINGS
 from ..model.inventory import Body, Wire
-from ..problem import invalid
-from ..store.settings import Setting
-from .codec import encode, json_response, read_json
+from ..problem import Problem, invalid
+from ..store.settings import Precondition, Setting
+from .codec import (
+    IF_MATCH,
+    IF_NONE_MATCH,
+    cacheable_response,
+    encode,
+    if_match,
+    json_response,
+    read_json,
+)
 from .route import Param, Route
 
 KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,127}$")
@@ -47,8 +55,27 @@ async def list_settings(request: web.Request) -> web.Response:
 
 
 async def get_setting(request: web.Request) -> web.Response:
-    """One setting."""
-    return json_response(await request.app[SETTINGS].get(_key(request)))
+    """One setting, with the ETag a change or delete sends back as If-Match."""
+    return cacheable_response(request, await request.app[SETTINGS].get(_key(request)))
+
+
+def _same(setting: Setting) -> Setting:
+    return setting  # the representation GET gives (and its ETag's source)
+
+
+def _precondition(request: web.Request) -> Precondition | None:
+    """If-Match as a check inside the write; a setting that is not there matches no ETag
+    (RFC 9110 13.1.1), so a PUT meant to replace one cannot quietly create it again."""
+    check = if_match(request, _same)
+    if check is None:
+        return None
+
+    def run(current: Setting | None) -> None:
+        if current is None:
+            raise Problem(412, "If-Match names a setting that does not exist now; GET it again")
+        check(current)
+
+    return run
 
 
 async def put_setting(request: web.Request) -> web.Response:
@@ -57,13 +84,13 @@ async def put_setting(request: web.Request) -> web.Response:
     body = await read_json(request, SettingPut)
     if len(encode(body.value)) > MAX_VALUE_BYTES:
         raise invalid("$.value", f"at most {MAX_VALUE_BYTES} bytes of JSON")
-    setting, created = await request.app[SETTINGS].put(key, body.value)
-    return json_response(setting, status=201 if created else 200)
+    setting, created = await request.app[SETTINGS].put(key, body.value, _precondition(request))
+    return json_response(setting, status=201 if created else 200, etag=True)
 
 
 async def delete_setting(request: web.Request) -> web.Response:
-    """Remove a setting."""
-    await request.app[SETTINGS].delete(_key(request))
+    """Remove a setting; If-Match is checked inside the delete."""
+    await request.app[SETTINGS].delete(_key(request), if_match(request, _same))
     return web.Response(status=204)
 
 
@@ -88,7 +115,7 @@ def routes() -> list[Route]:
             "Settings",
             "viewer",
             response=Setting,
-            params=(key,),
+            params=(key, IF_NONE_MATCH),
             errors=(404, 422),
         ),
         Route(
@@ -101,8 +128,8 @@ def routes() -> list[Route]:
             body=SettingPut,
             response=Setting,
             also=(201,),
-            params=(key,),
-            errors=(400, 413, 415, 422),
+            params=(key, IF_MATCH),
+            errors=(400, 412, 413, 415, 422),
         ),
         Route(
             "DELETE",
@@ -112,7 +139,7 @@ def routes() -> list[Route]:
             "Settings",
             "admin",
             status=204,
-            params=(key,),
-            errors=(404, 422),
+            params=(key, IF_MATCH),
+            errors=(404, 412, 422),
         ),
     ]
