@@ -95,3 +95,16 @@ async def test_a_setting_put_or_delete_with_a_stale_if_match_is_refused(client: 
     assert gone.status == 412
     assert (await client.get(path)).status == 404
     assert (await client.put(path, json={"value": "again"})).status == 201
+
+
+async def test_a_create_only_setting_put_does_not_replace_one(client: Client) -> None:
+    path = "/api/settings/status.banner"
+    first = await client.put(path, json={"value": "first"}, headers={"If-None-Match": "*"})
+    assert first.status == 201, await first.text()
+    again = await client.put(path, json={"value": "second"}, headers={"If-None-Match": "*"})
+    assert again.status == 412
+    problem = await again.json(content_type="application/problem+json")
+    assert problem["errors"] == [
+        {"field": "key", "message": "a setting named status.banner exists already"}
+    ]
+    assert (await (await client.get(path)).json())["value"] == "first"

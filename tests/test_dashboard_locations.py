@@ -190,5 +190,13 @@ def test_a_setting_changed_between_read_and_write_is_refused(
         assert scene.rest.get("/api/settings/status.banner")["value"] == "theirs"
         page.click(".conflict button:has-text('Reload')")
         page.wait_for_selector("[data-setting='status.banner'] pre:has-text('theirs')")
+        # A new setting of a key that exists is refused beside the key, not put over it.
+        page.click("summary:has-text('New setting')")
+        page.fill("#setting-new-key", "status.banner")
+        page.fill("#setting-new-value", '"new"')
+        page.click("button:has-text('Add setting')")
+        error = page.wait_for_selector("[data-field='$.key'] .field-error:visible")
+        assert "exists already" in error.inner_text()
+        assert scene.rest.get("/api/settings/status.banner")["value"] == "theirs"
         watch.errors = [e for e in watch.errors if "status of 412" not in e]
         watch.assert_clean()

@@ -39,6 +39,17 @@ export async function mount(root, _params, ctx) {
   return () => gates.stop();
 }
 
+/** PUT a new setting, create-only: one of that key made meanwhile (or missed in the list) is
+ * reported on the key field, as a mistake to correct rather than a conflict to reload. */
+async function create(path, body) {
+  try {
+    return await api(path, {method: "PUT", body, ifNoneMatch: "*"});
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 412) throw new ApiError(409, err.problem);
+    throw err;
+  }
+}
+
 /** A form that PUTs one setting (setting null: a new one, key typed) and, for an existing one,
  * deletes it. after() reloads the list. */
 function editor(setting, after) {
@@ -76,10 +87,10 @@ function editor(setting, after) {
     ev.preventDefault();
     const name = setting?.key ?? key.read();
     const path = `/api/settings/${encodeURIComponent(name ?? "")}`;
-    const body = {value: JSON.parse(value.input.value)};
+    const body = () => ({value: JSON.parse(value.input.value)}); // once check() said it parses
     const done = await submit(form, save, async () => (setting
-      ? write(path, {method: "PUT", body, etag: await shownEtag(path, setting), loaded: setting})
-      : api(path, {method: "PUT", body})), {reload: after});
+      ? write(path, {method: "PUT", body: body(), etag: await shownEtag(path, setting), loaded: setting})
+      : create(path, body())), {reload: after});
     if (!done) return;
     announce(`${name} saved`);
     after();
