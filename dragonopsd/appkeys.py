@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .monitoring.incident_desk import IncidentDesk
     from .monitoring.maintenance import MaintenanceService
     from .monitoring.push import Pushes
+    from .monitoring.remote import RemoteProbes
     from .monitoring.service import MonitorService
     from .monitoring.statuspage import StatusPages
     from .monitoring.views import EngineView
@@ -87,6 +88,8 @@ INCIDENTS: web.AppKey[IncidentDesk] = web.AppKey("incidents")
 PUSHES: web.AppKey[Pushes] = web.AppKey("pushes")
 # Read-only: the board, counts and engine figures (monitoring/views.py).
 ENGINE_VIEW: web.AppKey[EngineView] = web.AppKey("engine_view")
+# Remote probing over Redis: jobs out, results in, and which locations have live workers.
+REMOTE: web.AppKey[RemoteProbes] = web.AppKey("remote")
 # The public status pages of [status_page] (monitoring/statuspage.py).
 STATUS_PAGES: web.AppKey[StatusPages] = web.AppKey("status_pages")
 # The websocket hub: clients, topic index, seq counters, snapshot providers (live/hub.py).

@@ -23,6 +23,7 @@ from .appkeys import (
     MONITORS,
     NOTIFIER,
     PUSHES,
+    REMOTE,
     STATUS_PAGES,
 )
 from .assistant.service import AssistantService
@@ -120,7 +121,7 @@ def monitoring(
         on_change=[dashboard.invalidate],
     )
     prober = Prober(cfg.probes, guard, secrets=vault.value_by_name)
-    remote = RemoteProbes(link, history, core.node if core is not None else "")
+    remote = app[REMOTE] = RemoteProbes(link, history, core.node if core is not None else "")
     rounds = Rounds(runtimes=runtimes, verdict=verdict, prober=prober, remote=remote)
     pushes = app[PUSHES] = Pushes(verdict=verdict, pings=PingStore(db), runtimes=runtimes)
     engine = Engine(

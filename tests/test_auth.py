@@ -134,6 +134,7 @@ EXPECTED_ROLES = {
     ("GET", "/api/badge/{id}/uptime.svg"): "public",
     ("GET", "/api/badge/{id}/response.svg"): "public",
     ("GET", "/api/cluster"): "viewer",
+    ("GET", "/api/locations"): "viewer",
     ("GET", "/api/alert-rules"): "viewer",
     ("POST", "/api/alert-rules"): "operator",
     ("GET", "/api/alert-rules/{id}"): "viewer",

@@ -18,7 +18,11 @@ from ..model.inventory import Body, Description, Wire
 from ..problem import invalid
 from ..store.vault import Secret
 from .codec import (
+    IF_MATCH,
+    IF_NONE_MATCH,
+    cacheable_response,
     id_param,
+    if_match,
     json_response,
     no_repeats,
     page_limit,
@@ -103,22 +107,28 @@ async def create_secret(request: web.Request) -> web.Response:
 
 
 async def get_secret(request: web.Request) -> web.Response:
-    """One secret's metadata."""
-    return json_response(await request.app[VAULT].get(path_uuid(request, "secret")))
+    """One secret's metadata, with the ETag a rotate or delete sends back as If-Match."""
+    return cacheable_response(request, await request.app[VAULT].get(path_uuid(request, "secret")))
+
+
+def _same(meta: Secret) -> Secret:
+    return meta  # the metadata is the representation GET gives (and its ETag's source)
 
 
 async def patch_secret(request: web.Request) -> web.Response:
-    """Replace the value and/or description."""
+    """Replace the value and/or description; If-Match is checked inside the write."""
     ident = path_uuid(request, "secret")
     body = await read_json(request, SecretPatch)
     _check_value(body.value)
-    return json_response(await request.app[VAULT].update(ident, body.value, body.description))
+    precondition = if_match(request, _same)
+    meta = await request.app[VAULT].update(ident, body.value, body.description, precondition)
+    return json_response(meta, etag=True)
 
 
 async def delete_secret(request: web.Request) -> web.Response:
-    """Remove a secret."""
+    """Remove a secret; If-Match is checked inside the delete."""
     ident = path_uuid(request, "secret")
-    await request.app[VAULT].delete(ident)
+    await request.app[VAULT].delete(ident, if_match(request, _same))
     return web.Response(status=204)
 
 
@@ -178,7 +188,7 @@ def routes() -> list[Route]:
             tag,
             "viewer",
             response=Secret,
-            params=(ident,),
+            params=(ident, IF_NONE_MATCH),
             errors=_unavailable((404,)),
             scope="unscoped",
         ),
@@ -191,8 +201,8 @@ def routes() -> list[Route]:
             "admin",
             body=SecretPatch,
             response=Secret,
-            params=(ident,),
-            errors=_unavailable((400, 404, 413, 415, 422)),
+            params=(ident, IF_MATCH),
+            errors=_unavailable((400, 404, 412, 413, 415, 422)),
             scope="unscoped",
         ),
         Route(
@@ -203,8 +213,8 @@ def routes() -> list[Route]:
             tag,
             "admin",
             status=204,
-            params=(ident,),
-            errors=_unavailable((404,)),
+            params=(ident, IF_MATCH),
+            errors=_unavailable((404, 412)),
             scope="unscoped",
         ),
         Route(

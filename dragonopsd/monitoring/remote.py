@@ -36,6 +36,10 @@ SYNC_TIMEOUT = 30.0  # seconds to wait for the history writer to commit a batch
 Handler = Callable[[ProbeOutcome], Awaitable[None]]
 
 
+def _text(name: str | bytes) -> str:
+    return name.decode() if isinstance(name, bytes) else name
+
+
 class NotStored(Exception):
     """A batch of results could not be confirmed committed (writer failing or rows dropped)."""
 
@@ -73,6 +77,27 @@ class RemoteProbes:
             return False
         self._alive[location] = (now, count > 0)
         return count > 0
+
+    async def locations(self) -> dict[str, int]:
+        """Each location with a live worker (one heard from in the last WORKER_TTL s) -> how
+        many it has; empty without Redis. Raises ERRORS when Redis does not answer."""
+        link = self._link
+        if link is None:
+            return {}
+        since = link.now() - WORKER_TTL
+        try:
+            raw: list[Any] = await link.client.zrangebyscore(link.keys.locations, since, "+inf")
+            names = [_text(n) for n in raw]
+            pipe = link.client.pipeline(transaction=False)
+            for name in names:
+                pipe.zcount(link.keys.workers(name), since, "+inf")
+            counts = await pipe.execute() if names else []
+        except ERRORS as exc:
+            link.failed(exc, "locations")
+            raise
+        # A location whose last worker stopped (and left) since its last mark has none now.
+        found = {n: int(c) for n, c in zip(names, counts, strict=True) if c}
+        return dict(sorted(found.items()))
 
     def shared(self, t: float) -> float:
         """A time of this host in Redis's clock (what workers compare job times with)."""

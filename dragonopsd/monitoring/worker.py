@@ -87,6 +87,7 @@ class Worker:
 
     async def _heartbeat(self) -> None:
         key = self._link.keys.workers(self.location)
+        locations = self._link.keys.locations
         while True:
             if await self._link.ping():
                 now = self._link.now()  # the core compares it with its own view of Redis's clock
@@ -94,6 +95,8 @@ class Worker:
                     pipe = self._link.client.pipeline(transaction=False)
                     pipe.zadd(key, {self.name: now})
                     pipe.zremrangebyscore(key, "-inf", now - 60)  # long-gone workers
+                    pipe.zadd(locations, {self.location: now})  # GET /api/locations lists it
+                    pipe.zremrangebyscore(locations, "-inf", now - 60)
                     await pipe.execute()
                 except ERRORS as exc:
                     self._link.failed(exc, "heartbeat")

@@ -63,6 +63,12 @@ class Keys:
         return f"{self.prefix}:workers:{location}"
 
     @property
+    def locations(self) -> str:
+        """Sorted set: location -> last time a worker of it said it was alive (Unix seconds,
+        Redis's clock), so the locations can be listed without scanning the keyspace."""
+        return f"{self.prefix}:locations"
+
+    @property
     def actions(self) -> str:
         """Stream of accepted server action ids."""
         return f"{self.prefix}:actions"

@@ -29,7 +29,7 @@ from ..model.inventory import Wire
 from ..problem import Problem
 from ..store.protocols import ChannelRepo, VaultRepo
 from ..store.unit import on_commit
-from ..store.vault import Sealed, Secret
+from ..store.vault import Precondition, Sealed, Secret
 from .crypto import (
     KeyRing,
     KeyRingError,
@@ -313,9 +313,14 @@ class VaultService:
         return meta
 
     async def update(
-        self, ident: str, value: str | UnsetType, description: str | UnsetType | None
+        self,
+        ident: str,
+        value: str | UnsetType,
+        description: str | UnsetType | None,
+        precondition: Precondition | None = None,
     ) -> Secret:
-        """Replace the value (a new version) and/or the description."""
+        """Replace the value (a new version) and/or the description. ``precondition`` (an
+        If-Match) is checked on the row inside the write, so nothing between counts."""
         ring = await self._keys()
         sealed = check = None
         if value is not UNSET:
@@ -323,15 +328,20 @@ class VaultService:
             sealed = _seal(ring, current, value.encode())
             check = key_check(ring, sealed[0])
         elif description is UNSET:
-            return (await self.store.get(ident)).meta
-        meta = await self.store.update(ident, now_iso(), description, sealed, check)
+            meta = (await self.store.get(ident)).meta
+            if precondition is not None:
+                precondition(meta)
+            return meta
+        meta = await self.store.update(
+            ident, now_iso(), description, sealed, check, precondition=precondition
+        )
         self._changed(meta, "updated")
         return meta
 
-    async def delete(self, ident: str) -> None:
-        """Remove a secret."""
+    async def delete(self, ident: str, precondition: Precondition | None = None) -> None:
+        """Remove a secret (``precondition`` as for update)."""
         await self._keys()
-        self._changed(await self.store.delete(ident), "deleted")
+        self._changed(await self.store.delete(ident, precondition), "deleted")
 
     async def value_by_name(self, name: str) -> str | None:
         """The value of the secret ``key`` (env "default") or ``env/key``; None if there is

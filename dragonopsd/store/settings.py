@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -10,7 +11,7 @@ import msgspec
 from ..clock import now_iso
 from ..model.inventory import Wire
 from ..problem import not_found
-from .sql import Database
+from .sql import Connection, Database
 
 _encode = msgspec.json.Encoder().encode
 _decode = msgspec.json.Decoder().decode
@@ -27,12 +28,20 @@ class Setting(Wire, kw_only=True):
 
 
 _COLS = "id, key, value, created_at, updated_at"
+# A check of the current setting (None: there is none) that raises to refuse a write.
+Precondition = Callable[[Setting | None], None]
 
 
 def _setting(row: Any) -> Setting:
     return Setting(
         id=row[0], key=row[1], value=_decode(row[2]), created_at=row[3], updated_at=row[4]
     )
+
+
+async def _one(conn: Connection, key: str) -> Setting | None:
+    async with conn.execute(f"SELECT {_COLS} FROM settings WHERE key = ?", (key,)) as cur:
+        row = await cur.fetchone()
+    return None if row is None else _setting(row)
 
 
 class SettingsStore:
@@ -51,33 +60,37 @@ class SettingsStore:
 
     async def get(self, key: str) -> Setting:
         """One setting or 404."""
-        async with (
-            self.db.read() as conn,
-            conn.execute(f"SELECT {_COLS} FROM settings WHERE key = ?", (key,)) as cur,
-        ):
-            row = await cur.fetchone()
-        if row is None:
+        async with self.db.read() as conn:
+            found = await _one(conn, key)
+        if found is None:
             raise not_found("setting", key)
-        return _setting(row)
+        return found
 
-    async def put(self, key: str, value: Any) -> tuple[Setting, bool]:
-        """Create or replace; returns the setting and whether it was created."""
+    async def put(
+        self, key: str, value: Any, precondition: Precondition | None = None
+    ) -> tuple[Setting, bool]:
+        """Create or replace; returns the setting and whether it was created. ``precondition``
+        (an If-Match) sees the current setting, None when there is none, inside the write."""
         now = now_iso()
         async with self.db.write() as conn:
-            async with conn.execute("SELECT 1 FROM settings WHERE key = ?", (key,)) as cur:
-                existed = await cur.fetchone() is not None
+            current = await _one(conn, key)
+            if precondition is not None:
+                precondition(current)
             await conn.execute(
                 f"INSERT INTO settings ({_COLS}) VALUES (?, ?, ?, ?, ?) ON CONFLICT(key) DO "
                 "UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (str(uuid.uuid4()), key, _encode(value).decode(), now, now),
             )
-            async with conn.execute(f"SELECT {_COLS} FROM settings WHERE key = ?", (key,)) as cur:
-                row = await cur.fetchone()
-        return _setting(row), not existed
+            setting = await _one(conn, key)
+        assert setting is not None
+        return setting, current is None
 
-    async def delete(self, key: str) -> None:
-        """Remove a setting or 404."""
+    async def delete(self, key: str, precondition: Callable[[Setting], None] | None = None) -> None:
+        """Remove a setting or 404 (``precondition`` as for put, on the setting there)."""
         async with self.db.write() as conn:
-            cur = await conn.execute("DELETE FROM settings WHERE key = ?", (key,))
-            if cur.rowcount == 0:
+            current = await _one(conn, key)
+            if current is None:
                 raise not_found("setting", key)
+            if precondition is not None:
+                precondition(current)
+            await conn.execute("DELETE FROM settings WHERE key = ?", (key,))

@@ -42,6 +42,9 @@ class Sealed:
     blob: bytes
 
 
+# A check of the current row that raises to refuse the write (an If-Match, api/codec.py).
+Precondition = Callable[[Secret], None]
+
 _COLS = "id, key, env, version, description, created_at, updated_at, key_id, value"
 
 
@@ -157,8 +160,11 @@ class VaultStore:
         description: str | UnsetType | None,
         sealed: tuple[str, bytes] | None,
         check: tuple[str, bytes] | None,
+        *,
+        precondition: Precondition | None = None,
     ) -> Secret:
-        """Change the description and/or the sealed value (bumping version); 404 when gone."""
+        """Change the description and/or the sealed value (bumping version); 404 when gone.
+        ``precondition`` (an If-Match) sees the row as it is inside the same transaction."""
         sets = ["updated_at = ?"]
         args: list[Any] = [now]
         if description is not UNSET:
@@ -168,6 +174,8 @@ class VaultStore:
             sets += ["key_id = ?", "value = ?", "version = version + 1"]
             args += list(sealed)
         async with self.db.write() as conn:
+            if precondition is not None:
+                precondition((await _one(conn, ident)).meta)
             cur = await conn.execute(
                 f"UPDATE secrets SET {', '.join(sets)} WHERE id = ?", [*args, ident]
             )
@@ -177,10 +185,12 @@ class VaultStore:
                 await _put_check(conn, check)
             return (await _one(conn, ident)).meta
 
-    async def delete(self, ident: str) -> Secret:
+    async def delete(self, ident: str, precondition: Precondition | None = None) -> Secret:
         """Delete a row; returns its metadata, 404 when it does not exist."""
         async with self.db.write() as conn:
             current = await _one(conn, ident)
+            if precondition is not None:
+                precondition(current.meta)
             await conn.execute("DELETE FROM secrets WHERE id = ?", (ident,))
         return current.meta
 

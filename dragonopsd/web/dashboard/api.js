@@ -29,15 +29,17 @@ export const UNAUTHORIZED = "dragonops:unauthorized";
 
 /**
  * Call the API. path is absolute ("/api/..."); body is sent as JSON; token overrides the
- * session's (for the sign-in check); ifMatch sends If-Match (the ETag a form read). Resolves to
+ * session's (for the sign-in check); ifMatch sends If-Match (the ETag a form read), ifNoneMatch
+ * If-None-Match ("*": create only, for a PUT that would otherwise replace). Resolves to
  * the decoded JSON, or null on 204; with meta, to {data, etag} (forms keep the ETag).
  */
-export async function api(path, {method = "GET", body, token, signal, ifMatch, meta = false} = {}) {
+export async function api(path, {method = "GET", body, token, signal, ifMatch, ifNoneMatch, meta = false} = {}) {
   const headers = {Accept: "application/json"};
   const credential = token ?? session.token;
   if (credential) headers.Authorization = `Bearer ${credential}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (ifMatch) headers["If-Match"] = ifMatch;
+  if (ifNoneMatch) headers["If-None-Match"] = ifNoneMatch;
   let resp;
   try {
     resp = await fetch(path, {

@@ -105,15 +105,21 @@ export class Form {
   /** Show a conflict (412): someone else changed it; offer a reload instead of overwriting. */
   showConflict(reload) {
     this.clearErrors();
-    const button = h("button", {type: "button", on: {click: reload}}, "Reload");
-    this.alert.replaceChildren(h("div.error.conflict", {"data-conflict": "true"},
-      h("p", {}, h("strong", {}, "Changed by someone else \u2014 reload. "),
-        "It was changed after you opened this form, so your edit was not saved (it would have ",
-        "overwritten theirs). Reload to see the current version, then make your change again."),
-      button));
-    button.focus();
-    announce("Changed by someone else; reload");
+    this.alert.replaceChildren(conflict(reload));
   }
+}
+
+/** The conflict notice (412) with its Reload button, focused; for forms and lone buttons. */
+export function conflict(reload) {
+  const button = h("button", {type: "button", on: {click: reload}}, "Reload");
+  const node = h("div.error.conflict", {"data-conflict": "true"},
+    h("p", {}, h("strong", {}, "Changed by someone else \u2014 reload. "),
+      "It was changed after you opened this form, so your edit was not saved (it would have ",
+      "overwritten theirs). Reload to see the current version, then make your change again."),
+    button);
+  queueMicrotask(() => button.focus());
+  announce("Changed by someone else; reload");
+  return node;
 }
 
 function setError(f, message) {
@@ -252,6 +258,20 @@ export async function write(path, {method, body, etag, loaded, query = ""}) {
     if (fresh.data?.updatedAt !== loaded.updatedAt) throw err;
     return await api(path + query, {method, body, ifMatch: fresh.etag, meta: true});
   }
+}
+
+/**
+ * The ETag of an item as a list showed it (list rows carry none): GET it now, and when its
+ * updatedAt is no longer the shown one, someone changed it since the list was drawn: an
+ * ApiError 412, as a stale If-Match gets, so the caller shows the conflict. Passing it to
+ * write() then closes the gap between this read and the write.
+ */
+export async function shownEtag(path, shown) {
+  const fresh = await api(path, {meta: true});
+  if (fresh.data?.updatedAt !== shown.updatedAt) {
+    throw new ApiError(412, {status: 412, detail: "changed since the list was loaded"});
+  }
+  return fresh.etag;
 }
 
 /**

@@ -1,15 +1,19 @@
 // Create ("#/monitors/new", "?from=<id>" clones), edit ("#/monitors/<id>/edit") and delete a
 // monitor. Only the chosen kind's fields show; conditions are edited a row each; "Test now"
 // probes the unsaved form (POST /api/monitors/test) and marks each row with its verdict.
-// A monitor declared in the config file is shown read-only with the reason.
+// A monitor declared in the config file is shown read-only with the reason. Where remote
+// probe workers run (GET /api/locations lists their locations), the locations to check from
+// and the quorum are fields too; without any, a monitor's locations are kept as they are.
 
 import {ApiError, api} from "./api.js";
 import {announce, badge, errorBox, h, ms} from "./dom.js";
-import {Form, ask, buttons, chips, field, gate, hashQuery, readOnlyNote, submit, write} from "./forms.js";
+import {Form, ask, buttons, chips, field, gate, hashQuery, multi, readOnlyNote, submit, write} from "./forms.js";
 import {KINDS, KIND_FIELDS, conditionsEditor, kindFields, showKind} from "./monitor_kinds.js";
 
-// Spec fields the form does not draw but a body must carry on (clone, test): kept as loaded.
+// Spec fields a body must carry on (clone, test) when the form does not draw them (no remote
+// locations to choose from): kept as loaded.
 const CARRIED = ["locations", "quorum"];
+const LOCAL = "local"; // the core itself: always a choice, never listed by /api/locations
 
 export async function mount(root, {id}, ctx) {
   const editing = id != null;
@@ -24,7 +28,7 @@ export async function mount(root, {id}, ctx) {
     return null;
   }
   const managed = editing && item.managedBy === "config";
-  const targets = await hierarchy();
+  const [targets, remote] = await Promise.all([hierarchy(), remoteLocations()]);
   const form = new Form("monitor-form", {label: "Monitor"});
   const fid = form.id;
   const f = {};
@@ -49,6 +53,8 @@ export async function mount(root, {id}, ctx) {
   const tags = form.add(chips(fid, {path: "$.tags", label: "Tags", value: item?.tags ?? []}));
   put("description", {label: "Description", type: "textarea", rows: 2});
   put("enabled", {label: "Enabled (checked on schedule)", type: "checkbox", value: item?.enabled ?? true});
+  const placesBox = remote.items.length ? placesFields() : remote.error ? h("p.notice", {role: "note"},
+    `Probe locations cannot be listed now (${remote.error.message}); this monitor keeps its locations.`) : null;
   const conditions = conditionsEditor(form, item?.conditions ?? (editing || from ? [] : ["[STATUS] == 200"]), () => f.kind.input.value);
 
   const kindBox = h("fieldset.kind-fields", {}, h("legend", {}, "What to check"), ...Object.values(kinds).map((k) => k.node));
@@ -59,7 +65,7 @@ export async function mount(root, {id}, ctx) {
   const remove = editing && !managed ? h("button.danger", {type: "button", on: {click: del}}, "Delete monitor") : null;
   const result = h("div.test-result", {"aria-live": "polite"});
   const body = h("fieldset.plain", {disabled: managed || null},
-    f.name.node, f.kind.node, kindBox, conditions.node, scheduleBox,
+    f.name.node, f.kind.node, kindBox, conditions.node, scheduleBox, placesBox,
     h("fieldset", {}, h("legend", {}, "Place and labels"), placed.node, tags.node, f.description.node));
   form.node.append(form.alert, body, result, buttons(managed ? null : save, test, remove));
   form.node.addEventListener("submit", (ev) => {
@@ -87,6 +93,24 @@ export async function mount(root, {id}, ctx) {
   heading, ...notes, h("div", {"data-write": ""}, form.node));
   const gates = gate(root, ctx);
 
+  /** Locations (local and the listed remote ones, plus any the monitor names whose workers are
+   * gone now, so an edit does not drop them) as checkboxes, and the quorum. */
+  function placesFields() {
+    const live = new Map(remote.items.map((l) => [l.name, l.workers]));
+    const chosen = item?.locations ?? [LOCAL];
+    const names = [...new Set([LOCAL, ...live.keys(), ...chosen])];
+    const text = (n) => n === LOCAL ? `${LOCAL} (this daemon)`
+      : live.has(n) ? `${n} (${live.get(n)} worker${live.get(n) === 1 ? "" : "s"})` : `${n} (no worker now)`;
+    const where = form.add(multi(fid, {path: "$.locations", label: "Locations", value: chosen,
+      options: names.map((n) => [n, text(n)]), hint: "Each location checks the monitor every interval."}));
+    where.validate = () => (where.read().length ? null : "Choose at least one location");
+    const quorum = put("quorum", {label: "Quorum (failing locations for down)", type: "number", min: 1, max: 16,
+      integer: true, placeholder: "a majority", hint: "Down when at least this many locations fail; empty: a majority."});
+    const own = quorum.validate;
+    quorum.validate = () => own() ?? (quorum.read() > where.read().length ? "At most the number of locations chosen" : null);
+    return h("fieldset.locations", {}, h("legend", {}, "Where to check from"), where.node, quorum.node);
+  }
+
   /** The form as a full monitor body (POST and test): empty fields left out. */
   function full() {
     const out = {};
@@ -100,7 +124,7 @@ export async function mount(root, {id}, ctx) {
     }
     const [which, target] = placed.input.value.split(":");
     if (target) out[which] = target;
-    for (const key of CARRIED) if (item?.[key] != null) out[key] = item[key];
+    for (const key of CARRIED) if (!form.fields.has(`$.${key}`) && item?.[key] != null) out[key] = item[key];
     if (kind === "push" && out.cron) delete out.interval;
     out.conditions = conditions.read();
     return out;
@@ -163,6 +187,15 @@ export async function mount(root, {id}, ctx) {
 
 function defaultTimeout(m) {
   return Math.round(Math.min(10, 0.8 * (m.interval ?? 60)) * 1000) / 1000;
+}
+
+/** Remote probe locations with a live worker: {items, error}; an error leaves them out. */
+async function remoteLocations() {
+  try {
+    return {items: (await api("/api/locations")).items, error: null};
+  } catch (err) {
+    return {items: [], error: err};
+  }
 }
 
 /** Environments and servers as ["environmentId:<id>", "Acme / Portal / Production"], ... */

@@ -2,10 +2,12 @@
 // at a time; it is fetched on demand (and audited by the daemon), shown for 30 seconds, and
 // never kept in a variable after it is hidden. Admins also create a secret, rotate its value
 // (a new version) and delete it here; the values typed go out once and are never shown back.
+// Rotate and delete send If-Match for the row as the list showed it: a change made meanwhile
+// (another tab, the CLI) is reported, never overwritten.
 
-import {api, query} from "./api.js";
+import {ApiError, api, query} from "./api.js";
 import {announce, clear, copy, errorBox, h, time} from "./dom.js";
-import {Form, ask, buttons, field, gate, needs, submit} from "./forms.js";
+import {Form, ask, buttons, conflict, field, gate, needs, shownEtag, submit, write} from "./forms.js";
 
 const REVEAL_SECONDS = 30;
 
@@ -112,9 +114,11 @@ export async function mount(root, _params, ctx) {
       form.node.append(form.alert, value.node, buttons(save, cancel));
       form.node.addEventListener("submit", async (ev) => {
         ev.preventDefault();
-        const done = await submit(form, save, () => api(`/api/secrets/${s.id}`, {method: "PATCH", body: {value: value.read()}}));
+        const path = `/api/secrets/${s.id}`;
+        const done = await submit(form, save, async () => write(path,
+          {method: "PATCH", body: {value: value.read()}, etag: await shownEtag(path, s), loaded: s}), {reload: () => load()});
         if (!done) return;
-        announce(`${s.key} rotated to version ${done.version}`);
+        announce(`${s.key} rotated to version ${done.data.version}`);
         await load();
       });
       place.replaceChildren(form.node);
@@ -124,12 +128,13 @@ export async function mount(root, _params, ctx) {
       const sure = await ask(`Delete ${s.key} (${s.env})?`, "Monitors and actions that name it stop finding it.",
         [{value: "delete", label: "Delete secret", danger: true}]);
       if (sure !== "delete") return;
+      const path = `/api/secrets/${s.id}`;
       try {
-        await api(`/api/secrets/${s.id}`, {method: "DELETE"});
+        await write(path, {method: "DELETE", etag: await shownEtag(path, s), loaded: s});
         announce(`${s.key} deleted`);
         await load();
       } catch (err) {
-        place.replaceChildren(errorBox(err));
+        place.replaceChildren(err instanceof ApiError && err.status === 412 ? conflict(() => load()) : errorBox(err));
       }
     }}}, "Delete");
     return [rotate, " ", remove, place];

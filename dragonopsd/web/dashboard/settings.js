@@ -1,10 +1,11 @@
 // Settings: runtime key -> JSON value pairs (GET /api/settings for every role). Admins add a
 // setting, change a value (typed as JSON, checked in the browser before it is sent) and delete
-// one; each row edits in place.
+// one; each row edits in place, sending If-Match for the value as the list showed it, so a
+// change made meanwhile is reported ("changed by someone else") instead of overwritten.
 
-import {api} from "./api.js";
+import {ApiError, api} from "./api.js";
 import {announce, clear, errorBox, h, time} from "./dom.js";
-import {Form, ask, buttons, field, gate, needs, submit} from "./forms.js";
+import {Form, ask, buttons, field, gate, needs, shownEtag, submit, write} from "./forms.js";
 
 const KEY = "[a-z][a-z0-9_.\\-]{0,127}";
 
@@ -38,6 +39,17 @@ export async function mount(root, _params, ctx) {
   return () => gates.stop();
 }
 
+/** PUT a new setting, create-only: one of that key made meanwhile (or missed in the list) is
+ * reported on the key field, as a mistake to correct rather than a conflict to reload. */
+async function create(path, body) {
+  try {
+    return await api(path, {method: "PUT", body, ifNoneMatch: "*"});
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 412) throw new ApiError(409, err.problem);
+    throw err;
+  }
+}
+
 /** A form that PUTs one setting (setting null: a new one, key typed) and, for an existing one,
  * deletes it. after() reloads the list. */
 function editor(setting, after) {
@@ -60,20 +72,25 @@ function editor(setting, after) {
     const sure = await ask(`Delete ${setting.key}?`, "What reads it falls back to its default.",
       [{value: "delete", label: "Delete setting", danger: true}]);
     if (sure !== "delete") return;
+    const path = `/api/settings/${encodeURIComponent(setting.key)}`;
     try {
-      await api(`/api/settings/${encodeURIComponent(setting.key)}`, {method: "DELETE"});
+      await write(path, {method: "DELETE", etag: await shownEtag(path, setting), loaded: setting});
       announce(`${setting.key} deleted`);
       after();
     } catch (err) {
-      form.showProblem(err);
+      if (err instanceof ApiError && err.status === 412) form.showConflict(after);
+      else form.showProblem(err);
     }
   }}}, "Delete") : null;
   form.node.append(form.alert, key?.node, value.node, buttons(save, remove));
   form.node.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const name = setting?.key ?? key.read();
-    const done = await submit(form, save, () => api(`/api/settings/${encodeURIComponent(name ?? "")}`,
-      {method: "PUT", body: {value: JSON.parse(value.input.value)}}));
+    const path = `/api/settings/${encodeURIComponent(name ?? "")}`;
+    const body = () => ({value: JSON.parse(value.input.value)}); // once check() said it parses
+    const done = await submit(form, save, async () => (setting
+      ? write(path, {method: "PUT", body: body(), etag: await shownEtag(path, setting), loaded: setting})
+      : create(path, body())), {reload: after});
     if (!done) return;
     announce(`${name} saved`);
     after();
