@@ -8,9 +8,20 @@ from collections.abc import Callable
 import msgspec
 
 from .cache import Cache
+from .model.inventory import DashboardStats
 from .store.protocols import InventoryRepo
 
 STATS_KEY = "stats:dashboard"
+
+
+def count_monitors(stats: DashboardStats, counts: dict[str, int]) -> DashboardStats:
+    """Fill in the monitors per status and the health they add up to."""
+    # Only a verdict counts: pending (not yet checked, or retrying), paused and maintenance
+    # monitors are neither healthy nor not.
+    up, down = counts.get("up", 0), counts.get("down", 0)
+    stats.monitors = {"total": sum(counts.values()), **counts}
+    stats.health = round(100.0 * up / (up + down), 1) if up + down else 100.0
+    return stats
 
 
 class DashboardService:
@@ -51,12 +62,7 @@ class DashboardService:
         try:
             stats = await self._store.stats()
             if self.monitor_counts is not None:
-                counts = self.monitor_counts()
-                # Only a verdict counts: pending (not yet checked, or retrying), paused and
-                # maintenance monitors are neither healthy nor not.
-                up, down = counts.get("up", 0), counts.get("down", 0)
-                stats.monitors = {"total": sum(counts.values()), **counts}
-                stats.health = round(100.0 * up / (up + down), 1) if up + down else 100.0
+                count_monitors(stats, self.monitor_counts())
             body = self._encode(stats)
             if epoch == self._epoch:  # no write committed meanwhile: safe to keep
                 await self._cache.set(STATS_KEY, body, self._ttl)

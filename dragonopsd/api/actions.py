@@ -9,8 +9,9 @@ from aiohttp import web
 from ..actions.service import request_hash
 from ..appkeys import ACTIONS, PRINCIPAL
 from ..model.inventory import Body, Wire
-from ..problem import invalid
+from ..problem import invalid, not_found
 from ..store.actions import Action, ActionKind, ActionState, NewAction
+from .access import reach
 from .codec import (
     UUID_SCHEMA,
     id_param,
@@ -57,6 +58,8 @@ async def create_action(request: web.Request) -> web.Response:
     server_id = path_uuid(request, "server")
     key = _idempotency_key(request)
     body = await read_json(request, ActionRequest)
+    if not (await reach(request)).server(server_id):  # as one that does not exist
+        raise not_found("server", server_id)
     action, created = await request.app[ACTIONS].submit(
         NewAction(
             server_id=server_id,
@@ -75,7 +78,10 @@ async def create_action(request: web.Request) -> web.Response:
 async def get_action(request: web.Request) -> web.Response:
     """One action."""
     ident = path_uuid(request, "action")
-    return json_response(await request.app[ACTIONS].store.get(ident))
+    action = await request.app[ACTIONS].store.get(ident)
+    if not (await reach(request)).server(action.server_id):  # as one that does not exist
+        raise not_found("action", ident)
+    return json_response(action)
 
 
 async def list_actions(request: web.Request) -> web.Response:
@@ -85,8 +91,9 @@ async def list_actions(request: web.Request) -> web.Response:
     server_id = query_uuid(q, "serverId")
     states = query_list(q, "state", STATES)
     limit = page_limit(q, DEFAULT_LIMIT)
+    seen = await reach(request)
     items, cursor = await request.app[ACTIONS].store.page(
-        server_id, states, limit, q.get("cursor") or None
+        server_id, states, limit, q.get("cursor") or None, seen.servers
     )
     return json_response(ActionPage(items=items, next_cursor=cursor))
 
@@ -115,6 +122,7 @@ def routes() -> list[Route]:
                 ),
             ),
             errors=(400, 404, 409, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -134,6 +142,7 @@ def routes() -> list[Route]:
                 *page_params(DEFAULT_LIMIT),
             ),
             errors=(422,),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -145,5 +154,6 @@ def routes() -> list[Route]:
             response=Action,
             params=(id_param("action"),),
             errors=(404, 422),
+            scope="filtered",
         ),
     ]

@@ -137,6 +137,7 @@ def routes() -> list[Route]:
             params=params,
             errors=(404, 422),
             content_type=SVG,
+            scope="global",
         )
         for name, handler, summary, params in rows
     ]

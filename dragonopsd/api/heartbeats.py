@@ -13,6 +13,7 @@ from ..problem import invalid
 from ..store.history_query import Point, UptimeWindow
 from .codec import duration, id_param, iso_time, json_response, page_limit, path_uuid, query_time
 from .route import Param, Route
+from .scoped import monitor_row
 
 STATUS_NAMES = {code: name for name, code in STATUS_CODES.items()}
 
@@ -52,8 +53,7 @@ class Heartbeats(Wire, kw_only=True):
 
 async def history(request: web.Request) -> web.Response:
     """Heartbeat history aggregated per step (from raw rows or rollups)."""
-    service = request.app[MONITORS]
-    row = await service.store.get(path_uuid(request, "monitor"))
+    row = await monitor_row(request, path_uuid(request, "monitor"))
     q = request.query
     now = time.time()
     until = query_time(q.get("until"), "until", now)
@@ -71,7 +71,7 @@ async def history(request: web.Request) -> web.Response:
 async def uptime(request: web.Request) -> web.Response:
     """Uptime %, p50/p95/p99, incident count and MTTR per window."""
     service = request.app[MONITORS]
-    row = await service.store.get(path_uuid(request, "monitor"))
+    row = await monitor_row(request, path_uuid(request, "monitor"))
     names = [w.strip() for w in request.query.get("windows", "24h,7d,30d").split(",") if w.strip()]
     if not names or len(names) > 8:
         raise invalid("windows", "1 to 8 windows, e.g. 24h,7d,30d,365d")
@@ -103,7 +103,7 @@ async def heartbeats(request: web.Request) -> web.Response:
     """The newest raw heartbeats (kept [history] raw_hours), newest first."""
     ident = path_uuid(request, "monitor")
     limit = page_limit(request.query, 50)
-    row = await request.app[MONITORS].store.get(ident)
+    row = await monitor_row(request, ident)
     beats = await request.app[HISTORY_QUERY].recent(row.seq, limit)
     items = [
         Beat(
@@ -138,6 +138,7 @@ def routes() -> list[Route]:
             response=History,
             params=(mid, *series),
             errors=(404, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -149,6 +150,7 @@ def routes() -> list[Route]:
             response=Uptime,
             params=(mid, windows),
             errors=(404, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -163,5 +165,6 @@ def routes() -> list[Route]:
                 Param("limit", "How many, 1 to 500 (default 50)", {"type": "integer"}),
             ),
             errors=(404, 422),
+            scope="filtered",
         ),
     ]

@@ -6,13 +6,16 @@ name and Structs.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
+from msgspec import UNSET
 
-from ..appkeys import INVENTORY
+from ..appkeys import INVENTORY, INVENTORY_INDEX, PRINCIPAL
+from ..inventory.reach import Reach
 from ..model.inventory import (
     AnyEntity,
     Client,
@@ -28,9 +31,10 @@ from ..model.inventory import (
     ServerCreate,
     ServerPatch,
 )
-from ..problem import invalid
-from ..store.hierarchy import LEVELS, SORTS, camel, include_depth, includes_for
+from ..problem import Problem, invalid, not_found
+from ..store.hierarchy import LEVELS, SORTS, Level, camel, include_depth, includes_for
 from ..store.inventory import ListQuery
+from .access import reach
 from .codec import (
     IF_MATCH,
     IF_NONE_MATCH,
@@ -109,6 +113,92 @@ def _precondition(request: web.Request) -> Callable[[AnyEntity], None] | None:
     return if_match(request, lambda current: current)
 
 
+# A scoped caller (api/route.py "filtered") meets only what its reach holds: an id outside it
+# is the 404 of an id that does not exist, a parent outside it the 422 of a missing parent.
+# Reaches are closed downwards (a project in reach has all its environments and servers in
+# reach) but for clients: one reached only through a single project of it is named, to place
+# that project, and shows nothing else of it (its count and embedded projects are trimmed).
+
+
+def _whole(request: web.Request, client_id: str) -> bool:
+    """Whether the caller's scope holds this client whole (not only some projects of it)."""
+    scope = request[PRINCIPAL].scope
+    return scope is None or client_id in scope.clients
+
+
+def _in_reach(request: web.Request, seen: Reach, level: Level, ident: str) -> None:
+    """404 for an id outside the reach; 403 to write a client the scope holds only in part."""
+    if not seen.entity(level.table, ident):
+        raise not_found(level.singular, ident)
+    if level.table == "clients" and request.method != "GET" and not _whole(request, ident):
+        raise Problem(
+            403,
+            f"this {request[PRINCIPAL].kind} is scoped to some projects of client {ident}, "
+            "not to the client: it may not change or delete it",
+        )
+
+
+def _parent_in_reach(request: web.Request, seen: Reach, level: Level, parent: Any) -> None:
+    """The answer of a missing parent for a parent outside the reach; 403 to add a project to
+    a client the scope holds only in part (the project would be outside the scope)."""
+    assert level.parent_table and level.parent_column
+    parent_id = str(parent)
+    if not seen.entity(level.parent_table, parent_id):
+        name = LEVELS[level.parent_table].singular
+        raise invalid(f"$.{camel(level.parent_column)}", f"{name} {parent_id} does not exist")
+    if level.parent_table == "clients" and not _whole(request, parent_id):
+        raise Problem(
+            403,
+            f"this {request[PRINCIPAL].kind} is scoped to some projects of client {parent_id}, "
+            "not to the client: it may not put projects under it",
+        )
+
+
+def _may_create(request: web.Request, seen: Reach, level: Level, body: Any) -> None:
+    if seen.everything:
+        return
+    if not level.parent_column:  # the new client would be outside the scope
+        raise Problem(
+            403,
+            f"this {request[PRINCIPAL].kind} is scoped to some clients: only an unscoped "
+            "caller may create a client",
+        )
+    _parent_in_reach(request, seen, level, getattr(body, level.parent_column))
+
+
+def _patch_precondition(
+    request: web.Request, seen: Reach, level: Level, body: Any
+) -> Callable[[AnyEntity], None] | None:
+    """If-Match, then (for a scoped caller moving the entity) the new parent's reach: where
+    the store checks that the parent exists, so both answer alike in every case."""
+    matches = _precondition(request)
+    parent = getattr(body, level.parent_column or "", UNSET)
+    if seen.everything or parent is UNSET:
+        return matches
+
+    def check(current: AnyEntity) -> None:
+        if matches is not None:
+            matches(current)
+        # A body that repeats the parent it has (a form sending every field) moves nothing.
+        if getattr(current, level.parent_column or "") != str(parent):
+            _parent_in_reach(request, seen, level, parent)
+
+    return check
+
+
+def _trim(request: web.Request, seen: Reach, items: list[AnyEntity]) -> None:
+    """Clients the scope holds in part show only their projects in reach."""
+    projects = request.app[INVENTORY_INDEX].hierarchy.projects
+    for item in items:
+        if not isinstance(item, Client) or _whole(request, item.id):
+            continue
+        item.project_count = sum(
+            1 for pid in seen.projects or () if projects.get(pid, ("", ""))[1] == item.id
+        )
+        if item.projects is not UNSET:
+            item.projects = [p for p in item.projects if seen.project(p.id)]
+
+
 def resource_routes(
     table: str, entity: type, create: type, patch: type, summary_name: str
 ) -> list[Route]:
@@ -119,31 +209,48 @@ def resource_routes(
     base = f"/api/{table}"
 
     async def list_items(request: web.Request) -> web.Response:
-        items, cursor = await request.app[INVENTORY].list(table, _list_query(request, table))
+        query = _list_query(request, table)
+        seen = await reach(request)
+        if not seen.everything:  # in the SQL, so pages and cursors count only what it sees
+            query = dataclasses.replace(query, ids=getattr(seen, table))
+        items, cursor = await request.app[INVENTORY].list(table, query)
+        if not seen.everything:
+            _trim(request, seen, items)
         return json_response(Page(items=items, next_cursor=cursor))
 
     async def get_item(request: web.Request) -> web.StreamResponse:
         ident = path_uuid(request, singular)
         no_repeats(request)
-        item = await request.app[INVENTORY].get(table, ident, _include(request, table))
+        depth = _include(request, table)
+        seen = await reach(request)  # checked where the store would find no such id
+        _in_reach(request, seen, level, ident)
+        item = await request.app[INVENTORY].get(table, ident, depth)
+        if not seen.everything:
+            _trim(request, seen, [item])
         return cacheable_response(request, item)
 
     async def create_item(request: web.Request) -> web.Response:
         body: Any = await read_json(request, create)
+        _may_create(request, await reach(request), level, body)
         item = await request.app[INVENTORY].create(table, body)
         return json_response(item, status=201, etag=True, headers={"Location": f"{base}/{item.id}"})
 
     async def patch_item(request: web.Request) -> web.Response:
         ident = path_uuid(request, singular)
         body: Any = await read_json(request, patch)
-        item = await request.app[INVENTORY].update(table, ident, body, _precondition(request))
+        seen = await reach(request)
+        _in_reach(request, seen, level, ident)
+        precondition = _patch_precondition(request, seen, level, body)
+        item = await request.app[INVENTORY].update(table, ident, body, precondition)
         return json_response(item, etag=True)
 
     async def delete_item(request: web.Request) -> web.Response:
         ident = path_uuid(request, singular)
         no_repeats(request)
+        cascade = _flag(request, "cascade")
+        _in_reach(request, await reach(request), level, ident)
         await request.app[INVENTORY].delete(
-            table, ident, cascade=_flag(request, "cascade"), precondition=_precondition(request)
+            table, ident, cascade=cascade, precondition=_precondition(request)
         )
         return web.Response(status=204)
 
@@ -182,6 +289,7 @@ def resource_routes(
             response=_page_of(entity),
             params=tuple(list_params),
             errors=(422,),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -194,6 +302,7 @@ def resource_routes(
             response=entity,
             status=201,
             errors=(400, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -205,6 +314,7 @@ def resource_routes(
             response=entity,
             params=(item_id, include_param, IF_NONE_MATCH),
             errors=(404, 422),
+            scope="filtered",
         ),
         Route(
             "PATCH",
@@ -217,6 +327,7 @@ def resource_routes(
             response=entity,
             params=(item_id, IF_MATCH),
             errors=(400, 404, 412, 413, 415, 422),
+            scope="filtered",
         ),
         Route(
             "DELETE",
@@ -232,6 +343,7 @@ def resource_routes(
                 IF_MATCH,
                 Param("cascade", "Also delete every child", {"type": "boolean", "default": False}),
             ),
+            scope="filtered",
         ),
     ]
 

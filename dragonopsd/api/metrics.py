@@ -129,5 +129,6 @@ def routes() -> list[Route]:
             "public",
             content_type="text/plain",
             errors=(401, 404, 429),
+            scope="global",
         )
     ]

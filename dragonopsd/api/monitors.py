@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 from ..appkeys import ENGINE_VIEW, MONITORS, NOTIFIER, PRINCIPAL
+from ..inventory.reach import Reach
 from ..model.inventory import Wire
 from ..model.monitor import KINDS, SECRET_REF, STATUSES, Monitor, MonitorSpec, shown_to
 from ..monitoring.report import CheckReport, EngineStats, MonitorState, TrialReport
@@ -17,6 +20,7 @@ from ..monitoring.service import decode_spec
 from ..netguard import REFUSED, check_host_literal
 from ..problem import Problem, invalid
 from ..store.monitors import MonitorRow
+from .access import reach
 from .codec import (
     IF_MATCH,
     IF_NONE_MATCH,
@@ -30,6 +34,7 @@ from .codec import (
     read_json,
 )
 from .route import Param, Route
+from .scoped import check_monitor_reach, monitor_row
 
 _DURATION = re.compile(r"^(\d{1,6})(s|m|h|d)$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
@@ -69,6 +74,9 @@ async def list_monitors(request: web.Request) -> web.Response:
         and (not q.get("environmentId") or m.environment_id == q["environmentId"])
         and (not text or text in m.name.lower())
     ]
+    seen = await reach(request)
+    if not seen.everything:
+        items = [m for m in items if seen.monitor(m.server_id, m.environment_id)]
     if "cursor" in q:  # keyset: the (name, id) of the previous page's last item
         after = _cursor(q["cursor"])
         items = [m for m in items if (m.name, m.id) > after]
@@ -85,10 +93,40 @@ def _cursor(raw: str) -> tuple[str, str]:
     return name, ident
 
 
+def _links(seen: Reach, server_id: Any, environment_id: Any, *, attached: bool = True) -> None:
+    """For a scoped caller: a serverId or environmentId outside its reach gets the answer of
+    one that does not exist (as the store words it), and a monitor attached to neither would
+    belong to no client of its scope, so it may not save one (``attached``)."""
+    for field, kind, value in (
+        ("$.serverId", "server", server_id),
+        ("$.environmentId", "environment", environment_id),
+    ):
+        if value is not None and not seen.entity(f"{kind}s", str(value)):
+            raise invalid(field, f"{kind} {value} does not exist")
+    if attached and server_id is None and environment_id is None:
+        raise invalid(
+            "$.serverId",
+            "this caller is scoped to some clients: attach the monitor to one of their "
+            "servers (serverId) or environments (environmentId)",
+        )
+
+
+def _patched(patch: dict[str, Any], key: str, current: Any) -> Any:
+    """A link as the merge patch leaves it (decode_spec has checked it is a UUID)."""
+    if key not in patch:
+        return current
+    value = patch[key]
+    return None if value is None else uuid.UUID(str(value))
+
+
 async def create_monitor(request: web.Request) -> web.Response:
     """Create and schedule a monitor."""
     raw = await read_json(request, dict)
-    monitor = await request.app[MONITORS].create(decode_spec(raw))
+    spec = decode_spec(raw)
+    seen = await reach(request)
+    if not seen.everything:
+        _links(seen, spec.server_id, spec.environment_id)
+    monitor = await request.app[MONITORS].create(spec)
     return json_response(
         monitor, status=201, etag=True, headers={"Location": f"/api/monitors/{monitor.id}"}
     )
@@ -97,7 +135,7 @@ async def create_monitor(request: web.Request) -> web.Response:
 async def get_monitor(request: web.Request) -> web.Response:
     """One monitor with its current status."""
     service = request.app[MONITORS]
-    monitor = service.view(await service.store.get(path_uuid(request, "monitor")))
+    monitor = service.view(await monitor_row(request, path_uuid(request, "monitor")))
     return cacheable_response(request, shown_to(request[PRINCIPAL].role, monitor))
 
 
@@ -111,12 +149,30 @@ async def patch_monitor(request: web.Request) -> web.Response:
     ident = path_uuid(request, "monitor")
     patch = await read_json(request, dict)
     service = request.app[MONITORS]
-    return json_response(await service.update(ident, patch, _precondition(request)), etag=True)
+    precondition = _precondition(request)
+    seen = await reach(request)
+    if not seen.everything:
+        await monitor_row(request, ident)
+        matches = precondition
+
+        def precondition(current: MonitorRow) -> None:
+            # Where the store checks that the links exist: after If-Match.
+            if matches is not None:
+                matches(current)
+            _links(
+                seen,
+                _patched(patch, "serverId", current.spec.server_id),
+                _patched(patch, "environmentId", current.spec.environment_id),
+            )
+
+    return json_response(await service.update(ident, patch, precondition), etag=True)
 
 
 async def delete_monitor(request: web.Request) -> web.Response:
     """Delete a monitor and its history."""
-    await request.app[MONITORS].delete(path_uuid(request, "monitor"), _precondition(request))
+    ident = path_uuid(request, "monitor")
+    await check_monitor_reach(request, ident)
+    await request.app[MONITORS].delete(ident, _precondition(request))
     return web.Response(status=204)
 
 
@@ -124,7 +180,7 @@ async def check_monitor(request: web.Request) -> web.Response:
     """Run the monitor's probe now and return the result (it is recorded like any check)."""
     ident = path_uuid(request, "monitor")
     service = request.app[MONITORS]
-    await service.store.get(ident)  # 404 for unknown ids
+    await monitor_row(request, ident)  # 404 for unknown ids and those outside the reach
     report = await service.engine.check_now(ident)
     if report is None:
         raise Problem(409, "push monitors are checked by their push calls, not on demand")
@@ -164,6 +220,11 @@ async def test_monitor(request: web.Request) -> web.Response:
             status=403,
         )
     spec = decode_spec(body)
+    seen = await reach(request)
+    # A scoped caller's trial names only its own servers and environments; one attached to
+    # neither reads nothing of any client (nothing is stored), so it may run.
+    if not seen.everything:
+        _links(seen, spec.server_id, spec.environment_id, attached=False)
     # IP literals are refused up front, naming the field, as for notification channels;
     # names are checked where the probe's socket is made, on the address they resolve to.
     guard = request.app[NOTIFIER].guard
@@ -188,7 +249,11 @@ async def engine_stats(request: web.Request) -> web.Response:
 async def monitoring(request: web.Request) -> web.Response:
     """Latest state of every monitor (the seed's GET /api/monitoring)."""
     view = request.app[ENGINE_VIEW]
-    return json_response(Board(items=view.states(), counts=view.counts()))
+    seen = await reach(request)
+    if seen.everything:
+        return json_response(Board(items=view.states(), counts=view.counts()))
+    items = [s for s in view.states() if seen.monitor(s.server_id, s.environment_id)]
+    return json_response(Board(items=items, counts=dict(Counter(s.status for s in items))))
 
 
 def routes() -> list[Route]:
@@ -214,6 +279,7 @@ def routes() -> list[Route]:
                 *page_params("every match"),
             ),
             errors=(422,),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -226,6 +292,7 @@ def routes() -> list[Route]:
             response=Monitor,
             status=201,
             errors=body_errors,
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -237,6 +304,7 @@ def routes() -> list[Route]:
             body=MonitorSpec,
             response=TrialReport,
             errors=(400, 403, 413, 415, 422, 429),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -248,6 +316,7 @@ def routes() -> list[Route]:
             response=Monitor,
             params=(mid, IF_NONE_MATCH),
             errors=(404,),
+            scope="filtered",
         ),
         Route(
             "PATCH",
@@ -260,6 +329,7 @@ def routes() -> list[Route]:
             response=Monitor,
             params=(mid, IF_MATCH),
             errors=(*body_errors, 412),
+            scope="filtered",
         ),
         Route(
             "DELETE",
@@ -271,6 +341,7 @@ def routes() -> list[Route]:
             status=204,
             params=(mid, IF_MATCH),
             errors=(404, 409, 412),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -282,6 +353,7 @@ def routes() -> list[Route]:
             response=CheckReport,
             params=(mid,),
             errors=(404, 409),
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -291,6 +363,7 @@ def routes() -> list[Route]:
             "Monitors",
             "viewer",
             response=Board,
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -300,5 +373,6 @@ def routes() -> list[Route]:
             "Monitors",
             "viewer",
             response=EngineStats,
+            scope="unscoped",
         ),
     ]

@@ -27,6 +27,7 @@ from .access import name_entity
 from .codec import id_param, json_response, page_limit, path_uuid
 from .forwarded import client_of
 from .route import Param, Route
+from .scoped import monitor_row
 
 BODY_LIMIT = 10 * 1024
 _EXIT_CODE = re.compile(r"^\d{1,3}$")
@@ -134,7 +135,7 @@ async def pings(request: web.Request) -> web.Response:
     """A push monitor's ping log with bodies, and when its next ping is expected."""
     ident = path_uuid(request, "monitor")
     limit = min(page_limit(request.query, 20), KEPT)
-    row = await request.app[MONITORS].store.get(ident)
+    row = await monitor_row(request, ident)
     if row.spec.kind != "push":
         raise Problem(409, f"monitor {ident} is a {row.spec.kind} monitor; only push monitors ping")
     service = request.app[PUSHES]
@@ -177,6 +178,7 @@ def routes() -> list[Route]:
             response=PushAck,
             params=params,
             errors=(404, 422),
+            scope="global",
         )
         for tail, handler, summary, params in signals
         for method in ("GET", "POST")
@@ -195,6 +197,7 @@ def routes() -> list[Route]:
                 Param("limit", f"How many, 1 to {KEPT} (default 20)", {"type": "integer"}),
             ),
             errors=(404, 409, 422),
+            scope="filtered",
         )
     )
     return table

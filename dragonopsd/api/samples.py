@@ -9,8 +9,9 @@ from aiohttp import web
 from ..appkeys import CONFIG, INVENTORY, PRINCIPAL, SAMPLER
 from ..model.inventory import Wire
 from ..model.sample import Sample, SampleBatch, SampleIn
-from ..problem import Problem, invalid
+from ..problem import Problem, invalid, not_found
 from ..store.samples import Point
+from .access import reach
 from .codec import duration, id_param, json_response, path_uuid, query_time, read_json
 from .route import Param, Route
 
@@ -51,6 +52,8 @@ def _step(raw: str | None, span: float, interval: float) -> float:
 async def metrics(request: web.Request) -> web.Response:
     """A server's samples aggregated per step (mean and max of each metric)."""
     ident = path_uuid(request, "server")
+    if not (await reach(request)).server(ident):  # as one that does not exist
+        raise not_found("server", ident)
     await request.app[INVENTORY].get("servers", ident)  # 404 for unknown servers
     q = request.query
     until = query_time(q.get("until"), "until", time.time())
@@ -157,6 +160,7 @@ def routes() -> list[Route]:
                 ),
             ),
             errors=(404, 422),
+            scope="filtered",
         ),
         Route(
             "POST",
@@ -179,5 +183,6 @@ def routes() -> list[Route]:
             errors=(400, 404, 409, 413, 415, 422),
             # Thousands of pushes a minute would drown the audit log; the token is the record.
             audit=False,
+            scope="global",
         ),
     ]

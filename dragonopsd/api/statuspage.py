@@ -77,6 +77,7 @@ def routes() -> list[Route]:
             tag,
             "public",
             content_type="text/html",
+            scope="global",
         ),
         Route(
             "GET",
@@ -86,6 +87,7 @@ def routes() -> list[Route]:
             tag,
             "public",
             content_type=FEED_TYPE,
+            scope="global",
         ),
         Route(
             "GET",
@@ -97,6 +99,7 @@ def routes() -> list[Route]:
             content_type="text/html",
             params=(slug,),
             errors=(404,),
+            scope="global",
         ),
         Route(
             "GET",
@@ -108,6 +111,7 @@ def routes() -> list[Route]:
             content_type=FEED_TYPE,
             params=(slug,),
             errors=(404,),
+            scope="global",
         ),
         Route(
             "GET",
@@ -117,6 +121,7 @@ def routes() -> list[Route]:
             tag,
             "public",
             response=PublicPage,
+            scope="global",
         ),
         Route(
             "GET",
@@ -128,5 +133,6 @@ def routes() -> list[Route]:
             response=PublicPage,
             params=(slug,),
             errors=(404,),
+            scope="global",
         ),
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import msgspec
 from aiohttp import web
 
@@ -11,12 +13,18 @@ from ..appkeys import (
     DASHBOARD,
     DATABASE,
     DOCS_ASSETS,
+    ENGINE_VIEW,
+    INVENTORY_INDEX,
     OPENAPI,
     REDIS,
     RESTART_REQUIRED,
 )
+from ..dashboard import count_monitors
+from ..inventory.reach import Reach
 from ..model.inventory import DashboardStats
 from ..store import migrations
+from .access import reach
+from .codec import json_response
 from .route import Route
 
 
@@ -73,9 +81,31 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def dashboard_stats(request: web.Request) -> web.Response:
-    """Counts of the inventory, served from cache until the next write."""
+    """Counts of the inventory, served from cache until the next write; a scoped caller's
+    are counted from its reach (not cached: they are a few set lookups)."""
+    seen = await reach(request)
+    if not seen.everything:
+        return json_response(_scoped_stats(request, seen))
     body = await request.app[DASHBOARD].body()
     return web.Response(body=body, content_type="application/json")
+
+
+def _scoped_stats(request: web.Request, seen: Reach) -> DashboardStats:
+    servers = request.app[INVENTORY_INDEX].hierarchy.servers
+    statuses = Counter(servers[s].status for s in seen.servers or () if s in servers)
+    monitors = Counter(
+        s.status
+        for s in request.app[ENGINE_VIEW].states()
+        if seen.monitor(s.server_id, s.environment_id)
+    )
+    stats = DashboardStats(
+        clients=len(seen.clients or ()),
+        projects=len(seen.projects or ()),
+        environments=len(seen.environments or ()),
+        servers=len(seen.servers or ()),
+        servers_by_status=dict(sorted(statuses.items())),
+    )
+    return count_monitors(stats, dict(monitors))
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -104,7 +134,16 @@ async def docs_js(request: web.Request) -> web.Response:
 def routes() -> list[Route]:
     """Routes that are about the daemon rather than the inventory."""
     return [
-        Route("GET", "/healthz", healthz, "Liveness", "System", "public", response=Health),
+        Route(
+            "GET",
+            "/healthz",
+            healthz,
+            "Liveness",
+            "System",
+            "public",
+            response=Health,
+            scope="global",
+        ),
         Route(
             "GET",
             "/readyz",
@@ -114,6 +153,7 @@ def routes() -> list[Route]:
             "public",
             response=Readiness,
             errors=(503,),
+            scope="global",
         ),
         Route(
             "GET",
@@ -123,6 +163,7 @@ def routes() -> list[Route]:
             "Dashboard",
             "viewer",
             response=DashboardStats,
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -132,6 +173,7 @@ def routes() -> list[Route]:
             "System",
             "public",
             response=dict,
+            scope="global",
         ),
         Route(
             "GET",
@@ -141,6 +183,7 @@ def routes() -> list[Route]:
             "System",
             "public",
             content_type="text/html",
+            scope="global",
         ),
         Route(
             "GET",
@@ -150,6 +193,7 @@ def routes() -> list[Route]:
             "System",
             "public",
             content_type="text/css",
+            scope="global",
         ),
         Route(
             "GET",
@@ -159,5 +203,6 @@ def routes() -> list[Route]:
             "System",
             "public",
             content_type="text/javascript",
+            scope="global",
         ),
     ]

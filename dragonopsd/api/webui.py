@@ -50,6 +50,7 @@ def routes() -> list[Route]:
             "Dashboard",
             "public",
             content_type="text/html",
+            scope="global",
         ),
         Route(
             "GET",
@@ -64,5 +65,6 @@ def routes() -> list[Route]:
                 Param("name", "File name, e.g. main.js", {"type": "string"}, "path"),
             ),
             errors=(404,),
+            scope="global",
         ),
     ]

@@ -7,8 +7,9 @@ recovery at start, can never both move the same action.
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -102,14 +103,24 @@ class ActionStore:
         return found
 
     async def page(
-        self, server_id: str | None, states: tuple[str, ...], limit: int, cursor: str | None
+        self,
+        server_id: str | None,
+        states: tuple[str, ...],
+        limit: int,
+        cursor: str | None,
+        servers: Collection[str] | None = None,
     ) -> tuple[list[Action], str | None]:
-        """Newest first, optionally for one server and some states; keyset-paged."""
+        """Newest first, optionally for one server and some states; keyset-paged. ``servers``
+        (a scoped caller's reach) keeps only those servers' actions, in the SQL so pages stay
+        full; bound as one JSON array, so thousands of ids are one parameter."""
         where: list[str] = []
         args: list[Any] = []
         if server_id is not None:
             where.append("server_id = ?")
             args.append(server_id)
+        if servers is not None:
+            where.append("server_id IN (SELECT value FROM json_each(?))")
+            args.append(json.dumps(list(servers)))
         if states:
             where.append(f"state IN ({', '.join('?' for _ in states)})")
             args += states

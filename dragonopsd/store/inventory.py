@@ -36,6 +36,9 @@ class ListQuery:
     limit: int = 50
     cursor: str | None = None
     depth: int = 0
+    # Only these ids (a scoped caller's reach); None: every row. Bound as one JSON array, so
+    # thousands of ids are one parameter on SQLite and PostgreSQL alike.
+    ids: frozenset[str] | None = None
 
 
 def encode_cursor(sort: str, value: Any, ident: str) -> str:
@@ -116,6 +119,9 @@ class InventoryStore:
         if query.statuses:
             where.append("t.status IN (SELECT value FROM json_each(?))")
             args.append(_json_encode(list(query.statuses)).decode())
+        if query.ids is not None:
+            where.append("t.id IN (SELECT value FROM json_each(?))")
+            args.append(_json_encode(list(query.ids)).decode())
         if query.q:
             where.append("t.name LIKE ? ESCAPE '\\'")
             args.append(f"%{_escape_like(query.q)}%")

@@ -330,7 +330,12 @@ class ActionRepo(Protocol):
 
     async def get(self, ident: str) -> Action: ...
     async def page(
-        self, server_id: str | None, states: tuple[str, ...], limit: int, cursor: str | None
+        self,
+        server_id: str | None,
+        states: tuple[str, ...],
+        limit: int,
+        cursor: str | None,
+        servers: Collection[str] | None = None,
     ) -> tuple[list[Action], str | None]: ...
     async def create(
         self, new: NewAction, check: Callable[[str, Action | None], None]
