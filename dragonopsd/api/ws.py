@@ -280,7 +280,7 @@ async def _stream(
 ) -> None:
     """An authenticated socket's life: its client in the hub, fed by the frames it sends."""
     hub = request.app[HUB]
-    client = hub.attach(_Socket(ws, request), still_valid)
+    client = hub.attach(_Socket(ws, request), still_valid, request[PRINCIPAL])
     try:
         if initial:
             await hub.subscribe(client, initial)
@@ -321,6 +321,7 @@ def routes() -> list[Route]:
             "public",
             status=101,
             errors=_ERRORS,
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -332,5 +333,6 @@ def routes() -> list[Route]:
             status=101,
             params=(ident,),
             errors=(*_ERRORS, 404),
+            scope="filtered",
         ),
     ]

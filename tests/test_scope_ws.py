@@ -1,0 +1,189 @@
+"""A scoped viewer's websocket never receives another client's events (issue 18).
+
+Two clients, Acme (in the viewer's scope) and Globex (out of it), each with a project,
+environment, server and push monitor. A viewer token scoped to Acme and an unscoped one
+subscribe to the wildcard and shared topics (and, the scoped one, to Globex's own topics by
+id); then Globex's events happen first and Acme's after them, so once the scoped socket has
+Acme's, Globex's would have arrived before them had they been sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+from conftest import Client, post, token_for
+from ws_helpers import WAIT, subscribe
+
+from dragonopsd.appkeys import INVENTORY_INDEX, SAMPLER
+
+pytestmark = pytest.mark.backends
+
+MakeClient = Callable[..., Awaitable[Client]]
+SHARED = ["servers.*.metrics", "monitors", "incidents", "actions", "inventory"]
+
+
+async def _client_tree(client: Client, name: str) -> dict[str, Any]:
+    c = await post(client, "/api/clients", {"name": name})
+    p = await post(client, "/api/projects", {"clientId": c["id"], "name": f"{name} portal"})
+    e = await post(
+        client,
+        "/api/environments",
+        {"projectId": p["id"], "name": "Production", "url": f"https://{name.lower()}.example"},
+    )
+    s = await post(client, "/api/servers", {"environmentId": e["id"], "name": "web-1"})
+    m = await post(
+        client,
+        "/api/monitors",
+        {"name": f"{name} cron", "kind": "push", "interval": 3600, "serverId": s["id"]},
+    )
+    return {"client": c, "project": p, "environment": e, "server": s, "monitor": m}
+
+
+async def _socket(client: Client, token: str) -> aiohttp.ClientWebSocketResponse:
+    return await client.ws_connect("/api/ws", headers={"Authorization": f"Bearer {token}"})
+
+
+async def _frames_until(
+    ws: aiohttp.ClientWebSocketResponse, done: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    """Frames (batches unpacked) until done(frames) holds; fails after a few seconds."""
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(WAIT * 3):
+        while not done(seen):
+            msg = await ws.receive()
+            assert msg.type == aiohttp.WSMsgType.TEXT, (msg.type, msg.data)
+            f = json.loads(msg.data)
+            seen.extend(f["events"] if f["type"] == "batch" else [f])
+    return seen
+
+
+def _mentions(frames: list[dict[str, Any]], ident: str) -> bool:
+    """Whether a snapshot or event frame names ident (acks name the topics asked for)."""
+    return any(ident in json.dumps(f) for f in frames if f["type"] != "ack")
+
+
+def _acked(frames: list[dict[str, Any]]) -> bool:
+    return any(f["type"] == "ack" for f in frames)
+
+
+async def _push(client: Client, monitor: dict[str, Any]) -> None:
+    resp = await client.get(f"/api/push/{monitor['pushToken']}", headers={"Authorization": ""})
+    assert resp.status == 200, await resp.text()
+
+
+async def test_a_scoped_viewer_gets_its_clients_events_and_never_anothers(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(sampling={"interval": 3600})  # ticks come from this test
+    acme = await _client_tree(client, "Acme")
+    globex = await _client_tree(client, "Globex")
+    await client.app[INVENTORY_INDEX].refresh()
+    sampler = client.app[SAMPLER]
+    await sampler.tick()  # a latest sample of each server for the snapshots
+    await _push(client, acme["monitor"])
+    await _push(client, globex["monitor"])
+    scoped = await post(
+        client,
+        "/api/tokens",
+        {"name": "acme-screen", "role": "viewer", "scope": {"clients": [acme["client"]["id"]]}},
+    )
+    mine = await _socket(client, scoped["token"])
+    everyone = await _socket(client, await token_for(client.app, "viewer"))
+    # Globex's topics by id answer as a nonexistent server's and monitor's: an ack, no state.
+    by_id = [
+        f"servers.{globex['server']['id']}.metrics",
+        f"monitors.{globex['monitor']['id']}",
+        f"monitors.{acme['monitor']['id']}",
+    ]
+    snapshot = await subscribe(mine, *SHARED, *by_id)
+    assert snapshot[-1]["data"] == {"op": "subscribe", "topics": [*SHARED, *by_id]}
+    assert _mentions(snapshot, acme["server"]["id"]) and _mentions(snapshot, acme["monitor"]["id"])
+    assert not any(_mentions(snapshot, globex[k]["id"]) for k in ("server", "monitor"))
+    full = await subscribe(everyone, *SHARED, f"monitors.{globex['monitor']['id']}")
+    assert _mentions(full, globex["server"]["id"]) and _mentions(full, globex["monitor"]["id"])
+
+    # Globex first, then Acme: a sample of each, a heartbeat, an inventory write, an action.
+    await sampler.tick()
+    for side in (globex, acme):
+        await _push(client, side["monitor"])
+        patched = await client.patch(f"/api/servers/{side['server']['id']}", json={"name": "w1"})
+        assert patched.status == 200, await patched.text()
+        await post(
+            client, f"/api/servers/{side['server']['id']}/actions", {"action": "restart"}, 202
+        )
+    late = {}
+    for side in (globex, acme):  # created now: placed although the index has not re-read yet
+        late[side["client"]["name"]] = await post(
+            client,
+            "/api/servers",
+            {"environmentId": side["environment"]["id"], "name": "web-2"},
+        )
+    acme_new = late["Acme"]["id"]
+
+    def acme_done(frames: list[dict[str, Any]]) -> bool:
+        return _mentions(frames, acme_new) and any(
+            f.get("event") == "monitor.heartbeat" for f in frames
+        )
+
+    got = await _frames_until(mine, acme_done)
+    kinds = {f.get("event") for f in got}
+    assert {"server.metrics", "monitor.heartbeat", "action.updated", "inventory.changed"} <= kinds
+    assert _mentions(got, acme["server"]["id"]) and _mentions(got, acme["monitor"]["id"])
+    for ident in (
+        globex["client"]["id"],
+        globex["server"]["id"],
+        globex["monitor"]["id"],
+        late["Globex"]["id"],
+    ):
+        assert not _mentions(got, ident), ident
+    # Nothing of Globex's is waiting behind, either: a ping comes back next.
+    await mine.send_json({"op": "ping"})
+    rest = await _frames_until(mine, _acked)
+    assert not _mentions(rest, globex["server"]["id"]) and not _mentions(rest, late["Globex"]["id"])
+
+    # The unscoped viewer got both clients' events.
+    seen = await _frames_until(everyone, lambda fs: _mentions(fs, acme_new))
+    for ident in (globex["server"]["id"], globex["monitor"]["id"], late["Globex"]["id"]):
+        assert _mentions(seen, ident), ident
+    for ws in (mine, everyone):
+        await ws.close()
+
+
+async def test_a_scoped_stream_of_another_clients_server_is_a_nonexistent_ones(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(sampling={"interval": 3600})
+    acme = await _client_tree(client, "Acme")
+    globex = await _client_tree(client, "Globex")
+    await client.app[INVENTORY_INDEX].refresh()
+    sampler = client.app[SAMPLER]
+    await sampler.tick()
+    scoped = await post(
+        client,
+        "/api/tokens",
+        {"name": "acme-screen", "role": "viewer", "scope": {"clients": [acme["client"]["id"]]}},
+    )
+    headers = {"Authorization": f"Bearer {scoped['token']}"}
+    missing = "00000000-0000-4000-8000-000000000000"
+    answers = []
+    for sid in (globex["server"]["id"], missing, acme["server"]["id"]):
+        ws = await client.ws_connect(f"/api/servers/{sid}/stream", headers=headers)
+        frames = await _frames_until(ws, _acked)  # the stream's own subscription
+        await sampler.tick()  # then a sample of every server, and a ping behind it
+        await ws.send_json({"op": "ping"})
+        frames += await _frames_until(ws, _acked)
+        answers.append([(f["type"], f.get("event")) for f in frames])
+        await ws.close()
+    foreign, nothing, own = answers
+    assert foreign == nothing == [("ack", None), ("ack", None)]
+    assert own == [
+        ("snapshot", "server.metrics"),
+        ("ack", None),
+        ("event", "server.metrics"),
+        ("ack", None),
+    ]
