@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
+import jwt as pyjwt
 import pytest
 from conftest import Client, post, token_for
-from ws_helpers import WAIT, subscribe
+from ws_helpers import WAIT, closed_with, quick, subscribe
 
 from dragonopsd.appkeys import INVENTORY_INDEX, SAMPLER
 
@@ -187,3 +189,42 @@ async def test_a_scoped_stream_of_another_clients_server_is_a_nonexistent_ones(
         ("event", "server.metrics"),
         ("ack", None),
     ]
+
+
+JWT_SECRET = "a-test-jwt-secret-of-32-bytes-or-more"
+
+
+async def test_a_profiles_socket_closes_when_an_admin_changes_its_scope(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(auth={"jwt_secret": JWT_SECRET})
+    quick(client, check_interval=0.2)
+    acme = await _client_tree(client, "Acme")
+    globex = await _client_tree(client, "Globex")
+    claims = {"sub": "user-ada", "email": "ada@example.com", "aud": "authenticated"}
+    ada = pyjwt.encode(claims | {"exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
+    assert (await client.get("/api/stats/engine", headers=_bearer(ada))).status == 200
+    scope = {"scope": {"clients": [acme["client"]["id"]]}}
+    assert (await client.patch("/api/profiles/user-ada", json=scope)).status == 200
+    ws = await client.ws_connect("/api/ws", headers=_bearer(ada))
+    await subscribe(ws, "inventory")
+    await post(client, "/api/servers", {"environmentId": acme["environment"]["id"], "name": "a"})
+    seen = await _frames_until(ws, lambda fs: any(f["type"] == "event" for f in fs))
+    assert seen[0]["data"]["entity"] == "server"
+    # Widened to Globex (or narrowed): the open socket's scope is the old one, so it closes.
+    scope = {"scope": {"clients": [globex["client"]["id"]]}}
+    assert (await client.patch("/api/profiles/user-ada", json=scope)).status == 200
+    assert await closed_with(ws, 2.0) == 4401
+    again = await client.ws_connect("/api/ws", headers=_bearer(ada))
+    await subscribe(again, "inventory")
+    await post(client, "/api/servers", {"environmentId": acme["environment"]["id"], "name": "b"})
+    made = await post(
+        client, "/api/servers", {"environmentId": globex["environment"]["id"], "name": "g"}
+    )
+    seen = await _frames_until(again, lambda fs: any(f["type"] == "event" for f in fs))
+    assert [f["data"]["id"] for f in seen if f["type"] == "event"] == [made["id"]]
+    await again.close()
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

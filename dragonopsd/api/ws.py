@@ -137,8 +137,13 @@ def _still_valid(request: web.Request, principal: Principal, credential: str) ->
     expires = principal.expires_at
     authenticator = request.app[AUTHENTICATOR]
     generation = authenticator.jwt_generation  # a reload of [auth] JWT settings moves it
+    # A profile whose role or scope an admin changed signs in again: the socket's principal
+    # (and the events its scope lets through) was fixed when it connected.
+    subject, access = principal.id, authenticator.access(principal.id)
     return lambda: (
-        (expires is None or expires > time.time()) and authenticator.jwt_generation == generation
+        (expires is None or expires > time.time())
+        and authenticator.jwt_generation == generation
+        and authenticator.access(subject) == access
     )
 
 

@@ -229,12 +229,13 @@ class Hub:
             await asyncio.wait([scoped])
 
     async def watch_credentials(self) -> None:
-        """Close sockets whose token expired or was revoked (until cancelled)."""
+        """Close sockets whose token expired or was revoked, or whose profile changed (until
+        cancelled)."""
         while True:
             await asyncio.sleep(self.settings.check_interval)
             for client in list(self.clients):
                 if not client.closing and not client.still_valid():
-                    client.shutdown(UNAUTHORIZED, "token expired or revoked")
+                    client.shutdown(UNAUTHORIZED, "token expired, revoked or its access changed")
 
     # -- internals -------------------------------------------------------------------------
 
