@@ -7,11 +7,13 @@ land in tests/output/screenshots/scope-*.png."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import jwt as pyjwt
 import pytest
-from browser import Scene, Watch, new_page, shoot, sign_in
+from browser import Rest, Scene, Watch, new_page, shoot, sign_in
 from playwright.sync_api import Browser, Page
 
 
@@ -137,3 +139,55 @@ def test_admins_are_not_scoped_and_a_stale_choice_is_named_beside_the_picker(
         refused(watch, 422)
         watch.assert_clean()
     assert not [t for t in scene.rest.get("/api/tokens")["items"] if t["name"] == "stale-scope"]
+
+
+JWT_SECRET = "a-test-jwt-secret-of-32-bytes-or-more"
+
+
+def test_an_admin_scopes_a_jwt_profile_in_its_edit_form(scene: Scene, browser: Browser) -> None:
+    # JWT sign-in configured after the first start, so the admin token the scene uses exists.
+    port = int(scene.daemon.url.rsplit(":", 1)[1])
+    scene.daemon.kill()
+    scene.config.write_text(scene.config.read_text() + f'\n[auth]\njwt_secret = "{JWT_SECRET}"\n')
+    scene.daemon = scene.start(port)
+    try:
+        _profile_scope(scene, browser)
+    finally:
+        scene.daemon.kill()  # started by this test, so stopped by it (the last one here)
+
+
+def _profile_scope(scene: Scene, browser: Browser) -> None:
+    base = scene.daemon.url
+    acme = scene.ids["Acme-client"]
+    claims = {"sub": "user-ada", "email": "ada@example.com", "aud": "authenticated"}
+    ada = pyjwt.encode(claims | {"exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
+    Rest(base, ada).get("/api/stats/engine")  # her first request makes her profile (a viewer)
+    with new_page(browser, 360, 740) as (page, watch):
+        sign_in(page, base, scene.daemon.token)
+        page.goto(f"{base}/#/access")
+        row = "tr[data-profile-id='user-ada']"
+        assert (
+            page.wait_for_selector(f"{row} td[data-scope]").inner_text().startswith("Every client")
+        )
+        page.click(f"{row} [data-edit-scope]")
+        page.select_option("#profile-scope-form-scope", f"clients:{acme}")
+        page.click("#profile-scope-form [data-scope-add]")
+        page.wait_for_selector("#profile-scope-form [data-scope-item]:has-text('Client: Acme')")
+        fits(page)
+        shoot(page, "scope-06-profile-scope-form")
+        page.click("#profile-scope-form button[type=submit]")
+        page.wait_for_function(
+            "(r) => document.querySelector(r)?.textContent.startsWith('Acme')",
+            arg=f"{row} td[data-scope]",
+        )
+        assert page.locator("#profile-scope-form").count() == 0, "the form closes once saved"
+        watch.assert_clean()
+    profiles = scene.rest.get("/api/profiles")["items"]
+    assert [(p["id"], p["scope"]) for p in profiles] == [
+        ("user-ada", {"clients": [acme], "projects": []})
+    ]
+    with new_page(browser) as (page, watch):
+        sign_in(page, base, ada)
+        page.wait_for_selector(".monitor-card:has-text('Acme cron')")
+        assert page.locator(".monitor-card:has-text('Globex cron')").count() == 0
+        watch.assert_clean()
