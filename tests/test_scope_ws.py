@@ -19,7 +19,7 @@ import aiohttp
 import jwt as pyjwt
 import pytest
 from conftest import Client, post, token_for
-from ws_helpers import WAIT, closed_with, quick, subscribe
+from ws_helpers import WAIT, closed_with, quick, subscribe, until_ack
 
 from dragonopsd.appkeys import INVENTORY_INDEX, SAMPLER
 
@@ -102,7 +102,9 @@ async def test_a_scoped_viewer_gets_its_clients_events_and_never_anothers(
         f"monitors.{globex['monitor']['id']}",
         f"monitors.{acme['monitor']['id']}",
     ]
-    snapshot = await subscribe(mine, *SHARED, *by_id)
+    # In batch frames, as the dashboard asks: a tick's samples come in one frame.
+    await mine.send_json({"op": "subscribe", "topics": [*SHARED, *by_id], "batch": True})
+    snapshot = await until_ack(mine, "subscribe")
     assert snapshot[-1]["data"] == {"op": "subscribe", "topics": [*SHARED, *by_id]}
     assert _mentions(snapshot, acme["server"]["id"]) and _mentions(snapshot, acme["monitor"]["id"])
     assert not any(_mentions(snapshot, globex[k]["id"]) for k in ("server", "monitor"))

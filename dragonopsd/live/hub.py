@@ -334,7 +334,10 @@ class Hub:
                 stamped += self._handoff.get_nowait()
             if self._gates is not None and any(e.topic == "inventory" for e, _ in stamped):
                 await self._gates.settle()
-            self._fan_out_scoped(stamped)
+            try:
+                self._fan_out_scoped(stamped)
+            except Exception:  # a gate's bug costs this pass, not every later one
+                log.exception("scoped websocket fan-out failed; %d events not sent", len(stamped))
 
     def _fan_out_scoped(self, stamped: list[tuple[Event, int]]) -> None:
         batches: dict[Client, list[Live]] = {}
