@@ -19,9 +19,13 @@ import aiohttp
 import jwt as pyjwt
 import pytest
 from conftest import Client, post, token_for
+from redis_helpers import SHARED_URL
 from ws_helpers import WAIT, closed_with, quick, subscribe, until_ack
 
 from dragonopsd.appkeys import INVENTORY_INDEX, SAMPLER
+from dragonopsd.bus import RedisBus
+from dragonopsd.config import RedisConfig
+from dragonopsd.redislink.client import RedisLink
 
 pytestmark = pytest.mark.backends
 
@@ -230,3 +234,43 @@ async def test_a_profiles_socket_closes_when_an_admin_changes_its_scope(
 
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def test_another_cores_events_are_filtered_too(
+    make_client: MakeClient, redis_prefix: str
+) -> None:
+    """Events from another process of the deployment arrive as raw JSON over Redis: a scoped
+    socket gets them placed by their camelCase payload just the same."""
+    client = await make_client(redis={"url": SHARED_URL, "prefix": redis_prefix})
+    acme = await _client_tree(client, "Acme")
+    globex = await _client_tree(client, "Globex")
+    scoped = await post(
+        client,
+        "/api/tokens",
+        {"name": "acme-screen", "role": "viewer", "scope": {"clients": [acme["client"]["id"]]}},
+    )
+    link = RedisLink(RedisConfig(url=SHARED_URL, prefix=redis_prefix), name="other")
+    other = RedisBus(link)
+    tasks = [asyncio.create_task(t()) for t in (other.run_publisher, other.run_reader)]
+    try:
+        await link.ping()
+        mine = await _socket(client, scoped["token"])
+        await subscribe(mine, "actions", "monitors", "incidents")
+        async with asyncio.timeout(WAIT):
+            while int((await link.client.pubsub_numsub(f"{redis_prefix}:events"))[0][1]) < 2:
+                await asyncio.sleep(0.05)
+        for side in (globex, acme):  # Globex first: absence is meaningful once Acme's came
+            server, monitor = side["server"]["id"], side["monitor"]["id"]
+            other.publish("actions", {"id": f"a-{server}", "serverId": server}, "action.updated")
+            other.publish("monitors", {"monitorId": monitor, "status": "down"}, "monitor.status")
+            other.publish("incidents", {"monitorId": monitor, "type": "x"}, "incident.opened")
+        got = await _frames_until(mine, lambda fs: len(fs) == 3)
+        assert not _mentions(got, globex["server"]["id"])
+        assert not _mentions(got, globex["monitor"]["id"])
+        assert [f["event"] for f in got] == ["action.updated", "monitor.status", "incident.opened"]
+        await mine.close()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await link.close()
