@@ -133,8 +133,10 @@ def test_admins_are_not_scoped_and_a_stale_choice_is_named_beside_the_picker(
         scene.rest.call("DELETE", f"/api/clients/{doomed['id']}")  # gone before the submit
         page.click("button:has-text('Create token')")
         error = page.wait_for_selector("[data-field='$.scope'] .field-error:visible")
+        assert error.inner_text().startswith("Client: Doomed: ")
         assert "does not exist" in error.inner_text()
         assert page.get_attribute("#token-form-scope", "aria-invalid") == "true"
+        assert page.is_visible(f"[data-scope-item='clients:{doomed['id']}'][data-invalid]")
         shoot(page, "scope-05-stale-scope-error")
         refused(watch, 422)
         watch.assert_clean()

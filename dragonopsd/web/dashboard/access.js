@@ -91,6 +91,7 @@ export async function mount(root, _params, ctx) {
   function editScope(p) {
     const form = new Form("profile-scope-form", {label: `Scope of ${p.email ?? p.id}`});
     const picker = form.add(scopePicker(form.id, {inventory, value: p.scope}));
+    form.onErrors("$.scope.", picker.showIssue);
     const save = h("button.primary", {type: "submit"}, "Save scope");
     const cancel = h("button", {type: "button", on: {click: () => scopeEditor.replaceChildren()}}, "Cancel");
     form.node.append(h("h3", {}, `Scope of ${p.email ?? p.id}`), form.alert, picker.node, buttons(save, cancel));
@@ -152,6 +153,7 @@ function tokenForm(made, inventory) {
   const days = form.add(field(fid, {path: "$.expiresDays", label: "Expires after (days)", type: "number", min: 1, max: 3650,
     integer: true, hint: "Empty: never expires."}));
   const scope = form.add(scopePicker(fid, {inventory}));
+  form.onErrors("$.scope.", scope.showIssue);
   // Admins stay global: the daemon refuses a scope for them, so the picker goes away.
   const scoped = () => {
     scope.node.hidden = role.read() === "admin";

@@ -33,7 +33,9 @@ export function scopeText(scope, inv) {
 
 /**
  * The picker as a form field keyed "$.scope": a select of clients and projects with an Add
- * button, and the chosen ones as chips. read() gives {clients, projects}, or null for none.
+ * button, and the chosen ones as chips. read() gives {clients, projects}, or null for none;
+ * showIssue(issue) places an error on "$.scope.clients[2]" by the chip it names (register it
+ * with form.onErrors("$.scope.", ...)).
  */
 export function scopePicker(formId, {inventory, value = null}) {
   const id = `${formId}-scope`;
@@ -88,5 +90,21 @@ export function scopePicker(formId, {inventory, value = null}) {
     const of = (kind) => chosen.filter((c) => c.kind === kind).map((c) => c.id);
     return {clients: of("clients"), projects: of("projects")};
   };
-  return {path: "$.scope", node, input, error, spec: {}, validate: () => null, read, set};
+  // read() sends each kind in chosen order, so the API's index names the chip.
+  const showIssue = (issue) => {
+    for (const li of list.querySelectorAll("[data-invalid]")) li.removeAttribute("data-invalid");
+    error.textContent = "";
+    error.hidden = !issue;
+    if (!issue) {
+      input.removeAttribute("aria-invalid");
+      return true;
+    }
+    const m = /^\$\.scope\.(clients|projects)\[(\d+)\]/.exec(issue.field);
+    const named = m ? chosen.filter((c) => c.kind === m[1])[Number(m[2])] : null;
+    error.textContent = named ? `${text(named)}: ${issue.message}` : issue.message;
+    input.setAttribute("aria-invalid", "true");
+    if (named) list.querySelector(`[data-scope-item="${named.kind}:${named.id}"]`)?.setAttribute("data-invalid", "true");
+    return true;
+  };
+  return {path: "$.scope", node, input, error, spec: {}, validate: () => null, read, set, showIssue};
 }
