@@ -88,6 +88,8 @@ async def _scope(db: Database, args: argparse.Namespace) -> tuple[AccessScope | 
 
 
 def _scope_names(token: Token, clients: dict[str, str], projects: dict[str, str]) -> str:
+    if token.role == "agent":
+        return "its one server"
     if token.scope is None:
         return "every client"
     names = [clients.get(c, c) for c in token.scope.clients]

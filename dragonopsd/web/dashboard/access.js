@@ -70,6 +70,9 @@ export async function mount(root, _params, ctx) {
       try {
         const fresh = await api(`/api/profiles/${encodeURIComponent(p.id)}`, {method: "PATCH", body: {role: select.value}});
         note.textContent = ` Saved: ${fresh.role}`;
+        // Admins are never scoped: their row offers no scope to edit.
+        const edit = select.closest("tr")?.querySelector("[data-edit-scope]");
+        if (edit) edit.hidden = fresh.role === "admin";
         announce(`${p.email ?? p.id} is now ${fresh.role}`);
       } catch (err) {
         select.value = p.role;
@@ -82,10 +85,9 @@ export async function mount(root, _params, ctx) {
   }
 
   function scopeCell(p) {
-    const editable = p.role !== "admin";
-    return h("td", {"data-scope": ""}, scopeText(p.scope, inventory), editable ? " " : null,
-      editable ? h("button", {type: "button", "data-edit-scope": p.id, "aria-label": `Edit the scope of ${p.email ?? p.id}`,
-        on: {click: () => editScope(p)}}, "Edit scope") : null);
+    return h("td", {"data-scope": ""}, scopeText(p.scope, inventory), " ",
+      h("button", {type: "button", "data-edit-scope": p.id, "aria-label": `Edit the scope of ${p.email ?? p.id}`,
+        hidden: p.role === "admin", on: {click: () => editScope(p)}}, "Edit scope"));
   }
 
   function editScope(p) {
