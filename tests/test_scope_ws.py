@@ -73,6 +73,10 @@ def _mentions(frames: list[dict[str, Any]], ident: str) -> bool:
     return any(ident in json.dumps(f) for f in frames if f["type"] != "ack")
 
 
+def _deletion(frame: dict[str, Any]) -> bool:
+    return frame.get("event") == "inventory.changed" and frame["data"]["op"] == "deleted"
+
+
 def _acked(frames: list[dict[str, Any]]) -> bool:
     return any(f["type"] == "ack" for f in frames)
 
@@ -153,6 +157,12 @@ async def test_a_scoped_viewer_gets_its_clients_events_and_never_anothers(
     await mine.send_json({"op": "ping"})
     rest = await _frames_until(mine, _acked)
     assert not _mentions(rest, globex["server"]["id"]) and not _mentions(rest, late["Globex"]["id"])
+    # A deletion is judged once the entity has left the inventory: its subscriber still hears.
+    for side in ("Globex", "Acme"):
+        assert (await client.delete(f"/api/servers/{late[side]['id']}")).status == 204
+    gone = await _frames_until(mine, lambda fs: any(_deletion(f) for f in fs))
+    assert [f["data"]["id"] for f in gone if _deletion(f)] == [acme_new]
+    assert not _mentions(gone, late["Globex"]["id"])
 
     # The unscoped viewer got both clients' events.
     seen = await _frames_until(everyone, lambda fs: _mentions(fs, acme_new))
