@@ -61,6 +61,7 @@ from .inventory.service import InventoryService
 from .live.caps import SocketCaps
 from .live.hub import Hub
 from .live.redis_state import StateMirror
+from .livescope import ScopeGates
 from .model.inventory import InventoryChanged
 from .monitoring.alert_peers import AlertPeers
 from .monitoring.alert_rules import RuleBook
@@ -127,15 +128,16 @@ def _auth(app: web.Application, cfg: Config, db: Database) -> _Auth:
     return _Auth(tokens, jwt, authenticator, limiter, audit)
 
 
-def _hub(cfg: Config, bus: LocalBus) -> Hub:
-    """The websocket hub, with the per-principal and per-address socket caps."""
+def _hub(cfg: Config, bus: LocalBus, gates: ScopeGates) -> Hub:
+    """The websocket hub, with the per-principal and per-address socket caps and the gates of
+    scoped subscribers."""
     server = cfg.server
     caps = SocketCaps(
         server.max_websockets_per_principal,
         server.max_websockets_per_address,
         AddressSet(server.per_address_exempt),
     )
-    return Hub(bus, caps)
+    return Hub(bus, caps, gates=gates)
 
 
 def _assistant(cfg: Config, vault: VaultService, inventory: InventoryService) -> AssistantService:
@@ -201,7 +203,7 @@ def build_app(
         dashboard=dashboard,
         core=core,
     )
-    hub = app[HUB] = _hub(cfg, bus)
+    hub = app[HUB] = _hub(cfg, bus, ScopeGates(index, mon.view))
     queue = RedisQueue(link) if link is not None else None
     actions = app[ACTIONS] = ActionService(
         ActionStore(db), inventory, bus, cfg.actions, queue=queue

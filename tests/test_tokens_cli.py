@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon import Daemon
@@ -185,3 +187,46 @@ def test_a_token_from_the_cli_works_on_its_very_next_request(tmp_path: Path) -> 
                 assert proc.wait(60) == 0
         assert status(d, "dro_never-minted") == 401  # still refused, and only now counted
         assert status(d, "dro_never-minted") == 429
+
+
+def _api(d: Daemon, path: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Bearer {d.token}", "Content-Type": "application/json"}
+    req = urllib.request.Request(d.url + path, data=data, headers=headers)
+    with urllib.request.urlopen(req, timeout=5) as resp:
+        return json.load(resp)
+
+
+def test_token_create_with_a_scope_of_clients_and_projects(tmp_path: Path) -> None:
+    """--scope-client/--scope-project mint a scoped token, checked as the API checks a scope:
+    the ids must exist, and admins and agents take none (exit 2, nothing minted)."""
+    state = tmp_path / "state"
+    with Daemon(state) as d:
+        d.wait_listening()
+        acme = _api(d, "/api/clients", {"name": "Acme"})
+        globex = _api(d, "/api/clients", {"name": "Globex"})
+        portal = _api(d, "/api/projects", {"clientId": globex["id"], "name": "Portal"})
+        base = ["token", "create", "--state-dir", str(state), "--name"]
+        missing = "00000000-0000-4000-8000-000000000000"
+        for args, words in (
+            (["x", "--role", "admin", "--scope-client", acme["id"]], "not admin"),
+            (["x", "--role", "viewer", "--scope-client", missing], "--scope-client: no client"),
+            (["x", "--role", "viewer", "--scope-project", acme["id"]], "--scope-project: no"),
+            (["x", "--role", "viewer", "--scope-client", "acme"], "not a client id"),
+        ):
+            out = cli(*base, *args)
+            assert out.returncode == 2 and words in out.stderr, (args, out.stderr)
+            assert not out.stdout
+        out = cli(*base, "acme-screen", "--role", "viewer", "--scope-client", acme["id"],
+                  "--scope-project", portal["id"], "--scope-client", acme["id"])  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        eventually(d, out.stdout.strip(), 200)
+        tokens = _api(d, "/api/tokens")["items"]
+        assert [t["name"] for t in tokens if t["name"] == "x"] == []
+        made = next(t for t in tokens if t["name"] == "acme-screen")
+        assert made["scope"] == {"clients": [acme["id"]], "projects": [portal["id"]]}
+        listed = cli("token", "list", "--state-dir", str(state)).stdout
+        line = next(row for row in listed.splitlines() if "acme-screen" in row)
+        assert line.endswith("Acme, Portal (project)"), line
+        assert next(row for row in listed.splitlines() if "admin" in row).endswith("every client")
+        assert d.stop() == 0

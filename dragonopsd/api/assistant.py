@@ -7,6 +7,7 @@ from aiohttp import web
 from ..appkeys import ASSISTANT, PRINCIPAL
 from ..assistant.model import Generated
 from ..assistant.service import GenerateRequest
+from .access import reach
 from .codec import json_response, read_json
 from .route import Route
 
@@ -17,7 +18,8 @@ async def generate(request: web.Request) -> web.Response:
     # Counted before the body is read: a flood of bad requests is limited like good ones.
     assistant.admit(request[PRINCIPAL].actor)
     body = await read_json(request, GenerateRequest)
-    return json_response(await assistant.generate(body), headers={"Cache-Control": "no-store"})
+    generated = await assistant.generate(body, await reach(request))
+    return json_response(generated, headers={"Cache-Control": "no-store"})
 
 
 def routes() -> list[Route]:
@@ -33,5 +35,6 @@ def routes() -> list[Route]:
             body=GenerateRequest,
             response=Generated,
             errors=(400, 413, 415, 422, 429, 503),
+            scope="filtered",
         ),
     ]

@@ -137,8 +137,13 @@ def _still_valid(request: web.Request, principal: Principal, credential: str) ->
     expires = principal.expires_at
     authenticator = request.app[AUTHENTICATOR]
     generation = authenticator.jwt_generation  # a reload of [auth] JWT settings moves it
+    # A profile whose role or scope an admin changed signs in again: the socket's principal
+    # (and the events its scope lets through) was fixed when it connected.
+    subject, access = principal.id, authenticator.access(principal.id)
     return lambda: (
-        (expires is None or expires > time.time()) and authenticator.jwt_generation == generation
+        (expires is None or expires > time.time())
+        and authenticator.jwt_generation == generation
+        and authenticator.access(subject) == access
     )
 
 
@@ -280,7 +285,7 @@ async def _stream(
 ) -> None:
     """An authenticated socket's life: its client in the hub, fed by the frames it sends."""
     hub = request.app[HUB]
-    client = hub.attach(_Socket(ws, request), still_valid)
+    client = hub.attach(_Socket(ws, request), still_valid, request[PRINCIPAL])
     try:
         if initial:
             await hub.subscribe(client, initial)
@@ -321,6 +326,7 @@ def routes() -> list[Route]:
             "public",
             status=101,
             errors=_ERRORS,
+            scope="filtered",
         ),
         Route(
             "GET",
@@ -332,5 +338,6 @@ def routes() -> list[Route]:
             status=101,
             params=(ident,),
             errors=(*_ERRORS, 404),
+            scope="filtered",
         ),
     ]

@@ -4,7 +4,8 @@ Given ids must name real rows (422 naming the field otherwise, as for any dangli
 in a body). Without ids, a project whose name the prompt spells out is used, when exactly one
 is; its environment likewise. Nothing but names, technologies, URLs (without userinfo or
 query) and server types and addresses is read: secrets live elsewhere and never come near
-this module.
+this module. A scoped caller's context comes from its reach alone: a project outside it is
+not matched by name, and its id gets the answer a nonexistent one gets.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
+from ..inventory.reach import Reach
 from ..model.inventory import AnyEntity, Environment, Project, Server, public_url
 from ..problem import Problem, invalid
 from ..store.inventory import ListQuery
@@ -54,29 +56,37 @@ def _named(prompt: str, names: list[str]) -> list[int]:
 
 
 async def _get(
-    inventory: InventoryService, table: str, ident: str, field: str, depth: int
+    inventory: InventoryService, table: str, ident: str, field: str, depth: int, *, reach: Reach
 ) -> AnyEntity:
+    missing = invalid(field, f"{table[:-1]} {ident} does not exist")
     try:
-        return await inventory.get(table, ident, depth)
+        found = await inventory.get(table, ident, depth)
     except Problem as exc:
         if exc.status == 404:
-            raise invalid(field, f"{table[:-1]} {ident} does not exist") from None
+            raise missing from None
         raise
+    if not reach.entity(table, found.id):
+        raise missing
+    return found
 
 
 async def from_ids(
-    inventory: InventoryService, project_id: uuid.UUID | None, environment_id: uuid.UUID | None
+    inventory: InventoryService,
+    project_id: uuid.UUID | None,
+    environment_id: uuid.UUID | None,
+    reach: Reach,
 ) -> Context:
-    """Context from the ids in the request."""
+    """Context from the ids in the request (in the caller's reach)."""
     env: Environment | None = None
     if environment_id is not None:
-        found = await _get(inventory, "environments", str(environment_id), "$.environmentId", 1)
+        wanted = str(environment_id)
+        found = await _get(inventory, "environments", wanted, "$.environmentId", 1, reach=reach)
         assert isinstance(found, Environment)
         env = found
     ident = str(project_id) if project_id is not None else env.project_id if env else None
     project: Project | None = None
     if ident is not None:
-        found = await _get(inventory, "projects", ident, "$.projectId", 0)
+        found = await _get(inventory, "projects", ident, "$.projectId", 0, reach=reach)
         assert isinstance(found, Project)
         project = found
     if env is not None and project is not None and env.project_id != project.id:
@@ -88,9 +98,12 @@ async def from_ids(
     )
 
 
-async def from_prompt(inventory: InventoryService, prompt: str) -> Context:
-    """Context from a project (and environment) the prompt names; empty when none or several."""
+async def from_prompt(inventory: InventoryService, prompt: str, reach: Reach) -> Context:
+    """Context from a project (and environment) in reach the prompt names; empty when none or
+    several."""
     projects, _ = await inventory.list("projects", ListQuery(limit=SCAN_LIMIT))
+    if not reach.everything:
+        projects = [p for p in projects if reach.project(p.id)]
     hits = _named(prompt, [p.name for p in projects])
     if len(hits) != 1:
         return Context()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import msgspec
 
 from ..config import AiConfig
+from ..inventory.reach import EVERYTHING, Reach
 from ..model.inventory import Body
 from ..problem import FieldIssue, Problem
 from . import context, prompt
@@ -109,16 +110,18 @@ class AssistantService:
                 headers={"Retry-After": str(wait)},
             )
 
-    async def _context(self, body: GenerateRequest, text: str) -> Context:
-        """Inventory metadata for the request."""
+    async def _context(self, body: GenerateRequest, text: str, reach: Reach) -> Context:
+        """Inventory metadata for the request, of the projects in the caller's reach only."""
         if body.project_id is not None or body.environment_id is not None:
-            return await context.from_ids(self.inventory, body.project_id, body.environment_id)
-        return await context.from_prompt(self.inventory, text)
+            return await context.from_ids(
+                self.inventory, body.project_id, body.environment_id, reach
+            )
+        return await context.from_prompt(self.inventory, text, reach)
 
-    async def generate(self, body: GenerateRequest) -> Generated:
-        """The file for body.prompt."""
+    async def generate(self, body: GenerateRequest, reach: Reach = EVERYTHING) -> Generated:
+        """The file for body.prompt; a scoped caller's context holds only its reach."""
         text = prompt.clean(body.prompt)
-        ctx = await self._context(body, text)
+        ctx = await self._context(body, text, reach)
         if self.llm is None:
             return self._offline(text, body.target, ctx, None)
         try:

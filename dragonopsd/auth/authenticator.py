@@ -128,6 +128,11 @@ class Authenticator:
         if jwt_changed:
             self.jwt_generation += 1
 
+    def access(self, subject: str) -> tuple[ProfileRole, Scope | None] | None:
+        """A JWT subject's role and scope as last read (None before its first request): the
+        websocket hub closes a socket whose profile changed since it signed in."""
+        return self._roles.get(subject)
+
     def profile_changed(self, profile: Profile) -> None:
         """An admin changed a profile: the new role and scope apply to the next request."""
         self._roles[profile.id] = (profile.role, scope_of(profile.scope))

@@ -25,6 +25,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
+from .gate import Gate
 from .topics import BATCH_BYTES, batch_frame, wildcard_of
 
 log = logging.getLogger("dragonopsd.live")
@@ -85,8 +86,10 @@ class Client:
         queue_size: int,
         close_timeout: float,
         drops: dict[str, int] | None = None,
+        gate: Gate | None = None,
     ) -> None:
         self.socket = socket
+        self.gate = gate  # a scoped subscriber's filter (gate.py); None: everything
         self.still_valid = still_valid
         self.topics: set[str] = set()  # subscriptions receiving live events
         self.pending: set[str] = set()  # subscriptions whose snapshot is being gathered

@@ -21,6 +21,15 @@ carries that topic and its current ``seq``), the event kind, and the camelCase p
 Struct or a dict). The key is a client topic or a template with ``{id}``; a topic without a
 provider gets an empty snapshot. Providers run on the loop (no blocking calls) and get
 ``snapshot_timeout`` seconds; a failing one costs the client an error frame, not the socket.
+
+Scoped subscribers (a token or profile limited to some clients) carry a gate (``gate.py``)
+and sit in an index of their own: the fan-out above never looks at them, beyond handing each
+pass's stamped events to a second task that offers each of them only what its gate admits,
+snapshots included. That task may wait for the inventory to be re-read (a server created a
+moment ago is placed before its event is judged) without holding anyone else's events back.
+Seqs stay the hub's, per topic: on a topic shared by every client (``monitors``, ``incidents``,
+``actions``, ``inventory``) a scoped socket sees the numbers of the events it was not sent
+skipped, which is not a loss (a loss closes the socket with 1013).
 """
 
 from __future__ import annotations
@@ -33,9 +42,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from ..bus import Bus, Event
+from ..model.principal import Principal
 from .caps import SocketCaps
 from .client import DROP_REASONS, GOING_AWAY, TRY_AGAIN_LATER, Client, Live, Socket
+from .gate import Gate, Gates
 from .topics import (
     ALL_SERVERS,
     BUS_PATTERNS,
@@ -76,7 +89,13 @@ class HubSettings:
 class Hub:
     """Owns the clients, their topic index, the per-topic seq counters and the snapshots."""
 
-    def __init__(self, bus: Bus, caps: SocketCaps, settings: HubSettings | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        caps: SocketCaps,
+        settings: HubSettings | None = None,
+        gates: Gates | None = None,
+    ) -> None:
         self.settings = settings or HubSettings()
         # The handler claims and releases these slots around each socket's life (api/ws.py).
         self.caps = caps
@@ -86,6 +105,11 @@ class Hub:
         self._index: dict[str, set[Client]] = {}
         self._seq: dict[str, int] = {}
         self._providers: dict[str, Provider] = {}
+        # Scoped subscribers: their own topic index, fed by the task in _run_scoped with the
+        # passes _fan_out hands over (only while one is subscribed).
+        self._gates = gates
+        self._scoped: dict[str, set[Client]] = {}
+        self._handoff: asyncio.Queue[list[tuple[Event, int]]] = asyncio.Queue()
         self.drops = dict.fromkeys(DROP_REASONS, 0)  # frames lost, by reason (client.py)
 
     def register_snapshot(self, topic: str, provider: Provider) -> None:
@@ -100,15 +124,23 @@ class Hub:
 
     # -- clients ---------------------------------------------------------------------------
 
-    def attach(self, socket: Socket, still_valid: Callable[[], bool]) -> Client:
-        """A new authenticated socket; ``still_valid`` is polled to close it on revocation."""
+    def attach(
+        self, socket: Socket, still_valid: Callable[[], bool], principal: Principal | None = None
+    ) -> Client:
+        """A new authenticated socket; ``still_valid`` is polled to close it on revocation.
+        A principal with a scope gets only what its gate admits."""
         s = self.settings
+        gate: Gate | None = None
+        if principal is not None and principal.scope is not None:
+            gate = self._gates.of(principal) if self._gates is not None else None
+            gate = gate or _NOTHING  # a scope nobody can judge sees nothing
         client = Client(
             socket,
             still_valid,
             queue_size=s.queue_size,
             close_timeout=s.close_timeout,
             drops=self.drops,
+            gate=gate,
         )
         self.clients.add(client)
         return client
@@ -136,9 +168,10 @@ class Hub:
             dropped = set(fresh[room:])
             fresh, wanted = fresh[:room], [t for t in wanted if t not in dropped]
         # Indexed before the snapshot is read: events published meanwhile are held for it.
+        index = self._index if client.gate is None else self._scoped
         for topic in fresh:
             client.pending.add(topic)
-            self._index.setdefault(topic, set()).add(client)
+            index.setdefault(topic, set()).add(client)
         for topic in fresh:
             for frame in await self._snapshot(client, topic):
                 client.send(frame)
@@ -171,6 +204,7 @@ class Hub:
     async def run(self) -> None:
         """Fan bus events out to clients until cancelled."""
         sub = self._bus.subscribe(BUS_PATTERNS, maxsize=self.settings.bus_queue)
+        scoped = asyncio.create_task(self._run_scoped())
         dropped = 0
         try:
             while True:
@@ -191,19 +225,23 @@ class Hub:
                         client.shutdown(TRY_AGAIN_LATER, "events were lost: resubscribe")
         finally:
             self._bus.unsubscribe(sub)
+            scoped.cancel()
+            await asyncio.wait([scoped])
 
     async def watch_credentials(self) -> None:
-        """Close sockets whose token expired or was revoked (until cancelled)."""
+        """Close sockets whose token expired or was revoked, or whose profile changed (until
+        cancelled)."""
         while True:
             await asyncio.sleep(self.settings.check_interval)
             for client in list(self.clients):
                 if not client.closing and not client.still_valid():
-                    client.shutdown(UNAUTHORIZED, "token expired or revoked")
+                    client.shutdown(UNAUTHORIZED, "token expired, revoked or its access changed")
 
     # -- internals -------------------------------------------------------------------------
 
     def _fan_out(self, events: list[Event]) -> None:
         routed: list[tuple[Live, set[Client]]] = []
+        handoff: list[tuple[Event, int]] | None = [] if self._scoped else None
         for event in events:
             topic = event.topic
             seq = self._seq.get(topic)
@@ -212,6 +250,8 @@ class Hub:
                     continue  # another servers.* topic, not one clients may follow
                 seq = 0
             seq = self._seq[topic] = seq + 1
+            if handoff is not None:
+                handoff.append((event, seq))
             exact = self._index.get(topic)
             wild = self._index.get(ALL_SERVERS) if wildcard_of(topic) else None
             targets = exact | wild if exact and wild else exact or wild
@@ -223,6 +263,8 @@ class Hub:
                 log.exception("cannot encode %s event on %s", event.kind, topic)
                 continue
             routed.append(((topic, seq, frame, event.kind in COALESCED), targets))
+        if handoff:
+            self._handoff.put_nowait(handoff)
         if not routed:
             return
         joined: dict[tuple[int, ...], bytes] = {}  # one batch encoding per set of events
@@ -257,9 +299,14 @@ class Hub:
             provider = self._providers.get(template) if template else None
         if provider is None:
             return []
+        gate = client.gate
         try:
             async with asyncio.timeout(self.settings.snapshot_timeout):
+                if gate is not None and self._gates is not None:
+                    await self._gates.settle()
                 items = list(await provider(topic))
+            if gate is not None:
+                items = [item for item in items if gate.admits(*item)]
             # A snapshot is as of just before the first event held back while it was read.
             first = client.held_seqs()
             ts = time.time()
@@ -272,8 +319,65 @@ class Hub:
             return [error("snapshot unavailable; live events follow", op="subscribe", topic=topic)]
 
     def _unindex(self, topic: str, client: Client) -> None:
-        subscribers = self._index.get(topic)
+        index = self._index if client.gate is None else self._scoped
+        subscribers = index.get(topic)
         if subscribers is not None:
             subscribers.discard(client)
             if not subscribers:
-                del self._index[topic]
+                del index[topic]
+
+    async def _run_scoped(self) -> None:
+        """Offer scoped subscribers what their gates admit of each pass, in order."""
+        while True:
+            stamped = await self._handoff.get()
+            while not self._handoff.empty():
+                stamped += self._handoff.get_nowait()
+            if self._gates is not None and any(e.topic == "inventory" for e, _ in stamped):
+                await self._gates.settle()
+            try:
+                self._fan_out_scoped(stamped)
+            except Exception:  # a gate's bug costs this pass, not every later one
+                log.exception("scoped websocket fan-out failed; %d events not sent", len(stamped))
+
+    def _fan_out_scoped(self, stamped: list[tuple[Event, int]]) -> None:
+        batches: dict[Client, list[Live]] = {}
+        for event, seq in stamped:
+            topic = event.topic
+            exact = self._scoped.get(topic)
+            wild = self._scoped.get(ALL_SERVERS) if wildcard_of(topic) else None
+            targets = exact | wild if exact and wild else exact or wild
+            if not targets:
+                continue
+            data = event.data
+            if isinstance(data, msgspec.Raw):  # another process's event: gates read a dict
+                data = _DECODE(data)
+            live: Live | None = None
+            for client in targets:
+                gate = client.gate
+                if gate is None or not gate.admits(topic, event.kind, data):
+                    continue
+                if live is None:
+                    try:
+                        frame = encode(Frame("event", event.kind, topic, seq, event.ts, event.data))
+                    except (TypeError, ValueError):
+                        log.exception("cannot encode %s event on %s", event.kind, topic)
+                        break
+                    live = (topic, seq, frame, event.kind in COALESCED)
+                if not client.batch:
+                    client.offer(*live)
+                else:
+                    batches.setdefault(client, []).append(live)
+        joined: dict[tuple[int, ...], bytes] = {}
+        for client, mine in batches.items():
+            client.offer_batch(mine, joined)
+
+
+class _Nothing:
+    """The gate of a scoped subscriber when no Gates were wired: it admits nothing."""
+
+    def admits(self, topic: str, kind: str, data: Any) -> bool:
+        return False
+
+
+_NOTHING = _Nothing()
+_DECODE = msgspec.json.Decoder().decode

@@ -67,6 +67,12 @@ class EngineView:
         """The integer key of a monitor id."""
         return self._runtimes.seq_of(monitor_id)
 
+    def placement(self, monitor_id: str) -> tuple[str | None, str | None] | None:
+        """The server and environment a monitor is attached to; None for an unknown one
+        (the websocket gates of scoped subscribers place monitor events with it)."""
+        rt = self._runtimes.of_id(monitor_id)
+        return None if rt is None else (rt.monitor.server_id, rt.monitor.environment_id)
+
     def state(self, monitor_id: str) -> MonitorState | None:
         """Latest state of one monitor."""
         rt = self._runtimes.of_id(monitor_id)
