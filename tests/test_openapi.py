@@ -86,6 +86,7 @@ async def test_every_route_is_documented(client: Client) -> None:
         assert str(route.status) in codes, f"{method} {path} lacks its success status"
         assert op["x-role"] == route.role, f"{method} {path} x-role"
         assert op["x-role"] in ("public", "viewer", "operator", "admin", "agent")
+        assert op["x-scope"] in ("global", "filtered", "unscoped"), f"{method} {path} x-scope"
 
 
 async def test_every_ref_resolves(client: Client) -> None:

@@ -28,7 +28,7 @@ CONVENTIONS = (
 ERROR_TEXT = {
     400: "Malformed request (e.g. invalid JSON)",
     401: "Missing or invalid credentials",
-    403: "Not allowed for this role",
+    403: "Not allowed for this role (or, on global configuration, for a scoped caller)",
     404: "No such resource",
     405: "Method not allowed",
     409: "Conflict with the current state (e.g. children still present)",
@@ -106,6 +106,8 @@ def build(routes: list[Route], version: str) -> dict[str, Any]:
             "summary": r.summary,
             "tags": [r.tag],
             "x-role": r.role,
+            # How a caller scoped to some clients meets it (api/route.py ScopeRule).
+            "x-scope": r.scope,
             "responses": {},
         }
         if r.role != "public":
