@@ -7,7 +7,8 @@ and the loop then waits up to a switch interval (5 ms) to take it back after eac
 makes (the convoy effect), so probes would queue behind the rendering anyway. A gzip thread
 compresses each segment while the next renders (zlib runs without the GIL), so a scrape costs
 about the larger of the two, not their sum. Segments are deflated independently and joined
-into one gzip member (as pigz does), so the ones exposition.py keeps are compressed once.
+into one gzip member (as pigz does), so the ones exposition.py keeps are compressed once and
+then kept in that form only.
 Concurrent scrapes of one format share a rendering.
 """
 
@@ -28,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from ..store.protocols import HistorySink
 from .daemon import DaemonCollector, RedisProbe
-from .exposition import Exposition, Segment
+from .exposition import Exposition, Packed, Segment
 from .labels import InventoryLabels
 from .monitors import MonitorCollector, Snapshot
 from .requests import RequestStats
@@ -61,7 +62,7 @@ def _not_configured() -> bool | None:
 @dataclass(frozen=True)
 class Scrape:
     """One rendered exposition, in the parts it was made of (sent one by one: joining 17 MB
-    for 10,000 monitors would only cost another copy)."""
+    for 10,000 monitors, or the compressed segments, would only cost another copy)."""
 
     parts: tuple[bytes, ...]
     content_type: str
@@ -177,7 +178,7 @@ class Exporter:
             sink.put(Segment(head.removesuffix(EOF_LINE) if openmetrics else head))
             snap = await self.monitors.snapshot_sliced(STEP)
             deadline = time.perf_counter() + STEP
-            for segment in self._exposition.render(snap, openmetrics):
+            for segment in self._exposition.render(snap, openmetrics, gzip):
                 sink.put(segment)
                 if time.perf_counter() >= deadline:
                     await asyncio.sleep(0)  # the loop runs what is due before the next step
@@ -200,7 +201,9 @@ class _Chunks:
         self._chunks: list[bytes] = []
 
     def put(self, segment: Segment) -> None:
-        self._chunks.append(segment.text)
+        # Plain scrapes get no kept (packed) segments: exposition.py renders them afresh.
+        assert isinstance(segment.body, bytes)
+        self._chunks.append(segment.body)
 
     async def finish(self) -> tuple[bytes, ...]:
         return tuple(self._chunks)
@@ -224,20 +227,27 @@ class _Gzip:
         out = [GZIP_HEADER]
         crc = size = 0
         while (segment := self._handoff.get()) is not None:
-            deflated = segment.deflated
-            if deflated is None:
-                # Raw deflate (wbits -15), flushed to a byte boundary without ending the
-                # stream: segments concatenate into one valid deflate stream.
-                packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
-                deflated = packer.compress(segment.text) + packer.flush(zlib.Z_SYNC_FLUSH)
-                if segment.labels is not None:  # a kept segment: compressed once
-                    segment.deflated = deflated
+            body = segment.body  # read once: another scrape's thread may pack it meanwhile
+            if isinstance(body, Packed):
+                out.append(body.deflated)
+                crc = _follow(crc, body)
+                size += body.size
+                continue
+            # Raw deflate (wbits -15), flushed to a byte boundary without ending the stream:
+            # segments concatenate into one valid deflate stream.
+            packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
+            deflated = packer.compress(body) + packer.flush(zlib.Z_SYNC_FLUSH)
             out.append(deflated)
-            crc = zlib.crc32(segment.text, crc)
-            size += len(segment.text)
+            if segment.labels is not None:  # a kept segment: compressed once, text let go
+                packed = Packed(deflated, len(body), zlib.crc32(body), zlib.crc32(bytes(len(body))))
+                segment.body = packed
+                crc = _follow(crc, packed)
+            else:
+                crc = zlib.crc32(body, crc)
+            size += len(body)
         out.append(FINAL_BLOCK)
         out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
-        return (b"".join(out),)
+        return tuple(out)
 
     async def finish(self) -> tuple[bytes, ...]:
         self.close()
@@ -247,3 +257,10 @@ class _Gzip:
         if self._open:
             self._open = False
             self._handoff.put(None)  # the end: the thread adds the trailer and returns
+
+
+def _follow(crc: int, packed: Packed) -> int:
+    """The CRC-32 of (what crc covers + packed's text), without that text. CRC-32 is affine in
+    its start value: crc32(text, c) = crc32(zeros, c) ^ crc32(zeros) ^ crc32(text) for as many
+    zero bytes, so the text's part is kept in Packed and the rest costs what its CRC did."""
+    return zlib.crc32(bytes(packed.size), crc) ^ packed.zeros ^ packed.crc
