@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dragonopsd.appkeys import METRICS
 from dragonopsd.config import ConfigError, from_mapping
+from dragonopsd.metrics import exporter as exporter_module
 
 pytestmark = pytest.mark.backends
 
@@ -256,6 +257,23 @@ async def test_concurrent_scrapes_share_one_rendering(client: Client) -> None:
     exporter = client.app[METRICS]
     first, second = await asyncio.gather(exporter.scrape("", False), exporter.scrape("", False))
     assert first is second
+
+
+async def test_gzip_scrape_whole_when_rendering_waits_for_the_compressor(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no text allowed ahead of the gzip thread, every segment waits for it: same body."""
+    for i in range(3):
+        await post(client, "/api/monitors", {"name": f"w{i}", "kind": "push"})
+    monkeypatch.setattr(exporter_module, "AHEAD", 0)
+    exporter = client.app[METRICS]
+    plain = samples((await exporter.scrape("", gzip=False)).body.decode(), "dragonops_mon")
+    for _ in range(2):  # packing the kept segments, then reusing them
+        packed = (await exporter.scrape("", gzip=True)).body
+        assert samples(gzip.decompress(packed).decode(), "dragonops_mon") == plain
+    resp = await scrape(client, **{"Accept-Encoding": "gzip"})
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert samples(await resp.text(), "dragonops_mon") == plain
 
 
 async def test_token_guards_metrics_and_api_tokens_do_not_open_it(
