@@ -137,6 +137,33 @@ async def test_monitor_series_carry_the_inventory_labels(
     assert find(found, "dragonops_server_up", **server) == [1.0]
 
 
+async def test_renaming_an_environment_relabels_its_monitors_in_both_encodings(
+    client: Client, tree: Callable[[], Awaitable[dict[str, Any]]]
+) -> None:
+    """Label text is cached per monitor: an inventory rename remakes the one it changes (plain
+    and gzipped alike), and a rename elsewhere leaves the others' series as they were."""
+    t, other = await tree(), await tree()
+    env = t["environment"]["id"]
+    mon = await post(client, "/api/monitors", {"name": "api", "kind": "push", "environmentId": env})
+    bystander = await post(
+        client,
+        "/api/monitors",
+        {"name": "by", "kind": "push", "environmentId": other["environment"]["id"]},
+    )
+    await wait_for(client, "dragonops_monitor_up", monitor_id=mon["id"], environment="Production")
+    exporter = client.app[METRICS]
+    await exporter.scrape("", gzip=True)  # packs the kept segments with the old labels
+    patched = await client.patch(f"/api/environments/{env}", json={"name": "Staging"})
+    assert patched.status == 200, await patched.text()
+    await wait_for(client, "dragonops_monitor_up", monitor_id=mon["id"], environment="Staging")
+    plain = samples((await exporter.scrape("", gzip=False)).body.decode(), "dragonops_mon")
+    packed = (await exporter.scrape("", gzip=True)).body
+    assert samples(gzip.decompress(packed).decode(), "dragonops_mon") == plain
+    assert not find(plain, "dragonops_monitor_up", monitor_id=mon["id"], environment="Production")
+    assert find(plain, "dragonops_monitor_up", environment="Production") == [0.0]  # bystander
+    assert len(find(plain, "dragonops_monitor_status", monitor_id=bystander["id"])) == 5
+
+
 async def test_daemon_series_and_route_templates(client: Client) -> None:
     unknown = "00000000-0000-0000-0000-000000000000"
     assert (await client.get(f"/api/monitors/{unknown}")).status == 404
