@@ -293,6 +293,7 @@ async def test_gzip_scrape_whole_when_rendering_waits_for_the_compressor(
     for i in range(3):
         await post(client, "/api/monitors", {"name": f"w{i}", "kind": "push"})
     monkeypatch.setattr(exporter_module, "AHEAD", 0)
+    monkeypatch.setattr(exporter_module, "RESUME", 0)
     exporter = client.app[METRICS]
     plain = samples((await exporter.scrape("", gzip=False)).body.decode(), "dragonops_mon")
     for _ in range(2):  # packing the kept segments, then reusing them

@@ -49,10 +49,13 @@ OPENMETRICS = "application/openmetrics-text"
 STEP = 0.005
 EOF_LINE = b"# EOF\n"
 GZIP_LEVEL = 1  # ~10x smaller already; higher levels cost 2-3x the time for a few % more
-# Bytes of text the loop may render ahead of the gzip thread. Unbounded, nearly the whole
-# exposition (~30 MB for 25,000 monitors) waited in the queue whenever the thread fell behind
-# (on one core it does), and that set the daemon's peak RSS.
-AHEAD = 2 << 20
+# Bytes of text the loop may render ahead of the gzip thread, and how far the thread then
+# catches up before the loop renders on. Unbounded, nearly the whole exposition (~30 MB for
+# 25,000 monitors) waited in the queue whenever the thread fell behind (on one core it does),
+# and that set the daemon's peak RSS. Resuming well below the bound keeps the waits few: each
+# costs a turn of the loop, which is long when the loop is busy.
+AHEAD = 4 << 20
+RESUME = 1 << 20
 # A gzip member's header (deflate, no name, no mtime, unknown OS) and the empty final block
 # that ends the concatenated raw deflate segments.
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -183,8 +186,9 @@ class Exporter:
             snap = await self.monitors.snapshot_sliced(STEP)
             deadline = time.perf_counter() + STEP
             for segment in self._exposition.render(snap, openmetrics, gzip):
-                await sink.put(segment)
-                if time.perf_counter() >= deadline:
+                if await sink.put(segment):  # waited: the loop ran meanwhile
+                    deadline = time.perf_counter() + STEP
+                elif time.perf_counter() >= deadline:
                     await asyncio.sleep(0)  # the loop runs what is due before the next step
                     deadline = time.perf_counter() + STEP
             if openmetrics:
@@ -204,10 +208,11 @@ class _Chunks:
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
 
-    async def put(self, segment: Segment) -> None:
+    async def put(self, segment: Segment) -> bool:
         # Plain scrapes get no kept (packed) segments: exposition.py renders them afresh.
         assert isinstance(segment.body, bytes)
         self._chunks.append(segment.body)
+        return False
 
     async def finish(self) -> tuple[bytes, ...]:
         return tuple(self._chunks)
@@ -229,19 +234,22 @@ class _Gzip:
         self._caught_up: asyncio.Future[None] | None = None  # the loop waits on the thread
         self._done = self._loop.run_in_executor(None, self._compress)
 
-    async def put(self, segment: Segment) -> None:
-        """Hand a segment over; wait (the loop running other work) while the thread has more
-        than AHEAD bytes of text still to compress."""
+    async def put(self, segment: Segment) -> bool:
+        """Hand a segment over. When the thread has more than AHEAD bytes of text still to
+        compress, wait (the loop running other work) until it is down to RESUME; True then."""
         body = segment.body
         self._handoff.put(segment)
         if isinstance(body, bytes):
             self._given += len(body)
+        if self._given - self._taken <= AHEAD:
+            return False
         while self._given - self._taken > AHEAD:
             self._caught_up = self._loop.create_future()
             # Checked again with the future in place: the thread reads it after counting.
             if self._given - self._taken > AHEAD:
                 await self._caught_up
         self._caught_up = None
+        return True
 
     def _compress(self) -> tuple[bytes, ...]:
         out = [GZIP_HEADER]
@@ -266,7 +274,8 @@ class _Gzip:
                 crc = zlib.crc32(body, crc)
             size += len(body)
             self._taken += len(body)
-            if (waiting := self._caught_up) is not None:
+            waiting = self._caught_up
+            if waiting is not None and self._given - self._taken <= RESUME:
                 self._loop.call_soon_threadsafe(_release, waiting)
         out.append(FINAL_BLOCK)
         out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
