@@ -247,7 +247,12 @@ class _Gzip:
             self._caught_up = self._loop.create_future()
             # Checked again with the future in place: the thread reads it after counting.
             if self._given - self._taken > AHEAD:
-                await self._caught_up
+                # A thread that failed never catches up: its error ends the scrape here.
+                await asyncio.wait(
+                    (self._caught_up, self._done), return_when=asyncio.FIRST_COMPLETED
+                )
+                if self._done.done():
+                    self._done.result()
         self._caught_up = None
         return True
 
