@@ -28,6 +28,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dragonopsd.appkeys import METRICS
 from dragonopsd.config import ConfigError, from_mapping
+from dragonopsd.metrics import exporter as exporter_module
 
 pytestmark = pytest.mark.backends
 
@@ -136,6 +137,33 @@ async def test_monitor_series_carry_the_inventory_labels(
     assert find(found, "dragonops_server_up", **server) == [1.0]
 
 
+async def test_renaming_an_environment_relabels_its_monitors_in_both_encodings(
+    client: Client, tree: Callable[[], Awaitable[dict[str, Any]]]
+) -> None:
+    """Label text is cached per monitor: an inventory rename remakes the one it changes (plain
+    and gzipped alike), and a rename elsewhere leaves the others' series as they were."""
+    t, other = await tree(), await tree()
+    env = t["environment"]["id"]
+    mon = await post(client, "/api/monitors", {"name": "api", "kind": "push", "environmentId": env})
+    bystander = await post(
+        client,
+        "/api/monitors",
+        {"name": "by", "kind": "push", "environmentId": other["environment"]["id"]},
+    )
+    await wait_for(client, "dragonops_monitor_up", monitor_id=mon["id"], environment="Production")
+    exporter = client.app[METRICS]
+    await exporter.scrape("", gzip=True)  # packs the kept segments with the old labels
+    patched = await client.patch(f"/api/environments/{env}", json={"name": "Staging"})
+    assert patched.status == 200, await patched.text()
+    await wait_for(client, "dragonops_monitor_up", monitor_id=mon["id"], environment="Staging")
+    plain = samples((await exporter.scrape("", gzip=False)).body.decode(), "dragonops_mon")
+    packed = (await exporter.scrape("", gzip=True)).body
+    assert samples(gzip.decompress(packed).decode(), "dragonops_mon") == plain
+    assert not find(plain, "dragonops_monitor_up", monitor_id=mon["id"], environment="Production")
+    assert find(plain, "dragonops_monitor_up", environment="Production") == [0.0]  # bystander
+    assert len(find(plain, "dragonops_monitor_status", monitor_id=bystander["id"])) == 5
+
+
 async def test_daemon_series_and_route_templates(client: Client) -> None:
     unknown = "00000000-0000-0000-0000-000000000000"
     assert (await client.get(f"/api/monitors/{unknown}")).status == 404
@@ -217,6 +245,16 @@ async def test_fast_text_equals_prometheus_client_rendering(client: Client) -> N
     assert monitors == set(names)
 
 
+def om_samples(text: str) -> Samples:
+    """The monitor samples of an OpenMetrics exposition, named as the text format names them."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in parse_openmetrics(text)
+        for s in family.samples
+        if s.name.startswith("dragonops_mon")
+    }
+
+
 async def test_gzip_segments_say_what_the_text_says_as_statuses_change(client: Client) -> None:
     """Kept segments (up, status) are compressed once and reused until a status changes."""
     mons = [await post(client, "/api/monitors", {"name": f"m{i}", "kind": "push"}) for i in "ab"]
@@ -226,8 +264,15 @@ async def test_gzip_segments_say_what_the_text_says_as_statuses_change(client: C
         if pushed is not None:
             assert (await client.get(f"/api/push/{pushed['pushToken']}")).status == 200
         plain = samples((await exporter.scrape("", gzip=False)).body.decode(), "dragonops_mon")
-        packed = (await exporter.scrape("", gzip=True)).body
-        assert samples(gzip.decompress(packed).decode(), "dragonops_mon") == plain
+        om = om_samples((await exporter.scrape(OPENMETRICS, gzip=False)).body.decode())
+        # The first gzipped scrape packs the kept segments, the next ones reuse the packed form
+        # (both formats at once share them).
+        for _ in range(3):
+            text_gz, om_gz = await asyncio.gather(
+                exporter.scrape("", gzip=True), exporter.scrape(OPENMETRICS, gzip=True)
+            )
+            assert samples(gzip.decompress(text_gz.body).decode(), "dragonops_mon") == plain
+            assert om_samples(gzip.decompress(om_gz.body).decode()) == om
         ups = {dict(lb)["monitor"]: v for (n, lb), v in plain.items() if n.endswith("_up")}
         assert ups == {"ma": a, "mb": b}
     head = await client.head("/metrics", headers={"Accept-Encoding": "identity"})
@@ -239,6 +284,39 @@ async def test_concurrent_scrapes_share_one_rendering(client: Client) -> None:
     exporter = client.app[METRICS]
     first, second = await asyncio.gather(exporter.scrape("", False), exporter.scrape("", False))
     assert first is second
+
+
+async def test_gzip_scrape_whole_when_rendering_waits_for_the_compressor(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no text allowed ahead of the gzip thread, every segment waits for it: same body."""
+    for i in range(3):
+        await post(client, "/api/monitors", {"name": f"w{i}", "kind": "push"})
+    monkeypatch.setattr(exporter_module, "AHEAD", 0)
+    monkeypatch.setattr(exporter_module, "RESUME", 0)
+    exporter = client.app[METRICS]
+    plain = samples((await exporter.scrape("", gzip=False)).body.decode(), "dragonops_mon")
+    for _ in range(2):  # packing the kept segments, then reusing them
+        packed = (await exporter.scrape("", gzip=True)).body
+        assert samples(gzip.decompress(packed).decode(), "dragonops_mon") == plain
+    resp = await scrape(client, **{"Accept-Encoding": "gzip"})
+    assert resp.headers["Content-Encoding"] == "gzip"
+    assert samples(await resp.text(), "dragonops_mon") == plain
+
+
+async def test_a_failing_compressor_fails_the_scrape_instead_of_stalling_it(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop waiting for the gzip thread learns of its error (zlib refuses level 99)."""
+    monkeypatch.setattr(exporter_module, "AHEAD", 0)
+    monkeypatch.setattr(exporter_module, "GZIP_LEVEL", 99)
+    exporter = client.app[METRICS]
+    async with asyncio.timeout(10):
+        with pytest.raises(ValueError, match="Invalid initialization option"):
+            await exporter.scrape("", gzip=True)
+    monkeypatch.setattr(exporter_module, "GZIP_LEVEL", 1)
+    packed = (await exporter.scrape("", gzip=True)).body
+    assert gzip.decompress(packed).startswith(b"# HELP")
 
 
 async def test_token_guards_metrics_and_api_tokens_do_not_open_it(

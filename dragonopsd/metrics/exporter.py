@@ -7,7 +7,8 @@ and the loop then waits up to a switch interval (5 ms) to take it back after eac
 makes (the convoy effect), so probes would queue behind the rendering anyway. A gzip thread
 compresses each segment while the next renders (zlib runs without the GIL), so a scrape costs
 about the larger of the two, not their sum. Segments are deflated independently and joined
-into one gzip member (as pigz does), so the ones exposition.py keeps are compressed once.
+into one gzip member (as pigz does), so the ones exposition.py keeps are compressed once and
+then kept in that form only.
 Concurrent scrapes of one format share a rendering.
 """
 
@@ -28,7 +29,7 @@ from prometheus_client.registry import Collector
 
 from ..store.protocols import HistorySink
 from .daemon import DaemonCollector, RedisProbe
-from .exposition import Exposition, Segment
+from .exposition import Exposition, Packed, Segment
 from .labels import InventoryLabels
 from .monitors import MonitorCollector, Snapshot
 from .requests import RequestStats
@@ -48,6 +49,13 @@ OPENMETRICS = "application/openmetrics-text"
 STEP = 0.005
 EOF_LINE = b"# EOF\n"
 GZIP_LEVEL = 1  # ~10x smaller already; higher levels cost 2-3x the time for a few % more
+# Bytes of text the loop may render ahead of the gzip thread, and how far the thread then
+# catches up before the loop renders on. Unbounded, nearly the whole exposition (~30 MB for
+# 25,000 monitors) waited in the queue whenever the thread fell behind (on one core it does),
+# and that set the daemon's peak RSS. Resuming well below the bound keeps the waits few: each
+# costs a turn of the loop, which is long when the loop is busy.
+AHEAD = 4 << 20
+RESUME = 1 << 20
 # A gzip member's header (deflate, no name, no mtime, unknown OS) and the empty final block
 # that ends the concatenated raw deflate segments.
 GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
@@ -61,7 +69,7 @@ def _not_configured() -> bool | None:
 @dataclass(frozen=True)
 class Scrape:
     """One rendered exposition, in the parts it was made of (sent one by one: joining 17 MB
-    for 10,000 monitors would only cost another copy)."""
+    for 10,000 monitors, or the compressed segments, would only cost another copy)."""
 
     parts: tuple[bytes, ...]
     content_type: str
@@ -174,16 +182,17 @@ class Exporter:
         head = encoder(_Frozen(families))
         sink = _Gzip() if gzip else _Chunks()
         try:
-            sink.put(Segment(head.removesuffix(EOF_LINE) if openmetrics else head))
+            await sink.put(Segment(head.removesuffix(EOF_LINE) if openmetrics else head))
             snap = await self.monitors.snapshot_sliced(STEP)
             deadline = time.perf_counter() + STEP
-            for segment in self._exposition.render(snap, openmetrics):
-                sink.put(segment)
-                if time.perf_counter() >= deadline:
+            for segment in self._exposition.render(snap, openmetrics, gzip):
+                if await sink.put(segment):  # waited: the loop ran meanwhile
+                    deadline = time.perf_counter() + STEP
+                elif time.perf_counter() >= deadline:
                     await asyncio.sleep(0)  # the loop runs what is due before the next step
                     deadline = time.perf_counter() + STEP
             if openmetrics:
-                sink.put(Segment(EOF_LINE))
+                await sink.put(Segment(EOF_LINE))
             return Scrape(await sink.finish(), content_type, gzip)
         finally:
             sink.close()  # a failed or cancelled scrape must not leave the thread waiting
@@ -199,8 +208,11 @@ class _Chunks:
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
 
-    def put(self, segment: Segment) -> None:
-        self._chunks.append(segment.text)
+    async def put(self, segment: Segment) -> bool:
+        # Plain scrapes get no kept (packed) segments: exposition.py renders them afresh.
+        assert isinstance(segment.body, bytes)
+        self._chunks.append(segment.body)
+        return False
 
     async def finish(self) -> tuple[bytes, ...]:
         return tuple(self._chunks)
@@ -213,31 +225,66 @@ class _Gzip:
     """One gzip member from segments deflated by a worker thread as they come."""
 
     def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._handoff: queue.SimpleQueue[Segment | None] = queue.SimpleQueue()
         self._open = True
-        self._done = asyncio.get_running_loop().run_in_executor(None, self._compress)
+        # Text handed over, and of it compressed: each written by one thread only.
+        self._given = 0
+        self._taken = 0
+        self._caught_up: asyncio.Future[None] | None = None  # the loop waits on the thread
+        self._done = self._loop.run_in_executor(None, self._compress)
 
-    def put(self, segment: Segment) -> None:
+    async def put(self, segment: Segment) -> bool:
+        """Hand a segment over. When the thread has more than AHEAD bytes of text still to
+        compress, wait (the loop running other work) until it is down to RESUME; True then."""
+        body = segment.body
         self._handoff.put(segment)
+        if isinstance(body, bytes):
+            self._given += len(body)
+        if self._given - self._taken <= AHEAD:
+            return False
+        while self._given - self._taken > AHEAD:
+            self._caught_up = self._loop.create_future()
+            # Checked again with the future in place: the thread reads it after counting.
+            if self._given - self._taken > AHEAD:
+                # A thread that failed never catches up: its error ends the scrape here.
+                await asyncio.wait(
+                    (self._caught_up, self._done), return_when=asyncio.FIRST_COMPLETED
+                )
+                if self._done.done():
+                    self._done.result()
+        self._caught_up = None
+        return True
 
     def _compress(self) -> tuple[bytes, ...]:
         out = [GZIP_HEADER]
         crc = size = 0
         while (segment := self._handoff.get()) is not None:
-            deflated = segment.deflated
-            if deflated is None:
-                # Raw deflate (wbits -15), flushed to a byte boundary without ending the
-                # stream: segments concatenate into one valid deflate stream.
-                packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
-                deflated = packer.compress(segment.text) + packer.flush(zlib.Z_SYNC_FLUSH)
-                if segment.labels is not None:  # a kept segment: compressed once
-                    segment.deflated = deflated
+            body = segment.body  # read once: another scrape's thread may pack it meanwhile
+            if isinstance(body, Packed):
+                out.append(body.deflated)
+                crc = _follow(crc, body)
+                size += body.size
+                continue
+            # Raw deflate (wbits -15), flushed to a byte boundary without ending the stream:
+            # segments concatenate into one valid deflate stream.
+            packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
+            deflated = packer.compress(body) + packer.flush(zlib.Z_SYNC_FLUSH)
             out.append(deflated)
-            crc = zlib.crc32(segment.text, crc)
-            size += len(segment.text)
+            if segment.labels is not None:  # a kept segment: compressed once, text let go
+                packed = Packed(deflated, len(body), zlib.crc32(body), zlib.crc32(bytes(len(body))))
+                segment.body = packed
+                crc = _follow(crc, packed)
+            else:
+                crc = zlib.crc32(body, crc)
+            size += len(body)
+            self._taken += len(body)
+            waiting = self._caught_up
+            if waiting is not None and self._given - self._taken <= RESUME:
+                self._loop.call_soon_threadsafe(_release, waiting)
         out.append(FINAL_BLOCK)
         out.append(struct.pack("<II", crc, size & 0xFFFFFFFF))
-        return (b"".join(out),)
+        return tuple(out)
 
     async def finish(self) -> tuple[bytes, ...]:
         self.close()
@@ -247,3 +294,15 @@ class _Gzip:
         if self._open:
             self._open = False
             self._handoff.put(None)  # the end: the thread adds the trailer and returns
+
+
+def _follow(crc: int, packed: Packed) -> int:
+    """The CRC-32 of (what crc covers + packed's text), without that text. CRC-32 is affine in
+    its start value: crc32(text, c) = crc32(zeros, c) ^ crc32(zeros) ^ crc32(text) for as many
+    zero bytes, so the text's part is kept in Packed and the rest costs what its CRC did."""
+    return zlib.crc32(bytes(packed.size), crc) ^ packed.zeros ^ packed.crc
+
+
+def _release(waiting: asyncio.Future[None]) -> None:
+    if not waiting.done():  # the scrape may have been cancelled, or released already
+        waiting.set_result(None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .monitors import (
     CERT,
@@ -32,16 +33,24 @@ _FLAGS = {s: tuple("1" if s == t else "0" for t in STATES) for s in STATES}
 Lines = Callable[[Snapshot, int, int], list[str]]
 
 
+class Packed(NamedTuple):
+    """A kept segment once compressed: what a gzip member needs of its text, not the text."""
+
+    deflated: bytes  # raw deflate ending on a byte boundary (Z_SYNC_FLUSH)
+    size: int  # bytes of text
+    crc: int  # CRC-32 of the text
+    zeros: int  # CRC-32 of as many zero bytes (the exporter's _follow says why)
+
+
 @dataclass
 class Segment:
     """A piece of the exposition; kept ones remember what they were rendered from."""
 
-    text: bytes
+    # The text; a kept one's becomes Packed in the gzip thread (one assignment, so another
+    # scrape's thread reading it sees the text or the packed form, never neither).
+    body: bytes | Packed
     labels: list[Labels] | None = None
     status: list[str] | None = None
-    # Raw deflate of text ending on a byte boundary (Z_SYNC_FLUSH): set by the gzip thread,
-    # reused by the next gzipped scrape while the segment is kept.
-    deflated: bytes | None = None
 
 
 class Exposition:
@@ -50,9 +59,10 @@ class Exposition:
     def __init__(self) -> None:
         self._kept: dict[tuple[str, int], Segment] = {}
 
-    def render(self, snap: Snapshot, openmetrics: bool) -> Iterator[Segment]:
+    def render(self, snap: Snapshot, openmetrics: bool, gzip: bool) -> Iterator[Segment]:
         """The monitor families, segment by segment: the ones rendered afresh first, so the
-        gzip thread compresses them while the loop checks which kept ones still hold."""
+        gzip thread compresses them while the loop checks which kept ones still hold (kept
+        ones only for gzip: they let go of their text once compressed)."""
         fresh: tuple[tuple[Family, Lines], ...] = (
             (RESPONSE, _response),
             (CHECKS, _checks),
@@ -66,7 +76,10 @@ class Exposition:
         for family, lines in kept:
             yield Segment(family.header(openmetrics).encode())
             for start in range(0, len(snap), SLICE):
-                yield self._kept_segment(family, lines, snap, start)
+                if gzip:
+                    yield self._kept_segment(family, lines, snap, start)
+                else:
+                    yield Segment("".join(lines(snap, start, start + SLICE)).encode())
         incidents = f"{INCIDENTS.header(openmetrics)}{INCIDENTS.name} {snap.incidents}\n"
         yield Segment(incidents.encode())
         for key in [k for k in self._kept if k[1] >= len(snap)]:

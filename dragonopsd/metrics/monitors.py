@@ -75,16 +75,21 @@ def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
+def label_text(values: Sequence[str]) -> str:
+    """A monitor's label values as exposition text, escaped (without the braces)."""
+    return ",".join(f'{k}="{escape(v)}"' for k, v in zip(LABELS, values, strict=True))
+
+
 class Labels:
-    """One monitor's label values and their rendered text; cached per monitor row."""
+    """One monitor's rendered label text; cached per monitor row. The values themselves are
+    not kept (a tuple per monitor, ~2 MB for 25,000): only the slow collect() path reads them."""
 
-    __slots__ = ("generation", "row", "text", "values")
+    __slots__ = ("generation", "row", "text")
 
-    def __init__(self, row: MonitorRow, generation: int, values: tuple[str, ...]) -> None:
+    def __init__(self, row: MonitorRow, generation: int, text: str) -> None:
         self.row = row
         self.generation = generation
-        self.values = values
-        self.text = ",".join(f'{k}="{escape(v)}"' for k, v in zip(LABELS, values, strict=True))
+        self.text = text
 
 
 @dataclass
@@ -119,11 +124,12 @@ class MonitorCollector:
         labels = self._cache.get(row.seq)
         if labels is not None and labels.row is row and labels.generation == generation:
             return labels
-        values = self._values(row.monitor)
-        if labels is not None and labels.row is row and labels.values == values:
-            labels.generation = generation  # the inventory changed elsewhere: text still good
+        text = label_text(self._values(row.monitor))
+        if labels is not None and labels.row is row and labels.text == text:
+            # The inventory changed elsewhere: the same object, so kept segments still hold.
+            labels.generation = generation
             return labels
-        labels = self._cache[row.seq] = Labels(row, generation, values)
+        labels = self._cache[row.seq] = Labels(row, generation, text)
         return labels
 
     def _add(self, snap: Snapshot, runtimes: Sequence[MonitorFigures]) -> None:
@@ -187,7 +193,7 @@ class MonitorCollector:
             snap.cert,
             strict=True,
         ):
-            values = list(labels.values)
+            values = list(self._values(labels.row.monitor))
             up.add_metric(values, 1 if state == "up" else 0)
             for s in STATES:
                 status.add_metric([*values, s], 1 if s == state else 0)
