@@ -84,6 +84,11 @@ def test_inventory_then_monitor_through_the_forms_only(scene: Scene, browser: Br
         error = page.wait_for_selector("[data-field='$.url'] .field-error:visible")
         assert "http" in error.inner_text(), "checked in the browser before any request"
         page.fill("#environment-form-url", "https://shop.example.com")
+        page.fill("#environment-form-resources", "[1]")
+        page.click("button:has-text('Create environment')")
+        error = page.wait_for_selector("[data-field='$.resources'] .field-error:visible")
+        assert "JSON object" in error.inner_text()
+        page.fill("#environment-form-resources", '{"database": "orders"}')
         shoot(page, "forms-03-environment")
         page.click("button:has-text('Create environment')")
         page.click("a.button:has-text('Add a server')")
@@ -123,6 +128,8 @@ def test_inventory_then_monitor_through_the_forms_only(scene: Scene, browser: Br
         )
         project = scene.rest.get("/api/projects?q=Shop")["items"][0]
         assert project["technology"] == ["Python", "Redis"]
+        env = scene.rest.get("/api/environments?q=Production")["items"][0]
+        assert env["resources"] == {"database": "orders"}
         watch.assert_clean()
 
 

@@ -62,6 +62,7 @@ export async function mount(root, {table, id}, ctx) {
   if (table === "environments") {
     add(field(fid, {path: "$.url", label: "URL", type: "url", value: item?.url, placeholder: "https://app.example.com",
       pattern: "https?://[^\\s/]+(/\\S*)?", patternText: "Expected an http:// or https:// URL"}));
+    add(resourcesField(fid, item?.resources));
   }
   add(field(fid, {path: "$.status", label: "Status", type: "select", options: level.statuses.map((s) => [s, s]),
     value: item?.status ?? level.statuses[table === "servers" ? 1 : 0]}));
@@ -201,4 +202,30 @@ async function parentOptions(table) {
     }
   }
   return out;
+}
+
+// An environment's resources (database names, bucket URLs, cluster sizes...): a JSON object of
+// at most 100 keys, typed as JSON and checked here before the API sees it.
+function resourcesField(fid, value) {
+  const f = field(fid, {path: "$.resources", label: "Resources (JSON object)", type: "textarea", rows: 4,
+    value: value && Object.keys(value).length ? JSON.stringify(value, null, 2) : "",
+    placeholder: '{"database": "orders", "replicas": 2}',
+    hint: "Anything the team keeps about this environment, as key: value pairs. Empty for none.",
+    check: (v) => {
+      if (v === "") return null;
+      let parsed;
+      try {
+        parsed = JSON.parse(v);
+      } catch (err) {
+        return `Not JSON: ${err.message}`;
+      }
+      if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) return "Expected a JSON object: {\"key\": value}";
+      return Object.keys(parsed).length > 100 ? "At most 100 keys" : null;
+    }});
+  const text = f.read;
+  f.read = () => {
+    const raw = text();
+    return raw === null ? {} : JSON.parse(raw);
+  };
+  return f;
 }
