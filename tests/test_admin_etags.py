@@ -8,6 +8,8 @@ from typing import Any
 import pytest
 from conftest import Client, post
 
+from dragonopsd.appkeys import AUTHENTICATOR
+
 pytestmark = pytest.mark.backends
 
 WINDOW = {
@@ -108,3 +110,23 @@ async def test_a_create_only_setting_put_does_not_replace_one(client: Client) ->
         {"field": "key", "message": "a setting named status.banner exists already"}
     ]
     assert (await (await client.get(path)).json())["value"] == "first"
+
+
+async def test_a_profile_change_honours_if_match(client: Client) -> None:
+    store = client.app[AUTHENTICATOR].store
+    await store.ensure_profile("user-1", "ada@example.com", "viewer")
+    path = "/api/profiles/user-1"
+    first = await client.get(path)
+    assert first.status == 200 and (await first.json())["role"] == "viewer"
+    etag = first.headers["ETag"]
+    assert (await client.get(path, headers={"If-None-Match": etag})).status == 304
+    changed = await client.patch(path, json={"role": "operator"}, headers={"If-Match": etag})
+    assert changed.status == 200, await changed.text()
+    assert changed.headers["ETag"] != etag
+    stale = await client.patch(path, json={"role": "admin"}, headers={"If-Match": etag})
+    assert stale.status == 412
+    assert stale.content_type == "application/problem+json"
+    assert (await (await client.get(path)).json())["role"] == "operator"
+    plain = await client.patch(path, json={"role": "viewer"})
+    assert plain.status == 200 and (await plain.json())["role"] == "viewer"
+    assert (await client.get("/api/profiles/nobody")).status == 404

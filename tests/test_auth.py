@@ -59,6 +59,7 @@ EXPECTED_ROLES = {
     ("POST", "/api/tokens"): "admin",
     ("DELETE", "/api/tokens/{id}"): "admin",
     ("GET", "/api/profiles"): "admin",
+    ("GET", "/api/profiles/{id}"): "admin",
     ("PATCH", "/api/profiles/{id}"): "admin",
     ("GET", "/api/audit"): "admin",
     ("GET", "/api/monitors"): "viewer",

@@ -453,6 +453,15 @@ def test_an_admin_changes_a_jwt_profiles_role(scene: Scene, browser: Browser) ->
             page.select_option(f"{row} select", "operator")
             page.wait_for_selector(f"{row}:has-text('Saved: operator')")
             shoot(page, "admin-12-profile-role")
+            for role in ("viewer", "operator"):  # its own changes are no conflict
+                page.select_option(f"{row} select", role)
+                page.wait_for_selector(f"{row}:has-text('Saved: {role}')")
+            # Another admin changes her email meanwhile: the next role change in this page
+            # meets the conflict notice instead of overwriting that edit.
+            scene.rest.call("PATCH", "/api/profiles/user-ada", {"email": "ada@elsewhere.example"})
+            page.select_option(f"{row} select", "admin")
+            page.wait_for_selector(f"{row} [data-conflict]:has-text('Changed by someone else')")
+            assert page.input_value(f"{row} select") == "operator"
             watch.assert_clean()
         profiles = scene.rest.get("/api/profiles")["items"]
         assert [(p["id"], p["role"]) for p in profiles] == [("user-ada", "operator")]

@@ -15,7 +15,15 @@ from ..model.inventory import ONE_LINE, Body, Wire
 from ..model.principal import ProfileRole, TokenRole
 from ..problem import Problem, invalid
 from ..store.tokens import AccessScope, Profile, Token
-from .codec import json_response, path_uuid, read_json
+from .codec import (
+    IF_MATCH,
+    IF_NONE_MATCH,
+    cacheable_response,
+    if_match,
+    json_response,
+    path_uuid,
+    read_json,
+)
 from .route import Param, Route
 
 TokenName = Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=ONE_LINE)]
@@ -151,15 +159,28 @@ async def list_profiles(request: web.Request) -> web.Response:
     return json_response(ProfileList(items=await request.app[AUTHENTICATOR].store.profiles()))
 
 
+async def get_profile(request: web.Request) -> web.Response:
+    """One profile, with the ETag its edit forms send back in If-Match."""
+    profile = await request.app[AUTHENTICATOR].store.profile(request.match_info["id"])
+    return cacheable_response(request, profile)
+
+
+def _same(profile: Profile) -> Profile:
+    return profile
+
+
 async def patch_profile(request: web.Request) -> web.Response:
-    """Change a profile's role (applies to its next request) or email."""
+    """Change a profile's role (applies to its next request), email or scope; If-Match is
+    checked inside the write."""
     body = await read_json(request, ProfilePatch)
     auth = request.app[AUTHENTICATOR]
     role = None if body.role is UNSET else body.role
     scope = body.scope if body.scope is UNSET else await _scope(request, body.scope, role)
-    profile = await auth.store.update_profile(request.match_info["id"], role, body.email, scope)
+    profile = await auth.store.update_profile(
+        request.match_info["id"], role, body.email, scope, if_match(request, _same)
+    )
     auth.profile_changed(profile)
-    return json_response(profile)
+    return json_response(profile, etag=True)
 
 
 def routes() -> list[Route]:
@@ -215,6 +236,18 @@ def routes() -> list[Route]:
             scope="unscoped",
         ),
         Route(
+            "GET",
+            "/api/profiles/{id}",
+            get_profile,
+            "Get a JWT profile (with the ETag an edit sends in If-Match)",
+            "Profiles",
+            "admin",
+            response=Profile,
+            params=(sub, IF_NONE_MATCH),
+            errors=(404,),
+            scope="unscoped",
+        ),
+        Route(
             "PATCH",
             "/api/profiles/{id}",
             patch_profile,
@@ -223,8 +256,8 @@ def routes() -> list[Route]:
             "admin",
             body=ProfilePatch,
             response=Profile,
-            params=(sub,),
-            errors=(400, 404, 413, 415, 422),
+            params=(sub, IF_MATCH),
+            errors=(400, 404, 412, 413, 415, 422),
             scope="unscoped",
         ),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -198,6 +199,17 @@ class TokenStore:
                 row = await cur.fetchone()
         return _profile(row)
 
+    async def profile(self, sub: str) -> Profile:
+        """One profile, or a 404 Problem."""
+        async with (
+            self.db.read() as conn,
+            conn.execute(f"SELECT {_PROFILE_COLS} FROM profiles WHERE id = ?", (sub,)) as cur,
+        ):
+            row = await cur.fetchone()
+        if row is None:
+            raise not_found("profile", sub)
+        return _profile(row)
+
     async def profiles(self) -> list[Profile]:
         """Every profile, oldest first."""
         async with (
@@ -212,8 +224,10 @@ class TokenStore:
         role: ProfileRole | None,
         email: str | msgspec.UnsetType | None,
         scope: AccessScope | msgspec.UnsetType | None = msgspec.UNSET,
+        precondition: Callable[[Profile], None] | None = None,
     ) -> Profile:
-        """Change a profile's role, email and/or scope (None: every client)."""
+        """Change a profile's role, email and/or scope (None: every client); precondition
+        (an If-Match) sees the row as it is inside the write and may refuse it."""
         async with self.db.write() as conn:
             await lock_row(self.db, conn, "profiles", sub)
             async with conn.execute(
@@ -223,6 +237,8 @@ class TokenStore:
             if row is None:
                 raise not_found("profile", sub)
             current = _profile(row)
+            if precondition is not None:
+                precondition(current)
             changed = msgspec.structs.replace(
                 current,
                 role=role or current.role,

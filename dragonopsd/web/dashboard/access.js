@@ -4,9 +4,9 @@
 // page (they are scoped to it), so they are listed here but not created. A viewer or operator
 // token, or profile, may carry a scope (scope_picker.js): the clients and projects it sees.
 
-import {api} from "./api.js";
+import {ApiError, api} from "./api.js";
 import {announce, clear, copy, errorBox, h, time} from "./dom.js";
-import {Form, ask, buttons, field, gate, needs, submit} from "./forms.js";
+import {Form, ask, buttons, conflict, field, gate, needs, shownEtag, submit, write} from "./forms.js";
 import {loadInventory, scopePicker, scopeText} from "./scope_picker.js";
 
 const ROLES = [["viewer", "viewer (read only)"], ["operator", "operator (changes monitors, inventory, maintenance)"],
@@ -60,6 +60,15 @@ export async function mount(root, _params, ctx) {
     }
   }
 
+  // A profile as the list showed it, changed with If-Match: a change made meanwhile (another
+  // admin, another tab) is a 412 and the conflict notice, never a silent overwrite.
+  async function patchProfile(p, body) {
+    const path = `/api/profiles/${encodeURIComponent(p.id)}`;
+    const etag = await shownEtag(path, p);
+    const {data} = await write(path, {method: "PATCH", body, etag, loaded: p});
+    return data;
+  }
+
   function roleCell(p) {
     const id = `profile-role-${p.id.replace(/[^A-Za-z0-9_-]/g, "-")}`;
     const select = h("select", {id, "aria-label": `Role of ${p.email ?? p.id}`}, ...PROFILE_ROLES.map(([v, t]) => h("option", {value: v}, t)));
@@ -68,7 +77,8 @@ export async function mount(root, _params, ctx) {
     select.addEventListener("change", async () => {
       select.disabled = true;
       try {
-        const fresh = await api(`/api/profiles/${encodeURIComponent(p.id)}`, {method: "PATCH", body: {role: select.value}});
+        const fresh = await patchProfile(p, {role: select.value});
+        Object.assign(p, fresh);  // the row as now stored: the next change's If-Match base
         note.textContent = ` Saved: ${fresh.role}`;
         // Admins are never scoped: their row offers no scope to edit.
         const edit = select.closest("tr")?.querySelector("[data-edit-scope]");
@@ -76,7 +86,7 @@ export async function mount(root, _params, ctx) {
         announce(`${p.email ?? p.id} is now ${fresh.role}`);
       } catch (err) {
         select.value = p.role;
-        note.replaceChildren(errorBox(err));
+        note.replaceChildren(err instanceof ApiError && err.status === 412 ? conflict(load) : errorBox(err));
       } finally {
         select.disabled = false;
       }
@@ -100,7 +110,7 @@ export async function mount(root, _params, ctx) {
     form.node.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const body = {scope: picker.read()};
-      const fresh = await submit(form, save, () => api(`/api/profiles/${encodeURIComponent(p.id)}`, {method: "PATCH", body}));
+      const fresh = await submit(form, save, () => patchProfile(p, body), {reload: load});
       if (!fresh) return;
       scopeEditor.replaceChildren();
       announce(`${p.email ?? p.id} now sees: ${scopeText(fresh.scope, inventory)}`);
