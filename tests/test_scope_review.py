@@ -1,0 +1,86 @@
+"""Review of access scoped to clients (issue 18): cases the scope tests did not walk.
+
+Two clients, Acme (in the scope) and Globex (out of it), as in test_scope_routes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from conftest import Client, post
+
+from dragonopsd.appkeys import INVENTORY_INDEX
+
+pytestmark = pytest.mark.backends
+
+MakeClient = Callable[..., Awaitable[Client]]
+MONITOR_URL = "http://127.0.0.1:9/"
+JWT_SECRET = "a-test-jwt-secret-of-32-bytes-or-more"
+
+
+async def _branch(client: Client, name: str) -> dict[str, Any]:
+    c = await post(client, "/api/clients", {"name": name})
+    p = await post(client, "/api/projects", {"clientId": c["id"], "name": f"{name} portal"})
+    e = await post(client, "/api/environments", {"projectId": p["id"], "name": f"{name} prod"})
+    s = await post(client, "/api/servers", {"environmentId": e["id"], "name": f"{name}-web-1"})
+    return {"client": c, "project": p, "environment": e, "server": s}
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def _scoped(client: Client, role: str, scope: dict[str, Any]) -> dict[str, str]:
+    made = await post(client, "/api/tokens", {"name": f"s-{role}", "role": role, "scope": scope})
+    return _bearer(made["token"])
+
+
+async def test_a_profile_scope_changed_on_another_core_applies_there(
+    make_client: MakeClient,
+) -> None:
+    """Two cores on one database: an admin narrows a profile's scope on one; the other must
+    stop showing the client taken away (as it notices a revoked token within a second)."""
+    one = await make_client(auth={"jwt_secret": JWT_SECRET})
+    two = await make_client(auth={"jwt_secret": JWT_SECRET})  # same database: another core
+    acme = await _branch(one, "Acme")
+    globex = await _branch(one, "Globex")
+    claims = {"sub": "user-ada", "email": "ada@example.com", "aud": "authenticated"}
+    ada = _bearer(
+        pyjwt.encode(claims | {"exp": int(time.time()) + 3600}, JWT_SECRET, algorithm="HS256")
+    )
+    both = {"scope": {"clients": [acme["client"]["id"], globex["client"]["id"]]}}
+    await one.get("/api/clients", headers=ada)  # the profile exists
+    assert (await one.patch("/api/profiles/user-ada", json=both)).status == 200
+    await two.app[INVENTORY_INDEX].refresh()  # as Redis would have told it
+    globex_path = f"/api/clients/{globex['client']['id']}"
+    assert (await two.get(globex_path, headers=ada)).status == 200  # core two has read it
+    narrowed = {"scope": {"clients": [acme["client"]["id"]]}}
+    assert (await one.patch("/api/profiles/user-ada", json=narrowed)).status == 200
+    assert (await one.get(globex_path, headers=ada)).status == 404
+    status = 200
+    for _ in range(40):  # a few seconds: tokens changed elsewhere are noticed within one
+        status = (await two.get(globex_path, headers=ada)).status
+        if status == 404:
+            break
+        await asyncio.sleep(0.1)
+    assert status == 404, "core two still shows Globex to a profile scoped to Acme only"
+
+
+async def test_a_scoped_operator_reads_what_it_just_created(client: Client) -> None:
+    acme = await _branch(client, "Acme")
+    op = await _scoped(client, "operator", {"clients": [acme["client"]["id"]]})
+    body = {"clientId": acme["client"]["id"], "name": "Acme new"}
+    resp = await client.post("/api/projects", json=body, headers=op)
+    assert resp.status == 201, await resp.text()
+    project = await resp.json()
+    got = await client.get(f"/api/projects/{project['id']}", headers=op)
+    assert got.status == 200, await got.text()
+    resp = await client.post(
+        "/api/environments", json={"projectId": project["id"], "name": "e"}, headers=op
+    )
+    assert resp.status == 201, await resp.text()
