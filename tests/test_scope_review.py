@@ -84,3 +84,30 @@ async def test_a_scoped_operator_reads_what_it_just_created(client: Client) -> N
         "/api/environments", json={"projectId": project["id"], "name": "e"}, headers=op
     )
     assert resp.status == 201, await resp.text()
+
+
+async def test_a_monitor_on_an_acme_server_does_not_show_a_globex_environment(
+    client: Client,
+) -> None:
+    """An admin may attach a monitor to a server of one client and an environment of
+    another; a caller scoped to the first must not learn the other's environment id."""
+    acme = await _branch(client, "Acme")
+    globex = await _branch(client, "Globex")
+    m = await post(
+        client,
+        "/api/monitors",
+        {
+            "name": "mixed",
+            "kind": "http",
+            "url": MONITOR_URL,
+            "serverId": acme["server"]["id"],
+            "environmentId": globex["environment"]["id"],
+        },
+    )
+    viewer = await _scoped(client, "viewer", {"clients": [acme["client"]["id"]]})
+    resp = await client.get(f"/api/monitors/{m['id']}", headers=viewer)
+    text = await resp.text()
+    assert globex["environment"]["id"] not in text, (resp.status, text)
+    listed = await (await client.get("/api/monitors", headers=viewer)).json()
+    assert m["id"] not in {i["id"] for i in listed["items"]}
+    assert (await client.get(f"/api/monitors/{m['id']}")).status == 200  # unscoped: as before
