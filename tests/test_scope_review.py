@@ -8,13 +8,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import jwt as pyjwt
 import pytest
 from conftest import Client, post
+from test_monitor_credentials import recorder
 
 from dragonopsd.appkeys import INVENTORY_INDEX
+from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
 pytestmark = pytest.mark.backends
 
@@ -111,3 +114,82 @@ async def test_a_monitor_on_an_acme_server_does_not_show_a_globex_environment(
     listed = await (await client.get("/api/monitors", headers=viewer)).json()
     assert m["id"] not in {i["id"] for i in listed["items"]}
     assert (await client.get(f"/api/monitors/{m['id']}")).status == 200  # unscoped: as before
+
+
+async def test_a_scope_whose_client_was_deleted_sees_nothing_and_nothing_fails(
+    client: Client,
+) -> None:
+    acme = await _branch(client, "Acme")
+    globex = await _branch(client, "Globex")
+    viewer = await _scoped(client, "viewer", {"clients": [acme["client"]["id"]]})
+    portal = await _scoped(client, "operator", {"projects": [acme["project"]["id"]]})
+    gone = await client.delete(f"/api/clients/{acme['client']['id']}?cascade=true")
+    assert gone.status == 204, await gone.text()
+    paths = [
+        "/api/clients",
+        "/api/projects",
+        "/api/environments",
+        "/api/servers",
+        "/api/monitors",
+        "/api/monitoring",
+        "/api/stats/dashboard",
+        "/api/incidents",
+        "/api/maintenance",
+        "/api/alert-rules",
+        "/api/actions",
+    ]
+    for who in (viewer, portal):
+        for path in paths:
+            resp = await client.get(path, headers=who)
+            text = await resp.text()
+            assert resp.status == 200, (path, resp.status, text)
+            assert globex["client"]["id"] not in text and "Globex" not in text, (path, text)
+        resp = await client.get(f"/api/clients/{acme['client']['id']}", headers=who)
+        assert resp.status == 404
+    for path in ("/api/tokens", "/api/profiles"):
+        resp = await client.get(path)
+        assert resp.status == 200, (path, await resp.text())
+
+
+async def test_a_scoped_operator_cannot_send_another_clients_secret_to_its_own_host(
+    tmp_path: Path, make_client: MakeClient, aiohttp_server: Any
+) -> None:
+    """Secrets are global configuration (a scoped caller gets 403 on /api/secrets), yet a
+    monitor of its own server may name any of them: the probe then sends Globex's credential
+    wherever the Acme operator points it."""
+    key = tmp_path / "secrets.key"
+    write_key_file(key, KeyRing.new(str(key)), overwrite=False)
+    client = await make_client()
+    acme = await _branch(client, "Acme")
+    value = "globex-db-password-5521"
+    await post(client, "/api/secrets", {"key": "GLOBEX_DB", "value": value})
+    op = await _scoped(client, "operator", {"clients": [acme["client"]["id"]]})
+    assert (await client.get("/api/secrets", headers=op)).status == 403
+    where, seen = await recorder(aiohttp_server)
+    body = {
+        "name": "innocent",
+        "kind": "http",
+        "enabled": False,
+        "url": f"http://{where}/check",
+        "headers": {"X-Leak": "${secret:GLOBEX_DB}"},
+        "serverId": acme["server"]["id"],
+    }
+    resp = await client.post("/api/monitors", json=body, headers=op)
+    if resp.status == 201:
+        made = await resp.json()
+        await client.post(f"/api/monitors/{made['id']}/check", headers=op)
+    assert resp.status == 403, await resp.text()
+    assert (await resp.json())["errors"][0]["field"] == "$.headers.X-Leak"
+    # One an admin made with the secret: moving its URL to the operator's host is refused too.
+    admins = await post(client, "/api/monitors", body | {"url": "http://h.test/"})
+    resp = await client.patch(
+        f"/api/monitors/{admins['id']}", json={"url": f"http://{where}/check"}, headers=op
+    )
+    assert resp.status == 403, await resp.text()
+    stored = await (await client.get(f"/api/monitors/{admins['id']}")).json()
+    assert stored["url"] == "http://h.test/"
+    await client.post(f"/api/monitors/{admins['id']}/check", headers=op)
+    assert all(value not in str(h) for h in seen), "Globex's secret reached the operator's host"
+    # Without a secret the scoped operator works as before.
+    plain = {k: v for k, v in body.items() if k != "headers"}
+    assert (await client.post("/api/monitors", json=plain, headers=op)).status == 201
