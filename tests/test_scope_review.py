@@ -193,3 +193,20 @@ async def test_a_scoped_operator_cannot_send_another_clients_secret_to_its_own_h
     # Without a secret the scoped operator works as before.
     plain = {k: v for k, v in body.items() if k != "headers"}
     assert (await client.post("/api/monitors", json=plain, headers=op)).status == 201
+
+
+async def test_the_cluster_page_counts_only_the_monitors_in_reach(client: Client) -> None:
+    """/api/cluster is open to scoped viewers; its per-core monitor counts must not reveal
+    how many monitors other clients have."""
+    acme = await _branch(client, "Acme")
+    globex = await _branch(client, "Globex")
+    for side, n in ((acme, 1), (globex, 3)):
+        for i in range(n):
+            body = {"name": f"m{i}", "kind": "http", "url": MONITOR_URL, "enabled": False}
+            await post(client, "/api/monitors", body | {"serverId": side["server"]["id"]})
+    viewer = await _scoped(client, "viewer", {"clients": [acme["client"]["id"]]})
+    for who, total in ((viewer, 1), ({}, 4)):
+        resp = await client.get("/api/cluster", headers=who)
+        assert resp.status == 200, await resp.text()
+        page = await resp.json()
+        assert sum(m["ownedMonitors"] for m in page["items"]) == total, page
