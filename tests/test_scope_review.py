@@ -17,6 +17,7 @@ from conftest import Client, post
 from test_monitor_credentials import recorder
 
 from dragonopsd.appkeys import INVENTORY_INDEX
+from dragonopsd.assistant import context
 from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
 pytestmark = pytest.mark.backends
@@ -210,3 +211,24 @@ async def test_the_cluster_page_counts_only_the_monitors_in_reach(client: Client
         assert resp.status == 200, await resp.text()
         page = await resp.json()
         assert sum(m["ownedMonitors"] for m in page["items"]) == total, page
+
+
+async def test_the_assistant_finds_a_scoped_callers_project_by_name_among_many(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The prompt is matched against the first SCAN_LIMIT projects by name; for a scoped
+    caller those must be its own, not the first of every client's (then filtered away)."""
+    monkeypatch.setattr(context, "SCAN_LIMIT", 3)  # instead of creating 200 projects
+    globex = await _branch(client, "Globex")
+    for name in ("Aardvark", "Abacus", "Acorn"):  # sorted before Acme's "Portal"
+        await post(client, "/api/projects", {"clientId": globex["client"]["id"], "name": name})
+    c = await post(client, "/api/clients", {"name": "Acme"})
+    p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal"})
+    body = {"projectId": p["id"], "name": "Production", "url": "https://portal.acme.example"}
+    await post(client, "/api/environments", body)
+    op = await _scoped(client, "operator", {"clients": [c["id"]]})
+    resp = await client.post(
+        "/api/ai/generate", json={"prompt": "nginx config for portal production"}, headers=op
+    )
+    assert resp.status == 200, await resp.text()
+    assert "portal.acme.example" in (await resp.json())["code"]
