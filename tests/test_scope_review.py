@@ -16,7 +16,7 @@ import pytest
 from conftest import Client, post
 from test_monitor_credentials import recorder
 
-from dragonopsd.appkeys import INVENTORY_INDEX
+from dragonopsd.appkeys import AUTHENTICATOR, INVENTORY_INDEX
 from dragonopsd.assistant import context
 from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
@@ -232,3 +232,17 @@ async def test_the_assistant_finds_a_scoped_callers_project_by_name_among_many(
     )
     assert resp.status == 200, await resp.text()
     assert "portal.acme.example" in (await resp.json())["code"]
+
+
+async def test_an_admin_profile_cannot_be_given_a_scope_without_naming_its_role(
+    client: Client,
+) -> None:
+    acme = await _branch(client, "Acme")
+    store = client.app[AUTHENTICATOR].store
+    await store.ensure_profile("boss", "boss@example.com", "admin")
+    body = {"scope": {"clients": [acme["client"]["id"]]}}
+    resp = await client.patch("/api/profiles/boss", json=body)
+    assert resp.status == 422, await resp.text()
+    assert "$.scope" in await resp.text()
+    stored = next(p for p in await store.profiles() if p.id == "boss")
+    assert stored.scope is None  # nothing changed: demoting it later does not scope it

@@ -156,7 +156,14 @@ async def patch_profile(request: web.Request) -> web.Response:
     body = await read_json(request, ProfilePatch)
     auth = request.app[AUTHENTICATOR]
     role = None if body.role is UNSET else body.role
-    scope = body.scope if body.scope is UNSET else await _scope(request, body.scope, role)
+    checked = role
+    if checked is None and body.scope not in (UNSET, None):
+        # A scope alone is judged against the role the profile has: an admin stays global.
+        found = next(
+            (p for p in await auth.store.profiles() if p.id == request.match_info["id"]), None
+        )
+        checked = found.role if found is not None else None
+    scope = body.scope if body.scope is UNSET else await _scope(request, body.scope, checked)
     profile = await auth.store.update_profile(request.match_info["id"], role, body.email, scope)
     auth.profile_changed(profile)
     return json_response(profile)
