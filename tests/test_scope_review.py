@@ -6,6 +6,7 @@ Two clients, Acme (in the scope) and Globex (out of it), as in test_scope_routes
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import jwt as pyjwt
 import pytest
 from conftest import Client, post
 from test_monitor_credentials import recorder
+from ws_helpers import subscribe
 
 from dragonopsd.appkeys import AUTHENTICATOR, INVENTORY_INDEX
 from dragonopsd.assistant import context
@@ -246,3 +248,42 @@ async def test_an_admin_profile_cannot_be_given_a_scope_without_naming_its_role(
     assert "$.scope" in await resp.text()
     stored = next(p for p in await store.profiles() if p.id == "boss")
     assert stored.scope is None  # nothing changed: demoting it later does not scope it
+
+
+async def test_a_project_scoped_socket_does_not_get_an_incident_on_the_whole_client(
+    client: Client,
+) -> None:
+    """Over HTTP a caller scoped to one project of a client does not see an incident on the
+    whole client (it concerns the client's other projects too); its websocket snapshot must
+    not either (manual incidents' live events are not sent to scoped sockets at all)."""
+    acme = await _branch(client, "Acme")
+    portal = await post(
+        client,
+        "/api/tokens",
+        {
+            "name": "portal",
+            "role": "viewer",
+            "scope": {"projects": [acme["project"]["id"]]},
+        },
+    )
+    whole = {"kind": "client", "id": acme["client"]["id"]}
+    first = await post(
+        client,
+        "/api/incidents",
+        {"title": "Acme-wide outage", "targets": [whole], "severity": "major"},
+    )
+    resp = await client.get(f"/api/incidents/{first['id']}", headers=_bearer(portal["token"]))
+    assert resp.status == 404  # HTTP: out of reach
+    ws = await client.ws_connect("/api/ws", headers=_bearer(portal["token"]))
+    frames = await subscribe(ws, "incidents")
+    assert all(first["id"] not in json.dumps(f) for f in frames), frames
+    mine = {"kind": "project", "id": acme["project"]["id"]}
+    last = await post(
+        client, "/api/incidents", {"title": "portal down", "targets": [mine], "severity": "major"}
+    )
+    await ws.close()
+    ws = await client.ws_connect("/api/ws", headers=_bearer(portal["token"]))
+    frames = await subscribe(ws, "incidents")  # its own project's incident, and only that
+    assert any(last["id"] in json.dumps(f) for f in frames), frames
+    assert all(first["id"] not in json.dumps(f) for f in frames), frames
+    await ws.close()
