@@ -84,6 +84,9 @@ class ScopeGate:
             return False
         if kind == "monitor":
             return self._monitor(reach, ident)
+        if kind == "client":  # whole clients only, as over HTTP (store/placement.py Within)
+            scope = self._principal.scope
+            return scope is not None and ident in scope.clients and reach.client(ident)
         table = _TABLES.get(kind)
         return table is not None and reach.entity(table, ident)
 

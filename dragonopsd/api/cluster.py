@@ -11,6 +11,7 @@ from ..cluster.membership import Member
 from ..model.inventory import Wire
 from ..problem import Problem
 from ..redislink.client import ERRORS
+from .access import reach
 from .codec import json_response
 from .route import Route
 
@@ -25,7 +26,11 @@ class ClusterPage(Wire, kw_only=True):
 async def cluster(request: web.Request) -> web.Response:
     """The cores; without [redis] url, this process alone, owning every monitor."""
     core = request.app[CLUSTER]
-    ids = request.app[ENGINE_VIEW].ids()
+    view = request.app[ENGINE_VIEW]
+    ids = view.ids()
+    seen = await reach(request)
+    if not seen.everything:  # a scoped caller counts its own monitors, not other clients'
+        ids = [i for i in ids if (at := view.placement(i)) is not None and seen.monitor(*at)]
     if core is None:
         cfg = request.app[CONFIG]
         alone = Member(
@@ -56,8 +61,8 @@ def routes() -> list[Route]:
             "viewer",
             response=ClusterPage,
             errors=(503,),
-            # Cores and how many monitors each runs: counts over the whole deployment, no
-            # monitor, server or client named.
-            scope="global",
+            # Cores and how many monitors each runs: a scoped caller's counts are of the
+            # monitors in its reach (another client's would show that it exists).
+            scope="filtered",
         )
     ]

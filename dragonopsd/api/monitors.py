@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from ..appkeys import ENGINE_VIEW, MONITORS, NOTIFIER, PRINCIPAL
@@ -111,6 +112,21 @@ def _links(seen: Reach, server_id: Any, environment_id: Any, *, attached: bool =
         )
 
 
+def _no_secret(request: web.Request, value: Any) -> None:
+    """For a scoped caller: a monitor that reads a secret may not be saved. Secrets are global
+    configuration (every client's, /api/secrets is refused to it), and the probe sends what a
+    reference resolves to wherever the monitor points: another client's credential would
+    reach a host of the caller's choosing."""
+    field = _secret_field(value)
+    if field is not None:
+        raise invalid(
+            field,
+            f"this {request[PRINCIPAL].kind} is scoped to some clients; secrets are global "
+            "configuration, so only an unscoped caller may save a monitor that reads one",
+            status=403,
+        )
+
+
 def _patched(patch: dict[str, Any], key: str, current: Any) -> Any:
     """A link as the merge patch leaves it (decode_spec has checked it is a UUID)."""
     if key not in patch:
@@ -125,6 +141,7 @@ async def create_monitor(request: web.Request) -> web.Response:
     spec = decode_spec(raw)
     seen = await reach(request)
     if not seen.everything:
+        _no_secret(request, raw)
         _links(seen, spec.server_id, spec.environment_id)
     monitor = await request.app[MONITORS].create(spec)
     return json_response(
@@ -152,6 +169,7 @@ async def patch_monitor(request: web.Request) -> web.Response:
     precondition = _precondition(request)
     seen = await reach(request)
     if not seen.everything:
+        _no_secret(request, patch)
         await monitor_row(request, ident)
         matches = precondition
 
@@ -159,6 +177,8 @@ async def patch_monitor(request: web.Request) -> web.Response:
             # Where the store checks that the links exist: after If-Match.
             if matches is not None:
                 matches(current)
+            # One that reads a secret already: a new URL or header would take it elsewhere.
+            _no_secret(request, msgspec.to_builtins(current.spec))
             _links(
                 seen,
                 _patched(patch, "serverId", current.spec.server_id),

@@ -175,7 +175,14 @@ async def patch_profile(request: web.Request) -> web.Response:
     body = await read_json(request, ProfilePatch)
     auth = request.app[AUTHENTICATOR]
     role = None if body.role is UNSET else body.role
-    scope = body.scope if body.scope is UNSET else await _scope(request, body.scope, role)
+    checked = role
+    if checked is None and body.scope not in (UNSET, None):
+        # A scope alone is judged against the role the profile has: an admin stays global.
+        try:
+            checked = (await auth.store.profile(request.match_info["id"])).role
+        except Problem:
+            checked = None  # no such profile: update_profile answers its 404
+    scope = body.scope if body.scope is UNSET else await _scope(request, body.scope, checked)
     profile = await auth.store.update_profile(
         request.match_info["id"], role, body.email, scope, if_match(request, _same)
     )

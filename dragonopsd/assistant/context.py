@@ -101,9 +101,10 @@ async def from_ids(
 async def from_prompt(inventory: InventoryService, prompt: str, reach: Reach) -> Context:
     """Context from a project (and environment) in reach the prompt names; empty when none or
     several."""
-    projects, _ = await inventory.list("projects", ListQuery(limit=SCAN_LIMIT))
-    if not reach.everything:
-        projects = [p for p in projects if reach.project(p.id)]
+    # A scoped caller's projects are chosen in the query: filtered after it, the first
+    # SCAN_LIMIT of every client's could hold none of them.
+    query = ListQuery(limit=SCAN_LIMIT, ids=None if reach.everything else reach.projects)
+    projects, _ = await inventory.list("projects", query)
     hits = _named(prompt, [p.name for p in projects])
     if len(hits) != 1:
         return Context()

@@ -73,6 +73,7 @@ class Authenticator:
         # and when full; expiry is still checked on every hit.
         self._known: dict[str, Principal] = {}
         self._known_generation = -1
+        tokens.reloaded.append(self._reread_profiles)
 
     async def authenticate(self, header: str | None) -> Principal:
         """The principal for an ``Authorization`` header, or AuthFailure."""
@@ -132,6 +133,16 @@ class Authenticator:
         """A JWT subject's role and scope as last read (None before its first request): the
         websocket hub closes a socket whose profile changed since it signed in."""
         return self._roles.get(subject)
+
+    async def _reread_profiles(self) -> None:
+        """A token or profile was written, perhaps by another process: the profiles remembered
+        here are read again, so a role or scope an admin changed on another core applies on
+        this one too (and its websockets close, api/ws.py), not only after a restart."""
+        if not self._roles:
+            return
+        for profile in await self.store.profiles():
+            if profile.id in self._roles:
+                self._roles[profile.id] = (profile.role, scope_of(profile.scope))
 
     def profile_changed(self, profile: Profile) -> None:
         """An admin changed a profile: the new role and scope apply to the next request."""

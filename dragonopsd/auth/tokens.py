@@ -14,6 +14,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -48,6 +49,8 @@ class TokenAuth:
         self._revision = ""
         # Bumped on every reload: whoever remembers a lookup forgets it when this moves.
         self.generation = 0
+        # Awaited after each reload: what else the revision covers (profiles) is read again.
+        self.reloaded: list[Callable[[], Awaitable[None]]] = []
         self._check: asyncio.Task[None] | None = None
         self._check_began = -math.inf  # loop time the last store check began at
         self._checked_from = -math.inf  # ... and the last one that finished
@@ -64,6 +67,8 @@ class TokenAuth:
             )
         self._by_hash = by_hash
         self.generation += 1
+        for hook in self.reloaded:
+            await hook()
 
     async def watch(self, interval: float = 1.0) -> None:
         """Reload whenever another process changes the tokens (until cancelled)."""

@@ -3,8 +3,8 @@
 A scope names clients (all of their projects, environments and servers) and single projects.
 Everything outside it answers as if it did not exist (404, and left out of every list, search
 and websocket stream), so a scoped token learns nothing about other clients, not even that
-they exist. A monitor is reached through the server or environment it is attached to; one
-attached to neither belongs to no client and is reached by unscoped callers only.
+they exist. A monitor is reached when the server and environment it is attached to both are (those
+it has); one attached to neither belongs to no client and is reached by unscoped callers only.
 
 Reaches are derived from the in-memory index (inventory/index.py), never from a query, and
 cached per (scope, snapshot): a request of a scoped caller costs a few set lookups.
@@ -51,12 +51,16 @@ class Reach:
         return self.servers is None or ident in self.servers
 
     def monitor(self, server_id: str | None, environment_id: str | None) -> bool:
-        """Whether a monitor attached to this server or environment is in reach."""
+        """Whether a monitor attached to this server and/or environment is in reach: each link
+        it has must be (one on an Acme server but a Globex environment would show that
+        environment's id), and it needs one."""
         if self.servers is None:
             return True
-        if server_id is not None:
-            return server_id in self.servers
-        return environment_id is not None and environment_id in (self.environments or ())
+        if server_id is None and environment_id is None:
+            return False
+        return (server_id is None or server_id in self.servers) and (
+            environment_id is None or environment_id in (self.environments or ())
+        )
 
     def entity(self, kind: str, ident: str) -> bool:
         """Whether an inventory entity of kind (``clients`` ... ``servers``) is in reach."""

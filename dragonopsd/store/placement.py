@@ -34,11 +34,13 @@ class Within:
     servers: frozenset[str]
 
     def place(self, server_id: str | None, environment_id: str | None) -> bool:
-        """Whether a monitor attached there is in reach (its server decides when it has one;
-        a monitor attached to nothing belongs to no client and is never in reach)."""
-        if server_id is not None:
-            return server_id in self.servers
-        return environment_id is not None and environment_id in self.environments
+        """Whether a monitor attached there is in reach (each link it has must be, as
+        inventory/reach.py judges; a monitor attached to nothing is never in reach)."""
+        if server_id is None and environment_id is None:
+            return False
+        return (server_id is None or server_id in self.servers) and (
+            environment_id is None or environment_id in self.environments
+        )
 
     def holds(self, kind: str, ident: str) -> bool:
         """Whether a client, project, environment or server (by kind) is in reach."""
@@ -59,8 +61,9 @@ def monitors_within(within: Within, column: str) -> tuple[str, list[Any]]:
     """A condition: column names a monitor in reach (as ``Within.place`` judges)."""
     return (
         f"{column} IN (SELECT id FROM monitors WHERE "
-        "server_id IN (SELECT value FROM json_each(?)) "
-        "OR (server_id IS NULL AND environment_id IN (SELECT value FROM json_each(?))))",
+        "(server_id IS NOT NULL OR environment_id IS NOT NULL) "
+        "AND (server_id IS NULL OR server_id IN (SELECT value FROM json_each(?))) "
+        "AND (environment_id IS NULL OR environment_id IN (SELECT value FROM json_each(?))))",
         [_ids(within.servers), _ids(within.environments)],
     )
 

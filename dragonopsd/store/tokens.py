@@ -17,7 +17,7 @@ from ..problem import not_found
 from .sql import Connection, Database, lock_row, note_created
 
 TOKEN_PREFIX = "dro_"
-REVISION_KEY = "tokens_rev"  # bumped by every token write, so other processes notice
+REVISION_KEY = "tokens_rev"  # bumped by every token and profile write: other processes notice
 
 
 class AccessScope(Wire, kw_only=True):
@@ -250,4 +250,7 @@ class TokenStore:
                 "UPDATE profiles SET role = ?, email = ?, scope = ?, updated_at = ? WHERE id = ?",
                 (changed.role, changed.email, scope_text(changed.scope), changed.updated_at, sub),
             )
+            # Other processes remember each profile's role and scope (auth/authenticator.py):
+            # the revision they poll tells them to read it again.
+            await self._bump(conn)
         return changed
