@@ -5,10 +5,10 @@ their collectors, then snapshots and renders the monitors in steps of a few mill
 giving the loop back between steps. Not in a thread: a CPU-bound Python thread holds the GIL,
 and the loop then waits up to a switch interval (5 ms) to take it back after each syscall it
 makes (the convoy effect), so probes would queue behind the rendering anyway. A gzip thread
-compresses each segment while the next renders (zlib runs without the GIL), so a scrape costs
-about the larger of the two, not their sum. Segments are deflated independently and joined
-into one gzip member (as pigz does), so the ones exposition.py keeps are compressed once and
-then kept in that form only.
+compresses each segment while the next renders (deflate runs without the GIL), so a scrape
+costs about the larger of the two, not their sum (on one core, their sum: hence ISA-L).
+Segments are deflated independently and joined into one gzip member (as pigz does), so the
+ones exposition.py keeps are compressed once and then kept in that form only.
 Concurrent scrapes of one format share a rendering.
 """
 
@@ -18,10 +18,10 @@ import asyncio
 import queue
 import struct
 import time
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from isal import isal_zlib
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
@@ -48,7 +48,10 @@ OPENMETRICS = "application/openmetrics-text"
 # not ~150 (a turn under load is a few ms of other work, and each one lengthened the scrape).
 STEP = 0.005
 EOF_LINE = b"# EOF\n"
-GZIP_LEVEL = 1  # ~10x smaller already; higher levels cost 2-3x the time for a few % more
+# ISA-L's deflate, not zlib's: at level 1 it packs 25,000 monitors' fresh text (~15 MB) about
+# 7x faster than zlib at its level 1, and smaller. On one core the gzip thread shares the CPU
+# with the loop, so its time was most of a scrape's (tests/bench/scale.py). Levels are 0-3.
+GZIP_LEVEL = 1
 # Bytes of text the loop may render ahead of the gzip thread, and how far the thread then
 # catches up before the loop renders on. Unbounded, nearly the whole exposition (~30 MB for
 # 25,000 monitors) waited in the queue whenever the thread fell behind (on one core it does),
@@ -268,15 +271,15 @@ class _Gzip:
                 continue
             # Raw deflate (wbits -15), flushed to a byte boundary without ending the stream:
             # segments concatenate into one valid deflate stream.
-            packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, -15)
-            deflated = packer.compress(body) + packer.flush(zlib.Z_SYNC_FLUSH)
+            packer = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -15)
+            deflated = packer.compress(body) + packer.flush(isal_zlib.Z_SYNC_FLUSH)
             out.append(deflated)
             if segment.labels is not None:  # a kept segment: compressed once, text let go
-                packed = Packed(deflated, len(body), zlib.crc32(body), zlib.crc32(bytes(len(body))))
+                packed = Packed(deflated, len(body), isal_zlib.crc32(body))
                 segment.body = packed
                 crc = _follow(crc, packed)
             else:
-                crc = zlib.crc32(body, crc)
+                crc = isal_zlib.crc32(body, crc)
             size += len(body)
             self._taken += len(body)
             waiting = self._caught_up
@@ -297,10 +300,9 @@ class _Gzip:
 
 
 def _follow(crc: int, packed: Packed) -> int:
-    """The CRC-32 of (what crc covers + packed's text), without that text. CRC-32 is affine in
-    its start value: crc32(text, c) = crc32(zeros, c) ^ crc32(zeros) ^ crc32(text) for as many
-    zero bytes, so the text's part is kept in Packed and the rest costs what its CRC did."""
-    return zlib.crc32(bytes(packed.size), crc) ^ packed.zeros ^ packed.crc
+    """The CRC-32 of (what crc covers + packed's text), without that text: zlib's crc32_combine
+    (a few GF(2) matrix steps in the text's length), which ISA-L's binding exposes."""
+    return isal_zlib.crc32_combine(crc, packed.crc, packed.size)
 
 
 def _release(waiting: asyncio.Future[None]) -> None:

@@ -38,8 +38,7 @@ class Packed(NamedTuple):
 
     deflated: bytes  # raw deflate ending on a byte boundary (Z_SYNC_FLUSH)
     size: int  # bytes of text
-    crc: int  # CRC-32 of the text
-    zeros: int  # CRC-32 of as many zero bytes (the exporter's _follow says why)
+    crc: int  # CRC-32 of the text (the exporter's _follow combines it with what precedes)
 
 
 @dataclass
