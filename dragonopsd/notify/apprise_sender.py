@@ -63,12 +63,20 @@ class AppriseSender:
         self._timeout = timeout
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="apprise")
         self._done: OrderedDict[str, set[int]] = OrderedDict()
+        self._warm: asyncio.Future[object] | None = None
+
+    @property
+    def warming(self) -> bool:
+        """Whether warm() has begun."""
+        return self._warm is not None
 
     async def warm(self) -> None:
         """Load Apprise's plugins (~0.3 s the first time) off the loop, before any channel is
-        parsed on it; afterwards reading a URL takes about a millisecond."""
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, instantiate, "json://localhost")
+        parsed on it; afterwards reading a URL takes about a millisecond. Once per sender."""
+        if self._warm is None:
+            loop = asyncio.get_running_loop()
+            self._warm = loop.run_in_executor(self._pool, instantiate, "json://localhost")
+        await asyncio.shield(self._warm)
 
     def close(self) -> None:
         """Stop taking work; a send still running finishes within its socket timeouts."""

@@ -43,6 +43,7 @@ Job = tuple[NotificationEvent, str]  # the event and its delivery id (kept acros
 CHANNELS_TOPIC = "notify.channels"
 # Past this many remembered (monitor, family) pairs, forget the ones older than the window.
 _DEDUPE_SWEEP = 10_000
+WARM_AFTER = 10.0  # seconds after the start that Apprise loads when no channel needs it yet
 
 
 @dataclass
@@ -102,6 +103,7 @@ class Dispatcher:
         self._channels: dict[str, Channel] = {}
         self._lanes: dict[str, _Lane] = {}
         self._retired: set[asyncio.Task[None]] = set()
+        self._warming: asyncio.Task[None] | None = None  # Apprise's plugins loading
         self._recent: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._reload_lock = asyncio.Lock()
         self._running = False
@@ -124,11 +126,15 @@ class Dispatcher:
         """Open the session (inside the running loop) and load the channels."""
         self._session = self._session_factory()
         self._running = True
-        await self._apprise.warm()
         sealed = await self.store.seal_pending()
         if sealed:
             log.info("sealed the credentials of %d notification channel(s)", sealed)
-        await self.reload()
+        await self.reload()  # warms Apprise first when a channel needs it
+        if not self._apprise.warming:
+            # No Apprise channel yet: load it a little after the start (its ~0.3 s of CPU
+            # then stays out of the start to READY, issue 20), before anyone is likely to
+            # POST one, whose body is read on the loop.
+            self._warming = asyncio.create_task(self._warm_later(), name="apprise-warm")
 
     async def follow(self, bus: Bus) -> None:
         """Reload whenever another core writes a channel, until cancelled."""
@@ -145,10 +151,16 @@ class Dispatcher:
         finally:
             bus.unsubscribe(sub)
 
+    async def _warm_later(self) -> None:
+        await asyncio.sleep(WARM_AFTER)
+        await self._apprise.warm()
+
     async def stop(self) -> None:
         """Let queued notifications go out for up to ``drain_timeout``, then stop the workers
         and close the session."""
         self._running = False
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
         lanes = list(self._lanes.values())
         if lanes and self.policy.drain_timeout > 0:
             with contextlib.suppress(TimeoutError):
@@ -167,7 +179,10 @@ class Dispatcher:
         disabled ones lose theirs, changed ones are used from their next attempt on."""
         async with self._reload_lock:
             fresh: dict[str, Channel] = {}
-            for row in await self.store.list():
+            rows = await self.store.list()
+            if any(r.kind == "apprise" and r.enabled and not r.locked for r in rows):
+                await self._apprise.warm()
+            for row in rows:
                 if not row.enabled or row.locked:
                     continue  # a locked row was logged by the store
                 try:
