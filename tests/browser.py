@@ -27,6 +27,16 @@ SHOTS = Path(__file__).parent / "output" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"]
 
 
+def status_of(token: str, base: str, path: str) -> int:
+    """The HTTP status a GET of path answers to a bearer token (the browser's credential)."""
+    req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
 class Target:
     """An HTTP server on loopback whose /health answers 200 or 500, as the test flips it."""
 

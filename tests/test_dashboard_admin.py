@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from browser import MONITOR, Scene, Watch, new_page, shoot, sign_in
+from browser import MONITOR, Scene, Watch, new_page, shoot, sign_in, status_of
 from playwright.sync_api import Browser, Page
 
 
@@ -82,15 +82,6 @@ LOCAL = """(m) => {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`
     + `T${p(d.getHours())}:${p(d.getMinutes())}`;
 }"""
-
-
-def status_of(token: str, base: str, path: str) -> int:
-    req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 def test_a_window_made_in_the_form_puts_the_monitor_in_maintenance(

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import jwt as pyjwt
 import pytest
-from browser import Scene, new_page, shoot, sign_in
+from browser import Scene, new_page, shoot, sign_in, status_of
 from playwright.sync_api import Browser
 
 
@@ -25,15 +25,6 @@ def scene(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scene]:
     finally:
         s.daemon.kill()
         s.target.close()
-
-
-def status_of(token: str, base: str, path: str) -> int:
-    req = urllib.request.Request(base + path, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
 
 
 JWT_SECRET = "a-test-jwt-secret-of-32-bytes-or-more"
