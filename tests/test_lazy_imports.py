@@ -52,3 +52,33 @@ def test_an_apprise_url_loads_apprise_on_first_use() -> None:
         "assert instantiate('json://example.com/hook') is not None"
     )
     assert "apprise" in loaded_after(code)
+
+
+def test_the_daemon_starts_without_apprise_and_loads_it_soon_after() -> None:
+    """No Apprise channel: its plugins (~0.3 s of CPU) stay out of the start to READY, then load
+    off the loop shortly after, so the first Apprise channel posted is read without a stall."""
+    code = (
+        "import asyncio, sys, tempfile\n"
+        "from aiohttp import web\n"
+        "from dragonopsd.app import build_app\n"
+        "from dragonopsd.config import from_mapping\n"
+        "import dragonopsd.notify.dispatcher as dispatcher\n"
+        "dispatcher.WARM_AFTER = 0.3\n"
+        "async def main():\n"
+        "    with tempfile.TemporaryDirectory() as tmp:\n"
+        "        app = build_app(from_mapping({'storage': {'state_dir': tmp}}, env={}))\n"
+        "        runner = web.AppRunner(app)\n"
+        "        await runner.setup()\n"
+        "        print('started', 'apprise' in sys.modules)\n"
+        "        for _ in range(200):\n"
+        "            if 'apprise.plugins' in sys.modules:\n"
+        "                break\n"
+        "            await asyncio.sleep(0.05)\n"
+        "        print('soon', 'apprise.plugins' in sys.modules)\n"
+        "        await runner.cleanup()\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split("\n")[:2] == ["started False", "soon True"], out.stdout + out.stderr
