@@ -3,9 +3,8 @@
 An event is placed by its topic where the topic names the entity (``servers.{id}.metrics``,
 ``monitors.{id}``), else by its payload (a monitor, server or inventory entity id). A monitor
 is placed through the server or environment it is attached to (the engine's runtimes hold
-every monitor of the deployment); what cannot be placed, a manual incident's live notes among
-them (they name no target), is not sent to scoped subscribers. Built by the app factory for
-the hub (live/gate.py).
+every monitor of the deployment), a manual incident by all of its targets; what cannot be
+placed is not sent to scoped subscribers. Built by the app factory for the hub (live/gate.py).
 """
 
 from __future__ import annotations
@@ -70,7 +69,7 @@ class ScopeGate:
             monitor = _field(data, "monitor_id", "monitorId")
             if isinstance(monitor, str):
                 return self._monitor(reach, monitor)
-            targets = _field(data, "targets", "targets")  # a manual incident (snapshot)
+            targets = _field(data, "targets", "targets")  # a manual incident
             return bool(targets) and all(self._target(reach, t) for t in targets)
         return False
 

@@ -284,3 +284,38 @@ async def test_another_cores_events_are_filtered_too(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await link.close()
+
+
+async def test_a_manual_incidents_news_reach_a_scoped_socket_when_all_its_targets_are_in_scope(
+    make_client: MakeClient,
+) -> None:
+    """Opened, updated and acknowledged live, placed by the incident's targets: Acme's alone
+    reach the Acme viewer; Globex's, and one on both clients, never do (as over HTTP)."""
+    client = await make_client()
+    acme = await _client_tree(client, "Acme")
+    globex = await _client_tree(client, "Globex")
+    scoped = await post(
+        client,
+        "/api/tokens",
+        {"name": "acme-screen", "role": "viewer", "scope": {"clients": [acme["client"]["id"]]}},
+    )
+    mine = await _socket(client, scoped["token"])
+    await subscribe(mine, "incidents")
+
+    def on(*sides: dict[str, Any]) -> list[dict[str, str]]:
+        return [{"kind": "server", "id": side["server"]["id"]} for side in sides]
+
+    made = {}
+    for name, targets in (("globex", on(globex)), ("both", on(acme, globex)), ("acme", on(acme))):
+        body = {"title": f"{name} outage", "severity": "major", "targets": targets}
+        made[name] = (await post(client, "/api/incidents", body))["id"]
+    for name in ("globex", "both", "acme"):  # Acme's last: absence of the others means something
+        url = f"/api/incidents/{made[name]}"
+        await post(client, f"{url}/updates", {"state": "identified", "message": f"{name} found"})
+        assert (await client.post(f"{url}/acknowledge")).status == 200
+    want = ["incident.opened", "incident.updated", "incident.acknowledged"]
+    got = await _frames_until(mine, lambda fs: [f.get("event") for f in fs] == want)
+    assert {f["data"]["incidentId"] for f in got} == {made["acme"]}
+    assert got[1]["data"]["message"] == "acme found"
+    assert not _mentions(got, globex["server"]["id"])
+    await mine.close()

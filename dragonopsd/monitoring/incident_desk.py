@@ -21,6 +21,7 @@ from ..notify.event import EventKind, NotificationEvent
 from ..problem import Problem, not_found
 from ..store.incident_notes import (
     IncidentSpec,
+    IncidentTarget,
     ManualIncident,
     MonitorIncident,
     UpdateSpec,
@@ -49,6 +50,8 @@ class IncidentNote(Wire, kw_only=True):
     severity: str | None = None
     message: str | None = None
     by: str | None = None
+    # A manual incident's targets: what a scoped subscriber's gate places it by (livescope.py).
+    targets: list[IncidentTarget] | None = None
 
 
 class IncidentDesk:
@@ -145,6 +148,7 @@ class IncidentDesk:
                 severity=incident.severity,
                 message=message,
                 by=by,
+                targets=incident.targets,
             )
         else:
             note = IncidentNote(
