@@ -9,13 +9,17 @@ Firing opens an incident on the server, publishes ``server.alert`` on the server
 (``servers.<id>.metrics``) and notifies the channels whose routes match the server, the way a
 monitor's DOWN does: a maintenance window covering the server (or its environment, project,
 client) holds the firing back, and a root cause (the server's host check is down) keeps the
-incident but suppresses the notification. Incident writes go through one queue in order, so
-the sample path never waits for the database.
+incident but suppresses the notification. Incident writes go through one queue in order
+(alert_writes.py), so the sample path never waits for the database; the event and the
+notification of an opening or a closing go out once its write is done, and only when the write
+did it.
 
 With several cores each server's rules are evaluated by one: its owner (``owns``, the same
 rendezvous ownership as monitors). The others skip its samples; alert_peers.py hands the owner
 the samples other cores took. A core that gains a server continues from its stored open
-incidents (``rebalance``), so a breach opens one incident and notifies once.
+incidents (``rebalance``). Two cores that still both judge a server while the live cores change
+are kept apart by the database (alert_writes.py): so a breach opens one incident and notifies
+once.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 from ..bus import Bus
 from ..clock import iso_of, now_iso
@@ -39,6 +42,7 @@ from ..store.links import Hierarchy
 from ..store.protocols import AlertRepo
 from .alert_notices import AlertEvent, AlertState, alert_event, alert_notification, closing
 from .alert_rules import RuleBook
+from .alert_writes import IncidentWrites, Track, Write
 from .maintenance import MaintenanceService
 from .runtime import Runtimes
 
@@ -48,18 +52,6 @@ TICK = 1.0
 # Agent servers in these states are not expected to push (stopped on purpose, not yet built).
 NOT_EXPECTED = frozenset({"stopped", "stopping", "provisioning"})
 Key = tuple[str, str]  # (rule id, server id)
-
-
-@dataclass(slots=True)
-class _Track:
-    """What is tracked of one rule on one server."""
-
-    rule: AlertRule
-    above_since: float | None = None  # sample time the current breach began
-    value: float | None = None
-    held: bool = False  # the breach is long enough, but a maintenance window holds it back
-    incident: AlertIncident | None = None
-    notified: bool = False
 
 
 class AlertService:
@@ -84,9 +76,9 @@ class AlertService:
         self._notifier = notifier
         self._bus = bus
         self._runtimes = runtimes  # the server's host check may be the root cause
-        self._tracks: dict[Key, _Track] = {}
+        self._tracks: dict[Key, Track] = {}
         self._heard: dict[str, float] = {}  # server -> loop time of its last sample
-        self._writes: asyncio.Queue[tuple[str, AlertIncident]] = asyncio.Queue()
+        self._writes = IncidentWrites(store, self._tell)
         # Whether this core evaluates a server's rules (None: one core, every server).
         self.owns: Callable[[str], bool] = owns or (lambda _server: True)
         self._owned: set[str] = set()  # servers owned as of start / the last rebalance
@@ -109,7 +101,7 @@ class AlertService:
         if track is not None and track.incident is not None:
             return  # opened here meanwhile
         # notified: as far as anyone can tell now (a restart has always resumed them so).
-        self._tracks[key] = _Track(self._rule_or_stub(incident), incident=incident, notified=True)
+        self._tracks[key] = Track(self._rule_or_stub(incident), incident=incident, notified=True)
 
     async def rebalance(self) -> None:
         """The live cores changed: forget the servers owned elsewhere now, take the gained ones
@@ -171,11 +163,11 @@ class AlertService:
             key = (rule.id, server)
             track = self._tracks.get(key)
             if track is None:
-                track = self._tracks[key] = _Track(rule)
+                track = self._tracks[key] = Track(rule)
             track.rule = rule
             if rule.metric == "no-samples":
                 if track.incident is not None:
-                    self._resolve(track, server, tree, None, "samples again")
+                    self._resolve(track, None, "samples again")
                 continue
             value = float(getattr(sample, rule.metric))
             track.value = value
@@ -193,13 +185,13 @@ class AlertService:
                 track.above_since = None
                 track.held = False
                 if track.incident is not None:
-                    self._resolve(track, server, tree, value, None)
+                    self._resolve(track, value, None)
 
     # ---------------------------------------------------------------- the tick
 
     async def run(self) -> None:
         """Check silences and stale rules every second; write incidents as they come."""
-        writer = asyncio.create_task(self._write())
+        writer = asyncio.create_task(self._writes.run())
         try:
             while True:
                 try:
@@ -208,11 +200,8 @@ class AlertService:
                     log.exception("alert tick failed")
                 await asyncio.sleep(TICK)
         finally:
-            writer.cancel()
+            writer.cancel()  # what was decided before the stop still lands
             await asyncio.gather(writer, return_exceptions=True)
-            while not self._writes.empty():  # what was decided before the stop still lands
-                await self._persist(*self._writes.get_nowait())
-                self._writes.task_done()
 
     def tick(self) -> None:
         """no-samples rules on agent servers; tracks of rules or servers that are gone."""
@@ -227,7 +216,7 @@ class AlertService:
             for rule in self.rules.for_server(tree, server):
                 if rule.metric != "no-samples":
                     continue
-                track = self._tracks.setdefault((rule.id, server), _Track(rule))
+                track = self._tracks.setdefault((rule.id, server), Track(rule))
                 track.rule = rule
                 silent = now - heard
                 if silent >= rule.for_:
@@ -254,7 +243,7 @@ class AlertService:
                 continue
             if track.incident is not None:
                 reason = "server deleted" if link is None else "rule no longer applies"
-                self._resolve(track, server, tree, None, reason)
+                self._resolve(track, None, reason)
             del self._tracks[key]
         for server in self._heard.keys() - tree.servers.keys():
             del self._heard[server]
@@ -285,7 +274,7 @@ class AlertService:
                 return f"host check {monitor.name} ({monitor.id}) is down"
         return None
 
-    def _fire(self, track: _Track, server: str, tree: Hierarchy, value: float, cause: str) -> None:
+    def _fire(self, track: Track, server: str, tree: Hierarchy, value: float, cause: str) -> None:
         scope = self._scope(tree, server)
         if self._maintenance.active_for(scope, time.time()) is not None:
             track.held = True  # fires when the window ends, if the breach lasts
@@ -303,62 +292,34 @@ class AlertService:
             cause=cause,
             root_cause=root,
         )
-        self._writes.put_nowait(("open", incident))
-        self._publish(track, incident, value)
-        if root is None:
-            track.notified = True
-            self._notify(track, tree, scope, incident)
+        track.notified = root is None
+        self._writes.put(Write("open", incident, track, value, notify=root is None))
 
-    def _resolve(
-        self,
-        track: _Track,
-        server: str,
-        tree: Hierarchy,
-        value: float | None,
-        resolution: str | None,
-    ) -> None:
+    def _resolve(self, track: Track, value: float | None, resolution: str | None) -> None:
         opened = track.incident
         assert opened is not None
         closed = closing(opened, now_iso(), resolution)
         track.incident = None
         track.above_since = None
-        self._writes.put_nowait(("close", closed))
-        self._publish(track, closed, value)
-        if track.notified:
-            track.notified = False
-            self._notify(track, tree, self._scope(tree, server), closed)
+        self._writes.put(Write("close", closed, track, value, notify=track.notified))
+        track.notified = False
 
-    def _publish(self, track: _Track, incident: AlertIncident, value: float | None) -> None:
+    def _tell(
+        self, track: Track, incident: AlertIncident, value: float | None, notify: bool
+    ) -> None:
+        """An opening or a closing was stored: the event, and the notification if due."""
         event = alert_event(track.rule, incident, value)
         self._bus.publish(f"servers.{incident.server_id}.metrics", event, "server.alert")
-
-    def _notify(
-        self, track: _Track, tree: Hierarchy, scope: Scope, incident: AlertIncident
-    ) -> None:
-        link = tree.servers.get(incident.server_id)
-        name = link.name if link else incident.server_id
-        self._notifier.publish(alert_notification(track.rule, incident, name, scope))
-
-    async def _write(self) -> None:
-        while True:
-            op, incident = await self._writes.get()
-            try:
-                await self._persist(op, incident)
-            finally:
-                self._writes.task_done()
-
-    async def _persist(self, op: str, incident: AlertIncident) -> None:
-        try:
-            if op == "open":
-                await self._store.open(incident)
-            else:
-                await self._store.close(incident)
-        except Exception:  # memory stays right; the incident row is what is lost
-            log.exception("could not %s alert incident %s", op, incident.id)
+        if notify:
+            tree = self._index.hierarchy
+            link = tree.servers.get(incident.server_id)
+            name = link.name if link else incident.server_id
+            scope = self._scope(tree, incident.server_id)
+            self._notifier.publish(alert_notification(track.rule, incident, name, scope))
 
     async def settled(self) -> None:
         """Wait until every decided incident is written (tests, and readers right after)."""
-        await self._writes.join()
+        await self._writes.settled()
 
     # ---------------------------------------------------------------- reads
 
@@ -370,7 +331,7 @@ class AlertService:
         if not self.owns(server):  # judged by another core: what it stored is what is known
             recent = await self._store.incidents(server, 50)
             tracks = {
-                (i.rule_id, server): _Track(self._rule_or_stub(i), incident=i)
+                (i.rule_id, server): Track(self._rule_or_stub(i), incident=i)
                 for i in recent
                 if i.closed_at is None
             }

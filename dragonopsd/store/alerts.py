@@ -309,29 +309,61 @@ class AlertStore:
                 for r in await cur.fetchall()
             ]
 
-    async def open(self, incident: AlertIncident) -> None:
-        """Record an opened incident (a server deleted meanwhile takes it along: ignored)."""
+    async def open(
+        self, incident: AlertIncident, *, stored_rule: bool
+    ) -> tuple[AlertIncident | None, bool]:
+        """Record an opened incident unless its rule already has one open on the server (the
+        unique index of open rows says so, whichever core wrote it): (the incident open for the
+        rule on the server, whether this call opened it). (None, False) when none can open: the
+        server was deleted meanwhile, or the rule is ``stored_rule`` (one of alert_rules, not
+        the config file's) and another core deleted or disabled it (this core's book has not
+        reloaded yet)."""
         values = msgspec.structs.asdict(incident)
         marks = ", ".join("?" for _ in _INCIDENT_COLS)
+        cols = ", ".join(_INCIDENT_COLS)
         async with self.db.write() as conn:
             async with conn.execute(
                 "SELECT 1 FROM servers WHERE id = ?", (incident.server_id,)
             ) as cur:
                 if await cur.fetchone() is None:
-                    return
-            await conn.execute(
-                f"INSERT INTO alert_incidents ({', '.join(_INCIDENT_COLS)}) VALUES ({marks})",
+                    return None, False
+            if stored_rule:
+                sql = "SELECT 1 FROM alert_rules WHERE id = ? AND enabled = 1"
+                async with conn.execute(sql, (incident.rule_id,)) as cur:
+                    if await cur.fetchone() is None:
+                        return None, False
+            cur = await conn.execute(
+                f"INSERT INTO alert_incidents ({cols}) VALUES ({marks}) ON CONFLICT DO NOTHING",
                 [values[c] for c in _INCIDENT_COLS],
             )
+            if cur.rowcount == 1:
+                return incident, True
+            sql = (
+                f"SELECT {cols} FROM alert_incidents "
+                "WHERE rule_id = ? AND server_id = ? AND closed_at IS NULL"
+            )
+            async with conn.execute(sql, (incident.rule_id, incident.server_id)) as cur:
+                row = await cur.fetchone()
+        if row is None:  # closed between the two statements (PostgreSQL): as good as gone
+            return None, False
+        return AlertIncident(**dict(zip(_INCIDENT_COLS, row, strict=True))), False
 
-    async def close(self, incident: AlertIncident) -> None:
-        """Record an incident's closing (closed_at, duration_seconds, resolution)."""
+    async def close(self, incident: AlertIncident) -> bool:
+        """Record an incident's closing (closed_at, duration_seconds, resolution); False when
+        its row was closed already (by another core, which told of it). A row that is gone
+        (its server deleted) counts as closed by this call: nobody else told."""
         async with self.db.write() as conn:
-            await conn.execute(
+            cur = await conn.execute(
                 "UPDATE alert_incidents SET closed_at = ?, duration_seconds = ?, resolution = ? "
-                "WHERE id = ?",
+                "WHERE id = ? AND closed_at IS NULL",
                 (incident.closed_at, incident.duration_seconds, incident.resolution, incident.id),
             )
+            if cur.rowcount == 1:
+                return True
+            async with conn.execute(
+                "SELECT 1 FROM alert_incidents WHERE id = ?", (incident.id,)
+            ) as found:
+                return await found.fetchone() is None
 
 
 def _values(rule: AlertRule) -> tuple[Any, ...]:
