@@ -18,7 +18,7 @@ from conftest import Client, post, token_for
 from notify_helpers import Receiver, receiver_fixture, until  # noqa: F401 - the `receiver` fixture
 from ws_helpers import frame, subscribe
 
-from dragonopsd.appkeys import ALERTS
+from dragonopsd.appkeys import ALERTS, NOTIFIER
 from dragonopsd.reload import RELOADER
 
 # The rules and incidents live in the store: run on SQLite and on PostgreSQL.
@@ -490,3 +490,36 @@ async def test_a_closing_the_database_refused_does_not_silence_the_next_firing(
     assert await told(4) == ["down", "up", "down", "up"]
     incidents = (await alerts(client, sid))["incidents"]
     assert len(incidents) == 2 and all(i["closedAt"] for i in incidents), incidents
+
+
+async def test_an_incident_held_back_by_a_root_cause_stays_quiet_after_a_restart(
+    make_client: MakeClient, tree: Tree, client: Client, receiver: Receiver
+) -> None:
+    """An incident opened while the server's host check was down notified nobody; the daemon
+    restarted before it closed must not send its "up" either (nobody heard a "down")."""
+    t = await agent_server(client, tree)
+    sid = t["server"]["id"]
+    hook = {"name": "ops", "kind": "webhook", "config": {"url": receiver.url("/hook")}}
+    await post(client, "/api/notifications", hook)
+    ping = await post(
+        client,
+        "/api/monitors",
+        {"name": "ping web-1", "kind": "icmp", "host": "169.254.169.254", "serverId": sid},
+    )
+    assert (await (await client.post(f"/api/monitors/{ping['id']}/check")).json())["status"] == (
+        "down"
+    )
+    await post(client, "/api/alert-rules", {"metric": "cpu", "threshold": 50, "serverId": sid})
+    await push(client, sid, cpu=99)
+    [incident] = (await alerts(client, sid))["incidents"]
+    assert incident["rootCause"] is not None
+    await client.close()
+
+    again = await make_client()
+    await push(again, sid, cpu=10)
+    [closed] = (await alerts(again, sid))["incidents"]
+    assert closed["id"] == incident["id"] and closed["closedAt"] is not None
+    await again.app[ALERTS].settled()
+    notifier = again.app[NOTIFIER]
+    await until(lambda: not any(notifier.backlog().values()))
+    assert [d.json()["event"] for d in receiver.at("/hook") if d.json()["kind"] == "resource"] == []
