@@ -442,15 +442,14 @@ conn.execute("ROLLBACK")
 """
 
 
+@pytest.mark.sqlite_file  # the refusal here is SQLite's lock, held by another process
 async def test_a_closing_the_database_refused_does_not_silence_the_next_firing(
-    make_client: MakeClient, storage_url: str, tmp_path: Path, receiver: Receiver
+    make_client: MakeClient, tmp_path: Path, receiver: Receiver
 ) -> None:
     """A closing whose write fails (the database locked by another process) is told as decided,
     and its row stays open in the database. The next breach of that rule on that server is a
     new incident and says "down" again: it must not meet the stale row (one open incident per
     rule and server) and carry on with it silently."""
-    if storage_url:
-        pytest.skip("the refusal here is SQLite's lock, held by another process")
     client = await make_client(storage={"busy_timeout_ms": 300})
     c = await post(client, "/api/clients", {"name": "Acme"})
     p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal"})
