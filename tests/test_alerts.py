@@ -4,6 +4,7 @@ maintenance windows, the websocket, /metrics and notification routing; the rule 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -14,9 +15,10 @@ from typing import Any
 
 import pytest
 from conftest import Client, post, token_for
-from notify_helpers import Receiver, receiver_fixture  # noqa: F401 - the `receiver` fixture
+from notify_helpers import Receiver, receiver_fixture, until  # noqa: F401 - the `receiver` fixture
 from ws_helpers import frame, subscribe
 
+from dragonopsd.appkeys import ALERTS, NOTIFIER
 from dragonopsd.reload import RELOADER
 
 # The rules and incidents live in the store: run on SQLite and on PostgreSQL.
@@ -428,3 +430,95 @@ async def test_a_down_host_check_keeps_the_incident_but_not_the_notification(
     await asyncio.sleep(0.5)
     # the host check's own DOWN may go out; neither the firing nor its end does
     assert [d.json()["kind"] for d in receiver.at("/hook") if d.json()["kind"] == "resource"] == []
+
+
+HOLD_LOCK = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN EXCLUSIVE")
+print("holding", flush=True)
+sys.stdin.read()  # until the test closes our stdin
+conn.execute("ROLLBACK")
+"""
+
+
+@pytest.mark.sqlite_file  # the refusal here is SQLite's lock, held by another process
+async def test_a_closing_the_database_refused_does_not_silence_the_next_firing(
+    make_client: MakeClient, tmp_path: Path, receiver: Receiver
+) -> None:
+    """A closing whose write fails (the database locked by another process) is told as decided,
+    and its row stays open in the database. The next breach of that rule on that server is a
+    new incident and says "down" again: it must not meet the stale row (one open incident per
+    rule and server) and carry on with it silently."""
+    client = await make_client(storage={"busy_timeout_ms": 300})
+    c = await post(client, "/api/clients", {"name": "Acme"})
+    p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal"})
+    e = await post(client, "/api/environments", {"projectId": p["id"], "name": "Production"})
+    body = {"environmentId": e["id"], "name": "web-1", "sampling": "agent"}
+    sid = (await post(client, "/api/servers", body))["id"]
+    hook = {"name": "ops", "kind": "webhook", "config": {"url": receiver.url("/hook")}}
+    await post(client, "/api/notifications", hook)
+    await post(client, "/api/alert-rules", {"metric": "cpu", "threshold": 90, "serverId": sid})
+
+    async def told(count: int) -> list[str]:
+        """The events delivered once count of them came (or a few seconds went by)."""
+        await client.app[ALERTS].settled()
+        with contextlib.suppress(AssertionError):
+            await until(lambda: len(receiver.at("/hook")) >= count)
+        return [d.json()["event"] for d in receiver.at("/hook")]
+
+    await push(client, sid, cpu=97)
+    assert await told(1) == ["down"]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "dragonops.db")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        await push(client, sid, cpu=10)
+        await client.app[ALERTS].settled()  # the closing's write failed meanwhile
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(10)
+    assert await told(2) == ["down", "up"]
+    await push(client, sid, cpu=98)  # a new breach
+    await push(client, sid, cpu=10)
+    assert await told(4) == ["down", "up", "down", "up"]
+    incidents = (await alerts(client, sid))["incidents"]
+    assert len(incidents) == 2 and all(i["closedAt"] for i in incidents), incidents
+
+
+async def test_an_incident_held_back_by_a_root_cause_stays_quiet_after_a_restart(
+    make_client: MakeClient, tree: Tree, client: Client, receiver: Receiver
+) -> None:
+    """An incident opened while the server's host check was down notified nobody; the daemon
+    restarted before it closed must not send its "up" either (nobody heard a "down")."""
+    t = await agent_server(client, tree)
+    sid = t["server"]["id"]
+    hook = {"name": "ops", "kind": "webhook", "config": {"url": receiver.url("/hook")}}
+    await post(client, "/api/notifications", hook)
+    ping = await post(
+        client,
+        "/api/monitors",
+        {"name": "ping web-1", "kind": "icmp", "host": "169.254.169.254", "serverId": sid},
+    )
+    assert (await (await client.post(f"/api/monitors/{ping['id']}/check")).json())["status"] == (
+        "down"
+    )
+    await post(client, "/api/alert-rules", {"metric": "cpu", "threshold": 50, "serverId": sid})
+    await push(client, sid, cpu=99)
+    [incident] = (await alerts(client, sid))["incidents"]
+    assert incident["rootCause"] is not None
+    await client.close()
+
+    again = await make_client()
+    await push(again, sid, cpu=10)
+    [closed] = (await alerts(again, sid))["incidents"]
+    assert closed["id"] == incident["id"] and closed["closedAt"] is not None
+    await again.app[ALERTS].settled()
+    notifier = again.app[NOTIFIER]
+    await until(lambda: not any(notifier.backlog().values()))
+    assert [d.json()["event"] for d in receiver.at("/hook") if d.json()["kind"] == "resource"] == []

@@ -9,8 +9,10 @@ import asyncio
 import gzip
 import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from dragonopsd.appkeys import METRICS
 from dragonopsd.config import ConfigError, from_mapping
 from dragonopsd.metrics import exporter as exporter_module
+from dragonopsd.metrics.exposition import Packed, Segment
 
 pytestmark = pytest.mark.backends
 
@@ -302,6 +305,43 @@ async def test_gzip_scrape_whole_when_rendering_waits_for_the_compressor(
     resp = await scrape(client, **{"Accept-Encoding": "gzip"})
     assert resp.headers["Content-Encoding"] == "gzip"
     assert samples(await resp.text(), "dragonops_mon") == plain
+
+
+async def test_a_kept_segment_packed_by_another_scrape_meanwhile_does_not_stall_a_scrape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Gzipped scrapes of both formats share the kept segments. One whose loop hands a kept
+    segment over as text, and whose gzip thread then finds it packed by the other scrape's
+    thread, has still had that text compressed: else its loop waits for its thread forever
+    (and so does every later scrape of its format, which joins the hung rendering)."""
+    monkeypatch.setattr(exporter_module, "AHEAD", 0)
+    monkeypatch.setattr(exporter_module, "RESUME", 0)
+    loop = asyncio.get_running_loop()
+    # One worker, kept busy until both scrapes have handed the segment over: the second
+    # scrape's thread then starts only once the first's has packed it and ended (one order
+    # two threads on a busy machine can take by themselves).
+    loop.set_default_executor(ThreadPoolExecutor(max_workers=1))
+    gate = threading.Event()
+    busy = loop.run_in_executor(None, gate.wait)
+    text = b"".join(b'dragonops_monitor_up{monitor="m%d"} 1\n' % i for i in range(500))
+    kept = Segment(text, labels=[], status=[])
+    first, second = exporter_module._Gzip(), exporter_module._Gzip()
+    handing = [asyncio.create_task(sink.put(kept)) for sink in (first, second)]
+    for _ in range(3):
+        await asyncio.sleep(0)  # both hand it over as text, then wait for their threads
+    assert not any(h.done() for h in handing)
+    gate.set()
+    await busy
+    try:
+        async with asyncio.timeout(10):
+            assert await handing[0] is True
+            one = b"".join(await first.finish())
+            assert await handing[1] is True
+            two = b"".join(await second.finish())
+    finally:
+        second.close()  # a stalled scrape's thread still ends (the loop closes its executor)
+    assert isinstance(kept.body, Packed)
+    assert gzip.decompress(one) == gzip.decompress(two) == text
 
 
 async def test_a_failing_compressor_fails_the_scrape_instead_of_stalling_it(

@@ -4,7 +4,9 @@ every other channel."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ from notify_helpers import (
 )
 
 from dragonopsd.appkeys import NOTIFIER
+from dragonopsd.notify import dispatcher as dispatcher_module
 from dragonopsd.secrets.crypto import KeyRing, write_key_file
 
 MakeClient = Callable[..., Awaitable[Client]]
@@ -166,3 +169,29 @@ async def test_urls_are_sealed_at_rest(
     await client.close()  # checkpoints the WAL into the main file
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.name.startswith("dragonops"))
     assert raw and TOKEN.encode() not in raw
+
+
+async def test_a_failed_warm_up_is_tried_again_by_the_first_apprise_channel(
+    make_client: MakeClient, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Apprise's plugins failing to load in the warm-up after the start (here the import is
+    refused for a moment) must not stay failed: the first Apprise channel posted loads them
+    again (before: every reload re-raised the first error, the POST was a 500 with the row
+    stored and no worker for it)."""
+    monkeypatch.setattr(dispatcher_module, "WARM_AFTER", 0)
+    loaded = sys.modules.get("apprise")
+    sys.modules["apprise"] = None  # type: ignore[assignment]  # import apprise: ImportError
+    try:
+        client = await make_client()
+        warming = client.app[NOTIFIER]._warming
+        assert warming is not None
+        await asyncio.gather(warming, return_exceptions=True)
+    finally:
+        if loaded is None:
+            del sys.modules["apprise"]
+        else:
+            sys.modules["apprise"] = loaded
+    ch = await create(client, [hosted(receiver, "json", f"/j/{TOKEN}")])
+    result = await (await client.post(f"/api/notifications/{ch['id']}/test")).json()
+    assert result["ok"] is True, result
+    await until(lambda: ch["id"] in client.app[NOTIFIER].backlog())

@@ -229,7 +229,8 @@ class _Gzip:
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._handoff: queue.SimpleQueue[Segment | None] = queue.SimpleQueue()
+        # Each segment with the bytes of text the loop counted of it (0: packed already).
+        self._handoff: queue.SimpleQueue[tuple[Segment, int] | None] = queue.SimpleQueue()
         self._open = True
         # Text handed over, and of it compressed: each written by one thread only.
         self._given = 0
@@ -241,9 +242,9 @@ class _Gzip:
         """Hand a segment over. When the thread has more than AHEAD bytes of text still to
         compress, wait (the loop running other work) until it is down to RESUME; True then."""
         body = segment.body
-        self._handoff.put(segment)
-        if isinstance(body, bytes):
-            self._given += len(body)
+        given = len(body) if isinstance(body, bytes) else 0
+        self._handoff.put((segment, given))
+        self._given += given
         if self._given - self._taken <= AHEAD:
             return False
         while self._given - self._taken > AHEAD:
@@ -262,26 +263,30 @@ class _Gzip:
     def _compress(self) -> tuple[bytes, ...]:
         out = [GZIP_HEADER]
         crc = size = 0
-        while (segment := self._handoff.get()) is not None:
+        while (handed := self._handoff.get()) is not None:
+            segment, given = handed
             body = segment.body  # read once: another scrape's thread may pack it meanwhile
             if isinstance(body, Packed):
                 out.append(body.deflated)
                 crc = _follow(crc, body)
                 size += body.size
-                continue
-            # Raw deflate (wbits -15), flushed to a byte boundary without ending the stream:
-            # segments concatenate into one valid deflate stream.
-            packer = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -15)
-            deflated = packer.compress(body) + packer.flush(isal_zlib.Z_SYNC_FLUSH)
-            out.append(deflated)
-            if segment.labels is not None:  # a kept segment: compressed once, text let go
-                packed = Packed(deflated, len(body), isal_zlib.crc32(body))
-                segment.body = packed
-                crc = _follow(crc, packed)
             else:
-                crc = isal_zlib.crc32(body, crc)
-            size += len(body)
-            self._taken += len(body)
+                # Raw deflate (wbits -15), flushed to a byte boundary without ending the
+                # stream: segments concatenate into one valid deflate stream.
+                packer = isal_zlib.compressobj(GZIP_LEVEL, isal_zlib.DEFLATED, -15)
+                deflated = packer.compress(body) + packer.flush(isal_zlib.Z_SYNC_FLUSH)
+                out.append(deflated)
+                if segment.labels is not None:  # a kept segment: compressed once, text let go
+                    packed = Packed(deflated, len(body), isal_zlib.crc32(body))
+                    segment.body = packed
+                    crc = _follow(crc, packed)
+                else:
+                    crc = isal_zlib.crc32(body, crc)
+                size += len(body)
+            # What the loop counted, even when another scrape's thread packed the segment
+            # between the loop's handing it over as text and this thread's reading it:
+            # uncounted, the loop would wait for this thread forever.
+            self._taken += given
             waiting = self._caught_up
             if waiting is not None and self._given - self._taken <= RESUME:
                 self._loop.call_soon_threadsafe(_release, waiting)

@@ -64,6 +64,10 @@ class IncidentWrites:
         # server is gone) that were closed here before the answer came, by id -> the open row
         # (None: there is none): their closing, queued behind, closes that row instead.
         self._lost: dict[str, AlertIncident | None] = {}
+        # Closings told whose write failed, by (rule, server): their rows are still open in the
+        # database, where the next opening of that rule on that server would meet one and
+        # carry on with it silently (no "down" for a new breach). Written again before it.
+        self._unwritten: dict[tuple[str, str], AlertIncident] = {}
 
     def put(self, write: Write) -> None:
         """Queue a decided opening or closing (no I/O)."""
@@ -95,11 +99,18 @@ class IncidentWrites:
 
     async def _opened(self, write: Write) -> None:
         track, mine = write.track, write.incident
+        key = (mine.rule_id, mine.server_id)
+        unwritten = self._unwritten.pop(key, None)
+        if unwritten is not None and not await self._close(unwritten):
+            self._unwritten[key] = unwritten
         try:
             row, opened = await self._store.open(mine, stored_rule=track.rule.managed_by == "api")
         except Exception:  # memory stays right; the incident row is what is lost
             log.exception("could not open alert incident %s", mine.id)
             row, opened = mine, True  # nothing to arbitrate with: tell as decided
+        stale = self._unwritten.get(key)
+        if not opened and row is not None and stale is not None and row.id == stale.id:
+            row, opened = mine, True  # met a row closed (and told) here: as for a failed write
         if opened:
             self._tell(track, mine, write.value, write.notify)
             return
@@ -126,8 +137,18 @@ class IncidentWrites:
             notify = adopted.root_cause is None
         try:
             done = await self._store.close(closed)
-        except Exception:  # memory stays right; the incident row is what is lost
+        except Exception:  # memory stays right; written again before the next opening
             log.exception("could not close alert incident %s", closed.id)
+            self._unwritten[(closed.rule_id, closed.server_id)] = closed
             done = True  # as for an opening: tell as decided
         if done:  # else another core closed the row first and told of it
             self._tell(write.track, closed, write.value, notify)
+
+    async def _close(self, closed: AlertIncident) -> bool:
+        """Write a closing again; False when it fails again."""
+        try:
+            await self._store.close(closed)
+        except Exception:
+            log.exception("could not close alert incident %s", closed.id)
+            return False
+        return True

@@ -100,8 +100,11 @@ class AlertService:
         track = self._tracks.get(key)
         if track is not None and track.incident is not None:
             return  # opened here meanwhile
-        # notified: as far as anyone can tell now (a restart has always resumed them so).
-        self._tracks[key] = Track(self._rule_or_stub(incident), incident=incident, notified=True)
+        # notified unless a root cause held its "down" back (then its "up" is not sent either).
+        notified = incident.root_cause is None
+        self._tracks[key] = Track(
+            self._rule_or_stub(incident), incident=incident, notified=notified
+        )
 
     async def rebalance(self) -> None:
         """The live cores changed: forget the servers owned elsewhere now, take the gained ones

@@ -72,8 +72,10 @@ class AppriseSender:
 
     async def warm(self) -> None:
         """Load Apprise's plugins (~0.3 s the first time) off the loop, before any channel is
-        parsed on it; afterwards reading a URL takes about a millisecond. Once per sender."""
-        if self._warm is None:
+        parsed on it; afterwards reading a URL takes about a millisecond. Once per sender, but
+        again after a failure: kept, it would fail every reload of the channels for good."""
+        failed = self._warm is not None and self._warm.done() and not _loaded(self._warm)
+        if self._warm is None or failed:
             loop = asyncio.get_running_loop()
             self._warm = loop.run_in_executor(self._pool, instantiate, "json://localhost")
         await asyncio.shield(self._warm)
@@ -138,6 +140,11 @@ class AppriseSender:
         if not addresses or any(self._guard.check(a) is not None for a in addresses):
             return REFUSED
         return None
+
+
+def _loaded(warm: asyncio.Future[object]) -> bool:
+    """Whether a finished warm-up loaded Apprise (it may have failed, or been cancelled)."""
+    return not warm.cancelled() and warm.exception() is None
 
 
 def _notify(plugin: apprise.plugins.NotifyBase, title: str, body: str, kind: str) -> str | None:

@@ -153,7 +153,10 @@ class Dispatcher:
 
     async def _warm_later(self) -> None:
         await asyncio.sleep(WARM_AFTER)
-        await self._apprise.warm()
+        try:
+            await self._apprise.warm()
+        except Exception:  # the first Apprise channel tries again
+            log.exception("loading Apprise's plugins failed")
 
     async def stop(self) -> None:
         """Let queued notifications go out for up to ``drain_timeout``, then stop the workers
