@@ -19,6 +19,7 @@ from .model.principal import Principal
 from .monitoring.views import EngineView
 
 log = logging.getLogger("dragonopsd.live")
+LEFT_MAX = 10_000  # ids remembered per table of what left a socket's reach
 
 # inventory.changed names its entity in the singular; Reach.entity takes the table's name.
 _TABLES = {
@@ -44,15 +45,27 @@ class ScopeGate:
         self._index = index
         self._view = view
         self._reach = index.reach_now(principal)
-        # The reach before the last re-read: the event of a deletion is judged after the
-        # entity has left the inventory, and its subscriber saw it until then.
-        self._before = self._reach
+        # Entities that left the reach while the socket was open, by table: the event of a
+        # deletion is judged after the entity has left the inventory, possibly several
+        # re-reads later (other writes re-read it meanwhile), and its subscriber saw it until
+        # then. The events name only the entity's id, which the subscriber knew.
+        self._left: dict[str, set[str]] = {table: set() for table in _TABLES.values()}
+
+    def _follow(self, reach: Reach) -> None:
+        """Take a re-read's reach, remembering what left it."""
+        for table, left in self._left.items():
+            before, now = getattr(self._reach, table), getattr(reach, table)
+            if before is not None and now is not None:
+                left.update(before - now)
+                if len(left) > LEFT_MAX:  # a socket open through many deletions: forget
+                    left.clear()
+        self._reach = reach
 
     def admits(self, topic: str, kind: str, data: Any) -> bool:
         """Whether topic's event (or snapshot item) belongs to an entity in reach."""
         reach = self._index.reach_now(self._principal)
         if reach is not self._reach:
-            self._before, self._reach = self._reach, reach
+            self._follow(reach)
         if topic.startswith("servers."):
             return reach.server(topic.split(".")[1])
         if topic.startswith("monitors."):
@@ -62,7 +75,7 @@ class ScopeGate:
             ident = _field(data, "id", "id")
             if table is None or not isinstance(ident, str):
                 return False
-            return reach.entity(table, ident) or self._before.entity(table, ident)
+            return reach.entity(table, ident) or ident in self._left[table]
         if topic == "actions":
             return reach.server(_field(data, "server_id", "serverId"))
         if topic in ("monitors", "incidents"):
