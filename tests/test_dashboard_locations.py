@@ -136,7 +136,10 @@ def test_the_monitor_form_offers_live_locations_and_a_quorum(
             ["local", "eu-west"],
             2,
         )
-        watch.errors = [e for e in watch.errors if "status of 422" not in e]
+        # 422: the provoked refusal above. 412: a check or a round landing between the form's
+        # GET and its save moves the ETag (it covers the status); the form GETs again, sees the
+        # same updatedAt and saves once more (forms.js write), which the asserts above confirm.
+        watch.errors = [e for e in watch.errors if not re.search(r"status of (422|412)", e)]
         watch.assert_clean()
 
 
