@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from conftest import Client, post, token_for
 from notify_helpers import Receiver, receiver_fixture, until  # noqa: F401 - the `receiver` fixture
+from processes import sqlite_lock_held
 from ws_helpers import frame, subscribe
 
 from dragonopsd.appkeys import ALERTS, NOTIFIER
@@ -432,16 +433,6 @@ async def test_a_down_host_check_keeps_the_incident_but_not_the_notification(
     assert [d.json()["kind"] for d in receiver.at("/hook") if d.json()["kind"] == "resource"] == []
 
 
-HOLD_LOCK = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("holding", flush=True)
-sys.stdin.read()  # until the test closes our stdin
-conn.execute("ROLLBACK")
-"""
-
-
 @pytest.mark.sqlite_file  # the refusal here is SQLite's lock, held by another process
 async def test_a_closing_the_database_refused_does_not_silence_the_next_firing(
     make_client: MakeClient, tmp_path: Path, receiver: Receiver
@@ -469,20 +460,9 @@ async def test_a_closing_the_database_refused_does_not_silence_the_next_firing(
 
     await push(client, sid, cpu=97)
     assert await told(1) == ["down"]
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "dragonops.db")],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+    with sqlite_lock_held(tmp_path / "dragonops.db"):
         await push(client, sid, cpu=10)
         await client.app[ALERTS].settled()  # the closing's write failed meanwhile
-    finally:
-        assert holder.stdin is not None
-        holder.stdin.close()
-        holder.wait(10)
     assert await told(2) == ["down", "up"]
     await push(client, sid, cpu=98)  # a new breach
     await push(client, sid, cpu=10)

@@ -11,7 +11,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,17 +19,10 @@ from typing import Any
 
 import pytest
 from daemon import Daemon
+from processes import sqlite_lock_held
 
 # The daemon gives up on a lock after this long (the default is 5 s: shorter keeps the test short).
 BUSY_MS = "300"
-HOLD_LOCK = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None)
-conn.execute("BEGIN EXCLUSIVE")
-print("holding", flush=True)
-sys.stdin.read()  # until the test closes our stdin
-conn.execute("ROLLBACK")
-"""
 
 
 def call(d: Daemon, method: str, path: str, body: Any = None) -> tuple[int, Any, Any]:
@@ -51,14 +43,7 @@ def test_a_database_locked_by_another_process_is_a_503_that_says_so(tmp_path: Pa
     with Daemon(state, env=env) as d:
         d.wait_listening()
         assert call(d, "POST", "/api/clients", {"name": "before"})[0] == 201
-        holder = subprocess.Popen(
-            [sys.executable, "-c", HOLD_LOCK, str(state / "dragonops.db")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        with sqlite_lock_held(state / "dragonops.db"):
             status, problem, headers = call(d, "POST", "/api/clients", {"name": "during"})
             assert status == 503, problem
             assert "database is locked" in problem["detail"], problem
@@ -66,10 +51,6 @@ def test_a_database_locked_by_another_process_is_a_503_that_says_so(tmp_path: Pa
             status, ready, _ = call(d, "GET", "/readyz")
             assert status == 503 and ready["checks"]["store"] == "locked", ready
             assert call(d, "GET", "/api/clients")[0] == 200  # reads go on (WAL)
-        finally:
-            assert holder.stdin is not None
-            holder.stdin.close()
-            holder.wait(10)
         assert call(d, "POST", "/api/clients", {"name": "after"})[0] == 201
         status, ready, _ = call(d, "GET", "/readyz")
         assert status == 200 and ready["checks"]["store"] == "ok", ready

@@ -15,7 +15,10 @@ After ``--warmup`` seconds (at least one interval, so every monitor has run) bot
 CPU (utime+stime from /proc, all threads) is taken over ``--duration`` seconds and divided by
 the checks each made in that window: the daemon's from ``GET /api/stats/engine``
 (checksStarted), the loop's from its own counter (it reports on SIGUSR1, to stderr). The ratio
-is daemon ÷ bare; the target is cpu_ms_per_check <= 0.40 ms (issue 20: within 1.4x of bare).
+is daemon ÷ bare. Issue 20's targets are cpu_ms_per_check <= 0.40 ms and a ratio <= 1.4, set on
+a machine where the bare loop cost 0.29 ms a check (0.40 is 1.38x that); where the bare loop
+alone costs more than 0.40 ms no daemon around it can meet the absolute figure, so ``pass``
+is the ratio (with no errors and no skipped checks) and ``pass_absolute`` is reported beside it.
 
 ``--profile FILE`` also runs ``py-spy record --nonblocking --format raw`` on the daemon and the
 bare loop during the window and writes summaries (own time and inclusive time per function, as
@@ -47,6 +50,7 @@ import scheduler as sched  # the sibling bench's processes, target and /proc
 
 INTERVAL_S = sched.INTERVAL_S
 TARGET_MS = 0.40
+TARGET_RATIO = 1.4
 CONDITION = "[STATUS] == 200"
 _BARE_COUNT = re.compile(r"bare checks (\d+) errors (\d+)")
 
@@ -323,6 +327,8 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         skipped = s1["checksSkipped"] - s0["checksSkipped"]
         ms = (user + system) * 1000 / max(1, checks)
         bare_ms = (bare_user + bare_system) * 1000 / max(1, bare_checks)
+        ratio = ms / bare_ms if bare_ms else float("inf")
+        clean = not args.profile and not bare_errors and not skipped
         return {
             "bench": "checkcost",
             "monitors": s1["monitors"],
@@ -338,7 +344,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "bare_cpu_ms_per_check": round(bare_ms, 3),
             "bare_user_ms_per_check": round(bare_user * 1000 / max(1, bare_checks), 3),
             "bare_system_ms_per_check": round(bare_system * 1000 / max(1, bare_checks), 3),
-            "ratio": round(ms / bare_ms, 2) if bare_ms else None,
+            "ratio": round(ratio, 2),
             "rss_mb": round(mem["VmRSS"], 1),
             "rss_window_max_mb": round(max(rss, default=mem["VmRSS"]), 1),
             "history_dropped": s1["historyDropped"],
@@ -347,7 +353,9 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "target": target.name,
             "profiled": bool(args.profile),
             "target_ms": TARGET_MS,
-            "pass": ms <= TARGET_MS and not args.profile and not bare_errors and not skipped,
+            "target_ratio": TARGET_RATIO,
+            "pass_absolute": ms <= TARGET_MS and clean,
+            "pass": ratio <= TARGET_RATIO and clean,
         }
     finally:
         for p in reversed(procs):
