@@ -46,7 +46,9 @@ DEFAULTS: dict[str, tuple[str, ...]] = {
 }
 
 
-class ConditionResult(msgspec.Struct, frozen=True):
+# gc=False: three plain values, no cycle possible; and a tuple holding structs the collector
+# could track is never untracked, so each monitor's last outcomes stayed in every collection.
+class ConditionResult(msgspec.Struct, frozen=True, gc=False):
     """One condition's verdict after a probe, with the values that decided it."""
 
     condition: str
@@ -102,7 +104,7 @@ def parse_all(texts: Sequence[str]) -> list[Condition]:
 
 def evaluate_all(
     conditions: Sequence[Condition], context: Mapping[str, Any]
-) -> list[ConditionResult]:
+) -> tuple[ConditionResult, ...]:
     """Evaluate every condition against one probe result, decoding the body at most once."""
     env = _Env(context)
-    return [condition._run(env) for condition in conditions]
+    return tuple([condition._run(env) for condition in conditions])

@@ -157,7 +157,7 @@ class Rounds:
             rt,
             verdict.result,
             verdict.ok,
-            [],
+            (),
             verdict.message,
             failed=verdict.failed,
             heartbeat=False,

@@ -91,7 +91,7 @@ class Verdict:
         rt: Runtime,
         result: ProbeResult,
         ok: bool,
-        outcomes: list[ConditionResult],
+        outcomes: tuple[ConditionResult, ...],
         message: str | None,
         *,
         failed: list[str] | None = None,
@@ -129,7 +129,7 @@ class Verdict:
             conditions=outcomes,
             context={k: v for k, v in result.context.items() if k != "BODY"},
             locations=rt.locations,
-            failed_locations=failed or [],
+            failed_locations=tuple(failed) if failed else (),
         )
         if ok:
             rt.successes += 1
@@ -330,12 +330,12 @@ class Verdict:
 
 def evaluate(
     rt: Runtime, result: ProbeResult, forced_ok: bool | None, note: str | None
-) -> tuple[bool, list[ConditionResult], str | None]:
+) -> tuple[bool, tuple[ConditionResult, ...], str | None]:
     """Conditions over one probe result: up or not, each outcome, and what to say."""
     context = result.context
     if result.latency_ms is not None:
         context.setdefault("RESPONSE_TIME", result.latency_ms)
-    outcomes = evaluate_all(rt.conditions, context) if forced_ok is None else []
+    outcomes = evaluate_all(rt.conditions, context) if forced_ok is None else ()
     ok = forced_ok if forced_ok is not None else all(o.success for o in outcomes)
     failed = next((o for o in outcomes if not o.success), None)
     message = note or result.error or (failed.detail if failed else None)
