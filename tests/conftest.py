@@ -137,6 +137,15 @@ async def post(client: Client, path: str, body: dict[str, Any], status: int = 20
     return data
 
 
+async def pushing_server(client: Client) -> str:
+    """Acme -> Portal -> Production -> web-1, a server whose agent pushes its samples; its id."""
+    c = await post(client, "/api/clients", {"name": "Acme"})
+    p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal"})
+    e = await post(client, "/api/environments", {"projectId": p["id"], "name": "Production"})
+    body = {"environmentId": e["id"], "name": "web-1", "sampling": "agent"}
+    return str((await post(client, "/api/servers", body))["id"])
+
+
 @pytest.fixture
 def tree(client: Client) -> Callable[[], Awaitable[dict[str, Any]]]:
     """Create one client -> project -> environment -> server chain; returns the four entities."""

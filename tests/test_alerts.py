@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Client, post, token_for
+from conftest import Client, post, pushing_server, token_for
 from notify_helpers import Receiver, receiver_fixture, until  # noqa: F401 - the `receiver` fixture
 from processes import sqlite_lock_held
 from ws_helpers import frame, subscribe
@@ -442,11 +442,7 @@ async def test_a_closing_the_database_refused_does_not_silence_the_next_firing(
     new incident and says "down" again: it must not meet the stale row (one open incident per
     rule and server) and carry on with it silently."""
     client = await make_client(storage={"busy_timeout_ms": 300})
-    c = await post(client, "/api/clients", {"name": "Acme"})
-    p = await post(client, "/api/projects", {"clientId": c["id"], "name": "Portal"})
-    e = await post(client, "/api/environments", {"projectId": p["id"], "name": "Production"})
-    body = {"environmentId": e["id"], "name": "web-1", "sampling": "agent"}
-    sid = (await post(client, "/api/servers", body))["id"]
+    sid = await pushing_server(client)
     hook = {"name": "ops", "kind": "webhook", "config": {"url": receiver.url("/hook")}}
     await post(client, "/api/notifications", hook)
     await post(client, "/api/alert-rules", {"metric": "cpu", "threshold": 90, "serverId": sid})

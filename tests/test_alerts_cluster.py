@@ -15,7 +15,7 @@ import asyncpg
 import msgspec
 import pytest
 import redis.asyncio
-from conftest import Client, post
+from conftest import Client, post, pushing_server
 from notify_helpers import Receiver, receiver_fixture  # noqa: F401 - the `receiver` fixture
 from pg import database
 from redis_helpers import SHARED_URL
@@ -64,13 +64,7 @@ async def test_one_breach_pushed_to_both_cores_is_one_incident_and_one_notificat
 
     await until("both cores see each other", both_live)
     first = cores[0]
-    c = await post(first, "/api/clients", {"name": "Acme"})
-    p = await post(first, "/api/projects", {"clientId": c["id"], "name": "Portal"})
-    e = await post(first, "/api/environments", {"projectId": p["id"], "name": "Production"})
-    s = await post(
-        first, "/api/servers", {"environmentId": e["id"], "name": "web-1", "sampling": "agent"}
-    )
-    sid = s["id"]
+    sid = await pushing_server(first)
     hook = {"name": "ops", "kind": "webhook", "config": {"url": receiver.url("/hook")}}
     await post(first, "/api/notifications", hook)
     await post(first, "/api/alert-rules", {"metric": "cpu", "threshold": 90, "serverId": sid})
@@ -133,17 +127,12 @@ async def test_an_agent_pushing_to_another_core_is_not_taken_for_silent(
         await link.aclose()
     boss = cores[NODES.index(holder.decode())]
     other = cores[1 - cores.index(boss)]
-    c = await post(boss, "/api/clients", {"name": "Acme"})
-    p = await post(boss, "/api/projects", {"clientId": c["id"], "name": "Portal"})
-    e = await post(boss, "/api/environments", {"projectId": p["id"], "name": "Production"})
-    s = await post(
-        boss, "/api/servers", {"environmentId": e["id"], "name": "web-1", "sampling": "agent"}
-    )
+    sid = await pushing_server(boss)
     seen: set[str] = set()
     deadline = time.monotonic() + 2.0  # more than six silent periods
     while time.monotonic() < deadline:
-        await push(other, s["id"], 10)
-        server = await (await boss.get(f"/api/servers/{s['id']}")).json()
+        await push(other, sid, 10)
+        server = await (await boss.get(f"/api/servers/{sid}")).json()
         seen.add(server["status"])
         await asyncio.sleep(0.05)
     assert seen == {"running"}, seen
@@ -162,12 +151,7 @@ async def two_cores(
         for node in NODES
     ]
     first = cores[0]
-    c = await post(first, "/api/clients", {"name": "Acme"})
-    p = await post(first, "/api/projects", {"clientId": c["id"], "name": "Portal"})
-    e = await post(first, "/api/environments", {"projectId": p["id"], "name": "Production"})
-    s = await post(
-        first, "/api/servers", {"environmentId": e["id"], "name": "web-1", "sampling": "agent"}
-    )
+    sid = await pushing_server(first)
     hook = {"name": "ops", "kind": "webhook", "config": {"url": receiver.url("/hook")}}
     channel = await post(first, "/api/notifications", hook)
 
@@ -175,7 +159,7 @@ async def two_cores(
         return all(channel["id"] in core.app[NOTIFIER].stats for core in cores)
 
     await until("both cores know the channel", channel_everywhere)
-    return cores, s["id"], channel["id"]
+    return cores, sid, channel["id"]
 
 
 async def rules_everywhere(cores: list[Client], sid: str, count: int) -> None:

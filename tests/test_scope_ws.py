@@ -50,6 +50,14 @@ async def _client_tree(client: Client, name: str) -> dict[str, Any]:
     return {"client": c, "project": p, "environment": e, "server": s, "monitor": m}
 
 
+async def _acme_viewer(client: Client, acme: dict[str, Any]) -> Any:
+    """A viewer token scoped to Acme's client (the created token, its secret in "token")."""
+    scope = {"clients": [acme["client"]["id"]]}
+    return await post(
+        client, "/api/tokens", {"name": "acme-screen", "role": "viewer", "scope": scope}
+    )
+
+
 async def _socket(client: Client, token: str) -> aiohttp.ClientWebSocketResponse:
     return await client.ws_connect("/api/ws", headers={"Authorization": f"Bearer {token}"})
 
@@ -97,11 +105,7 @@ async def test_a_scoped_viewer_gets_its_clients_events_and_never_anothers(
     await sampler.tick()  # a latest sample of each server for the snapshots
     await _push(client, acme["monitor"])
     await _push(client, globex["monitor"])
-    scoped = await post(
-        client,
-        "/api/tokens",
-        {"name": "acme-screen", "role": "viewer", "scope": {"clients": [acme["client"]["id"]]}},
-    )
+    scoped = await _acme_viewer(client, acme)
     mine = await _socket(client, scoped["token"])
     everyone = await _socket(client, await token_for(client.app, "viewer"))
     # Globex's topics by id answer as a nonexistent server's and monitor's: an ack, no state.
@@ -181,11 +185,7 @@ async def test_a_scoped_stream_of_another_clients_server_is_a_nonexistent_ones(
     await client.app[INVENTORY_INDEX].refresh()
     sampler = client.app[SAMPLER]
     await sampler.tick()
-    scoped = await post(
-        client,
-        "/api/tokens",
-        {"name": "acme-screen", "role": "viewer", "scope": {"clients": [acme["client"]["id"]]}},
-    )
+    scoped = await _acme_viewer(client, acme)
     headers = {"Authorization": f"Bearer {scoped['token']}"}
     missing = "00000000-0000-4000-8000-000000000000"
     answers = []
@@ -254,11 +254,7 @@ async def test_another_cores_events_are_filtered_too(
     client = await make_client(redis={"url": SHARED_URL, "prefix": redis_prefix})
     acme = await _client_tree(client, "Acme")
     globex = await _client_tree(client, "Globex")
-    scoped = await post(
-        client,
-        "/api/tokens",
-        {"name": "acme-screen", "role": "viewer", "scope": {"clients": [acme["client"]["id"]]}},
-    )
+    scoped = await _acme_viewer(client, acme)
     link = RedisLink(RedisConfig(url=SHARED_URL, prefix=redis_prefix), name="other")
     other = RedisBus(link)
     tasks = [asyncio.create_task(t()) for t in (other.run_publisher, other.run_reader)]
@@ -294,11 +290,7 @@ async def test_a_manual_incidents_news_reach_a_scoped_socket_when_all_its_target
     client = await make_client()
     acme = await _client_tree(client, "Acme")
     globex = await _client_tree(client, "Globex")
-    scoped = await post(
-        client,
-        "/api/tokens",
-        {"name": "acme-screen", "role": "viewer", "scope": {"clients": [acme["client"]["id"]]}},
-    )
+    scoped = await _acme_viewer(client, acme)
     mine = await _socket(client, scoped["token"])
     await subscribe(mine, "incidents")
 
