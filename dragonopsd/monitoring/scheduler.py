@@ -28,7 +28,7 @@ Check = Callable[[int, float], Awaitable[None]]
 # batch. Each wake-up and each lone start costs the loop a turn and the kernel a poll; with
 # starts a few milliseconds apart, 5 ms left most checks alone in their turn. Driving the bare
 # probe loop of tests/bench/checkcost.py with this scheduler: 0.535 ms of CPU a check at 5 ms,
-# 0.380 at 20 ms (the loop's own 10 ms batches: 0.469). A start is up to TICK late, well
+# 0.380 at 20 ms (the loop's own 10 ms batches: 0.469). A start is up to TICK (+1 ms) late, well
 # inside the 250 ms p99 drift the daemon keeps.
 TICK = 0.02
 CLOCK_RESOLUTION = 0.001  # seconds; uvloop's loop.time() and timers count milliseconds

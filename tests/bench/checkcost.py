@@ -327,7 +327,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
         skipped = s1["checksSkipped"] - s0["checksSkipped"]
         ms = (user + system) * 1000 / max(1, checks)
         bare_ms = (bare_user + bare_system) * 1000 / max(1, bare_checks)
-        ratio = ms / bare_ms if bare_ms else float("inf")
+        ratio = ms / bare_ms if checks and bare_checks and bare_ms else None
         clean = not args.profile and not bare_errors and not skipped
         return {
             "bench": "checkcost",
@@ -344,7 +344,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "bare_cpu_ms_per_check": round(bare_ms, 3),
             "bare_user_ms_per_check": round(bare_user * 1000 / max(1, bare_checks), 3),
             "bare_system_ms_per_check": round(bare_system * 1000 / max(1, bare_checks), 3),
-            "ratio": round(ratio, 2),
+            "ratio": None if ratio is None else round(ratio, 2),
             "rss_mb": round(mem["VmRSS"], 1),
             "rss_window_max_mb": round(max(rss, default=mem["VmRSS"]), 1),
             "history_dropped": s1["historyDropped"],
@@ -355,7 +355,7 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
             "target_ms": TARGET_MS,
             "target_ratio": TARGET_RATIO,
             "pass_absolute": ms <= TARGET_MS and clean,
-            "pass": ratio <= TARGET_RATIO and clean,
+            "pass": ratio is not None and ratio <= TARGET_RATIO and clean,
         }
     finally:
         for p in reversed(procs):
